@@ -1,0 +1,46 @@
+# farmops developer entry points. Everything installs into .venv from PyPI.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export LC_ALL := C.UTF-8
+
+.PHONY: demo test lint fmt migrate db stress bench clean
+
+$(BIN)/farmops: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+demo: $(BIN)/farmops
+	$(BIN)/farmops db start
+	$(BIN)/farmops migrate
+
+test: lint
+	$(BIN)/pytest -m "not slow" -q
+
+lint: $(BIN)/farmops
+	$(BIN)/ruff check farmops_client tests bench
+	$(BIN)/ruff format --check farmops_client tests bench
+	$(BIN)/sqlfluff lint sql
+	$(BIN)/farmops install-script --check
+
+fmt: $(BIN)/farmops
+	$(BIN)/ruff format farmops_client tests bench
+	$(BIN)/ruff check --fix farmops_client tests bench
+	$(BIN)/farmops install-script
+
+migrate: $(BIN)/farmops
+	$(BIN)/farmops migrate
+
+db: $(BIN)/farmops
+	$(BIN)/farmops db start
+
+stress: $(BIN)/farmops
+	$(BIN)/pytest -m slow -q
+
+bench: $(BIN)/farmops
+	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .tmp .pytest_cache .ruff_cache

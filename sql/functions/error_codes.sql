@@ -1,0 +1,43 @@
+-- The one table of farmops SQLSTATEs. Every RAISE in sql/ uses a code listed
+-- here, and farmops_client.errors maps each one to a typed exception (a test
+-- checks both directions). Class OF: PostgreSQL reserves classes 0-4 and A-H,
+-- and psycopg maps unknown F/H/P/X classes to unrelated exception types.
+CREATE OR REPLACE FUNCTION farmops.error_codes()
+RETURNS TABLE (sqlstate text, name text, meaning text)
+LANGUAGE sql
+IMMUTABLE
+PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    VALUES
+    -- tenancy and authorisation
+    ('OF001', 'tenant_context_missing', 'No tenant context: call farmops.begin_tenant() in this transaction first.'),
+    ('OF002', 'not_a_member', 'The user is not a member of the farm (or the farm does not exist).'),
+    ('OF003', 'forbidden_for_role', 'The member''s role may not do this (e.g. viewer writing, agent approving).'),
+    ('OF004', 'farm_not_found', 'No such farm visible to the caller.'),
+    ('OF005', 'last_owner', 'The last owner of a farm cannot be removed or demoted.'),
+    ('OF006', 'invalid_argument', 'An argument is NULL, out of range or malformed.'),
+    -- credits and runs
+    ('OF101', 'insufficient_credits', 'Not enough credits left to reserve; nothing was written.'),
+    ('OF102', 'run_not_found', 'No such AI run in the current farm.'),
+    ('OF103', 'invalid_transition', 'The state machine does not allow this transition (terminal states are final).'),
+    ('OF104', 'run_already_settled', 'The run was already settled with different values.'),
+    ('OF105', 'run_expired', 'The run''s reservation expired and was refunded; it can no longer be used.'),
+    ('OF106', 'idempotency_conflict', 'The idempotency key was used before with a different request.'),
+    ('OF107', 'append_only', 'This table is append-only: rows are never updated or deleted.'),
+    ('OF108', 'unknown_model', 'No rate is configured for the model and no default rate exists.'),
+    -- the AI write path
+    ('OF201', 'suggest_only', 'The farm''s autonomy for this record type is suggest: the AI may not write it.'),
+    ('OF202', 'invalid_payload', 'The payload does not match its record type (keys, types or ranges).'),
+    ('OF203', 'unknown_record_type', 'No such record type is registered.'),
+    ('OF204', 'draft_not_found', 'No such draft, recommendation or record in the current farm.'),
+    ('OF205', 'run_not_live', 'The run is settled or expired: it can no longer propose writes.'),
+    -- retrieval
+    ('OF301', 'dimension_mismatch', 'The vector does not have the configured embedding dimension.'),
+    ('OF302', 'document_not_found', 'No such document in the current farm.'),
+    -- installation
+    ('OF900', 'pgvector_missing', 'The server does not have the pgvector extension installed.'),
+    ('OF901', 'migration_changed', 'An applied schema migration file was edited afterwards.')
+$fn$;
+COMMENT ON FUNCTION farmops.error_codes() IS
+'The documented farmops SQLSTATEs (class OF): code, stable name, meaning.';

@@ -1,0 +1,128 @@
+-- The tenant context: transaction-local settings written only by
+-- farmops.begin_tenant() and signed with a private key, so a pooled connection
+-- cannot leak it and a session cannot forge it with set_config().
+
+CREATE OR REPLACE FUNCTION farmops.context_signature(p_farm_id text, p_user_id text, p_role text)
+RETURNS text
+LANGUAGE sql
+STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    -- now() is the transaction's start: a signature is valid in one transaction only.
+    SELECT encode(
+        sha256(k.signing_key || convert_to(
+            concat_ws('|', p_farm_id, p_user_id, p_role, pg_backend_pid()::text, now()::text), 'UTF8'
+        )),
+        'hex'
+    )
+    FROM farmops.context_signing_key AS k
+$fn$;
+COMMENT ON FUNCTION farmops.context_signature(text, text, text) IS
+'Private: HMAC-like signature of a tenant context, bound to this backend and transaction.';
+
+CREATE OR REPLACE FUNCTION farmops.tenant_context(
+    OUT farm_id uuid, OUT user_id text, OUT member_role text
+)
+LANGUAGE plpgsql
+STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_farm text := current_setting('farmops.farm_id', true);
+    v_user text := current_setting('farmops.user_id', true);
+    v_role text := current_setting('farmops.member_role', true);
+BEGIN
+    IF coalesce(v_farm, '') = ''
+        OR current_setting('farmops.context_sig', true)
+        IS DISTINCT FROM farmops.context_signature(v_farm, v_user, v_role) THEN
+        RETURN;  -- no (valid) context: all NULL, which RLS turns into zero rows
+    END IF;
+    farm_id := v_farm::uuid;
+    user_id := v_user;
+    member_role := v_role;
+END
+$fn$;
+COMMENT ON FUNCTION farmops.tenant_context() IS
+'The verified tenant context of this transaction (farm, user, member role), or NULLs if none.';
+
+CREATE OR REPLACE FUNCTION farmops.current_farm_id()
+RETURNS uuid
+LANGUAGE sql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$ SELECT (farmops.tenant_context()).farm_id $fn$;
+COMMENT ON FUNCTION farmops.current_farm_id() IS
+'The farm of this transaction''s tenant context, or NULL. Policies call it as (SELECT farmops.current_farm_id()).';
+
+CREATE OR REPLACE FUNCTION farmops.current_user_id()
+RETURNS text
+LANGUAGE sql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$ SELECT (farmops.tenant_context()).user_id $fn$;
+COMMENT ON FUNCTION farmops.current_user_id() IS 'The user of this transaction''s tenant context, or NULL.';
+
+CREATE OR REPLACE FUNCTION farmops.current_member_role()
+RETURNS text
+LANGUAGE sql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$ SELECT (farmops.tenant_context()).member_role $fn$;
+COMMENT ON FUNCTION farmops.current_member_role() IS
+'The member role (owner, manager, worker, viewer, agent) of this transaction''s tenant context, or NULL.';
+
+CREATE OR REPLACE FUNCTION farmops.require_tenant(p_allowed_roles text [] DEFAULT NULL)
+RETURNS uuid
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_ctx record;
+BEGIN
+    v_ctx := farmops.tenant_context();
+    IF v_ctx.farm_id IS NULL THEN
+        RAISE EXCEPTION 'no tenant context: call farmops.begin_tenant(farm_id, user_id) in this transaction'
+            USING ERRCODE = 'OF001';
+    END IF;
+    IF p_allowed_roles IS NOT NULL AND NOT v_ctx.member_role = ANY (p_allowed_roles) THEN
+        RAISE EXCEPTION 'role % may not do this (allowed: %)', v_ctx.member_role, array_to_string(p_allowed_roles, ', ')
+            USING ERRCODE = 'OF003';
+    END IF;
+    RETURN v_ctx.farm_id;
+END
+$fn$;
+COMMENT ON FUNCTION farmops.require_tenant(text []) IS
+'Returns the current farm id; raises OF001 without a tenant context, OF003 if the member role is not allowed.';
+
+CREATE OR REPLACE FUNCTION farmops.begin_tenant(p_farm_id uuid, p_user_id text)
+RETURNS text
+LANGUAGE plpgsql
+VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_role text;
+BEGIN
+    IF p_farm_id IS NULL OR p_user_id IS NULL THEN
+        RAISE EXCEPTION 'begin_tenant needs a farm id and a user id' USING ERRCODE = 'OF006';
+    END IF;
+    SELECT m.role INTO v_role
+    FROM farmops.farm_members AS m
+    WHERE m.farm_id = p_farm_id AND m.user_id = p_user_id;
+    IF NOT FOUND THEN
+        -- Same error whether or not the farm exists: no probing for other tenants.
+        RAISE EXCEPTION 'user is not a member of farm %', p_farm_id USING ERRCODE = 'OF002';
+    END IF;
+    PERFORM set_config('farmops.farm_id', p_farm_id::text, true);
+    PERFORM set_config('farmops.user_id', p_user_id, true);
+    PERFORM set_config('farmops.member_role', v_role, true);
+    PERFORM set_config('farmops.context_sig', farmops.context_signature(p_farm_id::text, p_user_id, v_role), true);
+    RETURN v_role;
+END
+$fn$;
+COMMENT ON FUNCTION farmops.begin_tenant(uuid, text) IS
+'Checks membership, then sets the transaction-local, signed tenant context; returns the member role. OF002 if not a member.';

