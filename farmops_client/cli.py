@@ -108,10 +108,14 @@ def db_status(data_dir: Path | None, as_json: bool) -> None:
     """Say whether the embedded server runs, where its data lives and its DSN. Exit 1 if stopped."""
     st = embedded.status(data_dir)
     if as_json:
-        click.echo(json.dumps({"running": st.running, "pid": st.pid, "dsn": st.dsn, "data_dir": str(st.data_dir)}))
+        click.echo(
+            json.dumps({"running": st.running, "pid": st.pid, "dsn": st.dsn, "data_dir": str(st.data_dir)})
+        )
     else:
-        click.echo(f"{'running' if st.running else 'stopped'}  data_dir={st.data_dir}" + (
-            f"  pid={st.pid}  dsn={st.dsn}" if st.running else ""))
+        click.echo(
+            f"{'running' if st.running else 'stopped'}  data_dir={st.data_dir}"
+            + (f"  pid={st.pid}  dsn={st.dsn}" if st.running else "")
+        )
     if not st.running:
         sys.exit(EXIT_REFUSED)
 
@@ -130,7 +134,9 @@ def db_url(data_dir: Path | None) -> None:
 @main.command("migrate")
 @dsn_option
 @data_dir_option
-@click.option("--status", "show_status", is_flag=True, help="List applied and pending migrations; change nothing.")
+@click.option(
+    "--status", "show_status", is_flag=True, help="List applied and pending migrations; change nothing."
+)
 @click.option("--dry-run", is_flag=True, help="Apply everything in a transaction, then roll it back.")
 def migrate_cmd(dsn: str | None, data_dir: Path | None, show_status: bool, dry_run: bool) -> None:
     """Apply the farmops SQL package: pending schema migrations, then functions and policies.
@@ -146,9 +152,13 @@ def migrate_cmd(dsn: str | None, data_dir: Path | None, show_status: bool, dry_r
             return
         report = migrations.migrate(conn, dry_run=dry_run)
     verb = "would apply" if dry_run else "applied"
-    click.echo(f"{verb} {len(report.applied)} migration(s){': ' if report.applied else ''}"
-               + ", ".join(report.applied))
-    click.echo(f"re-applied {len(report.reapplied)} function/policy file(s)" + (" (rolled back)" if dry_run else ""))
+    click.echo(
+        f"{verb} {len(report.applied)} migration(s){': ' if report.applied else ''}"
+        + ", ".join(report.applied)
+    )
+    click.echo(
+        f"re-applied {len(report.reapplied)} function/policy file(s)" + (" (rolled back)" if dry_run else "")
+    )
 
 
 @main.command("install-script")
@@ -175,8 +185,10 @@ def errors_cmd(as_json: bool) -> None:
     """List the documented SQLSTATEs and the Python exception each maps to."""
     from .errors import BY_SQLSTATE
 
-    rows = [{"sqlstate": k, "exception": v.__name__, "meaning": (v.__doc__ or "").split(": ", 1)[-1]}
-            for k, v in sorted(BY_SQLSTATE.items())]
+    rows = [
+        {"sqlstate": k, "exception": v.__name__, "meaning": (v.__doc__ or "").split(": ", 1)[-1]}
+        for k, v in sorted(BY_SQLSTATE.items())
+    ]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return

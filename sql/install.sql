@@ -12,6 +12,12 @@ SELECT farmops.migration_is_pending('0001_tenancy.sql', '807f01d954528d5317b5946
 INSERT INTO farmops.schema_migrations (filename, sha256)
 VALUES ('0001_tenancy.sql', '807f01d954528d5317b594645db21b2eb8d491fb62056b3b7fe2d3ded06b4f69');
 \endif
+SELECT farmops.migration_is_pending('0002_runs_and_ledger.sql', 'c8017b0bf43b0e41aede2844de0e04872523d3cbb1fb2744f862bec5a7d783fb') AS pending \gset
+\if :pending
+\ir schema/0002_runs_and_ledger.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0002_runs_and_ledger.sql', 'c8017b0bf43b0e41aede2844de0e04872523d3cbb1fb2744f862bec5a7d783fb');
+\endif
 \ir functions/error_codes.sql
 \ir functions/farm_lifecycle.sql
 \ir functions/tenant_context.sql

@@ -22,7 +22,6 @@ import psycopg
 import pytest
 from pytest_postgresql import factories
 
-from farmops_client import embedded
 from farmops_client import migrate as migrations
 
 REPO = Path(__file__).resolve().parent.parent

@@ -73,7 +73,7 @@ AS $fn$ SELECT (farmops.tenant_context()).member_role $fn$;
 COMMENT ON FUNCTION farmops.current_member_role() IS
 'The member role (owner, manager, worker, viewer, agent) of this transaction''s tenant context, or NULL.';
 
-CREATE OR REPLACE FUNCTION farmops.require_tenant(p_allowed_roles text [] DEFAULT NULL)
+CREATE OR REPLACE FUNCTION farmops.require_tenant(p_allowed_roles text[] DEFAULT NULL)
 RETURNS uuid
 LANGUAGE plpgsql
 STABLE
@@ -94,7 +94,7 @@ BEGIN
     RETURN v_ctx.farm_id;
 END
 $fn$;
-COMMENT ON FUNCTION farmops.require_tenant(text []) IS
+COMMENT ON FUNCTION farmops.require_tenant(text[]) IS
 'Returns the current farm id; raises OF001 without a tenant context, OF003 if the member role is not allowed.';
 
 CREATE OR REPLACE FUNCTION farmops.begin_tenant(p_farm_id uuid, p_user_id text)
@@ -125,4 +125,4 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION farmops.begin_tenant(uuid, text) IS
-'Checks membership, then sets the transaction-local, signed tenant context; returns the member role. OF002 if not a member.';
+'Checks membership, then sets the transaction-local, signed tenant context; returns the role. OF002: not a member.';

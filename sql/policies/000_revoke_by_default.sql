@@ -2,15 +2,15 @@
 -- later file of this directory. Re-applied on every migrate, so a privilege
 -- granted by hand is taken away again.
 
-REVOKE ALL ON SCHEMA farmops FROM PUBLIC;
+REVOKE ALL ON SCHEMA farmops FROM public;
 GRANT USAGE ON SCHEMA farmops TO farmops_app;
 
-REVOKE ALL ON ALL TABLES IN SCHEMA farmops FROM PUBLIC, farmops_app;
-REVOKE ALL ON ALL SEQUENCES IN SCHEMA farmops FROM PUBLIC, farmops_app;
-REVOKE ALL ON ALL FUNCTIONS IN SCHEMA farmops FROM PUBLIC, farmops_app;
+REVOKE ALL ON ALL TABLES IN SCHEMA farmops FROM public, farmops_app;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA farmops FROM public, farmops_app;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA farmops FROM public, farmops_app;
 
 ALTER DEFAULT PRIVILEGES FOR ROLE farmops_owner IN SCHEMA farmops
-REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTIONS FROM public;
 
 -- Functions every application session may call: the tenant context and the code table.
 GRANT EXECUTE ON FUNCTION
@@ -20,5 +20,5 @@ farmops.tenant_context(),
 farmops.current_farm_id(),
 farmops.current_user_id(),
 farmops.current_member_role(),
-farmops.require_tenant(text [])
+farmops.require_tenant(text[])
 TO farmops_app;
