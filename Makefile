@@ -24,14 +24,14 @@ test-pg16: $(BIN)/farmops
 	FARMOPS_TEST_PG_MAJOR=16 $(BIN)/pytest -m "not slow" -q
 
 lint: $(BIN)/farmops
-	$(BIN)/ruff check farmops_client tests bench
-	$(BIN)/ruff format --check farmops_client tests bench
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/sqlfluff lint sql
 	$(BIN)/farmops install-script --check
 
 fmt: $(BIN)/farmops
-	$(BIN)/ruff format farmops_client tests bench
-	$(BIN)/ruff check --fix farmops_client tests bench
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
 	$(BIN)/farmops install-script
 
 migrate: $(BIN)/farmops
@@ -44,7 +44,7 @@ stress: $(BIN)/farmops
 	$(BIN)/pytest -m slow -q
 
 bench: $(BIN)/farmops
-	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	@for b in $(wildcard bench/bench_*.py); do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) .tmp .pytest_cache .ruff_cache

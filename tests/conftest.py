@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -183,3 +184,15 @@ def empty_db(postgresql_proc):
     with psycopg.connect(_server_dsn("postgres"), autocommit=True) as conn:
         for name in created:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def psql(dsn: str, script: Path, timeout: int = 120) -> subprocess.CompletedProcess:
+    """Run a SQL file with the embedded psql, stopping at the first error."""
+    from farmops_client import embedded
+
+    return subprocess.run(
+        [str(embedded.bin_dir() / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", str(script), dsn],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import PG_HOST, PG_PORT, REPO
+from conftest import PG_HOST, PG_PORT, REPO, psql
 
 from farmops_client import embedded
 from farmops_client import migrate as migrations
@@ -170,21 +170,8 @@ def _schema_dump(dsn: str) -> str:
 
 def test_install_sql_and_migrate_give_the_same_schema(empty_db):
     via_psql, via_runner = empty_db(), empty_db()
-    subprocess.run(
-        [
-            str(embedded.bin_dir() / "psql"),
-            "-X",
-            "-q",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-f",
-            str(SQL / "install.sql"),
-            via_psql,
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
+    proc = psql(via_psql, SQL / "install.sql")
+    assert proc.returncode == 0, proc.stderr
     with psycopg.connect(via_runner) as conn:
         migrations.migrate(conn)
     assert _schema_dump(via_psql) == _schema_dump(via_runner)

@@ -5,33 +5,15 @@ The scripts assert with plpgsql ASSERT; psql stops at the first failure (ON_ERRO
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
-from conftest import APP_LOGIN, REPO
-
-from farmops_client import embedded
+from conftest import APP_LOGIN, REPO, psql
 
 SCRIPTS = sorted((REPO / "sql" / "tests").glob("*.sql"))
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=[s.stem for s in SCRIPTS])
 def test_sql_script(db, script):
-    proc = subprocess.run(
-        [
-            str(embedded.bin_dir() / "psql"),
-            "-X",
-            "-q",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-f",
-            str(script),
-            db.dsn(APP_LOGIN),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = psql(db.dsn(APP_LOGIN), script)
     assert proc.returncode == 0, proc.stderr
 
 
@@ -39,19 +21,5 @@ def test_a_failing_script_fails(db, tmp_path):
     """The runner itself can fail: a false ASSERT makes psql exit non-zero."""
     bad = tmp_path / "bad.sql"
     bad.write_text("DO $$ BEGIN ASSERT false, 'expected failure'; END $$;\n")
-    proc = subprocess.run(
-        [
-            str(embedded.bin_dir() / "psql"),
-            "-X",
-            "-q",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-f",
-            str(bad),
-            db.dsn(APP_LOGIN),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = psql(db.dsn(APP_LOGIN), bad)
     assert proc.returncode != 0 and "expected failure" in proc.stderr
