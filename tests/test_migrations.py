@@ -14,7 +14,7 @@ from conftest import PG_HOST, PG_PORT, REPO, psql
 
 from farmops_client import embedded
 from farmops_client import migrate as migrations
-from farmops_client.errors import MigrationChanged, PgvectorMissing
+from farmops_client.errors import MigrationChanged, PgvectorMissing, UntrustedSchema
 
 SQL = REPO / "sql"
 
@@ -179,3 +179,18 @@ def test_install_sql_and_migrate_give_the_same_schema(empty_db):
     # The two paths share one ledger: the runner sees nothing left to do after psql.
     with psycopg.connect(via_psql) as conn:
         assert migrations.migrate(conn).applied == []
+
+
+def test_refuses_a_farmops_schema_owned_by_someone_else(empty_db):
+    dsn = empty_db()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("DROP ROLE IF EXISTS farmops_squatter")
+        conn.execute("CREATE ROLE farmops_squatter")
+        conn.execute("CREATE SCHEMA farmops AUTHORIZATION farmops_squatter")
+    try:
+        with psycopg.connect(dsn) as conn, pytest.raises(UntrustedSchema, match="not owned by farmops_owner"):
+            migrations.migrate(conn)
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("DROP SCHEMA farmops")
+            conn.execute("DROP ROLE farmops_squatter")
