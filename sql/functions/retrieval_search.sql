@@ -12,7 +12,7 @@
 --    function call, not the indexable <=> operator, so no plan can use the
 --    HNSW index: recall 1.0, every row considered.
 -- 3. More: HNSW with pgvector 0.8 iterative scans (relaxed_order, bounded by
---    hnsw.max_scan_tuples), over-fetching max(2k, 40) candidates and re-ranking
+--    hnsw.max_scan_tuples), over-fetching max(2k, 40) candidates (ef_search the same) and re-ranking
 --    them exactly. enable_sort is off inside that branch only, so the planner
 --    cannot swap in a btree scan + sort of a huge farm.
 -- 4. If the HNSW scan returned fewer than k rows (too selective a filter, scan
