@@ -17,6 +17,11 @@ $bootstrap$;
 
 CREATE EXTENSION IF NOT EXISTS vector WITH SCHEMA public;
 
+-- Load pgvector's library in this session: until it is loaded its settings
+-- (hnsw.iterative_scan, ...) are unknown placeholders, and the SET clauses of
+-- farmops functions that use them are refused for a non-superuser owner.
+DO $load$ BEGIN PERFORM '[1]'::public.vector; END $load$;
+
 -- Two cluster-wide roles. The owner owns every farmops object; the application
 -- role is what a service's login role is granted. Neither logs in, and the
 -- application role never bypasses row level security.

@@ -18,9 +18,33 @@ SELECT farmops.migration_is_pending('0002_runs_and_ledger.sql', 'c8017b0bf43b0e4
 INSERT INTO farmops.schema_migrations (filename, sha256)
 VALUES ('0002_runs_and_ledger.sql', 'c8017b0bf43b0e41aede2844de0e04872523d3cbb1fb2744f862bec5a7d783fb');
 \endif
+SELECT farmops.migration_is_pending('0020_documents_and_embeddings.sql', '566f69b106b32cbdc62d15fdbd2e3384fd561cb11907d28404eca9f84e7f5a59') AS pending \gset
+\if :pending
+\ir schema/0020_documents_and_embeddings.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0020_documents_and_embeddings.sql', '566f69b106b32cbdc62d15fdbd2e3384fd561cb11907d28404eca9f84e7f5a59');
+\endif
+SELECT farmops.migration_is_pending('0021_global_knowledge.sql', '9fea1728382f4112c223c058031e38ea5be685ba5d90c68f31943f57a4dbd156') AS pending \gset
+\if :pending
+\ir schema/0021_global_knowledge.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0021_global_knowledge.sql', '9fea1728382f4112c223c058031e38ea5be685ba5d90c68f31943f57a4dbd156');
+\endif
+SELECT farmops.migration_is_pending('0022_run_retrievals.sql', '7394d2a80d71184ac6337dab99836ffce774e1f4120c12eada30a618755b5109') AS pending \gset
+\if :pending
+\ir schema/0022_run_retrievals.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0022_run_retrievals.sql', '7394d2a80d71184ac6337dab99836ffce774e1f4120c12eada30a618755b5109');
+\endif
 \ir functions/error_codes.sql
 \ir functions/farm_lifecycle.sql
+\ir functions/retrieval_global_knowledge.sql
+\ir functions/retrieval_ingest.sql
+\ir functions/retrieval_lineage.sql
+\ir functions/retrieval_search.sql
+\ir functions/retrieval_settings.sql
 \ir functions/tenant_context.sql
 \ir policies/000_revoke_by_default.sql
 \ir policies/010_tenancy.sql
+\ir policies/040_retrieval.sql
 COMMIT;

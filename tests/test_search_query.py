@@ -1,0 +1,247 @@
+"""farmops.search: exact order, k vs farm size, global merge, tenant isolation, bad input."""
+
+from __future__ import annotations
+
+import math
+import uuid
+
+import psycopg
+import pytest
+from conftest import create_farm, tenant
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from search_support import ingest, ingest_global, search, unit2, vec, vec_array
+
+ANGLES = [0, 20, 45, 70, 90, 180]  # cosine with the x axis: 1, .94, .71, .34, 0, -1
+
+
+@pytest.fixture
+def angled_farm(app, farm):
+    """A farm with one document whose chunks lie at ANGLES degrees from the x axis."""
+    with tenant(app, farm, "alice"):
+        ingest(app, "Angles", "angles", [f"deg{a}" for a in ANGLES], [unit2(a) for a in ANGLES])
+    return farm
+
+
+def test_results_come_in_exact_score_order(app, angled_farm):
+    with tenant(app, angled_farm, "alice"):
+        rows = search(app, unit2(0), k=6)
+    assert [r["content"] for r in rows] == [f"deg{a}" for a in ANGLES]
+    for r, a in zip(rows, ANGLES, strict=True):
+        assert r["score"] == pytest.approx(math.cos(math.radians(a)), abs=1e-6)
+        assert (r["source"], r["source_type"], r["is_global"]) == ("Angles", "document", False)
+    assert [r["chunk_index"] for r in rows] == list(range(6))
+
+
+def test_default_k_is_four_and_k_limits(app, angled_farm):
+    with tenant(app, angled_farm, "alice"):
+        assert (
+            len(
+                app.execute(
+                    "SELECT * FROM farmops.search(p_query => %s::public.vector)", [unit2(0)]
+                ).fetchall()
+            )
+            == 4
+        )
+        assert [r["content"] for r in search(app, unit2(90), k=1)] == ["deg90"]
+
+
+def test_k_larger_than_the_farm_returns_every_row(app, angled_farm):
+    with tenant(app, angled_farm, "alice"):
+        rows = search(app, unit2(45), k=1000)
+    assert sorted(r["content"] for r in rows) == sorted(f"deg{a}" for a in ANGLES)
+    scores = [r["score"] for r in rows]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_an_empty_farm_returns_nothing(app, farm):
+    with tenant(app, farm, "alice"):
+        assert search(app, vec(1), k=10) == []
+
+
+def test_ties_are_broken_by_id_deterministically(app, farm):
+    with tenant(app, farm, "alice"):
+        ingest(app, "Ties", "ties", [f"t{i}" for i in range(8)], [vec(1, 1)] * 8)
+        first = search(app, vec(1, 1), k=8)
+        second = search(app, vec(1, 1), k=3)
+    ids = [r["id"] for r in first]
+    assert ids == sorted(ids)
+    assert [r["id"] for r in second] == ids[:3]
+
+
+def test_global_rows_merge_by_score(app, owner, angled_farm):
+    ingest_global(owner, "Global", "global", ["g10", "g80"], [unit2(10), unit2(80)])
+    with tenant(app, angled_farm, "alice"):
+        rows = search(app, unit2(0), k=5)
+        no_global = search(app, unit2(0), k=5, include_global=False)
+        only_memory = search(app, unit2(0), k=5, source_types=["memory"])
+    assert [r["content"] for r in rows] == ["deg0", "g10", "deg20", "deg45", "deg70"]
+    g10 = rows[1]
+    assert (g10["is_global"], g10["source"], g10["source_type"], g10["chunk_index"]) == (
+        True,
+        "Global",
+        "document",
+        0,
+    )
+    assert [r["content"] for r in no_global] == ["deg0", "deg20", "deg45", "deg70", "deg90"]
+    assert only_memory == []
+
+
+def test_global_knowledge_alone_for_an_empty_farm(app, owner, farm):
+    ingest_global(owner, "Global", "global", ["g"], [vec(1)])
+    with tenant(app, farm, "alice"):
+        rows = search(app, vec(0, 1), k=3)
+    assert [(r["content"], r["is_global"]) for r in rows] == [("g", True)]
+
+
+def test_a_farm_row_wins_a_tie_with_a_global_row(app, owner, farm):
+    ingest_global(owner, "Global", "global", ["g"], [vec(1)])
+    with tenant(app, farm, "alice"):
+        ingest(app, "Farm", "farm", ["f"], [vec(2)])
+        rows = search(app, vec(1), k=2)
+    assert [r["content"] for r in rows] == ["f", "g"]
+
+
+def test_a_farm_never_sees_another_farms_rows_even_with_their_exact_vectors(app, two_farms):
+    a, b = two_farms
+    secret = vec(0, 0, 0, 1)
+    with tenant(app, b, "bob"):
+        doc_b = ingest(app, "B secret", "bob's secret", ["secret"] * 3, [secret] * 3)
+    with tenant(app, a, "alice"):
+        ingest(app, "A", "alice's", ["mine"], [vec(1)])
+        rows = search(app, secret, k=10)
+        assert [r["content"] for r in rows] == ["mine"]
+        # The private candidate function called with B's id is still under RLS.
+        leaked = app.execute(
+            "SELECT count(*) FROM farmops.farm_search_candidates(%s, %s::public.vector, 10)", [b, secret]
+        ).fetchone()[0]
+        assert leaked == 0
+        assert (
+            app.execute("SELECT count(*) FROM farmops.embeddings WHERE source_id = %s", [doc_b]).fetchone()[0]
+            == 0
+        )
+
+
+def test_isolation_depends_on_rls(app, admin, two_farms):
+    """Proves the isolation test above can fail: without RLS the private function would leak."""
+    a, b = two_farms
+    with tenant(app, b, "bob"):
+        ingest(app, "B", "b", ["secret"], [vec(1)])
+    admin.execute("ALTER TABLE farmops.embeddings DISABLE ROW LEVEL SECURITY")
+    with tenant(app, a, "alice"):
+        leaked = app.execute(
+            "SELECT count(*) FROM farmops.farm_search_candidates(%s, %s::public.vector, 10)", [b, vec(1)]
+        ).fetchone()[0]
+    assert leaked == 1
+
+
+def test_a_deleted_document_disappears_in_the_same_transaction(app, farm):
+    with tenant(app, farm, "alice"):
+        doc = ingest(app, "Gone", "gone soon", ["gone"], [vec(1)])
+        keep = ingest(app, "Kept", "kept", ["kept"], [vec(0, 1)])
+        assert [r["content"] for r in search(app, vec(1), k=5)] == ["gone", "kept"]
+        app.execute("SELECT farmops.delete_document(p_document_id => %s)", [doc])
+        rows = search(app, vec(1), k=5)
+        assert [(r["content"], r["source_id"]) for r in rows] == [("kept", keep)]
+
+
+def test_search_needs_a_tenant_context(app):
+    with pytest.raises(psycopg.Error) as excinfo:
+        search(app, vec(1))
+    assert excinfo.value.sqlstate == "OF001"
+
+
+@pytest.mark.parametrize(
+    ("query", "kwargs", "code"),
+    [
+        (None, {}, "OF006"),
+        (vec(0), {}, "OF006"),  # the zero vector has no direction
+        (vec(1, dim=3), {}, "OF301"),
+        (vec(1, dim=1023), {}, "OF301"),
+        (vec(1, dim=1025), {}, "OF301"),
+        (vec(1), {"k": 0}, "OF006"),
+        (vec(1), {"k": -1}, "OF006"),
+        (vec(1), {"k": None}, "OF006"),
+        (vec(1), {"k": 1001}, "OF006"),
+        (vec(1), {"k": 2**31 - 1}, "OF006"),
+        (vec(1), {"include_global": None}, "OF006"),
+        (vec(1), {"source_types": []}, "OF006"),
+        (vec(1), {"source_types": [None]}, "OF006"),
+        (vec(1), {"source_types": ["document", "secrets"]}, "OF006"),
+        (vec(1), {"source_types": ["x" * 1_000_000]}, "OF006"),
+    ],
+)
+def test_bad_arguments_raise_documented_codes(app, angled_farm, query, kwargs, code):
+    with pytest.raises(psycopg.Error) as excinfo, tenant(app, angled_farm, "alice"):
+        search(app, query, **kwargs)
+    assert excinfo.value.sqlstate == code
+
+
+def test_malformed_vectors_are_refused_by_pgvector(app, angled_farm):
+    for literal, code in (("not a vector", "22P02"), ("[1,NaN]", "22000"), ("[]", "22000")):
+        with pytest.raises(psycopg.Error) as excinfo, tenant(app, angled_farm, "alice"):
+            app.execute("SELECT * FROM farmops.search(p_query => %s::public.vector)", [literal])
+        assert excinfo.value.sqlstate == code
+
+
+def test_source_type_filter(app, farm):
+    src = uuid.uuid4()
+    with tenant(app, farm, "alice"):
+        ingest(app, "Doc", "doc", ["doc"], [vec(1)])
+        app.execute(
+            "SELECT farmops.replace_source_embeddings(p_source_type => 'convo_summary', p_source_id => %s,"
+            " p_chunks => ARRAY['summary'], p_embeddings => %s::public.vector[], p_model => 'm')",
+            [src, vec_array([vec(1, 0.1)])],
+        )
+        both = search(app, vec(1), k=5)
+        summaries = search(app, vec(1), k=5, source_types=["convo_summary"])
+    assert [r["content"] for r in both] == ["doc", "summary"]
+    assert [(r["content"], r["source"], r["source_id"]) for r in summaries] == [
+        ("summary", f"convo_summary:{src}", src)
+    ]
+
+
+def test_the_index_path_for_big_farms_returns_k_rows(app, farm):
+    """With exact_search_max_rows lowered, the HNSW path runs; it must still return k correct rows."""
+    n = 60
+    vectors = [unit2(i * 3) for i in range(n)]  # 0..177 degrees, distinct scores
+    with tenant(app, farm, "alice"):
+        ingest(app, "Many", "many", [f"c{i}" for i in range(n)], vectors)
+    for k in (1, 10, 59, 60, 200):
+        with tenant(app, farm, "alice"):
+            app.execute("SELECT set_config('farmops.exact_search_max_rows', '5', true)")
+            rows = search(app, unit2(0), k=k)
+        assert len(rows) == min(k, n)
+        assert rows[0]["content"] == "c0"
+        scores = [r["score"] for r in rows]
+        assert scores == sorted(scores, reverse=True)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    points=st.lists(
+        st.tuples(st.integers(-3, 3), st.integers(-3, 3), st.integers(-3, 3)), min_size=1, max_size=25
+    ),
+    query=st.tuples(st.integers(-3, 3), st.integers(-3, 3), st.integers(-3, 3)).filter(any),
+    k=st.integers(1, 30),
+    exact_max=st.sampled_from(["0", "3", "10000"]),
+)
+def test_search_matches_brute_force(app, points, query, k, exact_max):
+    points = [p for p in points if any(p)] or [(1, 0, 0)]
+    farm = create_farm(app, "Hypothesis", "hy")
+    with tenant(app, farm, "hy"):
+        ingest(app, "H", str(uuid.uuid4()), [str(p) for p in points], [vec(*p) for p in points])
+        app.execute("SELECT set_config('farmops.exact_search_max_rows', %s, true)", [exact_max])
+        rows = search(app, vec(*query), k=k, include_global=False)
+
+    def cos(p):
+        return sum(a * b for a, b in zip(p, query, strict=True)) / (
+            math.dist(p, (0, 0, 0)) * math.dist(query, (0, 0, 0))
+        )
+
+    expected = sorted((cos(p) for p in points), reverse=True)[:k]
+    assert len(rows) == min(k, len(points))
+    if exact_max == "10000":  # the exact path: recall 1.0, scores exactly the brute-force top k
+        assert [r["score"] for r in rows] == pytest.approx(expected, abs=1e-6)
+    for r in rows:
+        assert r["score"] == pytest.approx(cos(eval(r["content"])), abs=1e-6)
