@@ -9,8 +9,9 @@ on ONE farm (every client contends for the same row) and across 100 farms:
 - bare ``UPDATE``: as the package owner, autocommit, the seed's
   ``UPDATE farms SET credit_balance = credit_balance - 1 WHERE id = $1 AND credit_balance > 0``.
 
-Prints a table and asserts nothing about time. ``--seconds`` sets each measurement's length
-(default 2 s; 12 measurements, so a default run takes well under a minute).
+Each cell runs both sides in alternating slices (so load from elsewhere on a shared machine
+hits both alike). Prints a table and asserts nothing about time. ``--seconds`` sets each
+side's time per cell (default 2 s; 6 cells, so a default run takes well under a minute).
 """
 
 from __future__ import annotations
@@ -110,43 +111,75 @@ def bare_op(conn: psycopg.Connection, farm_id: uuid.UUID) -> None:
         raise RuntimeError("bare UPDATE found no credit")
 
 
-def measure(connect, who: str, op, farms: list[uuid.UUID], clients: int, seconds: float) -> float:
-    """Operations per second with ``clients`` threads, each on its own connection."""
-    conns = [connect(who) for _ in range(clients)]
-    for conn in conns:  # warm up: prepared statements, caches
-        for _ in range(5):
-            op(conn, farms[0])
-    barrier = threading.Barrier(clients + 1)
-    stop = threading.Event()
-    done = [0] * clients
-    errors: list[BaseException] = []
+class Load:
+    """``clients`` threads, each on its own connection, running ``op`` in timed slices."""
 
-    def worker(i: int) -> None:
-        conn, n, k = conns[i], len(farms), i
+    def __init__(self, connect, who: str, op, farms: list[uuid.UUID], clients: int):
+        self.op, self.farms, self.clients = op, farms, clients
+        self.conns = [connect(who) for _ in range(clients)]
+        self.next_farm = list(range(clients))
+        self.ops = 0
+        self.elapsed = 0.0
+        for conn in self.conns:  # warm up: prepared statements, caches
+            for _ in range(5):
+                op(conn, farms[0])
+
+    def run(self, seconds: float) -> None:
+        """Run every client for about ``seconds``, lined up by a barrier; add to the totals."""
+        barrier = threading.Barrier(self.clients + 1)
+        stop = threading.Event()
+        done = [0] * self.clients
+        errors: list[BaseException] = []
+
+        def worker(i: int) -> None:
+            conn, n = self.conns[i], len(self.farms)
+            barrier.wait()
+            try:
+                while not stop.is_set():
+                    self.op(conn, self.farms[self.next_farm[i] % n])
+                    self.next_farm[i] += self.clients
+                    done[i] += 1
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(self.clients)]
+        for t in threads:
+            t.start()
         barrier.wait()
-        try:
-            while not stop.is_set():
-                op(conn, farms[k % n])
-                k += clients
-                done[i] += 1
-        except BaseException as exc:
-            errors.append(exc)
+        started = time.perf_counter()
+        time.sleep(seconds)
+        stop.set()
+        for t in threads:
+            t.join()
+        self.elapsed += time.perf_counter() - started
+        self.ops += sum(done)
+        if errors:
+            raise errors[0]
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
-    for t in threads:
-        t.start()
-    barrier.wait()
-    started = time.perf_counter()
-    time.sleep(seconds)
-    stop.set()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - started
-    for conn in conns:
-        conn.close()
-    if errors:
-        raise errors[0]
-    return sum(done) / elapsed
+    @property
+    def rate(self) -> float:
+        """Operations per second over all slices."""
+        return self.ops / self.elapsed
+
+    def close(self) -> None:
+        """Close the connections."""
+        for conn in self.conns:
+            conn.close()
+
+
+def measure_pair(connect, farms_package, farms_bare, clients: int, seconds: float, slices: int = 4):
+    """(reserve_credits/s, bare UPDATE/s), measured in alternating slices so that load from
+    elsewhere on the machine hits both sides alike."""
+    package = Load(connect, "app", reserve_op, farms_package, clients)
+    bare = Load(connect, "owner", bare_op, farms_bare, clients)
+    try:
+        for _ in range(slices):
+            bare.run(seconds / slices)
+            package.run(seconds / slices)
+        return package.rate, bare.rate
+    finally:
+        package.close()
+        bare.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -177,16 +210,15 @@ def main(argv: list[str] | None = None) -> int:
         server_version = connect("owner").execute("SHOW server_version").fetchone()[0]
         table = Table(
             title=f"Reservations per second (PostgreSQL {server_version}, {os.cpu_count()} CPUs, "
-            f"{args.seconds:g} s per cell)"
+            f"{args.seconds:g} s per side per cell, alternating slices)"
         )
         for column in ("farms", "clients", "reserve_credits /s", "bare UPDATE /s", "bare / reserve"):
             table.add_column(column, justify="right")
         for n_farms in FARM_COUNTS:
             for clients in CLIENTS:
                 with console.status(f"{n_farms} farm(s), {clients} client(s)"):
-                    bare = measure(connect, "owner", bare_op, bare_farms[n_farms], clients, args.seconds)
-                    package = measure(
-                        connect, "app", reserve_op, reserve_farms[n_farms], clients, args.seconds
+                    package, bare = measure_pair(
+                        connect, reserve_farms[n_farms], bare_farms[n_farms], clients, args.seconds
                     )
                 table.add_row(
                     "1 (one row)" if n_farms == 1 else str(n_farms),
