@@ -12,11 +12,17 @@ SELECT farmops.migration_is_pending('0001_tenancy.sql', '807f01d954528d5317b5946
 INSERT INTO farmops.schema_migrations (filename, sha256)
 VALUES ('0001_tenancy.sql', '807f01d954528d5317b594645db21b2eb8d491fb62056b3b7fe2d3ded06b4f69');
 \endif
-SELECT farmops.migration_is_pending('0002_runs_and_ledger.sql', 'c8017b0bf43b0e41aede2844de0e04872523d3cbb1fb2744f862bec5a7d783fb') AS pending \gset
+SELECT farmops.migration_is_pending('0002_runs_and_ledger.sql', '4169d5e9196580624e8be64aa246b978b794347c2a1ade59c9c785a2946abceb') AS pending \gset
 \if :pending
 \ir schema/0002_runs_and_ledger.sql
 INSERT INTO farmops.schema_migrations (filename, sha256)
-VALUES ('0002_runs_and_ledger.sql', 'c8017b0bf43b0e41aede2844de0e04872523d3cbb1fb2744f862bec5a7d783fb');
+VALUES ('0002_runs_and_ledger.sql', '4169d5e9196580624e8be64aa246b978b794347c2a1ade59c9c785a2946abceb');
+\endif
+SELECT farmops.migration_is_pending('0003_model_rates.sql', 'de9bdce7927944e9a8fea494f31ae8159c7ef2871b1027adebb488b966fb11ce') AS pending \gset
+\if :pending
+\ir schema/0003_model_rates.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0003_model_rates.sql', 'de9bdce7927944e9a8fea494f31ae8159c7ef2871b1027adebb488b966fb11ce');
 \endif
 SELECT farmops.migration_is_pending('0020_documents_and_embeddings.sql', '566f69b106b32cbdc62d15fdbd2e3384fd561cb11907d28404eca9f84e7f5a59') AS pending \gset
 \if :pending
@@ -36,15 +42,23 @@ SELECT farmops.migration_is_pending('0022_run_retrievals.sql', '7394d2a80d71184a
 INSERT INTO farmops.schema_migrations (filename, sha256)
 VALUES ('0022_run_retrievals.sql', '7394d2a80d71184ac6337dab99836ffce774e1f4120c12eada30a618755b5109');
 \endif
+\ir functions/credits_grant.sql
+\ir functions/credits_invariants.sql
+\ir functions/credits_reserve.sql
 \ir functions/error_codes.sql
 \ir functions/farm_lifecycle.sql
+\ir functions/guards.sql
+\ir functions/model_rates.sql
 \ir functions/retrieval_global_knowledge.sql
 \ir functions/retrieval_ingest.sql
 \ir functions/retrieval_lineage.sql
 \ir functions/retrieval_search.sql
 \ir functions/retrieval_settings.sql
+\ir functions/runs_expire.sql
+\ir functions/runs_lifecycle.sql
 \ir functions/tenant_context.sql
 \ir policies/000_revoke_by_default.sql
 \ir policies/010_tenancy.sql
+\ir policies/020_credits_and_runs.sql
 \ir policies/040_retrieval.sql
 COMMIT;

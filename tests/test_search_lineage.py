@@ -5,19 +5,26 @@ from __future__ import annotations
 import psycopg
 import pytest
 from conftest import tenant
+from credit_helpers import expire, grant, reserve, settle
 from psycopg.rows import dict_row
 from search_support import count, ingest, ingest_global, unit2, vec
 
 
-def make_run(admin, farm_id, status="running"):
-    """Insert an ai_runs row directly (the credit functions live on another branch)."""
-    settled = "now()" if status in ("succeeded", "failed", "expired") else "NULL"
-    return admin.execute(
-        "INSERT INTO farmops.ai_runs (farm_id, user_id, feature, model, status, credits_reserved,"
-        " expires_at, settled_at)"
-        f" VALUES (%s, 'alice', 'chat', 'm', %s, 1, now() + interval '1 hour', {settled}) RETURNING id",
-        [farm_id, status],
-    ).fetchone()[0]
+def make_run(admin, farm_id, status="running", user="alice"):
+    """A run of ``farm_id`` made through the real credit functions, left in ``status``."""
+    grant(admin, farm_id, 5, user=user)
+    if status == "expired":
+        run_id = reserve(admin, farm_id, user=user, ttl="1 millisecond")["id"]
+        admin.execute("SELECT pg_sleep(0.01)")
+        assert expire(admin) == 1
+        return run_id
+    run_id = reserve(admin, farm_id, user=user)["id"]
+    if status == "running":
+        with tenant(admin, farm_id, user):
+            admin.execute("SELECT farmops.start_run(p_run_id => %s)", [run_id])
+    else:
+        settle(admin, farm_id, run_id, status, user=user, credits_actual=1)
+    return run_id
 
 
 @pytest.fixture
@@ -93,7 +100,7 @@ def test_lineage_outlives_a_deleted_document(app, admin, farm, live_run):
 
 def test_another_farms_run_is_not_found_and_nothing_is_written(app, admin, two_farms):
     a, b = two_farms
-    run_b = make_run(admin, b)
+    run_b = make_run(admin, b, user="bob")
     for bad in (run_b, "00000000-0000-0000-0000-000000000000"):
         with pytest.raises(psycopg.Error) as excinfo, tenant(app, a, "alice"):
             ingest(app, "A", "a", ["a"], [vec(1)])

@@ -1,0 +1,56 @@
+-- Granting credits to a farm: the only way credits enter the system.
+
+CREATE OR REPLACE FUNCTION farmops.grant_credits(p_farm_id uuid, p_credits integer, p_reason text)
+RETURNS integer
+LANGUAGE plpgsql
+VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_farm uuid := farmops.require_tenant(ARRAY['owner']);
+    v_outstanding bigint;
+    v_balance integer;
+BEGIN
+    IF p_farm_id IS NULL THEN
+        RAISE EXCEPTION 'farm id must be given' USING ERRCODE = 'OF006';
+    END IF;
+    IF p_farm_id <> v_farm THEN
+        RAISE EXCEPTION 'credits are granted inside the farm''s own tenant context' USING ERRCODE = 'OF002';
+    END IF;
+    IF p_credits IS NULL OR p_credits <= 0 THEN
+        RAISE EXCEPTION 'credits to grant must be a positive integer' USING ERRCODE = 'OF006';
+    END IF;
+    IF p_reason IS NULL OR char_length(btrim(p_reason)) NOT BETWEEN 1 AND 1000 THEN
+        RAISE EXCEPTION 'a grant needs a reason of 1 to 1000 characters' USING ERRCODE = 'OF006';
+    END IF;
+    -- Hold the farm row (reserve and settle take it too), then count what live runs may
+    -- still refund: balance + outstanding reservations must stay within an integer, so
+    -- no later refund can overflow.
+    PERFORM FROM farmops.farms AS f WHERE f.id = v_farm FOR UPDATE;
+    SELECT coalesce(sum(r.credits_reserved), 0) INTO v_outstanding
+    FROM farmops.ai_runs AS r
+    WHERE r.farm_id = v_farm AND r.status IN ('reserved', 'running');
+    WITH credit AS (
+        UPDATE farmops.farms AS f
+        SET credit_balance = f.credit_balance + p_credits
+        WHERE f.id = v_farm AND f.credit_balance::bigint + v_outstanding + p_credits <= 2147483647
+        RETURNING f.id, f.credit_balance
+    ),
+
+    leg AS (
+        INSERT INTO farmops.credit_ledger (farm_id, kind, delta, balance_after, reason, actor)
+        SELECT c.id, 'grant', p_credits, c.credit_balance, btrim(p_reason), farmops.current_user_id()
+        FROM credit AS c
+    )
+
+    SELECT c.credit_balance INTO v_balance FROM credit AS c;
+    IF v_balance IS NULL THEN
+        RAISE EXCEPTION 'the balance plus live reservations would exceed 2147483647 credits'
+            USING ERRCODE = 'OF006';
+    END IF;
+    RETURN v_balance;
+END
+$fn$;
+COMMENT ON FUNCTION farmops.grant_credits(uuid, integer, text) IS
+'Farm owner only: adds p_credits (> 0) to the current farm with a ledger ''grant'' row; returns the new balance.';

@@ -1,0 +1,147 @@
+-- Reserving credits before a model call: one conditional statement takes the
+-- credits, records the run and its 'reserve' ledger leg, or does nothing at all.
+
+CREATE OR REPLACE FUNCTION farmops.reserve_credits_step(
+    p_farm_id uuid,
+    p_user_id text,
+    p_feature text,
+    p_model text,
+    p_credits integer,
+    p_request_id text,
+    p_ttl interval,
+    p_input_summary text
+)
+RETURNS farmops.ai_runs
+LANGUAGE sql
+VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    -- The UPDATE takes the farm row lock and re-checks the balance after waiting for
+    -- it, so concurrent callers can never both spend the same credit. If it matches
+    -- no row, the two INSERTs read nothing from it and insert nothing.
+    WITH debit AS (
+        UPDATE farmops.farms AS f
+        SET credit_balance = f.credit_balance - p_credits
+        WHERE f.id = p_farm_id AND f.credit_balance >= p_credits
+        RETURNING f.id, f.credit_balance
+    ),
+
+    run AS (
+        INSERT INTO farmops.ai_runs AS r (
+            farm_id, user_id, feature, model, credits_reserved, request_id, input_summary, expires_at
+        )
+        SELECT d.id, p_user_id, p_feature, p_model, p_credits, p_request_id, p_input_summary, now() + p_ttl
+        FROM debit AS d
+        RETURNING r.*
+    ),
+
+    leg AS (
+        INSERT INTO farmops.credit_ledger (farm_id, ai_run_id, kind, delta, balance_after, reason, actor)
+        SELECT r.farm_id, r.id, 'reserve', -r.credits_reserved, d.credit_balance, r.feature, r.user_id
+        FROM run AS r CROSS JOIN debit AS d
+    )
+
+    SELECT r.* FROM run AS r
+$fn$;
+COMMENT ON FUNCTION farmops.reserve_credits_step(uuid, text, text, text, integer, text, interval, text) IS
+'Private: the one atomic reserve statement (debit if enough, run row, ledger leg); NULL row if not enough.';
+
+CREATE OR REPLACE FUNCTION farmops.replayed_run(
+    p_farm_id uuid, p_request_id text, p_feature text, p_model text, p_credits integer
+)
+RETURNS farmops.ai_runs
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_run farmops.ai_runs;
+BEGIN
+    SELECT r.* INTO v_run
+    FROM farmops.ai_runs AS r
+    WHERE r.farm_id = p_farm_id AND r.request_id = p_request_id;
+    IF FOUND AND (v_run.feature, v_run.model, v_run.credits_reserved)
+        IS DISTINCT FROM (p_feature, p_model, p_credits) THEN
+        RAISE EXCEPTION 'request id % was used for a different request', p_request_id
+            USING ERRCODE = 'OF106',
+            DETAIL = format('earlier: feature %s, model %s, %s credits', v_run.feature, v_run.model,
+                v_run.credits_reserved);
+    END IF;
+    RETURN v_run;
+END
+$fn$;
+COMMENT ON FUNCTION farmops.replayed_run(uuid, text, text, text, integer) IS
+'Private: the run an idempotency key already made (NULL row if none); OF106 if the request differs.';
+
+CREATE OR REPLACE FUNCTION farmops.reserve_credits(
+    p_feature text,
+    p_model text,
+    p_credits integer,
+    p_request_id text DEFAULT NULL,
+    p_ttl interval DEFAULT '15 minutes',
+    p_input_summary text DEFAULT NULL
+)
+RETURNS farmops.ai_runs
+LANGUAGE plpgsql
+VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_farm uuid := farmops.require_tenant(ARRAY['owner', 'manager', 'worker', 'agent']);
+    v_user text := farmops.current_user_id();
+    v_run farmops.ai_runs;
+    v_constraint text;
+BEGIN
+    IF p_feature IS NULL OR char_length(p_feature) NOT BETWEEN 1 AND 100 THEN
+        RAISE EXCEPTION 'feature must be 1 to 100 characters' USING ERRCODE = 'OF006';
+    END IF;
+    IF p_model IS NULL OR char_length(p_model) NOT BETWEEN 1 AND 200 THEN
+        RAISE EXCEPTION 'model must be 1 to 200 characters' USING ERRCODE = 'OF006';
+    END IF;
+    IF p_credits IS NULL OR p_credits <= 0 THEN
+        RAISE EXCEPTION 'credits to reserve must be a positive integer' USING ERRCODE = 'OF006';
+    END IF;
+    IF p_request_id IS NOT NULL AND char_length(p_request_id) NOT BETWEEN 1 AND 200 THEN
+        RAISE EXCEPTION 'request id must be 1 to 200 characters' USING ERRCODE = 'OF006';
+    END IF;
+    IF p_ttl IS NULL OR p_ttl <= interval '0' OR p_ttl > interval '1 day' THEN
+        RAISE EXCEPTION 'ttl must be more than 0 and at most 1 day' USING ERRCODE = 'OF006';
+    END IF;
+    IF char_length(p_input_summary) > 4000 THEN
+        RAISE EXCEPTION 'input summary must be at most 4000 characters' USING ERRCODE = 'OF006';
+    END IF;
+
+    IF p_request_id IS NULL THEN
+        v_run := farmops.reserve_credits_step(
+            v_farm, v_user, p_feature, p_model, p_credits, NULL, p_ttl, p_input_summary
+        );
+    ELSE
+        v_run := farmops.replayed_run(v_farm, p_request_id, p_feature, p_model, p_credits);
+        IF v_run.id IS NOT NULL THEN
+            RETURN v_run;  -- the same run back; nothing charged twice
+        END IF;
+        BEGIN
+            v_run := farmops.reserve_credits_step(
+                v_farm, v_user, p_feature, p_model, p_credits, p_request_id, p_ttl, p_input_summary
+            );
+        EXCEPTION WHEN unique_violation THEN
+            -- A concurrent call with the same key committed first; its statement is
+            -- undone here (subtransaction), so only one debit stands.
+            GET STACKED DIAGNOSTICS v_constraint = CONSTRAINT_NAME;
+            IF v_constraint IS DISTINCT FROM 'ai_runs_farm_id_request_id_key' THEN
+                RAISE;
+            END IF;
+            RETURN farmops.replayed_run(v_farm, p_request_id, p_feature, p_model, p_credits);
+        END;
+    END IF;
+
+    IF v_run.id IS NULL THEN
+        RAISE EXCEPTION 'not enough credits to reserve %', p_credits USING ERRCODE = 'OF101';
+    END IF;
+    RETURN v_run;
+END
+$fn$;
+COMMENT ON FUNCTION farmops.reserve_credits(text, text, integer, text, interval, text) IS
+'Reserves p_credits for a model run of the current farm and user in one atomic statement; returns the run. '
+'OF101 not enough credits (nothing written), OF003 viewer, OF106 request id reused for another request.';

@@ -1,0 +1,115 @@
+-- The price of a run is a database rule: rates come from farmops.model_rates,
+-- effective-dated, with the '*' row as the default.
+
+CREATE OR REPLACE FUNCTION farmops.model_rate_at(p_model text, p_at timestamptz)
+RETURNS farmops.model_rates
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_rate farmops.model_rates;
+BEGIN
+    -- The model's own rate wins over the default; within one model, the latest in force.
+    SELECT r.* INTO v_rate
+    FROM farmops.model_rates AS r
+    WHERE r.model IN (p_model, '*') AND r.effective_from <= p_at
+    ORDER BY (r.model = p_model) DESC, r.effective_from DESC
+    LIMIT 1;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no rate for model % and no default rate in force at %', p_model, p_at
+            USING ERRCODE = 'OF108';
+    END IF;
+    RETURN v_rate;
+END
+$fn$;
+COMMENT ON FUNCTION farmops.model_rate_at(text, timestamptz) IS
+'Private: the rate row in force for a model at an instant (its own, else ''*''); OF108 if none.';
+
+CREATE OR REPLACE FUNCTION farmops.credits_for_tokens(
+    p_model text, p_at timestamptz, p_input_tokens integer, p_output_tokens integer
+)
+RETURNS integer
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_rate farmops.model_rates := farmops.model_rate_at(p_model, p_at);
+    v_credits numeric;
+BEGIN
+    -- numeric: token counts times rates overflow integer long before they make sense.
+    v_credits := ceil(
+        (coalesce(p_input_tokens, 0)::numeric * v_rate.input_credits_per_1k
+        + coalesce(p_output_tokens, 0)::numeric * v_rate.output_credits_per_1k) / 1000
+    );
+    IF v_credits > 2147483647 THEN
+        RAISE EXCEPTION 'the run would cost % credits, more than an integer holds', v_credits
+            USING ERRCODE = 'OF006';
+    END IF;
+    RETURN v_credits::integer;
+END
+$fn$;
+COMMENT ON FUNCTION farmops.credits_for_tokens(text, timestamptz, integer, integer) IS
+'Private: credits for token counts at the rate in force at p_at, rounded up (NULL tokens count as 0).';
+
+CREATE OR REPLACE FUNCTION farmops.estimate_credits(
+    p_model text, p_max_input_tokens integer, p_max_output_tokens integer
+)
+RETURNS integer
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    IF p_model IS NULL OR char_length(p_model) NOT BETWEEN 1 AND 200 THEN
+        RAISE EXCEPTION 'model must be 1 to 200 characters' USING ERRCODE = 'OF006';
+    END IF;
+    IF p_max_input_tokens IS NULL OR p_max_input_tokens < 0
+        OR p_max_output_tokens IS NULL OR p_max_output_tokens < 0 THEN
+        RAISE EXCEPTION 'token bounds must be given and not negative' USING ERRCODE = 'OF006';
+    END IF;
+    -- At least 1: reserve_credits refuses 0, and every run reserves something.
+    RETURN greatest(1, farmops.credits_for_tokens(p_model, now(), p_max_input_tokens, p_max_output_tokens));
+END
+$fn$;
+COMMENT ON FUNCTION farmops.estimate_credits(text, integer, integer) IS
+'Upper bound of credits to reserve for a call of p_model with at most these tokens (rounded up, at least 1).';
+
+CREATE OR REPLACE FUNCTION farmops.set_model_rate(
+    p_model text,
+    p_input_credits_per_1k integer,
+    p_output_credits_per_1k integer,
+    p_effective_from timestamptz DEFAULT now()
+)
+RETURNS farmops.model_rates
+LANGUAGE plpgsql
+VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_rate farmops.model_rates;
+BEGIN
+    -- SECURITY INVOKER and never granted to farmops_app: only the package owner sets prices.
+    IF p_model IS NULL OR char_length(p_model) NOT BETWEEN 1 AND 200 OR p_model ~ '[[:cntrl:]]' THEN
+        RAISE EXCEPTION 'model must be 1 to 200 printable characters' USING ERRCODE = 'OF006';
+    END IF;
+    IF p_input_credits_per_1k IS NULL OR p_input_credits_per_1k < 0
+        OR p_output_credits_per_1k IS NULL OR p_output_credits_per_1k < 0 THEN
+        RAISE EXCEPTION 'rates must be given and not negative' USING ERRCODE = 'OF006';
+    END IF;
+    -- History is immutable: a rate may start now or later, never in the past.
+    IF p_effective_from IS NULL OR p_effective_from < now() THEN
+        RAISE EXCEPTION 'a rate cannot take effect in the past (%)', p_effective_from USING ERRCODE = 'OF006';
+    END IF;
+    INSERT INTO farmops.model_rates AS r (model, effective_from, input_credits_per_1k, output_credits_per_1k)
+    VALUES (p_model, p_effective_from, p_input_credits_per_1k, p_output_credits_per_1k)
+    ON CONFLICT (model, effective_from) DO UPDATE
+    SET input_credits_per_1k = excluded.input_credits_per_1k,
+        output_credits_per_1k = excluded.output_credits_per_1k
+    RETURNING r.* INTO v_rate;
+    RETURN v_rate;
+END
+$fn$;
+COMMENT ON FUNCTION farmops.set_model_rate(text, integer, integer, timestamptz) IS
+'Package owner only: sets a model''s (or ''*'') credits per 1k input/output tokens from p_effective_from on.';

@@ -1,0 +1,55 @@
+-- The backstop for crashed workers: runs still live past expires_at are expired
+-- and their reservation refunded, exactly once, with any number of expirers.
+
+CREATE OR REPLACE FUNCTION farmops.expire_reservations(p_max_runs integer DEFAULT 10000)
+RETURNS integer
+LANGUAGE plpgsql
+VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_run record;
+    v_count integer := 0;
+BEGIN
+    -- A maintenance job: no tenant context needed. It only touches runs that are live
+    -- and past their deadline, and only refunds what each of them reserved.
+    IF p_max_runs IS NULL OR p_max_runs < 1 THEN
+        RAISE EXCEPTION 'max runs must be a positive integer' USING ERRCODE = 'OF006';
+    END IF;
+    -- SKIP LOCKED: a run held by a settle or another expirer is theirs; the status test
+    -- is re-checked on the newest row version, so a run settled meanwhile is left alone.
+    -- Ordered by farm, so concurrent expirers take farm row locks in the same order.
+    FOR v_run IN
+        SELECT r.farm_id, r.id, r.credits_reserved
+        FROM farmops.ai_runs AS r
+        WHERE r.status IN ('reserved', 'running') AND r.expires_at < now()
+        ORDER BY r.farm_id, r.id
+        LIMIT p_max_runs
+        FOR UPDATE SKIP LOCKED
+    LOOP
+        WITH refund AS (
+            UPDATE farmops.farms AS f
+            SET credit_balance = f.credit_balance + v_run.credits_reserved
+            WHERE f.id = v_run.farm_id
+            RETURNING f.id, f.credit_balance
+        ),
+
+        closed AS (
+            UPDATE farmops.ai_runs AS r
+            SET status = 'expired', settled_at = now()
+            WHERE r.farm_id = v_run.farm_id AND r.id = v_run.id
+        )
+
+        INSERT INTO farmops.credit_ledger (farm_id, ai_run_id, kind, delta, balance_after, reason, actor)
+        SELECT f.id, v_run.id, 'expire_refund', v_run.credits_reserved, f.credit_balance,
+            'reservation expired before settle', 'farmops.expire_reservations'
+        FROM refund AS f;
+        v_count := v_count + 1;
+    END LOOP;
+    RETURN v_count;
+END
+$fn$;
+COMMENT ON FUNCTION farmops.expire_reservations(integer) IS
+'Maintenance job (no tenant needed): expires up to p_max_runs live runs past expires_at and refunds each '
+'reservation exactly once; safe to run from many workers at once. Returns how many it expired.';

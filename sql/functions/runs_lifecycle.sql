@@ -1,0 +1,159 @@
+-- A run after its reservation: start it, then settle it with what it really cost.
+-- Lock order everywhere: the run row, then the farm row (no deadlock with the expirer).
+
+CREATE OR REPLACE FUNCTION farmops.start_run(p_run_id uuid)
+RETURNS farmops.ai_runs
+LANGUAGE plpgsql
+VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_farm uuid := farmops.require_tenant(ARRAY['owner', 'manager', 'worker', 'agent']);
+    v_run farmops.ai_runs;
+BEGIN
+    IF p_run_id IS NULL THEN
+        RAISE EXCEPTION 'run id must be given' USING ERRCODE = 'OF006';
+    END IF;
+    SELECT r.* INTO v_run
+    FROM farmops.ai_runs AS r
+    WHERE r.farm_id = v_farm AND r.id = p_run_id
+    FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no run % in this farm', p_run_id USING ERRCODE = 'OF102';
+    END IF;
+    IF v_run.status = 'expired' OR (v_run.status = 'reserved' AND v_run.expires_at <= now()) THEN
+        RAISE EXCEPTION 'run % has expired', p_run_id USING ERRCODE = 'OF105';
+    END IF;
+    IF v_run.status = 'running' THEN
+        RETURN v_run;  -- started already: a retried start is a no-op
+    END IF;
+    IF v_run.status <> 'reserved' THEN
+        RAISE EXCEPTION 'run % is % and cannot start', p_run_id, v_run.status USING ERRCODE = 'OF103';
+    END IF;
+    UPDATE farmops.ai_runs AS r SET status = 'running'
+    WHERE r.farm_id = v_farm AND r.id = p_run_id
+    RETURNING r.* INTO v_run;
+    RETURN v_run;
+END
+$fn$;
+COMMENT ON FUNCTION farmops.start_run(uuid) IS
+'reserved -> running for a run of the current farm (no-op if running). OF102 unknown, OF105 expired, OF103 settled.';
+
+CREATE OR REPLACE FUNCTION farmops.settle_run(
+    p_run_id uuid,
+    p_status text,
+    p_credits_actual integer DEFAULT NULL,
+    p_input_tokens integer DEFAULT NULL,
+    p_output_tokens integer DEFAULT NULL,
+    p_latency_ms integer DEFAULT NULL,
+    p_output_summary text DEFAULT NULL,
+    p_error text DEFAULT NULL
+)
+RETURNS farmops.ai_runs
+LANGUAGE plpgsql
+VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_farm uuid := farmops.require_tenant(ARRAY['owner', 'manager', 'worker', 'agent']);
+    v_user text := farmops.current_user_id();
+    v_run farmops.ai_runs;
+    v_actual integer;
+    v_old_balance integer;
+    v_charged integer := 0;
+    v_balance integer;
+BEGIN
+    IF p_run_id IS NULL THEN
+        RAISE EXCEPTION 'run id must be given' USING ERRCODE = 'OF006';
+    END IF;
+    IF p_status IS NULL OR p_status NOT IN ('succeeded', 'failed') THEN
+        RAISE EXCEPTION 'a run settles as succeeded or failed, not %', coalesce(p_status, 'NULL')
+            USING ERRCODE = 'OF006';
+    END IF;
+    IF p_credits_actual < 0 OR p_input_tokens < 0 OR p_output_tokens < 0 OR p_latency_ms < 0 THEN
+        RAISE EXCEPTION 'credits, tokens and latency cannot be negative' USING ERRCODE = 'OF006';
+    END IF;
+    IF char_length(p_output_summary) > 4000 OR char_length(p_error) > 4000 THEN
+        RAISE EXCEPTION 'output summary and error must be at most 4000 characters' USING ERRCODE = 'OF006';
+    END IF;
+
+    SELECT r.* INTO v_run
+    FROM farmops.ai_runs AS r
+    WHERE r.farm_id = v_farm AND r.id = p_run_id
+    FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no run % in this farm', p_run_id USING ERRCODE = 'OF102';
+    END IF;
+    IF v_run.status = 'expired' THEN
+        RAISE EXCEPTION 'run % expired and its reservation was refunded', p_run_id USING ERRCODE = 'OF105';
+    END IF;
+
+    -- What the run cost: as given; else from the tokens at the rate in force when it was
+    -- reserved (rounded up); a failed run that reports nothing costs nothing.
+    IF p_credits_actual IS NOT NULL THEN
+        v_actual := p_credits_actual;
+    ELSIF p_input_tokens IS NOT NULL OR p_output_tokens IS NOT NULL THEN
+        v_actual := farmops.credits_for_tokens(v_run.model, v_run.reserved_at, p_input_tokens, p_output_tokens);
+    ELSIF p_status = 'failed' THEN
+        v_actual := 0;
+    ELSE
+        RAISE EXCEPTION 'a succeeded run must report credits_actual or its tokens' USING ERRCODE = 'OF006';
+    END IF;
+
+    IF v_run.status IN ('succeeded', 'failed') THEN
+        IF (v_run.status, v_run.credits_actual, v_run.input_tokens, v_run.output_tokens, v_run.latency_ms,
+            v_run.output_summary, v_run.error)
+            IS NOT DISTINCT FROM
+            (p_status, v_actual, p_input_tokens, p_output_tokens, p_latency_ms, p_output_summary, p_error) THEN
+            RETURN v_run;  -- the same settle again: nothing to do
+        END IF;
+        RAISE EXCEPTION 'run % was already settled with different values', p_run_id USING ERRCODE = 'OF104';
+    END IF;
+
+    -- A live run past expires_at that the expirer has not claimed yet may still settle:
+    -- we hold its row, so the expirer (SKIP LOCKED) cannot refund it as well.
+    IF v_actual < v_run.credits_reserved THEN
+        WITH refund AS (
+            UPDATE farmops.farms AS f
+            SET credit_balance = f.credit_balance + (v_run.credits_reserved - v_actual)
+            WHERE f.id = v_farm
+            RETURNING f.id, f.credit_balance
+        )
+
+        INSERT INTO farmops.credit_ledger (farm_id, ai_run_id, kind, delta, balance_after, reason, actor)
+        SELECT f.id, p_run_id, 'settle_refund', v_run.credits_reserved - v_actual, f.credit_balance,
+            'unused reservation', v_user
+        FROM refund AS f;
+    ELSIF v_actual > v_run.credits_reserved THEN
+        -- Charge what remains available; the rest is recorded as the run's shortfall.
+        SELECT f.credit_balance INTO v_old_balance FROM farmops.farms AS f WHERE f.id = v_farm FOR UPDATE;
+        v_charged := least(v_old_balance, v_actual - v_run.credits_reserved);
+        IF v_charged > 0 THEN
+            UPDATE farmops.farms AS f SET credit_balance = f.credit_balance - v_charged
+            WHERE f.id = v_farm
+            RETURNING f.credit_balance INTO v_balance;
+            INSERT INTO farmops.credit_ledger (farm_id, ai_run_id, kind, delta, balance_after, reason, actor)
+            VALUES (v_farm, p_run_id, 'settle_charge', -v_charged, v_balance, 'cost above the reservation', v_user);
+        END IF;
+    END IF;
+
+    UPDATE farmops.ai_runs AS r
+    SET status = p_status,
+        credits_actual = v_actual,
+        credits_shortfall = greatest(0, v_actual - v_run.credits_reserved - v_charged),
+        input_tokens = p_input_tokens,
+        output_tokens = p_output_tokens,
+        latency_ms = p_latency_ms,
+        output_summary = p_output_summary,
+        error = p_error,
+        settled_at = now()
+    WHERE r.farm_id = v_farm AND r.id = p_run_id
+    RETURNING r.* INTO v_run;
+    RETURN v_run;
+END
+$fn$;
+COMMENT ON FUNCTION farmops.settle_run(uuid, text, integer, integer, integer, integer, text, text) IS
+'Settles a live run of the current farm as succeeded|failed: refunds the unused part, or charges the excess '
+'up to the balance and records the shortfall. Same values again: no-op; other values: OF104; expired: OF105.';
