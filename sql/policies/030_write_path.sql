@@ -194,6 +194,7 @@ GRANT EXECUTE ON FUNCTION
 farmops.record_type_tools(),
 farmops.validate_payload(text, jsonb),
 farmops.resolve_autonomy(text),
+farmops.resolve_autonomy_for(text, text, text, jsonb, jsonb),
 farmops.set_autonomy(text, jsonb, jsonb),
 farmops.propose_write(uuid, text, jsonb),
 farmops.confirm_draft(uuid, jsonb),
