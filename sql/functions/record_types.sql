@@ -49,7 +49,8 @@ BEGIN
             END IF;
         END LOOP;
         -- Every string is bounded and every integer has a range, so no payload can overflow a column.
-        IF v_type = 'string' AND jsonb_typeof(v_prop -> 'maxLength') IS DISTINCT FROM 'number' THEN
+        IF v_type = 'string' AND v_prop ->> 'format' IS DISTINCT FROM 'date'
+            AND jsonb_typeof(v_prop -> 'maxLength') IS DISTINCT FROM 'number' THEN
             RAISE EXCEPTION 'string property "%" needs maxLength', v_key USING ERRCODE = 'OF006';
         END IF;
         IF v_type IN ('integer', 'number')
@@ -78,8 +79,8 @@ CREATE OR REPLACE FUNCTION farmops.register_record_type(
     p_target_schema text,
     p_target_table text,
     p_input_schema jsonb,
-    p_date_past_days integer DEFAULT 730,
-    p_date_future_days integer DEFAULT 1
+    p_date_past_days integer DEFAULT NULL,
+    p_date_future_days integer DEFAULT NULL
 )
 RETURNS farmops.record_types
 LANGUAGE plpgsql
@@ -99,6 +100,9 @@ BEGIN
     END IF;
     IF p_description IS NULL OR char_length(p_description) NOT BETWEEN 1 AND 1000 THEN
         RAISE EXCEPTION 'description must be 1 to 1000 characters' USING ERRCODE = 'OF006';
+    END IF;
+    IF p_date_past_days NOT BETWEEN 0 AND 36500 OR p_date_future_days NOT BETWEEN 0 AND 36500 THEN
+        RAISE EXCEPTION 'date windows must be 0 to 36500 days' USING ERRCODE = 'OF006';
     END IF;
     PERFORM farmops.check_input_schema(p_input_schema);
     v_rel := to_regclass(format('%I.%I', p_target_schema, p_target_table));
@@ -130,14 +134,16 @@ BEGIN
     ON CONFLICT (name) DO UPDATE SET
         class = excluded.class, description = excluded.description, target_schema = excluded.target_schema,
         target_table = excluded.target_table, input_schema = excluded.input_schema,
-        date_past_days = excluded.date_past_days, date_future_days = excluded.date_future_days
+        date_past_days = coalesce(p_date_past_days, t.date_past_days),
+        date_future_days = coalesce(p_date_future_days, t.date_future_days)
     RETURNING t.* INTO v_row;
     RETURN v_row;
 END
 $fn$;
 COMMENT ON FUNCTION farmops.register_record_type(text, text, text, text, text, jsonb, integer, integer) IS
 'Package owner only (not granted to the app): registers or replaces a record type. The target table needs '
-'farm_id, id, draft_id, created_by and one column per property; input_schema must use the supported subset.';
+'farm_id, id, draft_id, created_by and one column per property; input_schema must use the supported subset '
+'(OF006 otherwise). Date window defaults: 730 days back, 1 ahead (NULL keeps the stored values).';
 
 CREATE OR REPLACE FUNCTION farmops.record_type_tools()
 RETURNS TABLE (name text, class text, description text, input_schema jsonb)
