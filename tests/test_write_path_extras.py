@@ -248,3 +248,27 @@ def test_forget_is_owner_or_manager_only_and_farm_scoped(app, admin, wfarm):
     call(app, wfarm.id, "mia", FORGET, [mem])
     assert admin.execute("SELECT count(*) FROM farmops.memories").fetchone()[0] == 0
     assert refused(app, admin, wfarm.id, "alice", FORGET, [mem]) == "OF204"
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT farmops.recommend(gen_random_uuid(), 't', 'b')",
+        "SELECT farmops.decide_recommendation(gen_random_uuid(), true)",
+        "SELECT farmops.evaluate_run(gen_random_uuid(), 'x')",
+        "SELECT farmops.give_feedback(gen_random_uuid(), true)",
+        "SELECT farmops.remember('fact')",
+        "SELECT farmops.forget(gen_random_uuid())",
+        "SELECT farmops.set_autonomy()",
+        "SELECT farmops.resolve_autonomy('note')",
+        "SELECT farmops.propose_write(gen_random_uuid(), 'note', '{}')",
+        "SELECT farmops.confirm_draft(gen_random_uuid())",
+        "SELECT farmops.discard_draft(gen_random_uuid())",
+    ],
+)
+def test_every_tenant_function_refuses_without_a_tenant_context(app, admin, wfarm, sql):
+    before = counts(admin)
+    with pytest.raises(psycopg.Error) as exc:
+        app.execute(sql)
+    assert exc.value.sqlstate == "OF001"
+    assert counts(admin) == before

@@ -4,7 +4,7 @@
 CREATE OR REPLACE FUNCTION farmops.memory_key(p_content text)
 RETURNS text
 LANGUAGE sql
-IMMUTABLE
+STABLE
 PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $fn$
