@@ -21,7 +21,7 @@ DECLARE
 BEGIN
     SELECT t.* INTO v_type FROM farmops.record_types AS t WHERE t.name = p_record_type;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'unknown record type "%"', p_record_type USING ERRCODE = 'OF203';
+        RAISE EXCEPTION 'unknown record type "%"', left(p_record_type, 100) USING ERRCODE = 'OF203';
     END IF;
     IF p_payload IS NULL OR jsonb_typeof(p_payload) <> 'object' THEN
         RAISE EXCEPTION 'payload for % must be a JSON object', p_record_type USING ERRCODE = 'OF202';

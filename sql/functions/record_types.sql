@@ -173,7 +173,7 @@ DECLARE
 BEGIN
     SELECT t.* INTO v_type FROM farmops.record_types AS t WHERE t.name = p_record_type;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'unknown record type "%"', p_record_type USING ERRCODE = 'OF203';
+        RAISE EXCEPTION 'unknown record type "%"', left(p_record_type, 100) USING ERRCODE = 'OF203';
     END IF;
     -- Only keys present in the (validated) payload are written, so column defaults apply to the rest.
     SELECT string_agg(format('%I', k), ', ' ORDER BY k) INTO v_cols
