@@ -24,6 +24,54 @@ SELECT farmops.migration_is_pending('0003_model_rates.sql', 'de9bdce7927944e9a8f
 INSERT INTO farmops.schema_migrations (filename, sha256)
 VALUES ('0003_model_rates.sql', 'de9bdce7927944e9a8fea494f31ae8159c7ef2871b1027adebb488b966fb11ce');
 \endif
+SELECT farmops.migration_is_pending('0010_record_types.sql', 'ec8b931a7edcf134eab6e3c3cc0af548d37047eeb6197783be5fc766f21c83c8') AS pending \gset
+\if :pending
+\ir schema/0010_record_types.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0010_record_types.sql', 'ec8b931a7edcf134eab6e3c3cc0af548d37047eeb6197783be5fc766f21c83c8');
+\endif
+SELECT farmops.migration_is_pending('0011_assistant_drafts.sql', '25b8f0c1be0f1dc4658a599fb427939b4d2b1a180147c3ada2a15405f611c03b') AS pending \gset
+\if :pending
+\ir schema/0011_assistant_drafts.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0011_assistant_drafts.sql', '25b8f0c1be0f1dc4658a599fb427939b4d2b1a180147c3ada2a15405f611c03b');
+\endif
+SELECT farmops.migration_is_pending('0012_autonomy_changes.sql', 'c5f4c44196251da8d8be254ec544884d633510076d6311fbb62b463828365367') AS pending \gset
+\if :pending
+\ir schema/0012_autonomy_changes.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0012_autonomy_changes.sql', 'c5f4c44196251da8d8be254ec544884d633510076d6311fbb62b463828365367');
+\endif
+SELECT farmops.migration_is_pending('0013_farm_records.sql', 'd33cc4c6b745c3bf12459f6c01e3815fbc2fce4ff485f78d802b00be17a69631') AS pending \gset
+\if :pending
+\ir schema/0013_farm_records.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0013_farm_records.sql', 'd33cc4c6b745c3bf12459f6c01e3815fbc2fce4ff485f78d802b00be17a69631');
+\endif
+SELECT farmops.migration_is_pending('0014_ai_recommendations.sql', '0828cc35158a26ec8b47c169aeb69d5c818ce01e096c9bd1afe51aa3e24fb7fb') AS pending \gset
+\if :pending
+\ir schema/0014_ai_recommendations.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0014_ai_recommendations.sql', '0828cc35158a26ec8b47c169aeb69d5c818ce01e096c9bd1afe51aa3e24fb7fb');
+\endif
+SELECT farmops.migration_is_pending('0015_ai_evals.sql', '829c5b72ed4828c74c1dbcef20b5b16d7dde965c733291a7056874a08ea07171') AS pending \gset
+\if :pending
+\ir schema/0015_ai_evals.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0015_ai_evals.sql', '829c5b72ed4828c74c1dbcef20b5b16d7dde965c733291a7056874a08ea07171');
+\endif
+SELECT farmops.migration_is_pending('0016_ai_feedback.sql', 'e9d276d351fca1e2cc9d5ad4478f4edfcda341b547cbe88b5a3cfa3602e85b2c') AS pending \gset
+\if :pending
+\ir schema/0016_ai_feedback.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0016_ai_feedback.sql', 'e9d276d351fca1e2cc9d5ad4478f4edfcda341b547cbe88b5a3cfa3602e85b2c');
+\endif
+SELECT farmops.migration_is_pending('0017_memories.sql', 'aeb41256e225e1cdeee82988c2162806d4a702d79dc47802391b98e939f0c1c4') AS pending \gset
+\if :pending
+\ir schema/0017_memories.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0017_memories.sql', 'aeb41256e225e1cdeee82988c2162806d4a702d79dc47802391b98e939f0c1c4');
+\endif
 SELECT farmops.migration_is_pending('0020_documents_and_embeddings.sql', '566f69b106b32cbdc62d15fdbd2e3384fd561cb11907d28404eca9f84e7f5a59') AS pending \gset
 \if :pending
 \ir schema/0020_documents_and_embeddings.sql
@@ -42,13 +90,24 @@ SELECT farmops.migration_is_pending('0022_run_retrievals.sql', '7394d2a80d71184a
 INSERT INTO farmops.schema_migrations (filename, sha256)
 VALUES ('0022_run_retrievals.sql', '7394d2a80d71184ac6337dab99836ffce774e1f4120c12eada30a618755b5109');
 \endif
+\ir functions/ai_run_guard.sql
+\ir functions/audit_append_only.sql
+\ir functions/autonomy.sql
 \ir functions/credits_grant.sql
 \ir functions/credits_invariants.sql
 \ir functions/credits_reserve.sql
+\ir functions/drafts.sql
+\ir functions/drafts_state_machine.sql
 \ir functions/error_codes.sql
+\ir functions/evals.sql
 \ir functions/farm_lifecycle.sql
+\ir functions/feedback.sql
 \ir functions/guards.sql
+\ir functions/memories.sql
 \ir functions/model_rates.sql
+\ir functions/payload_validation.sql
+\ir functions/recommendations.sql
+\ir functions/record_types.sql
 \ir functions/retrieval_global_knowledge.sql
 \ir functions/retrieval_ingest.sql
 \ir functions/retrieval_lineage.sql
@@ -60,5 +119,6 @@ VALUES ('0022_run_retrievals.sql', '7394d2a80d71184ac6337dab99836ffce774e1f4120c
 \ir policies/000_revoke_by_default.sql
 \ir policies/010_tenancy.sql
 \ir policies/020_credits_and_runs.sql
+\ir policies/030_write_path.sql
 \ir policies/040_retrieval.sql
 COMMIT;

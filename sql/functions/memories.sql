@@ -1,0 +1,65 @@
+-- Durable per-farm facts: remembered once per normalized text, forgotten by
+-- an owner or manager.
+
+CREATE OR REPLACE FUNCTION farmops.memory_key(p_content text)
+RETURNS text
+LANGUAGE sql
+STABLE
+PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    -- lower case, white space collapsed, trailing full stops and exclamation marks dropped
+    SELECT encode(sha256(convert_to(
+        rtrim(lower(regexp_replace(btrim(p_content), '[[:space:]]+', ' ', 'g')), '.! '), 'UTF8'
+    )), 'hex')
+$fn$;
+COMMENT ON FUNCTION farmops.memory_key(text) IS
+'The dedup key of a memory: sha256 (hex) of its normalized text.';
+
+CREATE OR REPLACE FUNCTION farmops.remember(p_content text, p_run_id uuid DEFAULT NULL)
+RETURNS uuid
+LANGUAGE plpgsql
+VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_farm_id uuid := farmops.require_tenant(ARRAY['owner', 'manager', 'worker', 'agent']);
+    v_id uuid;
+BEGIN
+    IF p_content IS NULL OR char_length(btrim(p_content)) NOT BETWEEN 1 AND 2000
+        OR p_content ~ '[\x01-\x08\x0b\x0c\x0e-\x1f\x7f]' THEN
+        RAISE EXCEPTION 'memory must be 1 to 2000 characters without control characters' USING ERRCODE = 'OF006';
+    END IF;
+    IF p_run_id IS NOT NULL THEN
+        PERFORM farmops.lock_run_for_write(v_farm_id, p_run_id, false);
+    END IF;
+    INSERT INTO farmops.memories AS m (farm_id, content, content_key, source_run_id, created_by)
+    VALUES (v_farm_id, btrim(p_content), farmops.memory_key(p_content), p_run_id, farmops.current_user_id())
+    ON CONFLICT (farm_id, content_key) DO UPDATE SET updated_at = now()
+    RETURNING m.id INTO v_id;
+    RETURN v_id;
+END
+$fn$;
+COMMENT ON FUNCTION farmops.remember(text, uuid) IS
+'Any member but viewer: stores a durable fact for this farm, or returns the id of the same fact (normalized '
+'text) already stored. OF006 for empty/oversized/control characters; OF102 if p_run_id is not this farm''s.';
+
+CREATE OR REPLACE FUNCTION farmops.forget(p_memory_id uuid)
+RETURNS void
+LANGUAGE plpgsql
+VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_farm_id uuid := farmops.require_tenant(ARRAY['owner', 'manager']);
+BEGIN
+    DELETE FROM farmops.memories AS m WHERE m.farm_id = v_farm_id AND m.id = p_memory_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no memory % in this farm', p_memory_id USING ERRCODE = 'OF204';
+    END IF;
+END
+$fn$;
+COMMENT ON FUNCTION farmops.forget(uuid) IS
+'Owner or manager only (OF003): deletes a memory of this farm; OF204 if there is none with that id.';
