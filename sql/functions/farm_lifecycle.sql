@@ -1,6 +1,37 @@
 -- Creating farms and managing their members. Writes to farms and farm_members
 -- happen only here.
 
+CREATE OR REPLACE FUNCTION farmops.assert_valid_user_id(p_user_id text)
+RETURNS void
+LANGUAGE plpgsql
+IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    IF p_user_id IS NULL OR char_length(p_user_id) NOT BETWEEN 1 AND 256 OR p_user_id ~ '[[:cntrl:]]' THEN
+        RAISE EXCEPTION 'user id must be 1 to 256 printable characters' USING ERRCODE = 'OF006';
+    END IF;
+END
+$fn$;
+COMMENT ON FUNCTION farmops.assert_valid_user_id(text) IS
+'Private: raises OF006 unless the user id is 1 to 256 characters without control characters.';
+
+CREATE OR REPLACE FUNCTION farmops.assert_farm_owner(p_farm_id uuid)
+RETURNS void
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    -- require_tenant raises OF001/OF003; a context for another farm is refused like a non-member.
+    IF p_farm_id IS DISTINCT FROM farmops.require_tenant(ARRAY['owner']) THEN
+        RAISE EXCEPTION 'farm % is not the farm of this tenant context', p_farm_id USING ERRCODE = 'OF002';
+    END IF;
+END
+$fn$;
+COMMENT ON FUNCTION farmops.assert_farm_owner(uuid) IS
+'Private: raises unless this transaction''s tenant context is p_farm_id with the owner role.';
+
 CREATE OR REPLACE FUNCTION farmops.create_farm(p_name text, p_owner_user_id text)
 RETURNS uuid
 LANGUAGE plpgsql
@@ -14,10 +45,7 @@ BEGIN
     IF p_name IS NULL OR char_length(btrim(p_name)) NOT BETWEEN 1 AND 200 THEN
         RAISE EXCEPTION 'farm name must be 1 to 200 characters' USING ERRCODE = 'OF006';
     END IF;
-    IF p_owner_user_id IS NULL OR char_length(p_owner_user_id) NOT BETWEEN 1 AND 256
-        OR p_owner_user_id ~ '[[:cntrl:]]' THEN
-        RAISE EXCEPTION 'owner user id must be 1 to 256 printable characters' USING ERRCODE = 'OF006';
-    END IF;
+    PERFORM farmops.assert_valid_user_id(p_owner_user_id);
     INSERT INTO farmops.farms (name) VALUES (btrim(p_name)) RETURNING id INTO v_farm_id;
     INSERT INTO farmops.farm_members (farm_id, user_id, role) VALUES (v_farm_id, p_owner_user_id, 'owner');
     RETURN v_farm_id;
@@ -36,12 +64,8 @@ AS $fn$
 DECLARE
     v_old_role text;
 BEGIN
-    IF p_farm_id IS DISTINCT FROM farmops.require_tenant(ARRAY['owner']) THEN
-        RAISE EXCEPTION 'members are managed inside the farm''s own tenant context' USING ERRCODE = 'OF002';
-    END IF;
-    IF p_user_id IS NULL OR char_length(p_user_id) NOT BETWEEN 1 AND 256 OR p_user_id ~ '[[:cntrl:]]' THEN
-        RAISE EXCEPTION 'user id must be 1 to 256 printable characters' USING ERRCODE = 'OF006';
-    END IF;
+    PERFORM farmops.assert_farm_owner(p_farm_id);
+    PERFORM farmops.assert_valid_user_id(p_user_id);
     IF p_role IS NULL OR p_role NOT IN ('owner', 'manager', 'worker', 'viewer', 'agent') THEN
         RAISE EXCEPTION 'role must be owner, manager, worker, viewer or agent, not %', coalesce(p_role, 'NULL')
             USING ERRCODE = 'OF006';
@@ -73,9 +97,7 @@ AS $fn$
 DECLARE
     v_old_role text;
 BEGIN
-    IF p_farm_id IS DISTINCT FROM farmops.require_tenant(ARRAY['owner']) THEN
-        RAISE EXCEPTION 'members are managed inside the farm''s own tenant context' USING ERRCODE = 'OF002';
-    END IF;
+    PERFORM farmops.assert_farm_owner(p_farm_id);
     PERFORM FROM farmops.farms AS f WHERE f.id = p_farm_id FOR UPDATE;
     SELECT m.role INTO v_old_role
     FROM farmops.farm_members AS m
