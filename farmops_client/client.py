@@ -352,9 +352,16 @@ class TenantSession:
         return ask(self, prompt, **options)
 
 
-def _probe(conninfo: str, kwargs: dict[str, Any]) -> None:
+def _probe(conninfo: str, kwargs: dict[str, Any], role: str | None = None) -> None:
+    """Open one connection first, so a bad DSN, password or role fails fast with libpq's reason."""
     try:
-        psycopg.connect(conninfo, **kwargs).close()
+        with psycopg.connect(conninfo, **kwargs) as conn:
+            if role:
+                from psycopg import sql
+
+                conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise FarmopsError(f"the DSN's role may not act as {role}: {exc.diag.message_primary}") from exc
     except psycopg.Error as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise DatabaseUnavailable(f"cannot connect to the database: {first}") from exc
@@ -371,6 +378,7 @@ def connect(
     min_size: int = 1,
     max_size: int = 8,
     connect_timeout: int = 10,
+    role: str | None = None,
 ) -> Client:
     """Open a :class:`Client` on a DSN (a pool is created) or on your own ``ConnectionPool``.
 
@@ -378,6 +386,8 @@ def connect(
     :class:`farmops_client.aws.IamAuthToken` for RDS IAM tokens. ``bedrock`` is a
     ``bedrock-runtime`` client (see :meth:`farmops_client.aws.AwsIdentities.bedrock_client`);
     without one the embedder is the offline lexical one and ``ask`` is unavailable.
+    ``role`` runs ``SET ROLE`` on every new connection (the CLI uses ``farmops_app`` so that
+    even a superuser DSN acts under row level security, which superusers otherwise bypass).
     """
     if isinstance(dsn, ConnectionPool):
         dsn, pool = None, dsn
@@ -390,13 +400,22 @@ def connect(
     def kwargs() -> dict[str, Any]:
         return {**static, **(auth() if auth else {})}
 
-    _probe(dsn, kwargs())
+    _probe(dsn, kwargs(), role)
+
+    def configure(conn: psycopg.Connection) -> None:
+        if role:
+            from psycopg import sql
+
+            with db.translated():
+                conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
+        configure_connection(conn)
+
     new_pool = ConnectionPool(
         dsn,
         kwargs=kwargs,
         min_size=min_size,
         max_size=max_size,
-        configure=configure_connection,
+        configure=configure,
         open=True,
         name="farmops",
     )
