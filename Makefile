@@ -13,8 +13,7 @@ $(BIN)/farmops: pyproject.toml
 	touch $@
 
 demo: $(BIN)/farmops
-	$(BIN)/farmops db start
-	$(BIN)/farmops migrate
+	$(BIN)/farmops demo
 
 test: lint
 	$(BIN)/pytest -m "not slow" -q

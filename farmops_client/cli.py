@@ -196,5 +196,484 @@ def errors_cmd(as_json: bool) -> None:
         click.echo(f"{r['sqlstate']}  {r['exception']:22} {r['meaning']}")
 
 
+# ---------------------------------------------------------------------------------------------------------
+# The library's commands. The CLI acts as ONE member of ONE farm (--farm/--user), connecting with
+# `SET ROLE farmops_app` so that row level security applies even with a superuser DSN. Operator-wide
+# commands (farm list, check without --farm) act as farmops_owner and need a DSN whose role may.
+# ---------------------------------------------------------------------------------------------------------
+APP_ROLE = "farmops_app"
+OWNER_ROLE = "farmops_owner"
+
+farm_option = click.option("--farm", "farm_id", envvar="FARMOPS_FARM", help="Farm id (env FARMOPS_FARM).")
+user_option = click.option(
+    "--user", "user_id", envvar="FARMOPS_USER", help="Acting member (env FARMOPS_USER)."
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+embedder_option = click.option(
+    "--embedder",
+    type=click.Choice(["lexical", "titan"]),
+    envvar="FARMOPS_EMBEDDER",
+    default="lexical",
+    show_default=True,
+    help="lexical = offline feature hashing (word overlap, not meaning); titan = Bedrock Titan V2. "
+    "Use the same one for kb add and search (env FARMOPS_EMBEDDER).",
+)
+
+
+def _client(dsn, data_dir, *, role: str | None = APP_ROLE, bedrock=None, embedder=None):
+    import farmops_client
+
+    return farmops_client.connect(
+        resolve_dsn(dsn, data_dir),
+        role=role,
+        bedrock=bedrock,
+        embedder=embedder,
+        min_size=1,
+        max_size=2,
+        connect_timeout=int(os.environ.get("FARMOPS_CONNECT_TIMEOUT", "10")),
+    )
+
+
+def _need(farm_id: str | None, user_id: str | None) -> tuple[str, str]:
+    if not farm_id or not user_id:
+        raise click.UsageError(
+            "this command acts as a farm member: give --farm and --user (or FARMOPS_FARM/USER)"
+        )
+    return farm_id, user_id
+
+
+def _bedrock_client():
+    from .aws import AwsIdentities, has_aws_credentials
+
+    ids = AwsIdentities.from_env()
+    if not has_aws_credentials(ids.bedrock):
+        raise FarmopsError("no AWS credentials for Bedrock (configure them, or try `farmops demo`)")
+    return ids.bedrock_client()
+
+
+def _embedder(kind: str, bedrock=None):
+    from .embeddings import LexicalEmbedder, TitanEmbedder
+
+    if kind == "titan":
+        return TitanEmbedder(bedrock or _bedrock_client())
+    return LexicalEmbedder()
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return str(value)
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dict | list):
+        return json.dumps(_jsonable(value), ensure_ascii=False)
+    text = str(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def emit(rows: list[dict], as_json: bool, columns: list[str] | None = None, title: str | None = None) -> None:
+    """Print rows as JSON or as a rich table of ``columns`` (default: every key of the first row)."""
+    if as_json:
+        click.echo(json.dumps(_jsonable(rows), indent=2, ensure_ascii=False))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    columns = columns or (list(rows[0].keys()) if rows else [])
+    table = Table(title=title, show_lines=False)
+    for col in columns:
+        table.add_column(col, overflow="fold")
+    for row in rows:
+        table.add_row(*(_cell(row.get(c)) for c in columns))
+    Console().print(table)
+    if not rows:
+        click.echo("(no rows)")
+
+
+def emit_one(row: dict, as_json: bool) -> None:
+    """Print one record as JSON or as key/value lines."""
+    if as_json:
+        click.echo(json.dumps(_jsonable(row), indent=2, ensure_ascii=False))
+        return
+    for key, value in row.items():
+        click.echo(f"{key:18} {_cell(value)}")
+
+
+@main.group(cls=FarmopsGroup)
+def farm() -> None:
+    """Create and list farms (tenants)."""
+
+
+@farm.command("create")
+@click.argument("name")
+@click.option("--owner", required=True, help="User id of the farm's first owner.")
+@dsn_option
+@data_dir_option
+def farm_create(name: str, owner: str, dsn, data_dir) -> None:
+    """Create a farm owned by --owner and print its id."""
+    with _client(dsn, data_dir) as client:
+        click.echo(client.create_farm(name, owner))
+
+
+@farm.command("list")
+@json_option
+@dsn_option
+@data_dir_option
+def farm_list(as_json: bool, dsn, data_dir) -> None:
+    """List every farm (operator command: the DSN's role must be able to SET ROLE farmops_owner)."""
+    from . import db as fdb
+
+    with _client(dsn, data_dir, role=OWNER_ROLE) as client, client.connection() as conn:
+        rows = fdb.execute(
+            conn,
+            "SELECT f.id, f.name, f.credit_balance, f.ai_autonomy, f.created_at, "
+            "(SELECT count(*) FROM farmops.farm_members m WHERE m.farm_id = f.id) AS members "
+            "FROM farmops.farms f ORDER BY f.created_at, f.id",
+        ).fetchall()
+    emit(rows, as_json, title="farms")
+
+
+@main.group(cls=FarmopsGroup)
+def member() -> None:
+    """Manage the members of a farm."""
+
+
+@member.command("add")
+@click.argument("new_user")
+@click.argument("role", type=click.Choice(["owner", "manager", "worker", "viewer", "agent"]))
+@farm_option
+@user_option
+@dsn_option
+@data_dir_option
+def member_add(new_user, role, farm_id, user_id, dsn, data_dir) -> None:
+    """Add NEW_USER with ROLE to the farm (the acting --user must be an owner)."""
+    farm_id, user_id = _need(farm_id, user_id)
+    with _client(dsn, data_dir) as client, client.tenant(farm_id, user_id) as t:
+        t.add_member(new_user, role)
+    click.echo(f"added {new_user} as {role}")
+
+
+@member.command("list")
+@json_option
+@farm_option
+@user_option
+@dsn_option
+@data_dir_option
+def member_list(as_json, farm_id, user_id, dsn, data_dir) -> None:
+    """List the farm's members."""
+    farm_id, user_id = _need(farm_id, user_id)
+    with _client(dsn, data_dir) as client, client.tenant(farm_id, user_id) as t:
+        rows = t.members()
+    emit(rows, as_json, ["user_id", "role"], title="members")
+
+
+@main.group(cls=FarmopsGroup)
+def credits() -> None:
+    """Grant credits and read the balance and the append-only ledger."""
+
+
+@credits.command("grant")
+@click.argument("amount", type=int)
+@click.option("--reason", required=True, help="Why (stored on the ledger row).")
+@farm_option
+@user_option
+@dsn_option
+@data_dir_option
+def credits_grant(amount, reason, farm_id, user_id, dsn, data_dir) -> None:
+    """Grant AMOUNT credits to the farm (owner only); print the new balance."""
+    farm_id, user_id = _need(farm_id, user_id)
+    with _client(dsn, data_dir) as client, client.tenant(farm_id, user_id) as t:
+        click.echo(t.grant_credits(amount, reason))
+
+
+@credits.command("balance")
+@farm_option
+@user_option
+@dsn_option
+@data_dir_option
+def credits_balance(farm_id, user_id, dsn, data_dir) -> None:
+    """Print the farm's credit balance."""
+    farm_id, user_id = _need(farm_id, user_id)
+    with _client(dsn, data_dir) as client, client.tenant(farm_id, user_id) as t:
+        click.echo(t.balance())
+
+
+LEDGER_COLUMNS = ["id", "kind", "delta", "balance_after", "ai_run_id", "actor", "reason", "created_at"]
+
+
+@credits.command("ledger")
+@click.option("--run", "run_id", help="Only the legs of this run.")
+@click.option("--limit", type=int, default=100, show_default=True)
+@json_option
+@farm_option
+@user_option
+@dsn_option
+@data_dir_option
+def credits_ledger(run_id, limit, as_json, farm_id, user_id, dsn, data_dir) -> None:
+    """Print the farm's ledger (oldest first)."""
+    farm_id, user_id = _need(farm_id, user_id)
+    with _client(dsn, data_dir) as client, client.tenant(farm_id, user_id) as t:
+        rows = t.ledger(run_id=run_id, limit=limit)
+    emit(rows, as_json, LEDGER_COLUMNS, title="credit ledger")
+
+
+DRAFT_COLUMNS = ["id", "record_type", "status", "payload", "created_by", "decided_by", "created_at"]
+
+
+@main.group(cls=FarmopsGroup)
+def drafts() -> None:
+    """Review the assistant's drafts: list, show, confirm, discard."""
+
+
+@drafts.command("list")
+@click.option("--status", default="pending", show_default=True, help="Status to list, or 'all'.")
+@json_option
+@farm_option
+@user_option
+@dsn_option
+@data_dir_option
+def drafts_list(status, as_json, farm_id, user_id, dsn, data_dir) -> None:
+    """List the farm's drafts."""
+    farm_id, user_id = _need(farm_id, user_id)
+    with _client(dsn, data_dir) as client, client.tenant(farm_id, user_id) as t:
+        rows = t.drafts(status=None if status == "all" else status)
+    emit(rows, as_json, DRAFT_COLUMNS, title="drafts")
+
+
+@drafts.command("show")
+@click.argument("draft_id")
+@json_option
+@farm_option
+@user_option
+@dsn_option
+@data_dir_option
+def drafts_show(draft_id, as_json, farm_id, user_id, dsn, data_dir) -> None:
+    """Show one draft (exit 1 if it is not visible in this farm)."""
+    farm_id, user_id = _need(farm_id, user_id)
+    with _client(dsn, data_dir) as client, client.tenant(farm_id, user_id) as t:
+        row = t.draft(draft_id)
+    if row is None:
+        raise FarmopsError(f"no draft {draft_id} in this farm")
+    emit_one(row, as_json)
+
+
+@drafts.command("confirm")
+@click.argument("draft_id")
+@click.option("--edits", help="JSON object of payload fields to change before writing.")
+@farm_option
+@user_option
+@dsn_option
+@data_dir_option
+def drafts_confirm(draft_id, edits, farm_id, user_id, dsn, data_dir) -> None:
+    """Confirm a draft as a human member: the record is written in the same transaction."""
+    farm_id, user_id = _need(farm_id, user_id)
+    try:
+        parsed = json.loads(edits) if edits else None
+    except json.JSONDecodeError as exc:
+        raise click.UsageError(f"--edits is not JSON: {exc}") from exc
+    with _client(dsn, data_dir) as client, client.tenant(farm_id, user_id) as t:
+        row = t.confirm_draft(draft_id, parsed)
+    click.echo(f"confirmed {row['id']} -> record {row.get('record_id')}")
+
+
+@drafts.command("discard")
+@click.argument("draft_id")
+@click.option("--reason", help="Why (stored on the draft).")
+@farm_option
+@user_option
+@dsn_option
+@data_dir_option
+def drafts_discard(draft_id, reason, farm_id, user_id, dsn, data_dir) -> None:
+    """Discard a draft."""
+    farm_id, user_id = _need(farm_id, user_id)
+    with _client(dsn, data_dir) as client, client.tenant(farm_id, user_id) as t:
+        row = t.discard_draft(draft_id, reason)
+    click.echo(f"discarded {row['id']}")
+
+
+@main.group(cls=FarmopsGroup)
+def kb() -> None:
+    """The farm's knowledge base: add documents, search them."""
+
+
+@kb.command("add")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--title", help="Title (default: the file name).")
+@embedder_option
+@farm_option
+@user_option
+@dsn_option
+@data_dir_option
+def kb_add(file: Path, title, embedder, farm_id, user_id, dsn, data_dir) -> None:
+    """Chunk, embed and store FILE (UTF-8 text) as a farm document; print its id."""
+    farm_id, user_id = _need(farm_id, user_id)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise click.UsageError(f"{file} is not UTF-8 text") from exc
+    with _client(dsn, data_dir, embedder=_embedder(embedder)) as client, client.tenant(farm_id, user_id) as t:
+        click.echo(t.ingest_document(title or file.name, text))
+
+
+@kb.command("search")
+@click.argument("text")
+@click.option("-k", "k", type=int, default=4, show_default=True)
+@click.option("--no-global", is_flag=True, help="Leave out the shared knowledge base.")
+@embedder_option
+@json_option
+@farm_option
+@user_option
+@dsn_option
+@data_dir_option
+def kb_search(text, k, no_global, embedder, as_json, farm_id, user_id, dsn, data_dir) -> None:
+    """Search the farm's documents and memories (and the global base) for TEXT."""
+    farm_id, user_id = _need(farm_id, user_id)
+    with _client(dsn, data_dir, embedder=_embedder(embedder)) as client, client.tenant(farm_id, user_id) as t:
+        rows = t.search(text, k=k, include_global=not no_global)
+    emit(rows, as_json, ["score", "source", "content"], title="search")
+
+
+@main.command("ask", cls=click.Command)
+@click.argument("text")
+@click.option("--feature", default="assistant", show_default=True)
+@click.option("--max-tokens", type=int, default=512, show_default=True)
+@click.option("--model", envvar="FARMOPS_MODEL", help="Bedrock model id (env FARMOPS_MODEL).")
+@click.option("--fake", is_flag=True, help="Answer with FakeBedrock (scripted echo) instead of AWS.")
+@embedder_option
+@json_option
+@farm_option
+@user_option
+@dsn_option
+@data_dir_option
+def ask_cmd(
+    text, feature, max_tokens, model, fake, embedder, as_json, farm_id, user_id, dsn, data_dir
+) -> None:
+    """One governed assistant run: reserve, retrieve, Converse with tools, settle."""
+    import dataclasses
+
+    farm_id, user_id = _need(farm_id, user_id)
+    if fake:
+        from .testing import FakeBedrock, fake_bedrock_client
+
+        click.echo(f"Bedrock: {FakeBedrock.LABEL}", err=True)
+        bedrock = fake_bedrock_client(FakeBedrock(default=lambda body: FakeBedrock.text("(scripted) noted.")))
+    else:
+        bedrock = _bedrock_client()
+    with (
+        _client(dsn, data_dir, bedrock=bedrock, embedder=_embedder(embedder, bedrock)) as client,
+        client.tenant(farm_id, user_id) as t,
+    ):
+        result = t.ask(text, feature=feature, max_tokens=max_tokens, model=model)
+    if as_json:
+        click.echo(json.dumps(_jsonable(dataclasses.asdict(result)), indent=2, ensure_ascii=False))
+        return
+    click.echo(result.text)
+    click.echo(
+        f"-- run {result.run_id} {result.status} ({result.stop_reason}); credits reserved "
+        f"{result.credits_reserved}, charged {result.credits_charged}; drafts {len(result.drafts)}, "
+        f"written {len(result.records)}, refused {len(result.refused)}",
+        err=True,
+    )
+
+
+RUN_COLUMNS = [
+    "id",
+    "user_id",
+    "feature",
+    "model",
+    "status",
+    "credits_reserved",
+    "credits_actual",
+    "reserved_at",
+]
+
+
+@main.group(cls=FarmopsGroup)
+def runs() -> None:
+    """AI runs: list them, show one with its ledger legs, retrievals and drafts."""
+
+
+@runs.command("list")
+@click.option("--limit", type=int, default=50, show_default=True)
+@json_option
+@farm_option
+@user_option
+@dsn_option
+@data_dir_option
+def runs_list(limit, as_json, farm_id, user_id, dsn, data_dir) -> None:
+    """The farm's most recent runs."""
+    farm_id, user_id = _need(farm_id, user_id)
+    with _client(dsn, data_dir) as client, client.tenant(farm_id, user_id) as t:
+        rows = t.runs(limit=limit)
+    emit(rows, as_json, RUN_COLUMNS, title="AI runs")
+
+
+@runs.command("show")
+@click.argument("run_id")
+@json_option
+@farm_option
+@user_option
+@dsn_option
+@data_dir_option
+def runs_show(run_id, as_json, farm_id, user_id, dsn, data_dir) -> None:
+    """One run with its ledger legs, retrievals and drafts (exit 1 if not visible)."""
+    farm_id, user_id = _need(farm_id, user_id)
+    with _client(dsn, data_dir) as client, client.tenant(farm_id, user_id) as t:
+        row = t.run(run_id)
+    if row is None:
+        raise FarmopsError(f"no run {run_id} in this farm")
+    if as_json:
+        emit_one(row, True)
+        return
+    ledger, retrievals, drafts_ = row.pop("ledger"), row.pop("retrievals"), row.pop("drafts")
+    emit_one(row, False)
+    emit(ledger, False, LEDGER_COLUMNS, title="ledger legs")
+    emit(retrievals, False, None, title="retrievals")
+    emit(drafts_, False, DRAFT_COLUMNS, title="drafts")
+
+
+@main.command("check")
+@json_option
+@farm_option
+@user_option
+@dsn_option
+@data_dir_option
+def check_cmd(as_json, farm_id, user_id, dsn, data_dir) -> None:
+    """Check the financial invariants: one farm as a member, or all as farmops_owner; exit 1 on any."""
+    if farm_id or user_id:
+        farm_id, user_id = _need(farm_id, user_id)
+        with _client(dsn, data_dir) as client, client.tenant(farm_id, user_id) as t:
+            rows = t.check_invariants()
+    else:
+        with _client(dsn, data_dir, role=OWNER_ROLE) as client:
+            rows = client.check_invariants()
+    if rows or as_json:
+        emit(rows, as_json, ["farm_id", "invariant", "detail"], title="invariant violations")
+    else:
+        click.echo("invariants hold")
+    if rows:
+        sys.exit(EXIT_REFUSED)
+
+
+@main.command("demo")
+@click.option(
+    "--bedrock", "use_bedrock", is_flag=True, help="Call the real Amazon Bedrock (needs AWS credentials)."
+)
+@dsn_option
+@data_dir_option
+def demo_cmd(use_bedrock, dsn, data_dir) -> None:
+    """The whole governed loop on the embedded database, with scripted Bedrock responses by default."""
+    from .demo import run_demo
+
+    run_demo(resolve_dsn(dsn, data_dir), use_bedrock=use_bedrock)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

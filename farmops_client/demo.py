@@ -1,0 +1,257 @@
+"""``farmops demo``: the whole governed loop on a real database, in one command.
+
+Everything a service would do runs as an application login role the demo creates
+(``farmops_demo_app``: member of ``farmops_app``, not superuser, no BYPASSRLS). The only
+privileged steps are the migration, creating that role, and loading one document into the
+shared (global) knowledge base as ``farmops_owner``. Bedrock is :class:`FakeBedrock` at the
+HTTP layer (scripted, and labelled so), unless ``--bedrock`` asks for the real service.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import click
+import psycopg
+from psycopg.conninfo import make_conninfo
+from rich.console import Console
+from rich.table import Table
+
+from . import db as fdb
+from . import migrate as migrations
+from .client import connect
+from .errors import FarmopsError, NotAMember
+
+DEMO_ROLE = "farmops_demo_app"
+SALE = {"item": "broilers", "quantity": 40, "amount_kobo": 18_000_000, "buyer": "Musa"}
+NOTE = {"title": "Pen 3", "body": "Pen 3 drinkers cleaned this morning."}
+PROMPT_A = (
+    "We sold 40 broilers to Musa today for 180,000 naira. Also note that the pen 3 drinkers were "
+    "cleaned this morning. When is the gumboro vaccine due?"
+)
+PROMPT_B = "Save a note that 3 layers look weak in house 2."
+ANSWER_A = (
+    "I drafted the sale of 40 broilers to Musa (180,000 naira) for your confirmation and saved the "
+    "note about pen 3. Your schedule gives the Gumboro (IBD) vaccine on day 14, in drinking water."
+)
+
+
+def _read(name: str) -> str:
+    return resources.files("farmops_client").joinpath("demo_data", name).read_text(encoding="utf-8")
+
+
+def _script():
+    from .testing import FakeBedrock as F
+
+    return [
+        # farm A: one turn proposes two writes, the next answers from the retrieved schedule
+        F.tool_use(("create_sale", SALE), ("create_note", NOTE), text="Recording these.", input_tokens=2100),
+        F.text(ANSWER_A, input_tokens=2300, output_tokens=60),
+        # farm B (suggest only): the write is refused by the database, the model is told
+        F.tool_use(("create_note", {"body": "3 layers look weak in house 2."}), input_tokens=900),
+        F.text("This farm is suggest-only, so I did not save it: please note it yourself.", input_tokens=950),
+    ]
+
+
+def _setup_database(admin_dsn: str, say) -> str:
+    """Migrate, create the demo's application login role, return its DSN."""
+    with psycopg.connect(admin_dsn, autocommit=False) as conn:
+        report = migrations.migrate(conn)
+        say(
+            f"migrated: {len(report.applied)} new migration(s), {len(report.reapplied)} function/policy files"
+        )
+        conn.execute(
+            f"""DO $$ BEGIN
+                IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{DEMO_ROLE}') THEN
+                    CREATE ROLE {DEMO_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS IN ROLE farmops_app;
+                END IF;
+            END $$"""
+        )
+        conn.commit()
+    return make_conninfo(admin_dsn, user=DEMO_ROLE)
+
+
+def _load_global_document(admin_dsn: str, embedder, say) -> None:
+    """The shared knowledge base is written by the package owner only (not by the app role)."""
+    from pgvector import Vector
+    from pgvector.psycopg import register_vector
+
+    from .embeddings import chunk_text
+
+    text = _read("global_biosecurity.md")
+    chunks = chunk_text(text)
+    vectors = [Vector(v) for v in embedder.embed(chunks)]
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        register_vector(conn)
+        conn.execute("SET ROLE farmops_owner")
+        with conn.transaction():
+            fdb.call(
+                conn,
+                "ingest_global_document",
+                {"embeddings": "public.vector[]"},
+                title="Poultry biosecurity basics",
+                content=text,
+                chunks=chunks,
+                embeddings=vectors,
+                model=embedder.model,
+            )
+    say("global knowledge: 'Poultry biosecurity basics' (written as farmops_owner)")
+
+
+def _short(text: str, limit: int = 70) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def _table(title: str, rows: list[dict], columns: list[str]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for col in columns:
+        table.add_column(col, overflow="fold")
+    for row in rows:
+        table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
+    return table
+
+
+def run_demo(admin_dsn: str, *, use_bedrock: bool = False, console: Console | None = None) -> dict:
+    """Run the demo against ``admin_dsn`` (a role that may migrate and create roles); returns ids."""
+    from .embeddings import TitanEmbedder
+    from .testing import FakeBedrock, fake_bedrock_client
+
+    out = console or Console(highlight=False)
+
+    def say(text: str) -> None:
+        out.print(text)
+
+    def step(text: str) -> None:
+        out.rule(f"[bold]{text}")
+
+    step("1. database")
+    app_dsn = _setup_database(admin_dsn, say)
+    say(f"the demo acts as [bold]{DEMO_ROLE}[/] (member of farmops_app; no superuser, no BYPASSRLS)")
+
+    if use_bedrock:
+        from .aws import AwsIdentities, has_aws_credentials
+
+        ids = AwsIdentities.from_env()
+        if not has_aws_credentials(ids.bedrock):
+            raise FarmopsError("--bedrock needs AWS credentials (none found); run `farmops demo` without it")
+        bedrock, fake = ids.bedrock_client(), None
+        say("Bedrock: [bold]Amazon Bedrock (real service)[/]; embeddings: Titan Text Embeddings V2")
+    else:
+        fake = FakeBedrock(_script())
+        bedrock = fake_bedrock_client(fake)
+        say(f"Bedrock: [bold yellow]{FakeBedrock.LABEL}[/]; no AWS account is used.")
+        say("Embeddings: Titan-shaped InvokeModel calls answered with offline [bold]lexical[/] vectors")
+    embedder = TitanEmbedder(bedrock)
+    _load_global_document(admin_dsn, embedder, say)
+
+    with connect(app_dsn, bedrock=bedrock, embedder=embedder, max_size=3) as client:
+        step("2. two farms, their members and credits")
+        farm_a = client.create_farm("Kaduna Poultry", "alice")
+        farm_b = client.create_farm("Lagos Layers", "bob")
+        with client.tenant(farm_a, "alice") as t:
+            t.add_member("musa", "worker")
+            t.grant_credits(200, "demo starter pack")
+            t.set_autonomy(tier="auto", auto_categories=["note", "task"])
+        with client.tenant(farm_b, "bob") as t:
+            t.add_member("ada", "viewer")
+            t.grant_credits(50, "demo starter pack")
+            t.set_autonomy(tier="suggest")
+        say(f"farm A {farm_a}  'Kaduna Poultry'  alice (owner), musa (worker); autonomy auto for note/task")
+        say(f"farm B {farm_b}  'Lagos Layers'    bob (owner), ada (viewer); autonomy suggest")
+
+        step("3. documents (chunked and embedded by the client, stored per farm)")
+        with client.tenant(farm_a, "alice") as t:
+            for name in ("kaduna_vaccination.md", "kaduna_operations.md"):
+                say(f"farm A: {name} -> {t.ingest_document(name, _read(name))}")
+        with client.tenant(farm_b, "bob") as t:
+            doc_b = t.ingest_document("lagos_price_list.md", _read("lagos_price_list.md"))
+            say(f"farm B: lagos_price_list.md -> {doc_b}")
+
+        step("4. alice asks the assistant in farm A")
+        say(f"[italic]alice:[/] {PROMPT_A}")
+        with client.tenant(farm_a, "alice") as t:
+            result_a = t.ask(PROMPT_A, feature="assistant", max_tokens=400)
+        say(f"credits reserved before the model call: {result_a.credits_reserved}")
+        out.print(
+            _table(
+                "retrieved for the run (recorded as its retrievals)",
+                [
+                    {**r, "score": f"{float(r['score']):.3f}", "content": _short(r["content"])}
+                    for r in result_a.retrievals
+                ],
+                ["score", "source", "content"],
+            )
+        )
+        for call in result_a.tool_calls:
+            say(f"tool {call.name} -> database says: [bold]{call.result}[/]")
+        say(f"[italic]assistant:[/] {result_a.text}")
+        say(
+            f"run {result_a.run_id}: {result_a.status}, {result_a.input_tokens} in / "
+            f"{result_a.output_tokens} out tokens, charged {result_a.credits_charged} "
+            f"of {result_a.credits_reserved} reserved"
+        )
+
+        step("5. bob asks in farm B, which is suggest-only")
+        say(f"[italic]bob:[/] {PROMPT_B}")
+        with client.tenant(farm_b, "bob") as t:
+            result_b = t.ask(PROMPT_B, feature="assistant", max_tokens=200)
+        for call in result_b.tool_calls:
+            say(f"tool {call.name} -> database says: [bold]{call.result}[/]")
+        say(f"[italic]assistant:[/] {result_b.text}")
+
+        step("6. a human confirms the drafted sale")
+        with client.tenant(farm_a, "alice") as t:
+            pending = t.drafts()
+            out.print(_table("pending drafts in farm A", pending, ["id", "record_type", "status", "payload"]))
+            for draft in pending:
+                done = t.confirm_draft(draft["id"])
+                say(
+                    f"alice confirmed draft {done['id']} -> "
+                    f"{done['record_type']} record {done.get('record_id')}"
+                )
+
+        step("7. farm B cannot see farm A")
+        with client.tenant(farm_b, "bob") as t:
+            hits = t.search("gumboro vaccine broilers Musa", k=4)
+            foreign_draft = t.draft(pending[0]["id"]) if pending else None
+            foreign_run = t.run(result_a.run_id)
+            visible_runs = len(t.runs())
+        say(f"bob searches 'gumboro vaccine broilers Musa': {len(hits)} hit(s), sources:")
+        for hit in hits:
+            say(f"  {float(hit['score']):.3f} {hit['source']}: {_short(hit['content'])}")
+        if any("Kaduna" in h["content"] for h in hits):
+            raise FarmopsError("farm B saw farm A's documents: tenant isolation is broken")
+        say(
+            f"bob reads farm A's draft: {'VISIBLE (bug!)' if foreign_draft else 'not found'}; "
+            f"farm A's run: {'VISIBLE (bug!)' if foreign_run else 'not found'}; "
+            f"runs visible in B: {visible_runs}"
+        )
+        try:
+            with client.tenant(farm_a, "bob") as t:
+                t.balance()
+            say("bob entered farm A: VISIBLE (bug!)")
+        except NotAMember as exc:
+            say(f"bob tries to act in farm A: refused, {type(exc).__name__} [{exc.sqlstate}]")
+
+        step("8. farm A's ledger")
+        with client.tenant(farm_a, "alice") as t:
+            ledger = t.ledger()
+            balance = t.balance()
+            violations = t.check_invariants()
+        out.print(
+            _table(
+                "credit ledger, farm A (append-only)",
+                ledger,
+                ["id", "kind", "delta", "balance_after", "ai_run_id", "actor", "reason"],
+            )
+        )
+        say(f"balance {balance}; invariants: {violations or 'hold'}")
+        if fake is not None:
+            say(
+                f"({len(fake.seen('Converse'))} Converse and {len(fake.seen('InvokeModel'))} InvokeModel "
+                "requests "
+                f"were answered by {FakeBedrock.LABEL}, signed and parsed by the real botocore client)"
+            )
+    click.echo("demo finished")
+    return {"farm_a": farm_a, "farm_b": farm_b, "run_a": result_a.run_id, "run_b": result_b.run_id}
