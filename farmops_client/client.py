@@ -128,6 +128,20 @@ class Client:
             return db.call(conn, "check_invariants", farm_id=farm_id)
 
 
+def store_memory(conn: psycopg.Connection, content: str, vector, model: str, run_id: UUID | None) -> UUID:
+    """In the caller's transaction: ``farmops.remember`` the fact, then index it with its vector."""
+    memory_id = db.call(conn, "remember", content=content, run_id=run_id)[0]["remember"]
+    db.call(
+        conn,
+        "embed_memory",
+        {"embedding": "public.vector"},
+        memory_id=memory_id,
+        embedding=vector,
+        model=model,
+    )
+    return memory_id
+
+
 class TenantSession:
     """One user acting in one farm: one lazily opened transaction plus governed runs (``ask``)."""
 
@@ -336,9 +350,17 @@ class TenantSession:
             source_types=source_types,
         )
 
-    def remember(self, content: str) -> UUID:
-        """``farmops.remember``: store a durable farm fact."""
-        return self.call("remember", content=content)[0]["remember"]
+    def remember(self, content: str, *, run_id: UUID | None = None) -> UUID:
+        """Store a durable farm fact and make it retrievable (``farmops.remember`` + ``embed_memory``).
+
+        The fact is embedded first (outside the transaction when none is open); the database
+        deduplicates it and indexes the text it stored.
+        """
+        from pgvector import Vector
+
+        vector = Vector(self.client.embedder.embed([content])[0])
+        self._begin()
+        return store_memory(self.conn, content, vector, self.client.embedder.model, run_id)
 
     def check_invariants(self) -> list[dict[str, Any]]:
         """``farmops.check_invariants`` for this farm."""

@@ -186,6 +186,7 @@ def _context_block(passages: list[dict[str, Any]]) -> str:
 def _run_tool(t: TenantSession, run_id: UUID, name: str, payload: dict[str, Any], k: int) -> ToolCall:
     """Send one toolUse to the database; the database's outcome becomes the tool result."""
     from . import db
+    from .client import store_memory
 
     if name == "search_knowledge":
         query = str(payload.get("query", ""))
@@ -193,10 +194,10 @@ def _run_tool(t: TenantSession, run_id: UUID, name: str, payload: dict[str, Any]
         return ToolCall(name, payload, _context_block(hits), "success")
     try:
         if name == "remember_fact":
+            fact = str(payload.get("fact", ""))
+            vector = Vector(t.client.embedder.embed([fact])[0])  # network call: outside any transaction
             with t.short_transaction() as conn:
-                memory_id = db.call(conn, "remember", content=str(payload.get("fact", "")), run_id=run_id)[0][
-                    "remember"
-                ]
+                memory_id = store_memory(conn, fact, vector, t.client.embedder.model, run_id)
             return ToolCall(name, payload, f"remembered (memory {memory_id})", "success", record_id=memory_id)
         record_type = name.removeprefix("create_") if name.startswith("create_") else name
         with t.short_transaction() as conn:

@@ -157,6 +157,10 @@ def test_tool_loop_drafts_a_sale_writes_a_note_and_reports_db_outcomes(client, f
         admin.execute("SELECT count(*) FROM farmops.note_records WHERE farm_id = %s", [farm]).fetchone()[0]
         == 1
     )
+    # The remembered fact is retrievable by later runs.
+    with client.tenant(farm, "alice") as t:
+        hits = t.search("when does Musa buy broilers", source_types=["memory"])
+    assert [h["content"] for h in hits] == ["Musa buys broilers on Fridays"]
 
 
 def test_suggest_only_farm_refuses_and_the_model_is_told(client, farm, fake, admin):

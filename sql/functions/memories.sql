@@ -59,7 +59,44 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'no memory % in this farm', p_memory_id USING ERRCODE = 'OF204';
     END IF;
+    -- A forgotten fact must not be retrievable afterwards, not even for a moment.
+    DELETE FROM farmops.embeddings AS e
+    WHERE e.farm_id = v_farm_id AND e.source_type = 'memory' AND e.source_id = p_memory_id;
 END
 $fn$;
 COMMENT ON FUNCTION farmops.forget(uuid) IS
-'Owner or manager only (OF003): deletes a memory of this farm; OF204 if there is none with that id.';
+'Owner or manager only (OF003): deletes a memory of this farm and its vectors; OF204 if there is none.';
+
+CREATE OR REPLACE FUNCTION farmops.embed_memory(p_memory_id uuid, p_embedding public.vector, p_model text)
+RETURNS void
+LANGUAGE plpgsql
+VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    -- The same members that may remember a fact may index it (the agent included).
+    v_farm_id uuid := farmops.require_tenant(ARRAY['owner', 'manager', 'worker', 'agent']);
+    v_content text;
+BEGIN
+    IF p_model IS NULL OR char_length(btrim(p_model)) NOT BETWEEN 1 AND 200 OR p_model ~ '[[:cntrl:]]' THEN
+        RAISE EXCEPTION 'model must be 1 to 200 printable characters' USING ERRCODE = 'OF006';
+    END IF;
+    PERFORM farmops.assert_valid_vector(p_embedding, 'memory embedding');
+    -- The indexed text is the stored fact itself, never caller-supplied text.
+    SELECT m.content INTO v_content
+    FROM farmops.memories AS m
+    WHERE m.farm_id = v_farm_id AND m.id = p_memory_id
+    FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no memory % in this farm', p_memory_id USING ERRCODE = 'OF204';
+    END IF;
+    DELETE FROM farmops.embeddings AS e
+    WHERE e.farm_id = v_farm_id AND e.source_type = 'memory' AND e.source_id = p_memory_id;
+    INSERT INTO farmops.embeddings (farm_id, source_type, source_id, chunk_index, content, embedding, model)
+    VALUES (v_farm_id, 'memory', p_memory_id, 0, v_content, p_embedding, p_model);
+END
+$fn$;
+COMMENT ON FUNCTION farmops.embed_memory(uuid, public.vector, text) IS
+'Any member but viewer: makes a memory of this farm retrievable by farmops.search (source type memory), '
+'replacing its previous vector. OF204 unknown memory, OF301 wrong dimension, OF006 bad arguments.';
