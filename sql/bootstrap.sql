@@ -39,10 +39,18 @@ EXCEPTION WHEN duplicate_object THEN
 END
 $roles$;
 
-CREATE SCHEMA IF NOT EXISTS farmops AUTHORIZATION farmops_owner;
+-- Only the first install creates the schema: CREATE SCHEMA IF NOT EXISTS would
+-- still demand CREATE on the database from every later migrator.
+DO $schema$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_namespace WHERE nspname = 'farmops') THEN
+        CREATE SCHEMA farmops AUTHORIZATION farmops_owner;
+    END IF;
+END
+$schema$;
 
--- IF NOT EXISTS would happily install into a schema someone else created
--- first (and could then replace our functions): refuse unless we own it.
+-- Never install into a schema someone else created first (they could then
+-- replace our functions): refuse unless we own it.
 DO $owner_check$
 BEGIN
     IF (SELECT n.nspowner FROM pg_catalog.pg_namespace AS n WHERE n.nspname = 'farmops')

@@ -194,3 +194,22 @@ def test_refuses_a_farmops_schema_owned_by_someone_else(empty_db):
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute("DROP SCHEMA farmops")
             conn.execute("DROP ROLE farmops_squatter")
+
+
+def test_after_bootstrap_a_plain_member_of_the_owner_role_can_migrate(empty_db):
+    """The README's promise: only the first install needs a superuser."""
+    dsn = empty_db()
+    with psycopg.connect(dsn) as conn:
+        migrations.migrate(conn)
+    dbname = psycopg.conninfo.conninfo_to_dict(dsn)["dbname"]
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("DROP ROLE IF EXISTS farmops_test_migrator")
+        conn.execute("CREATE ROLE farmops_test_migrator LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE IN ROLE farmops_owner")
+        conn.execute(f'REVOKE CREATE ON DATABASE "{dbname}" FROM PUBLIC')
+    try:
+        with psycopg.connect(dsn.replace("postgres@", "farmops_test_migrator@")) as conn:
+            report = migrations.migrate(conn)
+        assert report.applied == [] and report.reapplied
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("DROP ROLE farmops_test_migrator")
