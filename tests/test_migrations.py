@@ -204,7 +204,10 @@ def test_after_bootstrap_a_plain_member_of_the_owner_role_can_migrate(empty_db):
     dbname = psycopg.conninfo.conninfo_to_dict(dsn)["dbname"]
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("DROP ROLE IF EXISTS farmops_test_migrator")
-        conn.execute("CREATE ROLE farmops_test_migrator LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE IN ROLE farmops_owner")
+        conn.execute(
+            "CREATE ROLE farmops_test_migrator LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE"
+            " IN ROLE farmops_owner"
+        )
         conn.execute(f'REVOKE CREATE ON DATABASE "{dbname}" FROM PUBLIC')
     try:
         with psycopg.connect(dsn.replace("postgres@", "farmops_test_migrator@")) as conn:
