@@ -6,6 +6,7 @@ a migration problem); 2 bad usage; 3 the database could not be reached.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -242,6 +243,21 @@ def _need(farm_id: str | None, user_id: str | None) -> tuple[str, str]:
     return farm_id, user_id
 
 
+def member_options(command):
+    """The options of every command that acts as a farm member: --farm, --user, --dsn, --data-dir."""
+    for option in (data_dir_option, dsn_option, user_option, farm_option):
+        command = option(command)
+    return command
+
+
+@contextlib.contextmanager
+def _as_member(farm_id: str | None, user_id: str | None, dsn: str | None, data_dir: Path | None):
+    """One tenant session (one transaction) as ``user_id`` in ``farm_id``."""
+    farm_id, user_id = _need(farm_id, user_id)
+    with _client(dsn, data_dir) as client, client.tenant(farm_id, user_id) as t:
+        yield t
+
+
 def _bedrock_client():
     from .aws import AwsIdentities, has_aws_credentials
 
@@ -348,28 +364,20 @@ def member() -> None:
 @member.command("add")
 @click.argument("new_user")
 @click.argument("role", type=click.Choice(["owner", "manager", "worker", "viewer", "agent"]))
-@farm_option
-@user_option
-@dsn_option
-@data_dir_option
+@member_options
 def member_add(new_user, role, farm_id, user_id, dsn, data_dir) -> None:
     """Add NEW_USER with ROLE to the farm (the acting --user must be an owner)."""
-    farm_id, user_id = _need(farm_id, user_id)
-    with _client(dsn, data_dir) as client, client.tenant(farm_id, user_id) as t:
+    with _as_member(farm_id, user_id, dsn, data_dir) as t:
         t.add_member(new_user, role)
     click.echo(f"added {new_user} as {role}")
 
 
 @member.command("list")
 @json_option
-@farm_option
-@user_option
-@dsn_option
-@data_dir_option
+@member_options
 def member_list(as_json, farm_id, user_id, dsn, data_dir) -> None:
     """List the farm's members."""
-    farm_id, user_id = _need(farm_id, user_id)
-    with _client(dsn, data_dir) as client, client.tenant(farm_id, user_id) as t:
+    with _as_member(farm_id, user_id, dsn, data_dir) as t:
         rows = t.members()
     emit(rows, as_json, ["user_id", "role"], title="members")
 
@@ -382,26 +390,18 @@ def credits() -> None:
 @credits.command("grant")
 @click.argument("amount", type=int)
 @click.option("--reason", required=True, help="Why (stored on the ledger row).")
-@farm_option
-@user_option
-@dsn_option
-@data_dir_option
+@member_options
 def credits_grant(amount, reason, farm_id, user_id, dsn, data_dir) -> None:
     """Grant AMOUNT credits to the farm (owner only); print the new balance."""
-    farm_id, user_id = _need(farm_id, user_id)
-    with _client(dsn, data_dir) as client, client.tenant(farm_id, user_id) as t:
+    with _as_member(farm_id, user_id, dsn, data_dir) as t:
         click.echo(t.grant_credits(amount, reason))
 
 
 @credits.command("balance")
-@farm_option
-@user_option
-@dsn_option
-@data_dir_option
+@member_options
 def credits_balance(farm_id, user_id, dsn, data_dir) -> None:
     """Print the farm's credit balance."""
-    farm_id, user_id = _need(farm_id, user_id)
-    with _client(dsn, data_dir) as client, client.tenant(farm_id, user_id) as t:
+    with _as_member(farm_id, user_id, dsn, data_dir) as t:
         click.echo(t.balance())
 
 
@@ -412,14 +412,10 @@ LEDGER_COLUMNS = ["id", "kind", "delta", "balance_after", "ai_run_id", "actor", 
 @click.option("--run", "run_id", help="Only the legs of this run.")
 @click.option("--limit", type=int, default=100, show_default=True)
 @json_option
-@farm_option
-@user_option
-@dsn_option
-@data_dir_option
+@member_options
 def credits_ledger(run_id, limit, as_json, farm_id, user_id, dsn, data_dir) -> None:
     """Print the farm's ledger (oldest first)."""
-    farm_id, user_id = _need(farm_id, user_id)
-    with _client(dsn, data_dir) as client, client.tenant(farm_id, user_id) as t:
+    with _as_member(farm_id, user_id, dsn, data_dir) as t:
         rows = t.ledger(run_id=run_id, limit=limit)
     emit(rows, as_json, LEDGER_COLUMNS, title="credit ledger")
 
@@ -435,14 +431,10 @@ def drafts() -> None:
 @drafts.command("list")
 @click.option("--status", default="pending", show_default=True, help="Status to list, or 'all'.")
 @json_option
-@farm_option
-@user_option
-@dsn_option
-@data_dir_option
+@member_options
 def drafts_list(status, as_json, farm_id, user_id, dsn, data_dir) -> None:
     """List the farm's drafts."""
-    farm_id, user_id = _need(farm_id, user_id)
-    with _client(dsn, data_dir) as client, client.tenant(farm_id, user_id) as t:
+    with _as_member(farm_id, user_id, dsn, data_dir) as t:
         rows = t.drafts(status=None if status == "all" else status)
     emit(rows, as_json, DRAFT_COLUMNS, title="drafts")
 
@@ -450,14 +442,10 @@ def drafts_list(status, as_json, farm_id, user_id, dsn, data_dir) -> None:
 @drafts.command("show")
 @click.argument("draft_id")
 @json_option
-@farm_option
-@user_option
-@dsn_option
-@data_dir_option
+@member_options
 def drafts_show(draft_id, as_json, farm_id, user_id, dsn, data_dir) -> None:
     """Show one draft (exit 1 if it is not visible in this farm)."""
-    farm_id, user_id = _need(farm_id, user_id)
-    with _client(dsn, data_dir) as client, client.tenant(farm_id, user_id) as t:
+    with _as_member(farm_id, user_id, dsn, data_dir) as t:
         row = t.draft(draft_id)
     if row is None:
         raise FarmopsError(f"no draft {draft_id} in this farm")
@@ -467,10 +455,7 @@ def drafts_show(draft_id, as_json, farm_id, user_id, dsn, data_dir) -> None:
 @drafts.command("confirm")
 @click.argument("draft_id")
 @click.option("--edits", help="JSON object of payload fields to change before writing.")
-@farm_option
-@user_option
-@dsn_option
-@data_dir_option
+@member_options
 def drafts_confirm(draft_id, edits, farm_id, user_id, dsn, data_dir) -> None:
     """Confirm a draft as a human member: the record is written in the same transaction."""
     farm_id, user_id = _need(farm_id, user_id)
@@ -486,14 +471,10 @@ def drafts_confirm(draft_id, edits, farm_id, user_id, dsn, data_dir) -> None:
 @drafts.command("discard")
 @click.argument("draft_id")
 @click.option("--reason", help="Why (stored on the draft).")
-@farm_option
-@user_option
-@dsn_option
-@data_dir_option
+@member_options
 def drafts_discard(draft_id, reason, farm_id, user_id, dsn, data_dir) -> None:
     """Discard a draft."""
-    farm_id, user_id = _need(farm_id, user_id)
-    with _client(dsn, data_dir) as client, client.tenant(farm_id, user_id) as t:
+    with _as_member(farm_id, user_id, dsn, data_dir) as t:
         row = t.discard_draft(draft_id, reason)
     click.echo(f"discarded {row['id']}")
 
@@ -507,10 +488,7 @@ def kb() -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--title", help="Title (default: the file name).")
 @embedder_option
-@farm_option
-@user_option
-@dsn_option
-@data_dir_option
+@member_options
 def kb_add(file: Path, title, embedder, farm_id, user_id, dsn, data_dir) -> None:
     """Chunk, embed and store FILE (UTF-8 text) as a farm document; print its id."""
     farm_id, user_id = _need(farm_id, user_id)
@@ -528,10 +506,7 @@ def kb_add(file: Path, title, embedder, farm_id, user_id, dsn, data_dir) -> None
 @click.option("--no-global", is_flag=True, help="Leave out the shared knowledge base.")
 @embedder_option
 @json_option
-@farm_option
-@user_option
-@dsn_option
-@data_dir_option
+@member_options
 def kb_search(text, k, no_global, embedder, as_json, farm_id, user_id, dsn, data_dir) -> None:
     """Search the farm's documents and memories (and the global base) for TEXT."""
     farm_id, user_id = _need(farm_id, user_id)
@@ -548,10 +523,7 @@ def kb_search(text, k, no_global, embedder, as_json, farm_id, user_id, dsn, data
 @click.option("--fake", is_flag=True, help="Answer with FakeBedrock (scripted echo) instead of AWS.")
 @embedder_option
 @json_option
-@farm_option
-@user_option
-@dsn_option
-@data_dir_option
+@member_options
 def ask_cmd(
     text, feature, max_tokens, model, fake, embedder, as_json, farm_id, user_id, dsn, data_dir
 ) -> None:
@@ -603,14 +575,10 @@ def runs() -> None:
 @runs.command("list")
 @click.option("--limit", type=int, default=50, show_default=True)
 @json_option
-@farm_option
-@user_option
-@dsn_option
-@data_dir_option
+@member_options
 def runs_list(limit, as_json, farm_id, user_id, dsn, data_dir) -> None:
     """The farm's most recent runs."""
-    farm_id, user_id = _need(farm_id, user_id)
-    with _client(dsn, data_dir) as client, client.tenant(farm_id, user_id) as t:
+    with _as_member(farm_id, user_id, dsn, data_dir) as t:
         rows = t.runs(limit=limit)
     emit(rows, as_json, RUN_COLUMNS, title="AI runs")
 
@@ -618,14 +586,10 @@ def runs_list(limit, as_json, farm_id, user_id, dsn, data_dir) -> None:
 @runs.command("show")
 @click.argument("run_id")
 @json_option
-@farm_option
-@user_option
-@dsn_option
-@data_dir_option
+@member_options
 def runs_show(run_id, as_json, farm_id, user_id, dsn, data_dir) -> None:
     """One run with its ledger legs, retrievals and drafts (exit 1 if not visible)."""
-    farm_id, user_id = _need(farm_id, user_id)
-    with _client(dsn, data_dir) as client, client.tenant(farm_id, user_id) as t:
+    with _as_member(farm_id, user_id, dsn, data_dir) as t:
         row = t.run(run_id)
     if row is None:
         raise FarmopsError(f"no run {run_id} in this farm")
@@ -641,10 +605,7 @@ def runs_show(run_id, as_json, farm_id, user_id, dsn, data_dir) -> None:
 
 @main.command("check")
 @json_option
-@farm_option
-@user_option
-@dsn_option
-@data_dir_option
+@member_options
 def check_cmd(as_json, farm_id, user_id, dsn, data_dir) -> None:
     """Check the financial invariants: one farm as a member, or all as farmops_owner; exit 1 on any."""
     if farm_id or user_id:
