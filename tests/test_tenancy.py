@@ -194,7 +194,9 @@ def test_last_owner_under_a_race(db, app, admin, farm):
             conn.execute("SELECT farmops.remove_member(%s, %s)", [farm, other])
 
     results = run_concurrently(db, 2, work)
-    assert sorted(sqlstates(results), key=str) == sorted([None, "OF005"], key=str)
+    # The loser gets OF005, or OF002 if its begin_tenant ran after the winner committed.
+    codes = sorted(sqlstates(results), key=str)
+    assert codes in (sorted([None, "OF005"], key=str), sorted([None, "OF002"], key=str))
     assert list(_members(admin, farm).values()) == ["owner"]
 
 

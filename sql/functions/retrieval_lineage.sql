@@ -26,7 +26,8 @@ SET search_path = pg_catalog, pg_temp
 AS $fn$
 #variable_conflict use_column
 DECLARE
-    v_farm uuid := farmops.require_tenant();
+    -- Writes lineage, so not for viewers (read-only): the roles that may run a model.
+    v_farm uuid := farmops.require_tenant(ARRAY['owner', 'manager', 'worker', 'agent']);
     v_status text;
     v_search_id uuid := gen_random_uuid();
 BEGIN
@@ -67,4 +68,5 @@ END
 $fn$;
 COMMENT ON FUNCTION farmops.search_for_run(uuid, public.vector, integer, boolean, text[]) IS
 'farmops.search() on behalf of a live (reserved or running) AI run of the current farm, recording each result '
-'(rank, score, chunk) in ai_run_retrievals. OF102 if the run is not in this farm, OF205 if it is settled.';
+'(rank, score, chunk) in ai_run_retrievals. Any member but viewer (OF003): viewers use farmops.search(). '
+'OF102 if the run is not in this farm, OF205 if it is settled.';

@@ -10,16 +10,21 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
     -- now() is the transaction's start: a signature is valid in one transaction only.
+    -- The message is a JSON array, so fields cannot run into each other (concat_ws
+    -- skipped a NULL role: user 'u|viewer' with no role signed like user 'u', role
+    -- 'viewer'); the epoch does not depend on TimeZone or DateStyle; and the nested
+    -- hash H(k || H(k || m)) is not open to SHA-256 length extension.
     SELECT encode(
-        sha256(k.signing_key || convert_to(
-            concat_ws('|', p_farm_id, p_user_id, p_role, pg_backend_pid()::text, now()::text), 'UTF8'
-        )),
+        sha256(k.signing_key || sha256(k.signing_key || convert_to(
+            jsonb_build_array(p_farm_id, p_user_id, p_role, pg_backend_pid(), extract(EPOCH FROM now()))::text,
+            'UTF8'
+        ))),
         'hex'
     )
     FROM farmops.context_signing_key AS k
 $fn$;
 COMMENT ON FUNCTION farmops.context_signature(text, text, text) IS
-'Private: HMAC-like signature of a tenant context, bound to this backend and transaction.';
+'Private: keyed signature of a tenant context (farm, user, role), bound to this backend and transaction.';
 
 CREATE OR REPLACE FUNCTION farmops.tenant_context(
     OUT farm_id uuid, OUT user_id text, OUT member_role text
@@ -87,7 +92,8 @@ BEGIN
         RAISE EXCEPTION 'no tenant context: call farmops.begin_tenant(farm_id, user_id) in this transaction'
             USING ERRCODE = 'OF001';
     END IF;
-    IF p_allowed_roles IS NOT NULL AND NOT v_ctx.member_role = ANY (p_allowed_roles) THEN
+    -- IS NOT TRUE: a context without a role (NULL) fails every role check instead of passing it.
+    IF p_allowed_roles IS NOT NULL AND (v_ctx.member_role = ANY (p_allowed_roles)) IS NOT TRUE THEN
         RAISE EXCEPTION 'role % may not do this (allowed: %)', v_ctx.member_role, array_to_string(p_allowed_roles, ', ')
             USING ERRCODE = 'OF003';
     END IF;

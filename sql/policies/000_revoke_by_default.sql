@@ -9,7 +9,11 @@ REVOKE ALL ON ALL TABLES IN SCHEMA farmops FROM public, farmops_app;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA farmops FROM public, farmops_app;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA farmops FROM public, farmops_app;
 
-ALTER DEFAULT PRIVILEGES FOR ROLE farmops_owner IN SCHEMA farmops
+-- Functions farmops_owner creates later (a hotfix between migrations) are not
+-- executable by PUBLIC either. Without IN SCHEMA: per-schema default privileges
+-- only ADD to the global ones, so "IN SCHEMA farmops REVOKE ... FROM public" was
+-- a no-op and every new function was executable by every role.
+ALTER DEFAULT PRIVILEGES FOR ROLE farmops_owner
 REVOKE EXECUTE ON FUNCTIONS FROM public;
 
 -- Functions every application session may call: the tenant context and the code table.

@@ -1,0 +1,220 @@
+"""Catalog pins of the security boundary: what the application role may do, RLS on every
+tenant table, and function hygiene. A new grant, table or function must change these
+lists deliberately (review the diff), never silently."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from conftest import APP_LOGIN
+
+#: Every farmops function the application role may EXECUTE (public API plus the harmless,
+#: read-only helpers that SECURITY INVOKER functions call on its behalf).
+APP_FUNCTIONS = {
+    "farmops.add_member(uuid,text,text)",
+    "farmops.assert_valid_vector(public.vector,text)",
+    "farmops.begin_tenant(uuid,text)",
+    "farmops.check_invariants(uuid)",
+    "farmops.confirm_draft(uuid,jsonb)",
+    "farmops.create_farm(text,text)",
+    "farmops.credits_for_tokens(text,timestamp with time zone,integer,integer)",
+    "farmops.current_farm_id()",
+    "farmops.current_member_role()",
+    "farmops.current_user_id()",
+    "farmops.decide_recommendation(uuid,boolean,text)",
+    "farmops.delete_document(uuid)",
+    "farmops.delete_source_embeddings(text,uuid)",
+    "farmops.discard_draft(uuid,text)",
+    "farmops.embedding_dimension()",
+    "farmops.error_codes()",
+    "farmops.estimate_credits(text,integer,integer)",
+    "farmops.evaluate_run(uuid,text)",
+    "farmops.exact_search_max_rows()",
+    "farmops.expire_drafts()",
+    "farmops.expire_reservations(integer)",
+    "farmops.farm_search_candidates(uuid,public.vector,integer,text[])",
+    "farmops.forget(uuid)",
+    "farmops.give_feedback(uuid,boolean,text)",
+    "farmops.global_search_candidates(public.vector,integer)",
+    "farmops.grant_credits(uuid,integer,text)",
+    "farmops.ingest_document(text,text,text[],public.vector[],text)",
+    "farmops.max_search_k()",
+    "farmops.model_rate_at(text,timestamp with time zone)",
+    "farmops.propose_write(uuid,text,jsonb)",
+    "farmops.recommend(uuid,text,text)",
+    "farmops.record_type_tools()",
+    "farmops.remember(text,uuid)",
+    "farmops.remove_member(uuid,text)",
+    "farmops.replace_source_embeddings(text,uuid,text[],public.vector[],text)",
+    "farmops.require_tenant(text[])",
+    "farmops.reserve_credits(text,text,integer,text,interval,text)",
+    "farmops.resolve_autonomy(text)",
+    "farmops.resolve_autonomy_for(text,text,text,jsonb,jsonb)",
+    "farmops.search(public.vector,integer,boolean,text[])",
+    "farmops.search_for_run(uuid,public.vector,integer,boolean,text[])",
+    "farmops.set_autonomy(text,jsonb,jsonb)",
+    "farmops.settle_run(uuid,text,integer,integer,integer,integer,text,text)",
+    "farmops.start_run(uuid)",
+    "farmops.tenant_context()",
+    "farmops.validate_payload(text,jsonb)",
+}
+
+#: The functions that run as farmops_owner. Each one must scope every statement to the farm of
+#: farmops.require_tenant() (or be a deliberate, documented global maintenance job).
+SECURITY_DEFINER = {
+    "farmops.add_member(uuid,text,text)",
+    "farmops.begin_tenant(uuid,text)",
+    "farmops.confirm_draft(uuid,jsonb)",
+    "farmops.context_signature(text,text,text)",
+    "farmops.create_farm(text,text)",
+    "farmops.decide_recommendation(uuid,boolean,text)",
+    "farmops.delete_document(uuid)",
+    "farmops.delete_source_embeddings(text,uuid)",
+    "farmops.discard_draft(uuid,text)",
+    "farmops.evaluate_run(uuid,text)",
+    "farmops.expire_drafts()",
+    "farmops.expire_reservations(integer)",
+    "farmops.forget(uuid)",
+    "farmops.give_feedback(uuid,boolean,text)",
+    "farmops.grant_credits(uuid,integer,text)",
+    "farmops.ingest_document(text,text,text[],public.vector[],text)",
+    "farmops.propose_write(uuid,text,jsonb)",
+    "farmops.recommend(uuid,text,text)",
+    "farmops.remember(text,uuid)",
+    "farmops.remove_member(uuid,text)",
+    "farmops.replace_source_embeddings(text,uuid,text[],public.vector[],text)",
+    "farmops.reserve_credits(text,text,integer,text,interval,text)",
+    "farmops.search_for_run(uuid,public.vector,integer,boolean,text[])",
+    "farmops.set_autonomy(text,jsonb,jsonb)",
+    "farmops.settle_run(uuid,text,integer,integer,integer,integer,text,text)",
+    "farmops.start_run(uuid)",
+    "farmops.tenant_context()",
+}
+
+#: Tables the application may read (and nothing else: no INSERT/UPDATE/DELETE/TRUNCATE/...).
+APP_READABLE_TABLES = {
+    "ai_eval_rules", "ai_evals", "ai_feedback", "ai_recommendations", "ai_run_retrievals", "ai_runs",
+    "assistant_drafts", "autonomy_changes", "credit_ledger", "documents", "embeddings", "expense_records",
+    "farm_members", "farms", "feed_use_records", "global_documents", "global_embeddings", "memories",
+    "model_rates", "mortality_records", "note_records", "record_types", "sale_records", "symptom_records",
+    "task_records", "water_records", "weight_records",
+}  # fmt: skip
+
+#: Global reference tables: no farm_id, read by every farm, written only by the package owner.
+GLOBAL_TABLES = {"ai_eval_rules", "global_documents", "global_embeddings", "model_rates", "record_types"}
+#: Private tables the application cannot read at all.
+PRIVATE_TABLES = {"context_signing_key", "schema_migrations"}
+
+
+def _catalog(conn: psycopg.Connection, sql: str, params=None) -> list[tuple]:
+    """Run a catalog query with search_path = pg_catalog, so every name prints schema-qualified."""
+    with conn.transaction():
+        conn.execute("SET LOCAL search_path = pg_catalog")
+        return conn.execute(sql, params).fetchall()
+
+
+def test_the_app_role_executes_exactly_these_functions(app):
+    rows = _catalog(
+        app,
+        """SELECT p.oid::regprocedure::text FROM pg_proc AS p
+           WHERE p.pronamespace = 'farmops'::regnamespace AND has_function_privilege(p.oid, 'EXECUTE')""",
+    )
+    assert {r[0] for r in rows} == APP_FUNCTIONS
+
+
+def test_exactly_these_functions_are_security_definer(admin):
+    rows = _catalog(
+        admin,
+        "SELECT p.oid::regprocedure::text FROM pg_proc AS p "
+        "WHERE p.pronamespace = 'farmops'::regnamespace AND p.prosecdef",
+    )
+    assert {r[0] for r in rows} == SECURITY_DEFINER
+
+
+def test_the_app_role_reads_these_tables_and_writes_none(app):
+    rows = _catalog(
+        app,
+        """SELECT c.relname, c.relkind,
+                  has_table_privilege(c.oid, 'SELECT'),
+                  has_table_privilege(c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER'),
+                  has_any_column_privilege(c.oid, 'INSERT, UPDATE, REFERENCES'),
+                  c.relkind = 'S' AND has_sequence_privilege(c.oid, 'USAGE, SELECT, UPDATE')
+           FROM pg_class AS c
+           WHERE c.relnamespace = 'farmops'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')""",
+    )
+    assert {r[0] for r in rows if r[2]} == APP_READABLE_TABLES
+    assert [r[0] for r in rows if r[3] or r[4] or r[5]] == []
+    assert [r[0] for r in rows if r[1] in ("v", "m", "f")] == [], "a view would bypass RLS: review it"
+    schema = app.execute(
+        "SELECT has_schema_privilege('farmops', 'CREATE'), pg_has_role('farmops_owner', 'MEMBER'),"
+        " r.rolsuper, r.rolbypassrls FROM pg_roles AS r WHERE r.rolname = current_user"
+    ).fetchone()
+    assert schema == (False, False, False, False)
+
+
+def test_every_tenant_table_has_forced_rls_and_an_app_policy_scoped_to_the_context(admin):
+    tables = _catalog(
+        admin,
+        """SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity,
+                  EXISTS (SELECT FROM pg_attribute AS a
+                          WHERE a.attrelid = c.oid AND a.attname = 'farm_id' AND NOT a.attisdropped)
+           FROM pg_class AS c
+           WHERE c.relnamespace = 'farmops'::regnamespace AND c.relkind IN ('r', 'p')""",
+    )
+    policies = _catalog(
+        admin,
+        """SELECT c.relname, p.polcmd, p.polpermissive, p.polroles::regrole[]::text[],
+                  pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid)
+           FROM pg_policy AS p JOIN pg_class AS c ON c.oid = p.polrelid""",
+    )
+    app_policies: dict[str, list[tuple]] = {}
+    for rel, cmd, permissive, roles, qual, check in policies:
+        if "farmops_app" in roles or "public" in roles:
+            app_policies.setdefault(rel, []).append((cmd, permissive, roles, qual, check))
+    tenant_tables = {rel for rel, _, _, has_farm in tables if has_farm}
+    farm_scope = "(farm_id = ( SELECT farmops.current_farm_id() AS current_farm_id))"
+    for rel, rls, forced, has_farm in tables:
+        if rel in PRIVATE_TABLES:
+            continue
+        if has_farm or rel == "farms":
+            assert rls and forced, f"{rel}: RLS must be enabled AND forced"
+            expected = farm_scope if has_farm else farm_scope.replace("farm_id =", "id =")
+            assert app_policies.get(rel) == [("r", True, ["farmops_app"], expected, None)], rel
+        else:
+            assert rel in GLOBAL_TABLES, f"{rel} has no farm_id: is it global? add it to GLOBAL_TABLES"
+            # Read-only to the app: only SELECT policies (if RLS is on) and only SELECT granted.
+            assert all(p[0] == "r" for p in app_policies.get(rel, [])), rel
+    assert len(tenant_tables) >= 20  # the query found the tenant tables at all
+
+
+def test_every_function_pins_its_search_path(admin):
+    rows = _catalog(
+        admin,
+        """SELECT p.oid::regprocedure::text, p.proconfig FROM pg_proc AS p
+           WHERE p.pronamespace = 'farmops'::regnamespace""",
+    )
+    for name, config in rows:
+        assert config is not None and "search_path=pg_catalog, pg_temp" in config, name
+    owners = _catalog(
+        admin,
+        "SELECT DISTINCT pg_get_userbyid(p.proowner) FROM pg_proc AS p"
+        " WHERE p.pronamespace = 'farmops'::regnamespace",
+    )
+    assert owners == [("farmops_owner",)]
+
+
+def test_a_function_the_owner_adds_later_is_not_executable_by_the_app(db, connect):
+    """Revoke-by-default must hold for functions created outside a migrate (a hotfix)."""
+    owner = connect("owner", autocommit=False)
+    owner.execute(
+        "CREATE FUNCTION farmops.hotfix_probe() RETURNS integer LANGUAGE sql SECURITY DEFINER"
+        " SET search_path = pg_catalog, pg_temp AS 'SELECT 1'"
+    )
+    owner.commit()
+    app = connect("app")
+    assert app.execute("SELECT has_function_privilege('farmops.hotfix_probe()', 'EXECUTE')").fetchone() == (
+        False,
+    )
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        app.execute("SELECT farmops.hotfix_probe()")
+    assert app.execute("SELECT current_user").fetchone() == (APP_LOGIN,)
