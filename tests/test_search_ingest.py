@@ -237,7 +237,7 @@ def test_the_app_cannot_write_retrieval_tables_directly(app, farm):
         )
 
 
-def test_replace_source_embeddings_for_memories(app, admin, farm):
+def test_replace_source_embeddings_for_conversation_summaries(app, admin, farm):
     src = "11111111-1111-1111-1111-111111111111"
     sql = (
         "SELECT farmops.replace_source_embeddings(p_source_type => %s, p_source_id => %s, p_chunks => %s,"
@@ -245,17 +245,22 @@ def test_replace_source_embeddings_for_memories(app, admin, farm):
     )
     with tenant(app, farm, "alice"):
         assert (
-            app.execute(sql, ["memory", src, ["a", "b"], vec_array([vec(1), vec(0, 1)])]).fetchone()[0] == 2
+            app.execute(sql, ["convo_summary", src, ["a", "b"], vec_array([vec(1), vec(0, 1)])]).fetchone()[0]
+            == 2
         )
-        assert app.execute(sql, ["memory", src, ["c"], vec_array([vec(0, 0, 1)])]).fetchone()[0] == 1
-        rows = search(app, vec(0, 0, 1), k=5, source_types=["memory"])
-        assert [(r["content"], r["source_type"], str(r["source_id"])) for r in rows] == [("c", "memory", src)]
-        for bad in (["document", src], [None, src], ["memory", None], ["bogus", src]):
+        assert app.execute(sql, ["convo_summary", src, ["c"], vec_array([vec(0, 0, 1)])]).fetchone()[0] == 1
+        rows = search(app, vec(0, 0, 1), k=5, source_types=["convo_summary"])
+        assert [(r["content"], r["source_type"], str(r["source_id"])) for r in rows] == [
+            ("c", "convo_summary", src)
+        ]
+        # memories go through embed_memory, which checks the memory exists in this farm
+        for bad in (["document", src], [None, src], ["convo_summary", None], ["memory", src], ["bogus", src]):
             with pytest.raises(psycopg.Error) as excinfo, app.transaction():
                 app.execute(sql, [*bad, ["a"], vec_array([vec(1)])])
             assert excinfo.value.sqlstate == "OF006"
         deleted = app.execute(
-            "SELECT farmops.delete_source_embeddings(p_source_type => 'memory', p_source_id => %s)", [src]
+            "SELECT farmops.delete_source_embeddings(p_source_type => 'convo_summary', p_source_id => %s)",
+            [src],
         ).fetchone()[0]
         assert deleted == 1
     assert count(admin, "embeddings") == 0

@@ -7,7 +7,7 @@ import pytest
 from conftest import tenant
 from credit_helpers import expire, grant, reserve, settle
 from psycopg.rows import dict_row
-from search_support import count, ingest, ingest_global, unit2, vec
+from search_support import count, ingest, ingest_global, search, unit2, vec
 
 
 def make_run(admin, farm_id, status="running", user="alice"):
@@ -146,9 +146,16 @@ def test_lineage_is_private_to_the_farm_and_read_only(app, admin, two_farms):
     assert count(admin, "ai_run_retrievals") == 1
 
 
-def test_viewer_and_agent_can_search_for_a_run(app, admin, farm, live_run):
+def test_the_agent_records_lineage_a_viewer_only_searches(app, admin, farm, live_run):
     with tenant(app, farm, "alice"):
         ingest(app, "A", "a", ["a"], [vec(1)])
         app.execute("SELECT farmops.add_member(%s, 'ai', 'agent')", [farm])
+        app.execute("SELECT farmops.add_member(%s, 'ada', 'viewer')", [farm])
     with tenant(app, farm, "ai"):
         assert len(search_for_run(app, live_run, vec(1))) == 1
+    with tenant(app, farm, "ada"):  # viewers are read-only: search, but write no lineage
+        assert len(search(app, vec(1))) == 1
+    with pytest.raises(psycopg.Error) as excinfo, tenant(app, farm, "ada"):
+        search_for_run(app, live_run, vec(1))
+    assert excinfo.value.sqlstate == "OF003"
+    assert count(admin, "ai_run_retrievals") == 1

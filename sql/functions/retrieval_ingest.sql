@@ -112,8 +112,9 @@ DECLARE
     v_farm uuid := farmops.require_tenant(ARRAY['owner', 'manager', 'worker']);
     v_count integer;
 BEGIN
-    IF p_source_type IS NULL OR p_source_type NOT IN ('memory', 'convo_summary') THEN
-        RAISE EXCEPTION 'source type must be memory or convo_summary (documents use ingest_document)'
+    -- Memories are indexed by farmops.embed_memory, which checks the memory exists in this farm.
+    IF p_source_type IS DISTINCT FROM 'convo_summary' THEN
+        RAISE EXCEPTION 'source type must be convo_summary (documents: ingest_document, memories: embed_memory)'
             USING ERRCODE = 'OF006';
     END IF;
     IF p_source_id IS NULL THEN
@@ -135,7 +136,7 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION farmops.replace_source_embeddings(text, uuid, text[], public.vector[], text) IS
-'Owner, manager or worker: replaces the chunks of a memory or conversation summary of the current farm; '
+'Owner, manager or worker: replaces the chunks of a conversation summary of the current farm; '
 'returns how many were stored. OF006 bad arguments, OF301 wrong dimension.';
 
 CREATE OR REPLACE FUNCTION farmops.delete_source_embeddings(p_source_type text, p_source_id uuid)
@@ -149,8 +150,8 @@ DECLARE
     v_farm uuid := farmops.require_tenant(ARRAY['owner', 'manager', 'worker']);
     v_count integer;
 BEGIN
-    IF p_source_type IS NULL OR p_source_type NOT IN ('memory', 'convo_summary') OR p_source_id IS NULL THEN
-        RAISE EXCEPTION 'source type (memory or convo_summary) and source id are required'
+    IF p_source_type IS DISTINCT FROM 'convo_summary' OR p_source_id IS NULL THEN
+        RAISE EXCEPTION 'source type convo_summary and a source id are required (memories: farmops.forget)'
             USING ERRCODE = 'OF006';
     END IF;
     DELETE FROM farmops.embeddings AS e
@@ -160,5 +161,5 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION farmops.delete_source_embeddings(text, uuid) IS
-'Owner, manager or worker: deletes the chunks of a memory or conversation summary of the current farm '
+'Owner, manager or worker: deletes the chunks of a conversation summary of the current farm '
 '(call it in the transaction that deletes the source); returns how many were deleted.';
