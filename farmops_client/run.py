@@ -3,11 +3,12 @@
 Order of operations, each database step its own short committed transaction and no
 transaction ever open during a network call:
 
-1. ``farmops.estimate_credits`` + ``farmops.reserve_credits`` (commit): the upper bound of
-   ONE model call (``max_input_tokens`` + ``max_tokens`` at the model's rate) is reserved
-   before anything is sent to Bedrock. Not enough credits -> :class:`InsufficientCredits`,
-   nothing else happens. Further tool turns are billed at settle: the database charges what
-   remains and records any shortfall on the run.
+1. ``farmops.estimate_credits`` + ``farmops.reserve_credits`` (commit): the upper bound of the
+   whole run, ``max_tool_turns + 1`` model calls of ``max_input_tokens`` + ``max_tokens`` each at
+   the model's rate, is reserved before anything is sent to Bedrock, so the run can never cost
+   more than it reserved (no shortfall, no budget overrun under concurrency). Not enough
+   credits -> :class:`InsufficientCredits`, nothing else happens. Lower ``max_tool_turns`` to
+   reserve less; settle refunds whatever was not used.
 2. the prompt is embedded (Titan Text Embeddings V2 or the offline embedder), then
    ``farmops.start_run`` + ``farmops.search_for_run`` (commit): retrieved passages are
    recorded as the run's retrievals and given to the model as context, along with the tools
@@ -252,6 +253,7 @@ def ask(
         # An upper bound for one call: the prompt (<= 1 token per byte) plus system, context and tools.
         max_input_tokens = len(prompt.encode("utf-8")) + 4096
     request_id = request_id or str(uuid.uuid4())
+    model_calls = max_tool_turns + 1  # the first answer plus one call per tool turn
 
     # 1. reserve, committed before the model is called
     with t.short_transaction() as conn:
@@ -259,8 +261,8 @@ def ask(
             conn,
             "estimate_credits",
             model=model,
-            max_input_tokens=max_input_tokens,
-            max_output_tokens=max_tokens,
+            max_input_tokens=max_input_tokens * model_calls,
+            max_output_tokens=max_tokens * model_calls,
         )[0]["estimate_credits"]
         run = db.call(
             conn,

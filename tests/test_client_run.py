@@ -350,3 +350,21 @@ def test_retrievals_are_recorded_for_the_run(client, farm, fake, admin):
     assert shown["ledger"][0]["kind"] == "reserve"
     system = fake.seen("Converse")[0].body["system"][1]["text"]
     assert "Gumboro vaccine" in system
+
+
+def test_a_run_that_uses_every_tool_turn_at_full_size_never_costs_more_than_it_reserved(
+    client, farm, fake, admin
+):
+    big = {"max_input_tokens": 3000, "max_tokens": 1000}
+    note = {"text": "pen 3 drinkers cleaned"}
+    fake.push(
+        *[F.tool_use(("create_note", note), input_tokens=3000, output_tokens=1000) for _ in range(4)],
+        F.text("done", input_tokens=3000, output_tokens=1000),
+    )
+    with client.tenant(farm, "alice") as t:
+        result = t.ask("log the cleaning", max_tool_turns=4, **big)
+    assert result.status == "succeeded" and len(fake.seen("Converse")) == 5
+    row = run_row(admin, result.run_id)
+    assert row["credits_shortfall"] == 0
+    assert 0 < row["credits_actual"] <= row["credits_reserved"]
+    assert healthy(admin)
