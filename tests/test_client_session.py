@@ -94,7 +94,7 @@ def test_governed_run_refuses_to_share_an_open_transaction(client):
 
 def test_connect_to_an_existing_pool(db):
     pool = ConnectionPool(
-        db.dsn(APP_LOGIN), kwargs={"autocommit": True}, configure=configure_connection, min_size=1
+        db.dsn(APP_LOGIN), kwargs={"autocommit": True}, configure=configure_connection, min_size=1, open=True
     )
     try:
         client = farmops_client.connect(pool)
