@@ -267,3 +267,34 @@ def test_concurrent_settles_of_one_run_settle_once(db, app, admin, owner, funded
     assert len(winners) == 1
     assert balance(admin, funded) == 100 - winners.pop()
     assert invariants(owner, funded) == []
+
+
+def test_only_the_reserving_member_or_an_owner_or_manager_drives_a_run(app, admin, farm):
+    """The settler declares the cost, so another worker or the agent cannot under-bill a run."""
+    for user, role in (("wendy", "worker"), ("will", "worker"), ("bot", "agent"), ("mo", "manager")):
+        add_member(app, farm, user, role)
+    grant(app, farm, 10)
+    runs = [reserve(app, farm, user="wendy", credits=2)["id"] for _ in range(3)]
+    before = admin.execute(
+        "SELECT (SELECT credit_balance FROM farmops.farms WHERE id = %s),"
+        " (SELECT count(*) FROM farmops.credit_ledger WHERE farm_id = %s)",
+        [farm, farm],
+    ).fetchone()
+    for intruder in ("will", "bot"):
+        with pytest.raises(psycopg.Error) as excinfo:
+            settle(app, farm, runs[0], user=intruder, credits_actual=0)
+        assert excinfo.value.sqlstate == "OF003"
+        with pytest.raises(psycopg.Error) as excinfo, tenant(app, farm, intruder):
+            app.execute("SELECT farmops.start_run(p_run_id => %s)", [runs[0]])
+        assert excinfo.value.sqlstate == "OF003"
+    assert (
+        admin.execute(
+            "SELECT (SELECT credit_balance FROM farmops.farms WHERE id = %s),"
+            " (SELECT count(*) FROM farmops.credit_ledger WHERE farm_id = %s)",
+            [farm, farm],
+        ).fetchone()
+        == before
+    )
+    assert settle(app, farm, runs[0], user="wendy", credits_actual=1)["status"] == "succeeded"
+    assert settle(app, farm, runs[1], user="mo", credits_actual=1)["status"] == "succeeded"
+    assert settle(app, farm, runs[2], user="alice", credits_actual=1)["status"] == "succeeded"

@@ -1,6 +1,27 @@
 -- A run after its reservation: start it, then settle it with what it really cost.
 -- Lock order everywhere: the run row, then the farm row (no deadlock with the expirer).
 
+CREATE OR REPLACE FUNCTION farmops.assert_may_drive_run(p_run farmops.ai_runs)
+RETURNS void
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    -- The settler declares what the run cost, so only the member who reserved it (or an
+    -- owner or manager cleaning up) may start or settle it: no worker or agent can
+    -- under-bill somebody else's run.
+    IF p_run.user_id IS DISTINCT FROM farmops.current_user_id()
+        AND farmops.current_member_role() IS DISTINCT FROM 'owner'
+        AND farmops.current_member_role() IS DISTINCT FROM 'manager' THEN
+        RAISE EXCEPTION 'run % belongs to another member; only they, an owner or a manager may drive it', p_run.id
+            USING ERRCODE = 'OF003';
+    END IF;
+END
+$fn$;
+COMMENT ON FUNCTION farmops.assert_may_drive_run(farmops.ai_runs) IS
+'Private: raises OF003 unless the current member reserved the run or is the farm''s owner or manager.';
+
 CREATE OR REPLACE FUNCTION farmops.start_run(p_run_id uuid)
 RETURNS farmops.ai_runs
 LANGUAGE plpgsql
@@ -22,6 +43,7 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'no run % in this farm', p_run_id USING ERRCODE = 'OF102';
     END IF;
+    PERFORM farmops.assert_may_drive_run(v_run);
     IF v_run.status = 'expired' OR (v_run.status = 'reserved' AND v_run.expires_at <= now()) THEN
         RAISE EXCEPTION 'run % has expired', p_run_id USING ERRCODE = 'OF105';
     END IF;
@@ -38,7 +60,8 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION farmops.start_run(uuid) IS
-'reserved -> running for a run of the current farm (no-op if running). OF102 unknown, OF105 expired, OF103 settled.';
+'reserved -> running for a run of the current farm (no-op if running). OF102 unknown, OF105 expired, '
+'OF103 settled, OF003 another member''s run (owners and managers excepted).';
 
 CREATE OR REPLACE FUNCTION farmops.settle_run(
     p_run_id uuid,
@@ -86,6 +109,7 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'no run % in this farm', p_run_id USING ERRCODE = 'OF102';
     END IF;
+    PERFORM farmops.assert_may_drive_run(v_run);
     IF v_run.status = 'expired' THEN
         RAISE EXCEPTION 'run % expired and its reservation was refunded', p_run_id USING ERRCODE = 'OF105';
     END IF;
@@ -156,4 +180,5 @@ END
 $fn$;
 COMMENT ON FUNCTION farmops.settle_run(uuid, text, integer, integer, integer, integer, text, text) IS
 'Settles a live run of the current farm as succeeded|failed: refunds the unused part, or charges the excess '
-'up to the balance and records the shortfall. Same values again: no-op; other values: OF104; expired: OF105.';
+'up to the balance and records the shortfall. Same values again: no-op; other values: OF104; expired: OF105; '
+'another member''s run: OF003 (owners and managers excepted).';
