@@ -1,7 +1,7 @@
 """Typed exceptions for every documented farmops SQLSTATE.
 
 The database raises custom SQLSTATEs (class ``OF``, listed by ``farmops.error_codes()``
-in ``sql/functions/error_codes.sql``). :func:`translate` is the one place that turns a
+in ``sql/functions/00_core/error_codes.sql``). :func:`translate` is the one place that turns a
 psycopg error into the matching :class:`FarmopsError` subclass; a test checks that this
 map and the SQL table agree in both directions.
 """

@@ -6,7 +6,8 @@ Order, all in ONE transaction under an advisory lock (a second migrator waits):
    from there on everything runs as ``farmops_owner``.
 2. ``schema/NNNN_name.sql``: each file once, recorded with its sha256. A file that was
    applied and edited afterwards is refused (OF901) and nothing changes.
-3. ``functions/*.sql`` then ``policies/*.sql``: re-applied every time (idempotent).
+3. ``functions/NN_domain/*.sql`` then ``policies/*.sql``: re-applied every time (idempotent),
+   in path order (domain folders are numbered, so the load order is their names).
 """
 
 from __future__ import annotations
@@ -74,12 +75,17 @@ def schema_files(root: Path | None = None) -> list[MigrationFile]:
 
 
 def idempotent_files(root: Path | None = None) -> list[Path]:
-    """``functions/*.sql`` then ``policies/*.sql``, each directory in name order."""
+    """``functions/**/*.sql`` then ``policies/**/*.sql``, each tree in path order."""
     root = root or default_sql_dir()
-    return sorted((root / "functions").glob("*.sql")) + sorted((root / "policies").glob("*.sql"))
+    return sorted((root / "functions").rglob("*.sql")) + sorted((root / "policies").rglob("*.sql"))
 
 
-def _run_file(conn: psycopg.Connection, path: Path) -> None:
+def relative_name(path: Path, root: Path | None = None) -> str:
+    """``functions/20_credits/reserve.sql``: a file's name as reports and install.sql show it."""
+    return path.relative_to(root or default_sql_dir()).as_posix()
+
+
+def _run_file(conn: psycopg.Connection, path: Path, root: Path) -> None:
     try:
         with conn.cursor() as cur:
             cur.execute(path.read_text(encoding="utf-8"), prepare=False)
@@ -88,7 +94,7 @@ def _run_file(conn: psycopg.Connection, path: Path) -> None:
         if isinstance(typed, FarmopsError):
             raise typed from exc
         first = (exc.diag.message_primary or str(exc)).splitlines()[0]
-        raise MigrationError(f"{path.parent.name}/{path.name}: {first} [{exc.sqlstate}]") from exc
+        raise MigrationError(f"{relative_name(path, root)}: {first} [{exc.sqlstate}]") from exc
 
 
 def migrate(conn: psycopg.Connection, *, dry_run: bool = False, root: Path | None = None) -> MigrationReport:
@@ -103,7 +109,7 @@ def migrate(conn: psycopg.Connection, *, dry_run: bool = False, root: Path | Non
     try:
         with conn.transaction() as tx:
             conn.execute(LOCK_SQL)
-            _run_file(conn, root / "bootstrap.sql")
+            _run_file(conn, root / "bootstrap.sql", root)
             for mig in migrations:
                 try:
                     pending = conn.execute(
@@ -112,15 +118,15 @@ def migrate(conn: psycopg.Connection, *, dry_run: bool = False, root: Path | Non
                 except psycopg.Error as exc:
                     raise translate(exc) from exc
                 if pending:
-                    _run_file(conn, mig.path)
+                    _run_file(conn, mig.path, root)
                     conn.execute(
                         "INSERT INTO farmops.schema_migrations (filename, sha256) VALUES (%s, %s)",
                         [mig.filename, mig.sha256],
                     )
                     report.applied.append(mig.filename)
             for path in idempotent_files(root):
-                _run_file(conn, path)
-                report.reapplied.append(f"{path.parent.name}/{path.name}")
+                _run_file(conn, path, root)
+                report.reapplied.append(relative_name(path, root))
             if dry_run:
                 raise psycopg.Rollback(tx)
     except psycopg.OperationalError as exc:
@@ -175,6 +181,6 @@ def render_install_script(root: Path | None = None) -> str:
             f"VALUES ('{mig.filename}', '{mig.sha256}');",
             "\\endif",
         ]
-    lines += [f"\\ir {p.parent.name}/{p.name}" for p in idempotent_files(root)]
+    lines += [f"\\ir {relative_name(p, root)}" for p in idempotent_files(root)]
     lines += ["COMMIT;", ""]
     return "\n".join(lines)
