@@ -67,6 +67,30 @@ class InvalidArgument(FarmopsError):
     sqlstate = "OF006"
 
 
+class IdentityTokenInvalid(FarmopsError):
+    """OF021: the identity token is malformed, not HS256, or its signature does not verify."""
+
+    sqlstate = "OF021"
+
+
+class IdentityTokenExpired(FarmopsError):
+    """OF022: the identity token has expired."""
+
+    sqlstate = "OF022"
+
+
+class IdentityTokenNotYetValid(FarmopsError):
+    """OF023: the identity token's nbf or iat is in the future."""
+
+    sqlstate = "OF023"
+
+
+class VerifiedIdentityRequired(FarmopsError):
+    """OF024: the installation requires ``farmops.begin_tenant_verified(token)``."""
+
+    sqlstate = "OF024"
+
+
 class InsufficientCredits(FarmopsError):
     """OF101: not enough credits left to reserve; nothing was written."""
 

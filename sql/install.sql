@@ -90,11 +90,18 @@ SELECT farmops.migration_is_pending('0022_run_retrievals.sql', '7394d2a80d71184a
 INSERT INTO farmops.schema_migrations (filename, sha256)
 VALUES ('0022_run_retrievals.sql', '7394d2a80d71184ac6337dab99836ffce774e1f4120c12eada30a618755b5109');
 \endif
+SELECT farmops.migration_is_pending('0050_verified_identity.sql', '612eb76be82b755f8f0c337ae00b38784d6837710d15a6e5c3e1d967a82f22f4') AS pending \gset
+\if :pending
+\ir schema/0050_verified_identity.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0050_verified_identity.sql', '612eb76be82b755f8f0c337ae00b38784d6837710d15a6e5c3e1d967a82f22f4');
+\endif
 \ir functions/00_core/audit_append_only.sql
 \ir functions/00_core/error_codes.sql
 \ir functions/00_core/guards.sql
 \ir functions/10_tenancy/farm_lifecycle.sql
 \ir functions/10_tenancy/tenant_context.sql
+\ir functions/10_tenancy/verified_identity.sql
 \ir functions/20_credits/ai_run_guard.sql
 \ir functions/20_credits/credits_grant.sql
 \ir functions/20_credits/credits_invariants.sql

@@ -17,6 +17,11 @@ AS $fn$
     ('OF004', 'farm_not_found', 'No such farm visible to the caller.'),
     ('OF005', 'last_owner', 'The last owner of a farm cannot be removed or demoted.'),
     ('OF006', 'invalid_argument', 'An argument is NULL, out of range or malformed.'),
+    -- verified identity (begin_tenant_verified)
+    ('OF021', 'identity_token_invalid', 'The identity token is malformed, not HS256, or its signature does not verify.'),
+    ('OF022', 'identity_token_expired', 'The identity token''s exp has passed (beyond the 30 s leeway).'),
+    ('OF023', 'identity_token_not_yet_valid', 'The identity token''s nbf or iat is in the future (beyond the leeway).'),
+    ('OF024', 'verified_identity_required', 'The installation requires farmops.begin_tenant_verified(token).'),
     -- credits and runs
     ('OF101', 'insufficient_credits', 'Not enough credits left to reserve; nothing was written.'),
     ('OF102', 'run_not_found', 'No such AI run in the current farm.'),

@@ -103,11 +103,14 @@ $fn$;
 COMMENT ON FUNCTION farmops.require_tenant(text[]) IS
 'Returns the current farm id; raises OF001 without a tenant context, OF003 if the member role is not allowed.';
 
-CREATE OR REPLACE FUNCTION farmops.begin_tenant(p_farm_id uuid, p_user_id text)
+-- The one way into a tenant context, shared by begin_tenant() and
+-- begin_tenant_verified() (sql/functions/10_tenancy/verified_identity.sql):
+-- checks membership, then sets the signed, transaction-local context. Private:
+-- only those SECURITY DEFINER functions call it, after their own checks.
+CREATE OR REPLACE FUNCTION farmops._enter_tenant(p_farm_id uuid, p_user_id text)
 RETURNS text
 LANGUAGE plpgsql
 VOLATILE
-SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
@@ -130,5 +133,22 @@ BEGIN
     RETURN v_role;
 END
 $fn$;
+COMMENT ON FUNCTION farmops._enter_tenant(uuid, text) IS
+'Private: membership check plus the signed tenant context, shared by begin_tenant and begin_tenant_verified.';
+
+CREATE OR REPLACE FUNCTION farmops.begin_tenant(p_farm_id uuid, p_user_id text)
+RETURNS text
+LANGUAGE plpgsql
+VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    -- OF024 when the installation requires farmops.begin_tenant_verified() instead.
+    PERFORM farmops._assert_unverified_identity_allowed();
+    RETURN farmops._enter_tenant(p_farm_id, p_user_id);
+END
+$fn$;
 COMMENT ON FUNCTION farmops.begin_tenant(uuid, text) IS
-'Checks membership, then sets the transaction-local, signed tenant context; returns the role. OF002: not a member.';
+'Checks membership, then sets the transaction-local, signed tenant context; returns the role. OF002: not a member; '
+'OF024: the installation requires farmops.begin_tenant_verified().';
