@@ -111,6 +111,17 @@ class Client:
             else:
                 session._end(None)
 
+    @contextlib.contextmanager
+    def tenant_from_token(self, token: str) -> Iterator[TenantSession]:
+        """A session as the farm and user a signed identity token names. The database verifies the token
+        (``farmops.begin_tenant_verified``) here and again in every transaction of the session."""
+        with self.connection() as conn, db.translated(), conn.transaction():
+            db.call(conn, "begin_tenant_verified", token=token)
+            ctx = db.execute(conn, "SELECT farm_id, user_id FROM farmops.tenant_context()").fetchone()
+        with self.tenant(ctx["farm_id"], ctx["user_id"]) as session:
+            session.token = token
+            yield session
+
     # -- operator helpers (no tenant context) -------------------------------------------------------------
     def create_farm(self, name: str, owner_user_id: str) -> UUID:
         """``farmops.create_farm``: a new farm with ``owner_user_id`` as its owner."""
@@ -145,6 +156,9 @@ def store_memory(conn: psycopg.Connection, content: str, vector, model: str, run
 class TenantSession:
     """One user acting in one farm: one lazily opened transaction plus governed runs (``ask``)."""
 
+    #: An identity token: set, every transaction verifies it instead of calling ``begin_tenant``.
+    token: str | None = None
+
     def __init__(self, client: Client, conn: psycopg.Connection, farm_id: UUID, user_id: str):
         self.client = client
         self.conn = conn
@@ -172,6 +186,10 @@ class TenantSession:
                 raise
 
     def _set_context(self) -> None:
+        if self.token is not None:
+            row = db.call(self.conn, "begin_tenant_verified", token=self.token)[0]
+            self.role = row["begin_tenant_verified"]
+            return
         row = db.call(self.conn, "begin_tenant", farm_id=self.farm_id, user_id=self.user_id)[0]
         self.role = row["begin_tenant"]
 
