@@ -14,6 +14,7 @@ APP_FUNCTIONS = {
     "farmops.add_member(uuid,text,text)",
     "farmops.assert_valid_vector(public.vector,text)",
     "farmops.begin_tenant(uuid,text)",
+    "farmops.begin_tenant_verified(text)",
     "farmops.check_invariants(uuid)",
     "farmops.confirm_draft(uuid,jsonb)",
     "farmops.create_farm(text,text)",
@@ -65,6 +66,7 @@ APP_FUNCTIONS = {
 SECURITY_DEFINER = {
     "farmops.add_member(uuid,text,text)",
     "farmops.begin_tenant(uuid,text)",
+    "farmops.begin_tenant_verified(text)",
     "farmops.confirm_draft(uuid,jsonb)",
     "farmops.context_signature(text,text,text)",
     "farmops.create_farm(text,text)",
@@ -105,7 +107,7 @@ APP_READABLE_TABLES = {
 #: Global reference tables: no farm_id, read by every farm, written only by the package owner.
 GLOBAL_TABLES = {"ai_eval_rules", "global_documents", "global_embeddings", "model_rates", "record_types"}
 #: Private tables the application cannot read at all.
-PRIVATE_TABLES = {"context_signing_key", "schema_migrations"}
+PRIVATE_TABLES = {"context_signing_key", "identity_keys", "identity_settings", "schema_migrations"}
 
 
 def _catalog(conn: psycopg.Connection, sql: str, params=None) -> list[tuple]:
