@@ -132,7 +132,7 @@ def ask(
     knowledge.embedder_of(t)  # refuse before reserving, not after
     model = model or t.model or DEFAULT_MODEL
     bound = sizing.run_bound(
-        max_input_tokens=max_input_tokens or sizing.input_bound(prompt),
+        max_input_tokens=sizing.input_bound(prompt) if max_input_tokens is None else max_input_tokens,
         max_tokens=max_tokens,
         max_tool_turns=max_tool_turns,
     )
