@@ -1,4 +1,4 @@
-"""Reservations per second: farmops.reserve_credits vs the seed's bare conditional UPDATE.
+"""Reservations per second: farmops.reserve_credits vs a bare conditional UPDATE.
 
 Starts its own embedded PostgreSQL (data in ``.tmp/bench-pg``), migrates a fresh database
 and, side by side in one run, measures at 1, 8 and 32 client threads (one connection each),
@@ -6,7 +6,7 @@ on ONE farm (every client contends for the same row) and across 100 farms:
 
 - ``reserve_credits``: as the application role, one transaction per reservation:
   ``begin_tenant`` + ``reserve_credits`` (debit, ai_runs row, ledger row in one statement);
-- bare ``UPDATE``: as the package owner, autocommit, the seed's
+- bare ``UPDATE``: as the package owner, autocommit, the naive one-statement debit
   ``UPDATE farms SET credit_balance = credit_balance - 1 WHERE id = $1 AND credit_balance > 0``.
 
 Each cell runs both sides in alternating slices (so load from elsewhere on a shared machine
@@ -34,6 +34,7 @@ sys.path.insert(0, str(REPO))
 
 from farmops_client import embedded  # noqa: E402
 from farmops_client import migrate as migrations  # noqa: E402
+from farmops_client.tenancy import create_app_login  # noqa: E402
 
 APP_LOGIN = "farmops_bench_app"
 CLIENTS = (1, 8, 32)
@@ -51,13 +52,7 @@ def fresh_database(host: str, port: int) -> str:
         conn.execute(f'CREATE DATABASE "{dbname}"')
     with psycopg.connect(host=host, port=port, user="postgres", dbname=dbname) as conn:
         migrations.migrate(conn)
-        conn.execute(
-            f"""DO $$ BEGIN
-                IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{APP_LOGIN}') THEN
-                    CREATE ROLE {APP_LOGIN} LOGIN NOSUPERUSER NOBYPASSRLS IN ROLE farmops_app;
-                END IF;
-            END $$"""
-        )
+        create_app_login(conn, APP_LOGIN)
         conn.commit()
     return dbname
 
@@ -94,7 +89,7 @@ def reserve_op(conn: psycopg.Connection, farm_id: uuid.UUID) -> None:
 
 
 def bare_op(conn: psycopg.Connection, farm_id: uuid.UUID) -> None:
-    """One reservation the seed's way: a single conditional UPDATE in autocommit."""
+    """One reservation the naive way: a single conditional UPDATE in autocommit."""
     if conn.execute(BARE_UPDATE, [farm_id]).rowcount != 1:
         raise RuntimeError("bare UPDATE found no credit")
 

@@ -1,4 +1,4 @@
-"""Benchmark: per-farm top-k retrieval, seed 001's query vs ``farmops.search``.
+"""Benchmark: per-farm top-k retrieval, the plain filtered HNSW query vs ``farmops.search``.
 
 Run ``python bench/bench_search.py`` (or ``make bench``). It starts its own embedded
 PostgreSQL + pgvector under ``.tmp/bench-pg``, installs farmops into a fresh database
@@ -10,7 +10,7 @@ For each farm-size bucket it reports recall@k against exact ground truth (numpy,
 the farm's own rows), how many queries came back with fewer than min(k, farm rows)
 results, and p50/p95 latency of
 
-(a) seed 001's query as written: ``WHERE farm_id = $2 ORDER BY embedding <=> $1 LIMIT k``
+(a) the plain query: ``WHERE farm_id = $2 ORDER BY embedding <=> $1 LIMIT k``
     over the plain HNSW index with default settings (as the superuser, no RLS), and
 (b) ``farmops.search(p_query, p_k)`` as an application role (RLS on, tenant context set).
 
@@ -40,6 +40,7 @@ sys.path.insert(0, str(REPO))
 
 from farmops_client import embedded  # noqa: E402
 from farmops_client import migrate as migrations  # noqa: E402
+from farmops_client.tenancy import create_app_login  # noqa: E402
 
 BENCH_DB = "farmops_bench"
 APP_LOGIN = "farmops_bench_app"
@@ -106,13 +107,7 @@ def install(host: str, port: int, dim: int) -> None:
     with psycopg.connect(dsn(host, port, "postgres", BENCH_DB), autocommit=True) as conn:
         conn.execute(sql.SQL("SET farmops.embedding_dimension = {}").format(sql.Literal(str(dim))))
         migrations.migrate(conn)
-        conn.execute(
-            f"""DO $$ BEGIN
-                IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{APP_LOGIN}') THEN
-                    CREATE ROLE {APP_LOGIN} LOGIN NOSUPERUSER NOBYPASSRLS IN ROLE farmops_app;
-                END IF;
-            END $$"""
-        )
+        create_app_login(conn, APP_LOGIN)
 
 
 def load(conn: psycopg.Connection, farm_ids: list[uuid.UUID], sizes: list[int], vecs: np.ndarray) -> float:
@@ -193,12 +188,12 @@ def main() -> int:
     exact_max = app.execute("SELECT farmops.exact_search_max_rows()").fetchone()[0]
     app.commit()
 
-    seed_sql = "SELECT id FROM farmops.embeddings WHERE farm_id = %s ORDER BY embedding <=> %s LIMIT %s"
+    plain_sql = "SELECT id FROM farmops.embeddings WHERE farm_id = %s ORDER BY embedding <=> %s LIMIT %s"
     search_sql = "SELECT id FROM farmops.search(p_query => %s, p_k => %s)"
 
-    def run_seed(farm, q):
+    def run_plain(farm, q):
         t0 = time.perf_counter()
-        rows = admin.execute(seed_sql, [farm, q, args.k], prepare=False).fetchall()
+        rows = admin.execute(plain_sql, [farm, q, args.k], prepare=False).fetchall()
         return rows, time.perf_counter() - t0
 
     def run_search(farm, q):
@@ -221,11 +216,11 @@ def main() -> int:
     for col in (
         "farm rows",
         "farms",
-        "recall@k seed 001",
+        "recall@k plain",
         "recall@k farmops",
-        "short seed",
+        "short plain",
         "short farmops",
-        "p50/p95 ms seed",
+        "p50/p95 ms plain",
         "p50/p95 ms farmops",
     ):
         table.add_column(col, justify="right")
@@ -234,7 +229,7 @@ def main() -> int:
         members = [i for i, n in enumerate(sizes) if lo <= n <= hi]
         if not members:
             continue
-        seed_res, ours_res = Result(), Result()
+        plain_res, ours_res = Result(), Result()
         for qi in range(args.queries + 3):  # three warm-up queries per bucket, not counted
             f = members[qi % len(members)]
             farm = farm_ids[f]
@@ -250,7 +245,7 @@ def main() -> int:
                 "SELECT id, chunk_index FROM farmops.embeddings WHERE farm_id = %s", [farm]
             ).fetchall()
             id_to_row = {i: c for i, c in ids}
-            for res, fn in ((seed_res, run_seed), (ours_res, run_search)):
+            for res, fn in ((plain_res, run_plain), (ours_res, run_search)):
                 got, elapsed = fn(farm, q)
                 if qi < 3:
                     continue
@@ -261,16 +256,16 @@ def main() -> int:
         table.add_row(
             label,
             str(len(members)),
-            f"{statistics.mean(seed_res.recalls):.3f}",
+            f"{statistics.mean(plain_res.recalls):.3f}",
             f"{statistics.mean(ours_res.recalls):.3f}",
-            f"{seed_res.short}/{args.queries}",
+            f"{plain_res.short}/{args.queries}",
             f"{ours_res.short}/{args.queries}",
-            f"{seed_res.p(0.5):.1f} / {seed_res.p(0.95):.1f}",
+            f"{plain_res.p(0.5):.1f} / {plain_res.p(0.95):.1f}",
             f"{ours_res.p(0.5):.1f} / {ours_res.p(0.95):.1f}",
         )
     console.print(table)
     console.print(
-        "seed 001 = WHERE farm_id = $2 ORDER BY embedding <=> $1 LIMIT k, default HNSW settings, superuser; "
+        "plain = WHERE farm_id = $2 ORDER BY embedding <=> $1 LIMIT k, default HNSW settings, superuser; "
         "farmops = farmops.search(p_query, p_k) as an app role under RLS (global knowledge base empty). "
         "'short' = queries answered with fewer than min(k, farm rows) rows. "
         f"Total {time.perf_counter() - t_start:.0f}s."

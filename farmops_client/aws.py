@@ -1,6 +1,6 @@
 """AWS identities: one for the database (RDS IAM auth), one for Bedrock, configured separately.
 
-Seed 001 runs with two roles: a DB-only role that may ``rds-db:connect`` and an AI-only role
+A deployment runs with two roles: a DB-only role that may ``rds-db:connect`` and an AI-only role
 that may call Bedrock and has no database access, so each credential's blast radius is small.
 :class:`AwsIdentities` holds one boto3 session per purpose. Each is built from, in order:
 an explicit role ARN (assumed through STS with auto-refreshing credentials), a named profile,

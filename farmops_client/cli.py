@@ -7,6 +7,7 @@ a migration problem); 2 bad usage; 3 the database could not be reached.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import sys
@@ -15,9 +16,16 @@ from pathlib import Path
 import click
 import psycopg
 
-from . import embedded
+from . import db as fdb
+from . import embedded, tenancy
 from . import migrate as migrations
-from .errors import DatabaseUnavailable, FarmopsError, translate
+from .aws import AwsIdentities, has_aws_credentials
+from .client import Client, connect
+from .demo import run_demo
+from .embeddings import EMBEDDER_NAMES, Embedder, embedder_named
+from .errors import BY_SQLSTATE, DatabaseUnavailable, FarmopsError
+from .paths import sql_dir
+from .testing import FakeBedrock, fake_bedrock_client
 
 EXIT_REFUSED = 1
 EXIT_UNAVAILABLE = 3
@@ -28,10 +36,9 @@ class FarmopsGroup(click.Group):
 
     def invoke(self, ctx: click.Context):
         try:
-            return super().invoke(ctx)
-        except psycopg.Error as exc:
-            _fail(translate(exc))
-        except FarmopsError as exc:
+            with fdb.translated():
+                return super().invoke(ctx)
+        except (FarmopsError, psycopg.Error) as exc:
             _fail(exc)
 
 
@@ -59,15 +66,6 @@ data_dir_option = click.option(
 def resolve_dsn(dsn: str | None, data_dir: Path | None = None) -> str:
     """The DSN to use: the one given, else the embedded server's (started if needed)."""
     return dsn if dsn else embedded.start(data_dir)
-
-
-def connect(dsn: str) -> psycopg.Connection:
-    """Open a connection, turning any failure into a one-line :class:`DatabaseUnavailable`."""
-    try:
-        return psycopg.connect(dsn, connect_timeout=int(os.environ.get("FARMOPS_CONNECT_TIMEOUT", "10")))
-    except psycopg.Error as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise DatabaseUnavailable(f"cannot connect to the database: {first}") from exc
 
 
 @click.group(cls=FarmopsGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -145,7 +143,7 @@ def migrate_cmd(dsn: str | None, data_dir: Path | None, show_status: bool, dry_r
     One transaction under an advisory lock: concurrent migrators wait for each other and
     nothing is applied twice. An applied migration whose file changed is refused.
     """
-    with connect(resolve_dsn(dsn, data_dir)) as conn:
+    with fdb.connect(resolve_dsn(dsn, data_dir)) as conn:
         if show_status:
             for row in migrations.status(conn):
                 when = f"  {row.applied_at:%Y-%m-%d %H:%M:%S%z}" if row.applied_at else ""
@@ -166,8 +164,6 @@ def migrate_cmd(dsn: str | None, data_dir: Path | None, show_status: bool, dry_r
 @click.option("--check", is_flag=True, help="Exit 1 if sql/install.sql is not up to date.")
 def install_script(check: bool) -> None:
     """Regenerate sql/install.sql (the psql-only installer) from the SQL tree."""
-    from .paths import sql_dir
-
     target = sql_dir() / "install.sql"
     text = migrations.render_install_script()
     if check:
@@ -184,8 +180,6 @@ def install_script(check: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def errors_cmd(as_json: bool) -> None:
     """List the documented SQLSTATEs and the Python exception each maps to."""
-    from .errors import BY_SQLSTATE
-
     rows = [
         {"sqlstate": k, "exception": v.__name__, "meaning": (v.__doc__ or "").split(": ", 1)[-1]}
         for k, v in sorted(BY_SQLSTATE.items())
@@ -202,8 +196,8 @@ def errors_cmd(as_json: bool) -> None:
 # `SET ROLE farmops_app` so that row level security applies even with a superuser DSN. Operator-wide
 # commands (farm list, check without --farm) act as farmops_owner and need a DSN whose role may.
 # ---------------------------------------------------------------------------------------------------------
-APP_ROLE = "farmops_app"
-OWNER_ROLE = "farmops_owner"
+APP_ROLE = fdb.APP_ROLE
+OWNER_ROLE = fdb.OWNER_ROLE
 
 farm_option = click.option("--farm", "farm_id", envvar="FARMOPS_FARM", help="Farm id (env FARMOPS_FARM).")
 user_option = click.option(
@@ -212,7 +206,7 @@ user_option = click.option(
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 embedder_option = click.option(
     "--embedder",
-    type=click.Choice(["lexical", "titan"]),
+    type=click.Choice(EMBEDDER_NAMES),
     envvar="FARMOPS_EMBEDDER",
     default="lexical",
     show_default=True,
@@ -221,10 +215,8 @@ embedder_option = click.option(
 )
 
 
-def _client(dsn, data_dir, *, role: str | None = APP_ROLE, bedrock=None, embedder=None):
-    import farmops_client
-
-    return farmops_client.connect(
+def _client(dsn, data_dir, *, role: str | None = APP_ROLE, bedrock=None, embedder=None) -> Client:
+    return connect(
         resolve_dsn(dsn, data_dir),
         role=role,
         bedrock=bedrock,
@@ -259,20 +251,17 @@ def _as_member(farm_id: str | None, user_id: str | None, dsn: str | None, data_d
 
 
 def _bedrock_client():
-    from .aws import AwsIdentities, has_aws_credentials
-
     ids = AwsIdentities.from_env()
     if not has_aws_credentials(ids.bedrock):
         raise FarmopsError("no AWS credentials for Bedrock (configure them, or try `farmops demo`)")
     return ids.bedrock_client()
 
 
-def _embedder(kind: str, bedrock=None):
-    from .embeddings import LexicalEmbedder, TitanEmbedder
-
-    if kind == "titan":
-        return TitanEmbedder(bedrock or _bedrock_client())
-    return LexicalEmbedder()
+def _embedder(name: str, bedrock=None) -> Embedder:
+    """The --embedder choice; titan without a Bedrock client yet uses the environment's credentials."""
+    if name == "titan" and bedrock is None:
+        bedrock = _bedrock_client()
+    return embedder_named(name, bedrock)
 
 
 def _jsonable(value):
@@ -344,15 +333,8 @@ def farm_create(name: str, owner: str, dsn, data_dir) -> None:
 @data_dir_option
 def farm_list(as_json: bool, dsn, data_dir) -> None:
     """List every farm (operator command: the DSN's role must be able to SET ROLE farmops_owner)."""
-    from . import db as fdb
-
     with _client(dsn, data_dir, role=OWNER_ROLE) as client, client.connection() as conn:
-        rows = fdb.execute(
-            conn,
-            "SELECT f.id, f.name, f.credit_balance, f.ai_autonomy, f.created_at, "
-            "(SELECT count(*) FROM farmops.farm_members m WHERE m.farm_id = f.id) AS members "
-            "FROM farmops.farms f ORDER BY f.created_at, f.id",
-        ).fetchall()
+        rows = tenancy.list_farms(conn)
     emit(rows, as_json, title="farms")
 
 
@@ -528,12 +510,8 @@ def ask_cmd(
     text, feature, max_tokens, model, fake, embedder, as_json, farm_id, user_id, dsn, data_dir
 ) -> None:
     """One governed assistant run: reserve, retrieve, Converse with tools, settle."""
-    import dataclasses
-
     farm_id, user_id = _need(farm_id, user_id)
     if fake:
-        from .testing import FakeBedrock, fake_bedrock_client
-
         click.echo(f"Bedrock: {FakeBedrock.LABEL}", err=True)
         bedrock = fake_bedrock_client(FakeBedrock(default=lambda body: FakeBedrock.text("(scripted) noted.")))
     else:
@@ -631,8 +609,6 @@ def check_cmd(as_json, farm_id, user_id, dsn, data_dir) -> None:
 @data_dir_option
 def demo_cmd(use_bedrock, dsn, data_dir) -> None:
     """The whole governed loop on the embedded database, with scripted Bedrock responses by default."""
-    from .demo import run_demo
-
     run_demo(resolve_dsn(dsn, data_dir), use_bedrock=use_bedrock)
 
 

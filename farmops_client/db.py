@@ -1,25 +1,39 @@
-"""The one choke point between farmops_client and PostgreSQL.
+"""The one way between farmops_client and PostgreSQL: opening connections and mapping errors.
 
-Every statement the library runs goes through :func:`execute` (or :func:`call`, which
-builds a named-argument function call and then uses :func:`execute`), and every
-transaction boundary runs inside :func:`translated`. Both apply
-:func:`farmops_client.errors.translate`, so a documented SQLSTATE always surfaces as its
-typed exception and a lost connection as :class:`~farmops_client.errors.DatabaseUnavailable`.
+:func:`connect` opens every connection farmops opens itself (the client's probe, the CLI,
+migrations, the embedded server, the demo); a pool's connections are prepared by
+:func:`configure_connection`. Every statement the library runs goes through :func:`execute` (or
+:func:`call`, which builds a named-argument function call and then uses :func:`execute`), and
+every other database step (transaction boundaries, migration files) runs inside
+:func:`translated`. That is the choke point: a documented SQLSTATE always surfaces as its typed
+exception and a lost connection as :class:`~farmops_client.errors.DatabaseUnavailable`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import psycopg
+from pgvector.psycopg import register_vector
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from .errors import translate
+from .errors import DatabaseUnavailable, FarmopsError, translate
+
+#: The roles ``sql/bootstrap.sql`` creates: the application's group role and the package owner.
+APP_ROLE = "farmops_app"
+OWNER_ROLE = "farmops_owner"
 
 _FUNCTION_NAME_OK = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
+_REGISTER_LOCK = threading.Lock()
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 @contextlib.contextmanager
@@ -32,6 +46,55 @@ def translated() -> Iterator[None]:
         if typed is exc:
             raise
         raise typed from exc
+
+
+def connect(conninfo: str = "", *, role: str | None = None, **kwargs: Any) -> psycopg.Connection:
+    """Open a connection; a failure is ONE line of :class:`DatabaseUnavailable` with libpq's reason.
+
+    ``kwargs`` go to :func:`psycopg.connect` (``autocommit``, ``host``...); ``connect_timeout``
+    defaults to ``$FARMOPS_CONNECT_TIMEOUT`` or 10 seconds. ``role`` runs :func:`set_role`.
+    """
+    kwargs.setdefault("connect_timeout", int(os.environ.get("FARMOPS_CONNECT_TIMEOUT", "10")))
+    try:
+        conn = psycopg.connect(conninfo, **kwargs)
+    except psycopg.Error as exc:
+        raise DatabaseUnavailable(f"cannot connect to the database: {_first_line(exc)}") from exc
+    if role:
+        try:
+            set_role(conn, role)
+        except BaseException:
+            conn.close()
+            raise
+    return conn
+
+
+def set_role(conn: psycopg.Connection, role: str) -> None:
+    """``SET ROLE role`` for the rest of the connection (committed when not in autocommit)."""
+    try:
+        with translated():
+            conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
+            if not conn.autocommit:
+                conn.commit()
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise FarmopsError(f"the DSN's role may not act as {role}: {exc.diag.message_primary}") from exc
+
+
+def configure_connection(conn: psycopg.Connection) -> None:
+    """Pool ``configure`` callback: register pgvector's adapters once per connection.
+
+    Pass it to your own ``ConnectionPool(configure=...)`` when you hand farmops a pool.
+    """
+    with translated():
+        register_vector(conn)
+        if not conn.autocommit:
+            conn.commit()
+
+
+def ensure_vector(conn: psycopg.Connection) -> None:
+    """Register pgvector on ``conn`` unless its pool's ``configure`` already did."""
+    if conn.adapters.types.get("vector") is None:
+        with _REGISTER_LOCK:
+            configure_connection(conn)
 
 
 def execute(
@@ -67,18 +130,6 @@ def call(
     return execute(conn, query, kwargs).fetchall()
 
 
-def function_exists(conn: psycopg.Connection, name: str) -> bool:
-    """Whether a function ``farmops.<name>`` of any signature exists (used to report missing SQL)."""
-    row = execute(
-        conn,
-        "SELECT EXISTS (SELECT FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
-        "WHERE n.nspname = 'farmops' AND p.proname = %s) AS present",
-        [name],
-    ).fetchone()
-    return bool(row and row["present"])
-
-
-def relation_exists(conn: psycopg.Connection, name: str) -> bool:
-    """Whether ``farmops.<name>`` (a table or view) exists."""
-    row = execute(conn, "SELECT to_regclass(%s) IS NOT NULL AS present", [f"farmops.{name}"]).fetchone()
-    return bool(row and row["present"])
+def value(conn: psycopg.Connection, function: str, casts: Mapping[str, str] | None = None, /, **kwargs: Any):
+    """:func:`call` for a function returning one scalar: that value."""
+    return call(conn, function, casts, **kwargs)[0][function]

@@ -12,15 +12,17 @@ from __future__ import annotations
 from importlib import resources
 
 import click
-import psycopg
 from psycopg.conninfo import make_conninfo
 from rich.console import Console
 from rich.table import Table
 
-from . import db as fdb
+from . import db, knowledge, tenancy
 from . import migrate as migrations
+from .aws import AwsIdentities, has_aws_credentials
 from .client import connect
+from .embeddings import Embedder, TitanEmbedder
 from .errors import FarmopsError, NotAMember
+from .testing import FakeBedrock, fake_bedrock_client
 
 DEMO_ROLE = "farmops_demo_app"
 SALE = {"item": "broilers", "quantity": 40, "amount_kobo": 18_000_000, "buyer": "Musa"}
@@ -41,8 +43,7 @@ def _read(name: str) -> str:
 
 
 def _script():
-    from .testing import FakeBedrock as F
-
+    F = FakeBedrock
     return [
         # farm A: one turn proposes two writes, the next answers from the retrieved schedule
         F.tool_use(("create_sale", SALE), ("create_note", NOTE), text="Recording these.", input_tokens=2100),
@@ -55,46 +56,22 @@ def _script():
 
 def _setup_database(admin_dsn: str, say) -> str:
     """Migrate, create the demo's application login role, return its DSN."""
-    with psycopg.connect(admin_dsn, autocommit=False) as conn:
+    with db.connect(admin_dsn, autocommit=True) as conn:
         report = migrations.migrate(conn)
         say(
             f"migrated: {len(report.applied)} new migration(s), {len(report.reapplied)} function/policy files"
         )
-        conn.execute(
-            f"""DO $$ BEGIN
-                IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{DEMO_ROLE}') THEN
-                    CREATE ROLE {DEMO_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS IN ROLE farmops_app;
-                END IF;
-            END $$"""
-        )
-        conn.commit()
+        tenancy.create_app_login(conn, DEMO_ROLE)
     return make_conninfo(admin_dsn, user=DEMO_ROLE)
 
 
-def _load_global_document(admin_dsn: str, embedder, say) -> None:
+def _load_global_document(admin_dsn: str, embedder: Embedder, say) -> None:
     """The shared knowledge base is written by the package owner only (not by the app role)."""
-    from pgvector import Vector
-    from pgvector.psycopg import register_vector
-
-    from .embeddings import chunk_text
-
-    text = _read("global_biosecurity.md")
-    chunks = chunk_text(text)
-    vectors = [Vector(v) for v in embedder.embed(chunks)]
-    with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        register_vector(conn)
-        conn.execute("SET ROLE farmops_owner")
-        with conn.transaction():
-            fdb.call(
-                conn,
-                "ingest_global_document",
-                {"embeddings": "public.vector[]"},
-                title="Poultry biosecurity basics",
-                content=text,
-                chunks=chunks,
-                embeddings=vectors,
-                model=embedder.model,
-            )
+    with db.connect(admin_dsn, role=db.OWNER_ROLE, autocommit=True) as conn:
+        db.configure_connection(conn)
+        knowledge.ingest_global_document(
+            conn, embedder, "Poultry biosecurity basics", _read("global_biosecurity.md")
+        )
     say("global knowledge: 'Poultry biosecurity basics' (written as farmops_owner)")
 
 
@@ -114,9 +91,6 @@ def _table(title: str, rows: list[dict], columns: list[str]) -> Table:
 
 def run_demo(admin_dsn: str, *, use_bedrock: bool = False, console: Console | None = None) -> dict:
     """Run the demo against ``admin_dsn`` (a role that may migrate and create roles); returns ids."""
-    from .embeddings import TitanEmbedder
-    from .testing import FakeBedrock, fake_bedrock_client
-
     out = console or Console(highlight=False)
 
     def say(text: str) -> None:
@@ -130,8 +104,6 @@ def run_demo(admin_dsn: str, *, use_bedrock: bool = False, console: Console | No
     say(f"the demo acts as [bold]{DEMO_ROLE}[/] (member of farmops_app; no superuser, no BYPASSRLS)")
 
     if use_bedrock:
-        from .aws import AwsIdentities, has_aws_credentials
-
         ids = AwsIdentities.from_env()
         if not has_aws_credentials(ids.bedrock):
             raise FarmopsError("--bedrock needs AWS credentials (none found); run `farmops demo` without it")

@@ -15,6 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import platformdirs
+from psycopg import sql
+
+from . import db
+from .errors import FarmopsError
 
 DATABASE = "farmops"
 
@@ -73,13 +77,11 @@ def serve(data_dir: Path, *, stop_at_exit: bool = False) -> tuple[str, int]:
 
 def start(data_dir: Path | None = None) -> str:
     """Start the embedded server (idempotent), create the ``farmops`` database, return its DSN."""
-    import psycopg
-
     host, port = serve(data_dir or default_data_dir())
-    with psycopg.connect(host=host, port=port, user="postgres", dbname="postgres", autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE]).fetchone()
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{DATABASE}"')
+    with db.connect(host=host, port=port, user="postgres", dbname="postgres", autocommit=True) as conn:
+        exists = db.execute(conn, "SELECT FROM pg_database WHERE datname = %s", [DATABASE]).fetchone()
+        if exists is None:
+            db.execute(conn, sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
     return _dsn(host, port)
 
 
@@ -97,8 +99,6 @@ def stop(data_dir: Path | None = None) -> bool:
 
     Raises :class:`~farmops_client.errors.FarmopsError` with pg_ctl's own reason if it keeps running.
     """
-    from .errors import FarmopsError
-
     data_dir = (data_dir or default_data_dir()).expanduser().resolve()
     if _postmaster(data_dir) is None:
         return False

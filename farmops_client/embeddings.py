@@ -3,8 +3,10 @@
 Both produce L2-normalized vectors of :data:`DIMENSION` floats, the dimension of the
 ``farmops.embeddings`` column. :class:`LexicalEmbedder` needs no network and no model: it is
 feature hashing of word uni- and bigrams, so it finds documents that share *words* with the
-query, not documents that share meaning. It is what the demo and the tests use when no Bedrock
-is configured, and it is labelled "lexical" wherever it is used.
+query, not documents that share meaning; it is labelled "lexical" wherever it is used.
+
+Nothing picks an embedder silently: the caller chooses one (an instance, or a name for
+:func:`embedder_named`), and its ``model`` is stored with every vector it makes.
 
 Chunking documents into passages is the client's job (``farmops.ingest_document`` takes the
 chunks and their vectors): :func:`chunk_text` splits on paragraphs, then on words.
@@ -18,7 +20,9 @@ import json
 import math
 import re
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
+
+from .errors import NotConfigured
 
 DIMENSION = 1024
 TITAN_V2 = "amazon.titan-embed-text-v2:0"
@@ -103,6 +107,21 @@ class TitanEmbedder:
             self.input_tokens += int(payload.get("inputTextTokenCount", 0))
             out.append([float(x) for x in payload["embedding"]])
         return out
+
+
+#: The names :func:`embedder_named` (and the CLI's ``--embedder``) accept.
+EMBEDDER_NAMES = ("lexical", "titan")
+
+
+def embedder_named(name: str, bedrock: Any = None) -> Embedder:
+    """``"lexical"`` (:class:`LexicalEmbedder`) or ``"titan"`` (:class:`TitanEmbedder` on ``bedrock``)."""
+    if name == "lexical":
+        return LexicalEmbedder()
+    if name == "titan":
+        if bedrock is None:
+            raise NotConfigured("the titan embedder needs a bedrock-runtime client (bedrock=)")
+        return TitanEmbedder(bedrock)
+    raise ValueError(f"unknown embedder {name!r}: choose one of {', '.join(EMBEDDER_NAMES)}")
 
 
 def chunk_text(text: str, max_chars: int = 1200) -> list[str]:

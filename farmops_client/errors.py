@@ -1,12 +1,17 @@
-"""Typed exceptions for every documented farmops SQLSTATE.
+"""Every exception farmops raises: one typed class per documented SQLSTATE, plus the client's own.
 
-The database raises custom SQLSTATEs (class ``OF``, listed by ``farmops.error_codes()``
-in ``sql/functions/00_core/error_codes.sql``). :func:`translate` is the one place that turns a
-psycopg error into the matching :class:`FarmopsError` subclass; a test checks that this
-map and the SQL table agree in both directions.
+This module is the bottom layer of the client and imports nothing of it. The database raises
+custom SQLSTATEs (class ``OF``, listed by ``farmops.error_codes()`` in
+``sql/functions/00_core/error_codes.sql``). :func:`translate` is the one place that turns a psycopg
+error into the matching :class:`FarmopsError` subclass (applied by the choke point
+:func:`farmops_client.db.translated`); a test checks that this map and the SQL table agree in both
+directions.
 """
 
 from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
 
 import psycopg
 
@@ -29,6 +34,32 @@ class DatabaseUnavailable(FarmopsError):
 
 class MigrationError(FarmopsError):
     """The migration could not be applied; nothing was changed."""
+
+
+class NotConfigured(FarmopsError):
+    """The client lacks what this operation needs (a Bedrock client, an embedder); chosen at connect()."""
+
+
+class SessionBusy(FarmopsError):
+    """A governed run was started while the tenant session holds an open transaction."""
+
+
+class ModelCallFailed(FarmopsError):
+    """Bedrock refused or failed the call (after botocore's retries); the run was settled as failed."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        run_id: UUID | None,
+        code: str | None,
+        settled: dict[str, Any] | None,
+        cause: BaseException | None = None,
+    ):
+        super().__init__(message, cause=cause)
+        self.run_id = run_id
+        self.code = code
+        self.settled = settled
 
 
 class TenantContextMissing(FarmopsError):

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import psycopg
 
-from .errors import FarmopsError, MigrationError, translate
+from . import db
+from .errors import MigrationError
 from .paths import sql_dir as default_sql_dir
 
 LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtextextended('farmops.migrate', 0))"
@@ -87,12 +88,9 @@ def relative_name(path: Path, root: Path | None = None) -> str:
 
 def _run_file(conn: psycopg.Connection, path: Path, root: Path) -> None:
     try:
-        with conn.cursor() as cur:
+        with db.translated(), conn.cursor() as cur:
             cur.execute(path.read_text(encoding="utf-8"), prepare=False)
-    except psycopg.Error as exc:
-        typed = translate(exc)
-        if isinstance(typed, FarmopsError):
-            raise typed from exc
+    except psycopg.Error as exc:  # not a documented SQLSTATE: name the file that failed
         first = (exc.diag.message_primary or str(exc)).splitlines()[0]
         raise MigrationError(f"{relative_name(path, root)}: {first} [{exc.sqlstate}]") from exc
 
@@ -106,31 +104,25 @@ def migrate(conn: psycopg.Connection, *, dry_run: bool = False, root: Path | Non
     root = root or default_sql_dir()
     migrations = schema_files(root)
     report = MigrationReport(dry_run=dry_run)
-    try:
-        with conn.transaction() as tx:
-            conn.execute(LOCK_SQL)
-            _run_file(conn, root / "bootstrap.sql", root)
-            for mig in migrations:
-                try:
-                    pending = conn.execute(
-                        "SELECT farmops.migration_is_pending(%s, %s)", [mig.filename, mig.sha256]
-                    ).fetchone()[0]
-                except psycopg.Error as exc:
-                    raise translate(exc) from exc
-                if pending:
-                    _run_file(conn, mig.path, root)
-                    conn.execute(
-                        "INSERT INTO farmops.schema_migrations (filename, sha256) VALUES (%s, %s)",
-                        [mig.filename, mig.sha256],
-                    )
-                    report.applied.append(mig.filename)
-            for path in idempotent_files(root):
-                _run_file(conn, path, root)
-                report.reapplied.append(relative_name(path, root))
-            if dry_run:
-                raise psycopg.Rollback(tx)
-    except psycopg.OperationalError as exc:
-        raise translate(exc) from exc
+    with db.translated(), conn.transaction() as tx:
+        conn.execute(LOCK_SQL)
+        _run_file(conn, root / "bootstrap.sql", root)
+        for mig in migrations:
+            pending = conn.execute(
+                "SELECT farmops.migration_is_pending(%s, %s)", [mig.filename, mig.sha256]
+            ).fetchone()[0]
+            if pending:
+                _run_file(conn, mig.path, root)
+                conn.execute(
+                    "INSERT INTO farmops.schema_migrations (filename, sha256) VALUES (%s, %s)",
+                    [mig.filename, mig.sha256],
+                )
+                report.applied.append(mig.filename)
+        for path in idempotent_files(root):
+            _run_file(conn, path, root)
+            report.reapplied.append(relative_name(path, root))
+        if dry_run:
+            raise psycopg.Rollback(tx)
     return report
 
 
@@ -138,13 +130,14 @@ def status(conn: psycopg.Connection, root: Path | None = None) -> list[Migration
     """Every schema migration with its state: applied, pending, or changed since applied."""
     migrations = schema_files(root)
     applied: dict[str, tuple[str, object]] = {}
-    has_ledger = conn.execute("SELECT to_regclass('farmops.schema_migrations') IS NOT NULL").fetchone()[0]
-    if has_ledger:
-        for filename, sha, applied_at in conn.execute(
-            "SELECT filename, sha256, applied_at FROM farmops.schema_migrations ORDER BY filename"
-        ):
-            applied[filename] = (sha, applied_at)
-    conn.rollback()
+    with db.translated():
+        has_ledger = conn.execute("SELECT to_regclass('farmops.schema_migrations') IS NOT NULL").fetchone()[0]
+        if has_ledger:
+            for filename, sha, applied_at in conn.execute(
+                "SELECT filename, sha256, applied_at FROM farmops.schema_migrations ORDER BY filename"
+            ):
+                applied[filename] = (sha, applied_at)
+        conn.rollback()
     states = []
     for mig in migrations:
         if mig.filename not in applied:

@@ -24,8 +24,10 @@ import psycopg
 import pytest
 from pytest_postgresql import factories
 
+from farmops_client import db as fdb
 from farmops_client import embedded
 from farmops_client import migrate as migrations
+from farmops_client.tenancy import create_app_login
 
 os.environ.setdefault("LC_ALL", "C.UTF-8")  # initdb needs a valid locale
 REPO = Path(__file__).resolve().parent.parent
@@ -53,16 +55,9 @@ PG_HOST, PG_PORT = _start_server()
 
 def load_farmops(host, port, user, dbname, password=None, **_kwargs) -> None:
     """Template loader: migrate, then make sure the application login role exists."""
-    with psycopg.connect(host=host, port=port, user=user, dbname=dbname, password=password) as conn:
+    with fdb.connect(host=host, port=port, user=user, dbname=dbname, password=password) as conn:
         migrations.migrate(conn)
-        conn.execute(
-            f"""DO $$ BEGIN
-                IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{APP_LOGIN}') THEN
-                    CREATE ROLE {APP_LOGIN} LOGIN NOSUPERUSER NOBYPASSRLS IN ROLE farmops_app;
-                END IF;
-            EXCEPTION WHEN duplicate_object THEN NULL;
-            END $$"""
-        )
+        create_app_login(conn, APP_LOGIN)
         conn.commit()
 
 

@@ -10,16 +10,6 @@ import psycopg
 from conftest import tenant
 from psycopg.rows import dict_row
 
-RUN_ARGS = ("p_feature", "p_model", "p_credits", "p_request_id", "p_ttl", "p_input_summary")
-SETTLE_ARGS = (
-    "p_credits_actual",
-    "p_input_tokens",
-    "p_output_tokens",
-    "p_latency_ms",
-    "p_output_summary",
-    "p_error",
-)
-
 
 def add_member(conn: psycopg.Connection, farm_id, user_id: str, role: str, owner: str = "alice") -> None:
     """Add ``user_id`` with ``role`` to the farm, as its owner."""

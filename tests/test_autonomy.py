@@ -95,7 +95,7 @@ def test_floor_holds_even_when_allow_listed_and_overridden_to_auto(app, admin, w
 
 
 def test_floor_holds_in_suggest_tier(app, wfarm):
-    """Seed 001's order: the financial/destructive floor comes first, so they stay draft under suggest."""
+    """The resolution order: the financial/destructive floor comes first, so they stay draft under suggest."""
     set_autonomy(app, wfarm.id, "alice", "suggest", [], {t: "suggest" for t in VALID})
     got = resolve_all(app, wfarm.id)
     assert {t: got[t] for t in GUARDED} == dict.fromkeys(GUARDED, "draft")

@@ -60,12 +60,5 @@ def test_call_uses_named_arguments_and_translates(app):
         fdb.call(app, "begin_tenant; DROP TABLE x")
 
 
-def test_function_and_relation_probes(app):
-    assert fdb.function_exists(app, "begin_tenant")
-    assert not fdb.function_exists(app, "no_such_function")
-    assert fdb.relation_exists(app, "ai_runs")
-    assert not fdb.relation_exists(app, "no_such_table")
-
-
 def test_all_exceptions_derive_from_farmops_error():
     assert all(issubclass(cls, FarmopsError) for cls in BY_SQLSTATE.values())

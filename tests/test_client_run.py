@@ -12,31 +12,14 @@ import pytest
 from conftest import APP_LOGIN, REPO
 
 import farmops_client
-from farmops_client.errors import InsufficientCredits
-from farmops_client.run import ModelCallFailed
+from farmops_client.embeddings import TitanEmbedder
+from farmops_client.errors import InsufficientCredits, ModelCallFailed
 from farmops_client.testing import FakeBedrock, fake_bedrock_client
 
 F = FakeBedrock
-NEEDED = (
-    "estimate_credits", "reserve_credits", "start_run", "settle_run", "expire_reservations", "grant_credits",
-    "search_for_run", "record_type_tools", "propose_write", "remember", "confirm_draft", "set_autonomy",
-    "ingest_document",
-)  # fmt: skip
 SALE = {"item": "broilers", "quantity": 40, "amount_kobo": 18_000_000, "buyer": "Musa"}
 NOTE = {"title": "water", "body": "Pen 3 drinkers cleaned"}
 SMALL = {"max_input_tokens": 100, "max_tokens": 100}  # estimate_credits -> 1 at the default rate
-
-
-@pytest.fixture
-def governed_sql(admin):
-    """Skip (naming what is missing) until the SQL functions of issues 4-6 are merged."""
-    present = {
-        r[0]
-        for r in admin.execute("SELECT proname FROM pg_proc WHERE pronamespace = 'farmops'::regnamespace")
-    }
-    missing = [f for f in NEEDED if f not in present]
-    if missing:
-        pytest.skip(f"waiting for SQL functions: {', '.join(missing)}")
 
 
 @pytest.fixture
@@ -46,10 +29,11 @@ def fake():
 
 
 @pytest.fixture
-def client(db, fake, governed_sql):
-    """A library client as the app role whose Bedrock client is answered by ``fake``."""
+def client(db, fake):
+    """A library client as the app role whose Bedrock client (Converse and Titan) is ``fake``."""
+    bedrock = fake_bedrock_client(fake, max_attempts=3)
     c = farmops_client.connect(
-        db.dsn(APP_LOGIN), bedrock=fake_bedrock_client(fake, max_attempts=3), max_size=4
+        db.dsn(APP_LOGIN), bedrock=bedrock, embedder=TitanEmbedder(bedrock), max_size=4
     )
     yield c
     c.close()
@@ -265,7 +249,9 @@ def test_crash_between_reserve_and_settle_is_refunded_by_expiry(client, farm, db
         import os, farmops_client
         from farmops_client.testing import FakeBedrock, fake_bedrock_client
         fake = FakeBedrock(default=lambda body: os._exit(17))  # the process dies mid-call
-        c = farmops_client.connect({db.dsn(APP_LOGIN)!r}, bedrock=fake_bedrock_client(fake))
+        c = farmops_client.connect(
+            {db.dsn(APP_LOGIN)!r}, bedrock=fake_bedrock_client(fake), embedder="titan"
+        )
         with c.tenant({str(farm)!r}, "alice") as t:
             t.ask("hello", ttl="1 hour")
         """

@@ -9,8 +9,14 @@ from psycopg_pool import ConnectionPool
 
 import farmops_client
 from farmops_client import aws
-from farmops_client.client import SessionBusy, configure_connection
-from farmops_client.errors import DatabaseUnavailable, ForbiddenForRole, NotAMember, TenantContextMissing
+from farmops_client.db import configure_connection
+from farmops_client.errors import (
+    DatabaseUnavailable,
+    ForbiddenForRole,
+    NotAMember,
+    SessionBusy,
+    TenantContextMissing,
+)
 
 
 @pytest.fixture

@@ -215,7 +215,7 @@ def test_concurrent_same_request_id_charges_once(db, app, admin, owner, funded):
 
 
 def test_64_callers_on_10_credits(db, app, admin, owner, farm):
-    """The seed's race: exactly 10 of 64 concurrent 1-credit reservations succeed."""
+    """The overspend race: exactly 10 of 64 concurrent 1-credit reservations succeed."""
     grant(app, farm, 10)
     results = run_concurrently(db, 64, lambda conn, i: reserve(conn, farm, credits=1))
     states = sqlstates(results)

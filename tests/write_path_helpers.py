@@ -1,7 +1,7 @@
 """Shared setup for the AI write-path tests: members, runs and row counts.
 
-Runs are inserted directly as the superuser (``admin``): the credit functions that
-normally create them (``reserve_credits``) live on another branch; swap at merge.
+Runs are made through the real credit functions (``reserve_credits``, ``start_run``,
+``settle_run``, ``expire_reservations``) in tenant transactions on the connection given.
 """
 
 from __future__ import annotations

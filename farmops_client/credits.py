@@ -1,0 +1,142 @@
+"""Credits and AI runs: grants, the balance and ledger, the run lifecycle, the invariants.
+
+Functions taking a :class:`~farmops_client.session.Session` run in its transaction as its
+member; functions taking a connection run in the caller's transaction (the assistant's short
+transactions, or operator steps without a tenant context).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+import psycopg
+
+from . import db
+from .session import Session
+
+
+def grant_credits(t: Session, credits: int, reason: str) -> int:
+    """``farmops.grant_credits`` for this farm (owner only); returns the new balance."""
+    return t.call("grant_credits", farm_id=t.farm_id, credits=credits, reason=reason)[0]["grant_credits"]
+
+
+def balance(t: Session) -> int:
+    """The farm's credit balance."""
+    return t.execute("SELECT credit_balance FROM farmops.farms WHERE id = %s", [t.farm_id]).fetchone()[
+        "credit_balance"
+    ]
+
+
+def ledger(t: Session, *, run_id: UUID | str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    """Ledger rows of the farm (newest last), optionally of one run."""
+    return t.execute(
+        "SELECT * FROM (SELECT * FROM farmops.credit_ledger WHERE %(run)s::uuid IS NULL "
+        "OR ai_run_id = %(run)s::uuid ORDER BY id DESC LIMIT %(limit)s) AS l ORDER BY id",
+        {"run": run_id, "limit": limit},
+    ).fetchall()
+
+
+def runs(t: Session, *, limit: int = 50) -> list[dict[str, Any]]:
+    """The farm's most recent AI runs."""
+    return t.execute(
+        "SELECT * FROM farmops.ai_runs ORDER BY reserved_at DESC, id LIMIT %s", [limit]
+    ).fetchall()
+
+
+def run(t: Session, run_id: UUID | str) -> dict[str, Any] | None:
+    """One run with its ledger legs, retrievals and drafts (``None`` if not visible)."""
+    row = t.execute("SELECT * FROM farmops.ai_runs WHERE id = %s::uuid", [str(run_id)]).fetchone()
+    if row is None:
+        return None
+    row["ledger"] = ledger(t, run_id=run_id)
+    row["retrievals"] = t.execute(
+        "SELECT * FROM farmops.ai_run_retrievals WHERE ai_run_id = %s::uuid ORDER BY id", [str(run_id)]
+    ).fetchall()
+    row["drafts"] = t.execute(
+        "SELECT * FROM farmops.assistant_drafts WHERE ai_run_id = %s::uuid ORDER BY created_at, id",
+        [str(run_id)],
+    ).fetchall()
+    return row
+
+
+def check_farm_invariants(t: Session) -> list[dict[str, Any]]:
+    """``farmops.check_invariants`` for this farm (empty list = healthy)."""
+    return t.call("check_invariants", farm_id=t.farm_id)
+
+
+def check_invariants(conn: psycopg.Connection, farm_id: UUID | str | None = None) -> list[dict[str, Any]]:
+    """``farmops.check_invariants`` for one farm or, as the package owner, all of them."""
+    return db.call(conn, "check_invariants", farm_id=farm_id)
+
+
+def expire_reservations(conn: psycopg.Connection) -> int:
+    """``farmops.expire_reservations()``: refund every reservation past its expiry; returns how many."""
+    return db.value(conn, "expire_reservations")
+
+
+# -- the run lifecycle, in the caller's (short) transaction -------------------------------------------------
+def estimate_credits(conn: psycopg.Connection, *, model: str, input_tokens: int, output_tokens: int) -> int:
+    """``farmops.estimate_credits``: what that many tokens of ``model`` cost at its rate."""
+    return db.value(
+        conn,
+        "estimate_credits",
+        model=model,
+        max_input_tokens=input_tokens,
+        max_output_tokens=output_tokens,
+    )
+
+
+def reserve_credits(
+    conn: psycopg.Connection,
+    *,
+    feature: str,
+    model: str,
+    credits: int,
+    request_id: str,
+    ttl: str,
+    input_summary: str | None,
+) -> dict[str, Any]:
+    """``farmops.reserve_credits``: debit ``credits`` and open a run; returns the ``ai_runs`` row."""
+    return db.call(
+        conn,
+        "reserve_credits",
+        {"ttl": "interval"},
+        feature=feature,
+        model=model,
+        credits=credits,
+        request_id=request_id,
+        ttl=ttl,
+        input_summary=input_summary,
+    )[0]
+
+
+def start_run(conn: psycopg.Connection, run_id: UUID) -> None:
+    """``farmops.start_run``: the reserved run is now running."""
+    db.call(conn, "start_run", run_id=run_id)
+
+
+def settle_run(
+    conn: psycopg.Connection,
+    run_id: UUID,
+    *,
+    status: str,
+    input_tokens: int,
+    output_tokens: int,
+    latency_ms: int,
+    output_summary: str | None,
+    error: str | None,
+) -> dict[str, Any]:
+    """``farmops.settle_run`` with what the provider reported; the database computes the price."""
+    return db.call(
+        conn,
+        "settle_run",
+        run_id=run_id,
+        status=status,
+        credits_actual=None,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        latency_ms=latency_ms,
+        output_summary=output_summary,
+        error=error,
+    )[0]

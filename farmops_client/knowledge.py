@@ -1,0 +1,154 @@
+"""Knowledge: documents, memories and search over them, with the embedding model beside every vector.
+
+Embedding is a network call (Titan) and never happens inside a transaction the client opened
+for it: the text is embedded first, then the vectors go to the database together with the
+model that made them (``p_model``), so vectors of two models never mix silently in one index.
+
+Functions taking a :class:`~farmops_client.session.Session` use its embedder and run in its
+transaction; functions taking a connection run in the caller's (the assistant's short) one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from pgvector import Vector
+
+from . import db
+from .embeddings import Embedder, chunk_text
+from .errors import NotConfigured
+from .session import Session
+
+# ONE switch for sending the query vector's model to farmops.search and farmops.search_for_run.
+# Their p_model parameter (refusing another model's vectors with embedding_model_mismatch) comes with
+# the sql-shape branch; until it is on main these functions have no p_model. Set True in that merge.
+SEARCH_TAKES_MODEL = False
+
+
+def embedder_of(t: Session) -> Embedder:
+    """The session's embedder, or :class:`NotConfigured`: farmops never picks one by itself."""
+    if t.embedder is None:
+        raise NotConfigured("no embedder configured: pass embedder= to farmops_client.connect()")
+    return t.embedder
+
+
+def embed_one(embedder: Embedder, text: str) -> Vector:
+    """One text's vector (a network call for Titan: keep it outside transactions)."""
+    return Vector(embedder.embed([text])[0])
+
+
+def _query_args(vector: Vector, model: str) -> dict[str, Any]:
+    """The arguments that carry a query vector: the vector, and the model that made it."""
+    args: dict[str, Any] = {"query": vector}
+    if SEARCH_TAKES_MODEL:
+        args["model"] = model
+    return args
+
+
+def search_vector(
+    conn: psycopg.Connection,
+    vector: Vector,
+    model: str,
+    *,
+    k: int = 4,
+    include_global: bool = True,
+    source_types: list[str] | None = None,
+) -> list[dict[str, Any]]:
+    """``farmops.search`` with a vector made by ``model``, in the caller's transaction."""
+    return db.call(
+        conn,
+        "search",
+        {"query": "public.vector"},
+        **_query_args(vector, model),
+        k=k,
+        include_global=include_global,
+        source_types=source_types,
+    )
+
+
+def search_for_run(
+    conn: psycopg.Connection, run_id: UUID, vector: Vector, model: str, *, k: int = 4
+) -> list[dict[str, Any]]:
+    """``farmops.search_for_run``: search on behalf of a live run, recording its retrievals."""
+    return db.call(
+        conn, "search_for_run", {"query": "public.vector"}, run_id=run_id, **_query_args(vector, model), k=k
+    )
+
+
+def store_memory(
+    conn: psycopg.Connection, content: str, vector: Vector, model: str, run_id: UUID | None = None
+) -> UUID:
+    """In the caller's transaction: ``farmops.remember`` the fact, then index it with its vector."""
+    memory_id = db.value(conn, "remember", content=content, run_id=run_id)
+    db.call(
+        conn,
+        "embed_memory",
+        {"embedding": "public.vector"},
+        memory_id=memory_id,
+        embedding=vector,
+        model=model,
+    )
+    return memory_id
+
+
+def search(
+    t: Session, text: str, *, k: int = 4, include_global: bool = True, source_types: list[str] | None = None
+) -> list[dict[str, Any]]:
+    """Embed ``text`` and ``farmops.search`` this farm's knowledge (plus the global base)."""
+    embedder = embedder_of(t)
+    vector = embed_one(embedder, text)
+    return search_vector(
+        t.begin(), vector, embedder.model, k=k, include_global=include_global, source_types=source_types
+    )
+
+
+def remember(t: Session, content: str, *, run_id: UUID | None = None) -> UUID:
+    """Store a durable farm fact and make it retrievable (``farmops.remember`` + ``embed_memory``).
+
+    The fact is embedded first (outside the transaction when none is open); the database
+    deduplicates it and indexes the text it stored.
+    """
+    embedder = embedder_of(t)
+    vector = embed_one(embedder, content)
+    return store_memory(t.begin(), content, vector, embedder.model, run_id)
+
+
+def ingest_document(t: Session, title: str, content: str, *, max_chars: int = 1200) -> UUID:
+    """Chunk, embed (outside the transaction when none is open) and ``farmops.ingest_document``."""
+    embedder = embedder_of(t)
+    chunks = chunk_text(content, max_chars) or [content]
+    vectors = [Vector(v) for v in embedder.embed(chunks)]
+    return t.call(
+        "ingest_document",
+        {"embeddings": "public.vector[]"},
+        title=title,
+        content=content,
+        chunks=chunks,
+        embeddings=vectors,
+        model=embedder.model,
+    )[0]["ingest_document"]
+
+
+def delete_document(t: Session, document_id: UUID | str) -> None:
+    """``farmops.delete_document``."""
+    t.call("delete_document", document_id=document_id)
+
+
+def ingest_global_document(
+    conn: psycopg.Connection, embedder: Embedder, title: str, content: str, *, max_chars: int = 1200
+) -> UUID:
+    """``farmops.ingest_global_document`` (the package owner only): shared knowledge for every farm."""
+    chunks = chunk_text(content, max_chars) or [content]
+    vectors = [Vector(v) for v in embedder.embed(chunks)]
+    return db.value(
+        conn,
+        "ingest_global_document",
+        {"embeddings": "public.vector[]"},
+        title=title,
+        content=content,
+        chunks=chunks,
+        embeddings=vectors,
+        model=embedder.model,
+    )

@@ -1,0 +1,122 @@
+"""One user acting in one farm on one pooled connection: the session's transactions, nothing else.
+
+A :class:`Session`'s statements run in ONE transaction, opened lazily by the first statement
+with ``farmops.begin_tenant`` and ended when the session ends: committed without an exception,
+rolled back otherwise (or earlier with :meth:`Session.commit` / :meth:`Session.rollback`).
+A governed run is different on purpose: it is several short transactions (reserve, retrieve,
+each tool call, settle) with network calls in between, taken with
+:meth:`Session.short_transaction`, which refuses while the session's own transaction is open.
+
+The operations (credits, drafts, knowledge, the assistant) are functions of their own modules
+that take a session; :class:`farmops_client.client.TenantSession` binds them as methods.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+from uuid import UUID
+
+import psycopg
+
+from . import db
+from .embeddings import Embedder
+from .errors import SessionBusy
+
+
+class Session:
+    """One user in one farm: a lazily opened transaction with the tenant context, and short ones.
+
+    ``embedder``, ``bedrock`` and ``model`` are held for the knowledge and assistant operations,
+    which read them from the session; the session itself does not use them.
+    """
+
+    def __init__(
+        self,
+        conn: psycopg.Connection,
+        farm_id: UUID | str,
+        user_id: str,
+        *,
+        embedder: Embedder | None = None,
+        bedrock: Any = None,
+        model: str | None = None,
+    ):
+        self.conn = conn
+        self.farm_id = UUID(str(farm_id))
+        self.user_id = user_id
+        self.embedder = embedder
+        self.bedrock = bedrock
+        self.model = model
+        #: The member's role, as ``farmops.begin_tenant`` returned it (``None`` before any statement).
+        self.role: str | None = None
+        #: An identity token: when set, every transaction verifies it (``farmops.begin_tenant_verified``)
+        #: instead of calling ``farmops.begin_tenant``.
+        self.token: str | None = None
+        self._tx: psycopg.Transaction | None = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._end(exc)
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether the session's transaction is open."""
+        return self._tx is not None
+
+    def begin(self) -> psycopg.Connection:
+        """Open the session's transaction if needed (tenant context set); return its connection."""
+        if self._tx is None:
+            tx = self.conn.transaction()
+            with db.translated():
+                tx.__enter__()
+            self._tx = tx
+            try:
+                self._set_context()
+            except BaseException as exc:
+                self._end(exc)
+                raise
+        return self.conn
+
+    def _set_context(self) -> None:
+        if self.token is not None:
+            self.role = db.value(self.conn, "begin_tenant_verified", token=self.token)
+        else:
+            self.role = db.value(self.conn, "begin_tenant", farm_id=self.farm_id, user_id=self.user_id)
+
+    def _end(self, exc: BaseException | None) -> None:
+        tx, self._tx = self._tx, None
+        if tx is not None:
+            with db.translated():
+                if exc is None:
+                    tx.__exit__(None, None, None)
+                else:
+                    tx.__exit__(type(exc), exc, exc.__traceback__)
+
+    def commit(self) -> None:
+        """Commit the session's transaction now; the next statement opens a new one."""
+        self._end(None)
+
+    def rollback(self) -> None:
+        """Roll the session's transaction back now; the next statement opens a new one."""
+        if self._tx is not None:
+            self._end(psycopg.Rollback())
+
+    @contextlib.contextmanager
+    def short_transaction(self) -> Iterator[psycopg.Connection]:
+        """A separate, committed-at-exit transaction with the tenant context (used by ``ask``)."""
+        if self._tx is not None:
+            raise SessionBusy("commit or roll back the session's transaction before a governed run")
+        with db.translated(), self.conn.transaction():
+            self._set_context()
+            yield self.conn
+
+    def execute(self, query, params: Sequence[Any] | Mapping[str, Any] | None = None) -> psycopg.Cursor:
+        """Run a statement in the session's transaction (dict rows)."""
+        return db.execute(self.begin(), query, params)
+
+    def call(self, function: str, casts: Mapping[str, str] | None = None, /, **kwargs: Any) -> list[dict]:
+        """Call ``farmops.<function>`` with named arguments in the session's transaction."""
+        return db.call(self.begin(), function, casts, **kwargs)
