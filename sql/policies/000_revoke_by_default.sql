@@ -19,6 +19,7 @@ REVOKE EXECUTE ON FUNCTIONS FROM public;
 -- Functions every application session may call: the tenant context and the code table.
 GRANT EXECUTE ON FUNCTION
 farmops.error_codes(),
+farmops.version(),
 farmops.begin_tenant(uuid, text),
 farmops.tenant_context(),
 farmops.current_farm_id(),
