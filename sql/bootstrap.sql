@@ -5,6 +5,10 @@
 -- CREATE ROLE (a superuser, or rds_superuser on RDS/Aurora). Later runs only
 -- need membership in farmops_owner: every object below is created as that role.
 
+-- Built-ins first, temporary objects never: no object of another schema can
+-- shadow a name this install uses (pgvector's schema joins the path below).
+SET LOCAL search_path = pg_catalog, pg_temp;
+
 DO $bootstrap$
 BEGIN
     IF NOT EXISTS (SELECT FROM pg_catalog.pg_available_extensions WHERE name = 'vector') THEN
@@ -22,16 +26,20 @@ CREATE EXTENSION IF NOT EXISTS vector WITH SCHEMA public;
 -- The rest of the install transaction resolves pgvector's names (vector,
 -- vector_cosine_ops, <=>) through this search_path, so no file assumes public.
 -- pg_catalog comes first and pg_temp last, so neither pgvector's schema nor a
--- temporary object can shadow a built-in. Functions whose body uses pgvector
--- keep this path with SET search_path FROM CURRENT.
+-- temporary object can shadow a built-in. A function whose body uses pgvector
+-- keeps this path: ALTER FUNCTION ... SET search_path FROM CURRENT after it.
+-- (EXECUTE, not set_config(): pgspot then checks everything after this file as
+-- pinned to pg_catalog, pg_temp; this schema only adds pgvector's own names.)
 DO $vector_schema$
+DECLARE
+    v_schema name := (
+        SELECT n.nspname
+        FROM pg_catalog.pg_extension AS e
+        INNER JOIN pg_catalog.pg_namespace AS n ON e.extnamespace OPERATOR (pg_catalog.=) n.oid
+        WHERE e.extname OPERATOR (pg_catalog.=) 'vector'
+    );
 BEGIN
-    PERFORM pg_catalog.set_config(
-        'search_path', pg_catalog.format('pg_catalog, %I, pg_temp', n.nspname), true
-    )
-    FROM pg_catalog.pg_extension AS e
-    INNER JOIN pg_catalog.pg_namespace AS n ON e.extnamespace = n.oid
-    WHERE e.extname = 'vector';
+    EXECUTE pg_catalog.format('SET LOCAL search_path = pg_catalog, %I, pg_temp', v_schema);
 END
 $vector_schema$;
 

@@ -29,7 +29,7 @@ CREATE OR REPLACE FUNCTION farmops.farm_search_candidates(
 RETURNS TABLE (embedding_id uuid, distance double precision)
 LANGUAGE plpgsql
 VOLATILE
-SET search_path FROM CURRENT  -- pg_catalog, pgvector's schema, pg_temp: see bootstrap.sql
+SET search_path = pg_catalog, pg_temp
 SET "hnsw.iterative_scan" = relaxed_order
 SET "hnsw.max_scan_tuples" = 100000
 SET "hnsw.ef_search" = 40
@@ -81,12 +81,15 @@ $fn$;
 COMMENT ON FUNCTION farmops.farm_search_candidates(uuid, vector, integer, text[]) IS
 'Private to farmops.search(): the k nearest chunks of one farm (exact scan up to exact_search_max_rows() rows, '
 'iterative HNSW above, exact fallback if short). SECURITY INVOKER: RLS hides other farms from the app.';
+-- Its body uses pgvector's names: keep the install's search_path (pg_catalog,
+-- pgvector's schema, pg_temp: see bootstrap.sql), wherever pgvector lives.
+ALTER FUNCTION farmops.farm_search_candidates(uuid, vector, integer, text[]) SET search_path FROM CURRENT;
 
 CREATE OR REPLACE FUNCTION farmops.global_search_candidates(p_query vector, p_k integer)
 RETURNS TABLE (embedding_id uuid, distance double precision)
 LANGUAGE plpgsql
 VOLATILE
-SET search_path FROM CURRENT  -- pg_catalog, pgvector's schema, pg_temp: see bootstrap.sql
+SET search_path = pg_catalog, pg_temp
 SET "hnsw.iterative_scan" = relaxed_order
 SET "hnsw.max_scan_tuples" = 100000
 SET "hnsw.ef_search" = 40
@@ -129,6 +132,9 @@ END
 $fn$;
 COMMENT ON FUNCTION farmops.global_search_candidates(vector, integer) IS
 'Private to farmops.search(): the k nearest global knowledge chunks, same strategy as farm_search_candidates().';
+-- Its body uses pgvector's names: keep the install's search_path (pg_catalog,
+-- pgvector's schema, pg_temp: see bootstrap.sql), wherever pgvector lives.
+ALTER FUNCTION farmops.global_search_candidates(vector, integer) SET search_path FROM CURRENT;
 
 CREATE OR REPLACE FUNCTION farmops.search(
     p_query vector,

@@ -46,7 +46,7 @@ CREATE OR REPLACE FUNCTION farmops.assert_valid_vector(p_vector vector, p_what t
 RETURNS void
 LANGUAGE plpgsql
 STABLE
-SET search_path FROM CURRENT  -- pg_catalog, pgvector's schema, pg_temp: see bootstrap.sql
+SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
     v_dim integer := farmops.embedding_dimension();
@@ -66,6 +66,9 @@ END
 $fn$;
 COMMENT ON FUNCTION farmops.assert_valid_vector(vector, text) IS
 'Raises OF006 for a NULL or zero vector and OF301 if its dimension is not farmops.embedding_dimension().';
+-- Its body uses pgvector's names: keep the install's search_path (pg_catalog,
+-- pgvector's schema, pg_temp: see bootstrap.sql), wherever pgvector lives.
+ALTER FUNCTION farmops.assert_valid_vector(vector, text) SET search_path FROM CURRENT;
 
 CREATE OR REPLACE FUNCTION farmops.assert_valid_chunks(p_chunks text[], p_embeddings vector[])
 RETURNS void
