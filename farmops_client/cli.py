@@ -148,7 +148,7 @@ def migrate_cmd(dsn: str | None, data_dir: Path | None, show_status: bool, dry_r
 
     One transaction under an advisory lock: concurrent migrators wait for each other and
     nothing is applied twice. An applied migration whose file changed is refused.
-    With --status, exit 1 while anything is pending, changed or unknown, or the database
+    With --status, exit 1 while anything is pending, changed, to upgrade or unknown, or the database
     records another package version (so CI can gate on it); 0 when up to date.
     """
     with connect(resolve_dsn(dsn, data_dir)) as conn:

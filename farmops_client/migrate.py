@@ -119,8 +119,9 @@ def read_manifest(root: Path | None = None) -> Manifest:
         words = line.split()
         if not words:
             continue
-        bad = len(words) not in (2, 3, 4) or not re.fullmatch(r"[0-9a-f]{64}", words[1])
-        if len(words) == 2 and not bad:
+        if len(words) not in (2, 3, 4) or not re.fullmatch(r"[0-9a-f]{64}", words[1]):
+            raise MigrationError(f"{MANIFEST}:{number}: expected FILE SHA256 [equivalent | upgrade PATH]")
+        if len(words) == 2:
             if words[0] in frozen:
                 raise MigrationError(f"{MANIFEST}:{number}: {words[0]} is listed twice")
             frozen[words[0]] = words[1]

@@ -106,9 +106,13 @@ def test_an_accepted_checksum_needs_a_reason_and_a_known_action(tmp_path):
     manifest.write_text(text + f"0001_tenancy.sql {'0' * 64} equivalent\n")
     with pytest.raises(MigrationError, match="needs a reason"):
         migrations.read_manifest(root)
-    manifest.write_text(text + f"0001_tenancy.sql {'0' * 64} trust-me  # because\n")
-    with pytest.raises(MigrationError, match="expected FILE SHA256"):
-        migrations.read_manifest(root)
+    for bad in (
+        f"0001_tenancy.sql {'0' * 64} trust-me  # because",
+        "0001_tenancy.sql abc123 equivalent  # x",
+    ):
+        manifest.write_text(text + bad + "\n")
+        with pytest.raises(MigrationError, match="expected FILE SHA256"):
+            migrations.read_manifest(root)
 
 
 # --- upgrades from released trees -----------------------------------------------------------------
