@@ -35,8 +35,8 @@ DECLARE
     v_schema name := (
         SELECT n.nspname
         FROM pg_catalog.pg_extension AS e
-        INNER JOIN pg_catalog.pg_namespace AS n ON e.extnamespace OPERATOR (pg_catalog.=) n.oid
-        WHERE e.extname OPERATOR (pg_catalog.=) 'vector'
+        INNER JOIN pg_catalog.pg_namespace AS n ON e.extnamespace = n.oid
+        WHERE e.extname = 'vector'
     );
 BEGIN
     EXECUTE pg_catalog.format('SET LOCAL search_path = pg_catalog, %I, pg_temp', v_schema);
