@@ -20,6 +20,7 @@ REVOKE EXECUTE ON FUNCTIONS FROM public;
 -- (begin_tenant_verified listed by hand until grants are computed from a rule.)
 GRANT EXECUTE ON FUNCTION
 farmops.error_codes(),
+farmops.version(),
 farmops.begin_tenant(uuid, text),
 farmops.begin_tenant_verified(text),
 farmops.tenant_context(),
