@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (data tables: one value list per line reads better than wrapped)
 """Build tests/trust/pii_corpus.jsonl: the labelled corpus for farmops.redact_pii.
 
 Written from the kinds' real formats (issuer prefixes and Luhn for cards, ISO 13616 check digits
@@ -476,9 +477,9 @@ def build() -> list[dict]:
     for v in SSNS:
         items.append(in_context("national_id", v, rng.choice(["SSN {v}", "US contractor SSN: {v}.", "ssn {v}",
                                                               "Social security number {v} on the W-9."])))  # fmt: skip
-    for v in AWS_KEYS + [JWT, JWT2, PEM_RSA, PEM_PKCS8, PEM_OPENSSH, PEM_EC, *TOKENS]:
+    for v in [*AWS_KEYS, JWT, JWT2, PEM_RSA, PEM_PKCS8, PEM_OPENSSH, PEM_EC, *TOKENS]:
         items.append(in_context("secret", v))
-    for v in BEARER_TOKENS + [JWT]:
+    for v in [*BEARER_TOKENS, JWT]:
         items.append(item([("Authorization: Bearer ", None), (v, "secret"), ("\nContent-Type: json", None)]))
     for prefix, value, suffix in KEYVALUES:
         items.append(
