@@ -116,6 +116,7 @@ VALUES ('0022_run_retrievals.sql', '7394d2a80d71184ac6337dab99836ffce774e1f4120c
 \ir functions/40_retrieval/retrieval_lineage.sql
 \ir functions/40_retrieval/retrieval_search.sql
 \ir functions/40_retrieval/retrieval_settings.sql
+\ir functions/50_trust/pii.sql
 \ir policies/000_revoke_by_default.sql
 \ir policies/010_tenancy.sql
 \ir policies/020_credits_and_runs.sql

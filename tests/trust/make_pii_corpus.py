@@ -7,13 +7,14 @@ them, never from the detector's patterns. Every item is ``{"id", "text", "findin
 finding is ``{"kind", "start", "length"}`` in 0-based characters (Python code points, which is
 what PostgreSQL counts). Labels are computed from the inserted values, so offsets cannot drift.
 
-Run ``python tests/trust/make_pii_corpus.py`` to regenerate (deterministic).
+Run ``python tests/trust/make_pii_corpus.py [OUT]`` to regenerate (deterministic).
 """
 
 from __future__ import annotations
 
 import json
 import random
+import sys
 from pathlib import Path
 
 OUT = Path(__file__).with_name("pii_corpus.jsonl")
@@ -520,8 +521,9 @@ def build() -> list[dict]:
 
 
 def main() -> None:
+    out = Path(sys.argv[1]) if len(sys.argv) > 1 else OUT
     items = build()
-    with OUT.open("w", encoding="utf-8") as f:
+    with out.open("w", encoding="utf-8") as f:
         for it in items:
             f.write(
                 json.dumps(
@@ -533,7 +535,7 @@ def main() -> None:
     for it in items:
         for fd in it["findings"]:
             counts[fd["kind"]] = counts.get(fd["kind"], 0) + 1
-    print(f"{len(items)} items -> {OUT}; positives per kind: {dict(sorted(counts.items()))}")
+    print(f"{len(items)} items -> {out}; positives per kind: {dict(sorted(counts.items()))}")
 
 
 if __name__ == "__main__":
