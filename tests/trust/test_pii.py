@@ -245,7 +245,10 @@ def test_a_megabyte_of_farm_text_with_pii(app):
 
 @pytest.mark.parametrize(
     "unit",
-    ["1234567890", "4111 1111 1111 1111 ", "0803 ", "1.2.3.4.", "a:b:", "a@b.", "eyJ.", "-----BEGIN ", "é9"],
+    [
+        *("1234567890", "4111 1111 1111 1111 ", "0803 ", "+1 ", "1.2.3.4.", "a:b:", "a@b.", "GB82 ", "NIN "),
+        *("eyJ.", "-", "-----BEGIN ", "Bearer ", "é9", "🐔"),
+    ],
 )
 def test_a_megabyte_of_adversarial_text_finishes_and_stays_consistent(app, unit):
     text = unit * (1_000_000 // len(unit.encode()))
