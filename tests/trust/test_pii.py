@@ -300,3 +300,11 @@ def test_the_check_helpers_agree_with_python(admin):
     ibans.append("NL91ABNA0417164301")
     rows = admin.execute("SELECT farmops._iban_valid(i) FROM unnest(%s::text[]) AS i", [ibans]).fetchall()
     assert [r[0] for r in rows] == [True, False, True, False]
+
+
+def test_multibyte_text_inside_a_finding_keeps_the_rest_intact(app):
+    pem = "-----BEGIN PRIVATE KEY-----\nComment: clé 🐔\nMIGHAgEAMBMGByqGSM49\n-----END PRIVATE KEY-----"
+    for text in (f"ẹ́ {pem} ₦ after", "NIN (ọ̀gá) 12345678901 ₦", "password=Ọ̀gá2026ẹ́ and ₦5"):
+        redacted, findings = redact(app, text)
+        assert len(findings) == 1
+        assert_well_formed(text, redacted, findings)

@@ -139,7 +139,7 @@ BEGIN
     -- secret (1): AWS access key ids, JWTs, well-known vendor token formats, private-key PEM
     -- blocks. The PEM body cannot hold five dashes in a row, so a block ends at its own END
     -- line; a block cut off before its END line (a chunk boundary) runs while base64 lines do.
-    SELECT 'secret', m.start, char_length(m.hit), m.byte_start, octet_length(m.hit), 1
+    SELECT 'secret', m.start, char_length(m.hit), m.byte_start, octet_length(convert_to(m.hit, 'UTF8')), 1
     FROM farmops._pii_matches(p_text,
         '(?<![A-Za-z0-9_-])(?:(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}'
         '|eyJ[A-Za-z0-9_-]{8,}[.]eyJ[A-Za-z0-9_-]{8,}[.][A-Za-z0-9_-]*'
