@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         "--data-dir", type=Path, default=REPO / ".tmp" / "bench-pg", help="embedded server data directory"
     )
     args = parser.parse_args(argv)
-    console = Console()
+    console = Console(emoji=False)  # ":b:" in a row label is text, not an emoji code
     host, port = embedded.serve(args.data_dir, stop_at_exit=True)
     dbname = fresh_database(host, port)
     try:
