@@ -150,6 +150,7 @@ VALUES ('0050_verified_identity.sql', '612eb76be82b755f8f0c337ae00b38784d6837710
 \ir functions/40_retrieval/retrieval_lineage.sql
 \ir functions/40_retrieval/retrieval_search.sql
 \ir functions/40_retrieval/retrieval_settings.sql
+\ir functions/50_trust/pii.sql
 \ir policies/000_revoke_by_default.sql
 \ir policies/010_tenancy.sql
 \ir policies/020_credits_and_runs.sql

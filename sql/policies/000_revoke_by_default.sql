@@ -29,3 +29,6 @@ farmops.current_user_id(),
 farmops.current_member_role(),
 farmops.require_tenant(text[])
 TO farmops_app;
+
+-- PII redaction is a pure function of its text: any session may call it, tenant or not.
+GRANT EXECUTE ON FUNCTION farmops.redact_pii(text) TO farmops_app;
