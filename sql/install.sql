@@ -90,35 +90,54 @@ SELECT farmops.migration_is_pending('0022_run_retrievals.sql', '7394d2a80d71184a
 INSERT INTO farmops.schema_migrations (filename, sha256)
 VALUES ('0022_run_retrievals.sql', '7394d2a80d71184ac6337dab99836ffce774e1f4120c12eada30a618755b5109');
 \endif
-\ir functions/00_core/audit_append_only.sql
-\ir functions/00_core/error_codes.sql
+SELECT farmops.migration_is_pending('0030_role_capabilities.sql', '311ddd8ddea10359dff1a413a4be317886848773cca0af6f67e9427a7113a60b') AS pending \gset
+\if :pending
+\ir schema/0030_role_capabilities.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0030_role_capabilities.sql', '311ddd8ddea10359dff1a413a4be317886848773cca0af6f67e9427a7113a60b');
+\endif
+SELECT farmops.migration_is_pending('0031_shared_guards_and_policies.sql', 'f1061c50bc0fc6041c8f0a11e27c0bd464b189a4b325c8a3724eabf04fbfc1f9') AS pending \gset
+\if :pending
+\ir schema/0031_shared_guards_and_policies.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0031_shared_guards_and_policies.sql', 'f1061c50bc0fc6041c8f0a11e27c0bd464b189a4b325c8a3724eabf04fbfc1f9');
+\endif
+SELECT farmops.migration_is_pending('0032_constraint_names.sql', '787d94b0116846f577c7277c8d5395fa8d68a74004b72b487bcc892f8c1e55f2') AS pending \gset
+\if :pending
+\ir schema/0032_constraint_names.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0032_constraint_names.sql', '787d94b0116846f577c7277c8d5395fa8d68a74004b72b487bcc892f8c1e55f2');
+\endif
+\ir functions/00_core/arguments.sql
+\ir functions/00_core/errors.sql
 \ir functions/00_core/guards.sql
-\ir functions/10_tenancy/farm_lifecycle.sql
-\ir functions/10_tenancy/tenant_context.sql
-\ir functions/20_credits/ai_run_guard.sql
-\ir functions/20_credits/credits_grant.sql
-\ir functions/20_credits/credits_invariants.sql
-\ir functions/20_credits/credits_reserve.sql
+\ir functions/00_core/secure_tenant_table.sql
+\ir functions/10_tenancy/capabilities.sql
+\ir functions/10_tenancy/context.sql
+\ir functions/10_tenancy/members.sql
+\ir functions/20_credits/expire.sql
+\ir functions/20_credits/grant.sql
+\ir functions/20_credits/invariants.sql
+\ir functions/20_credits/ledger.sql
 \ir functions/20_credits/model_rates.sql
-\ir functions/20_credits/runs_expire.sql
-\ir functions/20_credits/runs_lifecycle.sql
+\ir functions/20_credits/reserve.sql
+\ir functions/20_credits/runs.sql
+\ir functions/20_credits/settle.sql
 \ir functions/30_write_path/autonomy.sql
 \ir functions/30_write_path/drafts.sql
-\ir functions/30_write_path/drafts_state_machine.sql
 \ir functions/30_write_path/evals.sql
 \ir functions/30_write_path/feedback.sql
 \ir functions/30_write_path/memories.sql
-\ir functions/30_write_path/payload_validation.sql
+\ir functions/30_write_path/payload.sql
 \ir functions/30_write_path/recommendations.sql
 \ir functions/30_write_path/record_types.sql
-\ir functions/40_retrieval/retrieval_global_knowledge.sql
-\ir functions/40_retrieval/retrieval_ingest.sql
-\ir functions/40_retrieval/retrieval_lineage.sql
-\ir functions/40_retrieval/retrieval_search.sql
-\ir functions/40_retrieval/retrieval_settings.sql
+\ir functions/40_knowledge/documents.sql
+\ir functions/40_knowledge/global_base.sql
+\ir functions/40_knowledge/lineage.sql
+\ir functions/40_knowledge/search.sql
+\ir functions/40_knowledge/settings.sql
+\ir functions/40_knowledge/vectors.sql
 \ir policies/000_revoke_by_default.sql
-\ir policies/010_tenancy.sql
-\ir policies/020_credits_and_runs.sql
-\ir policies/030_write_path.sql
-\ir policies/040_retrieval.sql
+\ir policies/010_row_level_security.sql
+\ir policies/090_grants.sql
 COMMIT;

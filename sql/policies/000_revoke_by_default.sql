@@ -1,5 +1,5 @@
--- Revoke by default: the application role gets nothing it is not granted in a
--- later file of this directory. Re-applied on every migrate, so a privilege
+-- Revoke by default: the application role gets nothing it is not granted by
+-- 090_grants.sql. Re-applied on every migrate, so a privilege
 -- granted by hand is taken away again.
 
 REVOKE ALL ON SCHEMA farmops FROM public;
@@ -15,14 +15,3 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA farmops FROM public, farmops_app;
 -- a no-op and every new function was executable by every role.
 ALTER DEFAULT PRIVILEGES FOR ROLE farmops_owner
 REVOKE EXECUTE ON FUNCTIONS FROM public;
-
--- Functions every application session may call: the tenant context and the code table.
-GRANT EXECUTE ON FUNCTION
-farmops.error_codes(),
-farmops.begin_tenant(uuid, text),
-farmops.tenant_context(),
-farmops.current_farm_id(),
-farmops.current_user_id(),
-farmops.current_member_role(),
-farmops.require_tenant(text[])
-TO farmops_app;

@@ -134,7 +134,8 @@ CREATE OR REPLACE FUNCTION farmops.search(
     p_query public.vector,
     p_k integer DEFAULT 4,
     p_include_global boolean DEFAULT true,
-    p_source_types text[] DEFAULT NULL
+    p_source_types text[] DEFAULT NULL,
+    p_model text DEFAULT NULL
 )
 RETURNS TABLE (
     id uuid,
@@ -163,6 +164,8 @@ BEGIN
     IF p_include_global IS NULL THEN
         RAISE EXCEPTION 'include_global must be true or false' USING ERRCODE = 'OF006';
     END IF;
+    -- A query vector of another model than the index's would rank noise (NULL: not checked).
+    PERFORM farmops.assert_embedding_model(p_model, p_include_global);
     IF p_source_types IS NOT NULL AND (
         cardinality(p_source_types) = 0
         OR array_ndims(p_source_types) <> 1
@@ -210,8 +213,9 @@ BEGIN
     ORDER BY t.d, t.g, t.hit_id;
 END
 $fn$;
-COMMENT ON FUNCTION farmops.search(public.vector, integer, boolean, text[]) IS
+COMMENT ON FUNCTION farmops.search(public.vector, integer, boolean, text[], text) IS
 'The k chunks nearest to p_query (cosine; score = 1 - distance) of the current farm, merged by score with '
 'the global knowledge base. Exact for farms up to exact_search_max_rows() rows, iterative HNSW above, never '
 'fewer than min(k, visible rows). SECURITY INVOKER: RLS applies. OF001 no context, OF006 NULL/zero query, '
-'k outside 1..max_search_k() or bad source types, OF301 wrong dimension.';
+'k outside 1..max_search_k() or bad source types, OF301 wrong dimension, OF303 p_model (when given) is not '
+'the model of the farm''s index or of the global knowledge base.';
