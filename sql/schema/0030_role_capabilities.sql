@@ -12,7 +12,9 @@ COMMENT ON TABLE farmops.role_capabilities IS
 'Global: which member role holds which capability; read by farmops.require_capability().';
 
 INSERT INTO farmops.role_capabilities (role, capability)
-SELECT r.role, c.capability
+SELECT
+    r.role,
+    c.capability
 FROM (
     VALUES
     -- any member: read the farm's rows, search, resolve autonomy, check invariants

@@ -1,7 +1,8 @@
 -- The one table of farmops SQLSTATEs. Every RAISE in sql/ uses a code listed
 -- here, and farmops_client.errors maps each one to a typed exception (tests
--- check both directions, and that every listed code is raised somewhere in sql/). Class OF: PostgreSQL reserves classes 0-4 and A-H,
--- and psycopg maps unknown F/H/P/X classes to unrelated exception types.
+-- check both directions, and that every listed code is raised in sql/).
+-- Class OF: PostgreSQL reserves classes 0-4 and A-H, and psycopg maps
+-- unknown F/H/P/X classes to unrelated exception types.
 CREATE OR REPLACE FUNCTION farmops.error_codes()
 RETURNS TABLE (sqlstate text, name text, meaning text)
 LANGUAGE sql

@@ -68,7 +68,8 @@ DECLARE
 BEGIN
     IF p_role IS NULL OR NOT EXISTS (SELECT FROM farmops.role_capabilities AS c WHERE c.role = p_role) THEN
         RAISE EXCEPTION 'role must be one of %, not %',
-            (SELECT string_agg(DISTINCT c.role, ', ' ORDER BY c.role) FROM farmops.role_capabilities AS c), coalesce(p_role, 'NULL')
+            (SELECT string_agg(DISTINCT c.role, ', ' ORDER BY c.role) FROM farmops.role_capabilities AS c),
+            coalesce(p_role, 'NULL')
             USING ERRCODE = 'OF006';
     END IF;
     -- Serialise membership changes per farm so the last-owner rule holds under races.

@@ -46,4 +46,5 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION farmops.grant_credits(uuid, integer, text) IS
-'Farm owner only (grant_credits): adds p_credits (> 0) to the current farm with a ledger ''grant'' row; returns the new balance.';
+'Farm owner only (grant_credits): adds p_credits (> 0) to the current farm with a ledger ''grant'' row; '
+'returns the new balance.';

@@ -120,7 +120,8 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION farmops.set_autonomy(text, jsonb, jsonb) IS
-'Farm owner only (set_autonomy; OF003 otherwise): sets the tier, the auto allow-list and/or per-type overrides (NULL = unchanged); '
+'Farm owner only (set_autonomy; OF003 otherwise): sets the tier, the auto allow-list and/or per-type '
+'overrides (NULL = unchanged); '
 'every effective change is appended to autonomy_changes. Storing a financial type in the allow-list is '
 'allowed but has no effect: resolution keeps the floor.';
 

@@ -109,7 +109,8 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION farmops.confirm_draft(uuid, jsonb) IS
-'Human members only (confirm_drafts: owner, manager, worker; OF003 otherwise): merges edits (null removes a key), re-validates '
+'Human members only (confirm_drafts: owner, manager, worker; OF003 otherwise): merges edits (null removes '
+'a key), re-validates '
 '(OF202), writes the record and marks the draft confirmed in one transaction. OF204 not in this farm; OF103 '
 'if not pending or past expires_at (a concurrent loser gets OF103 too).';
 

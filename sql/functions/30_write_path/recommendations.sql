@@ -60,7 +60,8 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION farmops.decide_recommendation(uuid, boolean, text) IS
-'Human members only (decide_recommendations: owner, manager, worker; OF003 for agent/viewer): approves or rejects a pending '
+'Human members only (decide_recommendations: owner, manager, worker; OF003 for agent/viewer): approves or '
+'rejects a pending '
 'recommendation. OF207 not in this farm; OF103 if already decided.';
 
 -- Recommendations are created pending and decided once; what the AI said never changes

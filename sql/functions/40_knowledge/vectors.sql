@@ -77,7 +77,8 @@ BEGIN
     IF v_farm IS NOT NULL THEN
         SELECT e.model INTO v_other FROM farmops.embeddings AS e WHERE e.farm_id = v_farm LIMIT 1;
         IF v_other <> p_model THEN
-            RAISE EXCEPTION 'embedding model % differs from %, the model of this farm''s index', left(p_model, 200), v_other
+            RAISE EXCEPTION 'embedding model % differs from %, the model of this farm''s index',
+                left(p_model, 200), v_other
                 USING ERRCODE = 'OF303',
                 HINT = 'Use the model the index was built with, or re-embed the farm''s sources.';
         END IF;
@@ -111,7 +112,9 @@ BEGIN
         UNION ALL
         SELECT FROM farmops.global_embeddings AS g WHERE p_farm_id IS NULL
     ) THEN
-        PERFORM pg_advisory_xact_lock(hashtextextended('farmops.embedding_model:' || coalesce(p_farm_id::text, 'global'), 0));
+        PERFORM pg_advisory_xact_lock(
+            hashtextextended('farmops.embedding_model:' || coalesce(p_farm_id::text, 'global'), 0)
+        );
     END IF;
     PERFORM farmops.assert_embedding_model(p_model, true);
 END
