@@ -90,17 +90,17 @@ SELECT farmops.migration_is_pending('0022_run_retrievals.sql', '7394d2a80d71184a
 INSERT INTO farmops.schema_migrations (filename, sha256)
 VALUES ('0022_run_retrievals.sql', '7394d2a80d71184ac6337dab99836ffce774e1f4120c12eada30a618755b5109');
 \endif
-SELECT farmops.migration_is_pending('0030_role_capabilities.sql', '311ddd8ddea10359dff1a413a4be317886848773cca0af6f67e9427a7113a60b') AS pending \gset
+SELECT farmops.migration_is_pending('0030_role_capabilities.sql', 'c29cd364b82236a1c04533ed5a9d8db6d97f6027869e60e4ea7a457c68876990') AS pending \gset
 \if :pending
 \ir schema/0030_role_capabilities.sql
 INSERT INTO farmops.schema_migrations (filename, sha256)
-VALUES ('0030_role_capabilities.sql', '311ddd8ddea10359dff1a413a4be317886848773cca0af6f67e9427a7113a60b');
+VALUES ('0030_role_capabilities.sql', 'c29cd364b82236a1c04533ed5a9d8db6d97f6027869e60e4ea7a457c68876990');
 \endif
-SELECT farmops.migration_is_pending('0031_shared_guards_and_policies.sql', 'f1061c50bc0fc6041c8f0a11e27c0bd464b189a4b325c8a3724eabf04fbfc1f9') AS pending \gset
+SELECT farmops.migration_is_pending('0031_shared_guards_and_policies.sql', '57c4e9aec1568059dc4a5e75fbc6cbec74993c1617469a92e2e45a60d1acf9be') AS pending \gset
 \if :pending
 \ir schema/0031_shared_guards_and_policies.sql
 INSERT INTO farmops.schema_migrations (filename, sha256)
-VALUES ('0031_shared_guards_and_policies.sql', 'f1061c50bc0fc6041c8f0a11e27c0bd464b189a4b325c8a3724eabf04fbfc1f9');
+VALUES ('0031_shared_guards_and_policies.sql', '57c4e9aec1568059dc4a5e75fbc6cbec74993c1617469a92e2e45a60d1acf9be');
 \endif
 SELECT farmops.migration_is_pending('0032_constraint_names.sql', '787d94b0116846f577c7277c8d5395fa8d68a74004b72b487bcc892f8c1e55f2') AS pending \gset
 \if :pending

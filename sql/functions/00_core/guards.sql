@@ -65,64 +65,57 @@ COMMENT ON FUNCTION farmops._guard_forward_only() IS
 'Trigger: a row''s status moves only along the allowed moves (trigger argument 1), terminal states are final, '
 'the immutable columns (argument 2) never change, rows are never deleted (OF103 / OF107).';
 
-CREATE OR REPLACE FUNCTION farmops._attach_append_only(p_table regclass)
+CREATE OR REPLACE FUNCTION farmops._attach_always(
+    p_table regclass, p_suffix text, p_when text, p_level text, p_function text
+)
 RETURNS void
 LANGUAGE plpgsql
 VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
-    v_name text := (SELECT c.relname FROM pg_catalog.pg_class AS c WHERE c.oid = p_table);
+    v_name text := (SELECT c.relname FROM pg_catalog.pg_class AS c WHERE c.oid = p_table) || p_suffix;
 BEGIN
+    -- p_when, p_level and p_function come from the _attach_* helpers below, never from a caller's data.
     EXECUTE format(
-        'CREATE OR REPLACE TRIGGER %I BEFORE UPDATE OR DELETE ON %s '
-        'FOR EACH ROW EXECUTE FUNCTION farmops._guard_append_only()',
-        v_name || '_is_append_only', p_table
+        'CREATE OR REPLACE TRIGGER %I %s ON %s FOR EACH %s EXECUTE FUNCTION %s', v_name, p_when, p_table, p_level,
+        p_function
     );
-    EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER %I', p_table, v_name || '_is_append_only');
-    PERFORM farmops._attach_no_truncate(p_table);
+    EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER %I', p_table, v_name);
 END
+$fn$;
+COMMENT ON FUNCTION farmops._attach_always(regclass, text, text, text, text) IS
+'Private: creates (or replaces) the trigger <table><suffix> and enables it ALWAYS (replica sessions too).';
+
+CREATE OR REPLACE FUNCTION farmops._attach_append_only(p_table regclass)
+RETURNS void
+LANGUAGE sql
+VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT farmops._attach_always(
+        p_table, '_is_append_only', 'BEFORE UPDATE OR DELETE', 'ROW', 'farmops._guard_append_only()'
+    );
+    SELECT farmops._attach_always(
+        p_table, '_is_never_truncated', 'BEFORE TRUNCATE', 'STATEMENT', 'farmops._guard_append_only()'
+    );
 $fn$;
 COMMENT ON FUNCTION farmops._attach_append_only(regclass) IS
 'Private: makes a table append-only for every role (UPDATE, DELETE and TRUNCATE raise OF107).';
 
-CREATE OR REPLACE FUNCTION farmops._attach_no_truncate(p_table regclass)
-RETURNS void
-LANGUAGE plpgsql
-VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $fn$
-DECLARE
-    v_name text := (SELECT c.relname FROM pg_catalog.pg_class AS c WHERE c.oid = p_table) || '_is_never_truncated';
-BEGIN
-    EXECUTE format(
-        'CREATE OR REPLACE TRIGGER %I BEFORE TRUNCATE ON %s '
-        'FOR EACH STATEMENT EXECUTE FUNCTION farmops._guard_append_only()',
-        v_name, p_table
-    );
-    EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER %I', p_table, v_name);
-END
-$fn$;
-COMMENT ON FUNCTION farmops._attach_no_truncate(regclass) IS
-'Private: TRUNCATE of the table raises OF107 for every role.';
-
 CREATE OR REPLACE FUNCTION farmops._attach_forward_only(p_table regclass, p_moves text, p_immutable text)
 RETURNS void
-LANGUAGE plpgsql
+LANGUAGE sql
 VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $fn$
-DECLARE
-    v_name text := (SELECT c.relname FROM pg_catalog.pg_class AS c WHERE c.oid = p_table) || '_move_forward_only';
-BEGIN
-    EXECUTE format(
-        'CREATE OR REPLACE TRIGGER %I BEFORE INSERT OR UPDATE OR DELETE ON %s '
-        'FOR EACH ROW EXECUTE FUNCTION farmops._guard_forward_only(%L, %L)',
-        v_name, p_table, p_moves, p_immutable
+    SELECT farmops._attach_always(
+        p_table, '_move_forward_only', 'BEFORE INSERT OR UPDATE OR DELETE', 'ROW',
+        format('farmops._guard_forward_only(%L, %L)', p_moves, p_immutable)
     );
-    EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER %I', p_table, v_name);
-    PERFORM farmops._attach_no_truncate(p_table);
-END
+    SELECT farmops._attach_always(
+        p_table, '_is_never_truncated', 'BEFORE TRUNCATE', 'STATEMENT', 'farmops._guard_append_only()'
+    );
 $fn$;
 COMMENT ON FUNCTION farmops._attach_forward_only(regclass, text, text) IS
 'Private: attaches the forward-only state guard (allowed status moves, immutable columns, no DELETE or '
