@@ -90,6 +90,12 @@ SELECT farmops.migration_is_pending('0022_run_retrievals.sql', '7394d2a80d71184a
 INSERT INTO farmops.schema_migrations (filename, sha256)
 VALUES ('0022_run_retrievals.sql', '7394d2a80d71184ac6337dab99836ffce774e1f4120c12eada30a618755b5109');
 \endif
+SELECT farmops.migration_is_pending('0075_guard_rules.sql', '7ee65fb513251d85c4a1274154e8f64ccef156c4a959d607c30229cd96fc1871') AS pending \gset
+\if :pending
+\ir schema/0075_guard_rules.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0075_guard_rules.sql', '7ee65fb513251d85c4a1274154e8f64ccef156c4a959d607c30229cd96fc1871');
+\endif
 \ir functions/00_core/audit_append_only.sql
 \ir functions/00_core/error_codes.sql
 \ir functions/00_core/guards.sql
@@ -116,9 +122,12 @@ VALUES ('0022_run_retrievals.sql', '7394d2a80d71184ac6337dab99836ffce774e1f4120c
 \ir functions/40_retrieval/retrieval_lineage.sql
 \ir functions/40_retrieval/retrieval_search.sql
 \ir functions/40_retrieval/retrieval_settings.sql
+\ir functions/50_trust/guard_rules_shipped.sql
+\ir functions/50_trust/guards.sql
 \ir policies/000_revoke_by_default.sql
 \ir policies/010_tenancy.sql
 \ir policies/020_credits_and_runs.sql
 \ir policies/030_write_path.sql
 \ir policies/040_retrieval.sql
+\ir policies/050_trust.sql
 COMMIT;

@@ -16,9 +16,13 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA farmops FROM public, farmops_app;
 ALTER DEFAULT PRIVILEGES FOR ROLE farmops_owner
 REVOKE EXECUTE ON FUNCTIONS FROM public;
 
--- Functions every application session may call: the tenant context and the code table.
+-- Functions every application session may call: the tenant context, the code table and the
+-- guards (check_text works without a tenant too). For now a list; the sql-shape
+-- restructure replaces these grants with a rule.
 GRANT EXECUTE ON FUNCTION
 farmops.error_codes(),
+farmops.check_text(text, text),
+farmops.normalize_untrusted_text(text),
 farmops.begin_tenant(uuid, text),
 farmops.tenant_context(),
 farmops.current_farm_id(),
