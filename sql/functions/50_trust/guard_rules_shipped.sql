@@ -16,15 +16,15 @@ WITH shipped (name, category, stages, action, pattern) AS (
     -- instruction override
     (
         'io_ignore_instructions', 'instruction_override', '{input,retrieved}', 'block',
-        $re$\m(ignore|disregard|forget|neglect|overlook|discard|drop|abandon|skip|bypass|override|overwrite|do ?not (follow|obey|listen to)|don'?t (follow|obey|listen to)|stop (following|obeying)|no longer (follow|obey))( [a-z0-9']+){0,3} ?(previous|prior|preceding|above|earlier|former|foregoing|initial|original|old|existing|current|given|system|developer|default|safety|all)( [a-z']+)? ?(instructions?|directives?|prompts?|rules|guidelines|guidance|programming|constraints|guardrails|context|training)\M$re$
+        $re$\m(ignore|ignoring|disregard|forget|neglect|overlook|discard|drop|abandon|skip|bypass|override|overwrite|scratch|dismiss|never ?mind|set aside|put aside|throw out|pay no attention to|do ?not (follow|obey|listen to)|don'?t (follow|obey|listen to)|stop (following|obeying)|no longer (follow|obey))( [a-z0-9']+){0,3} ?(previous|prior|preceding|above|earlier|former|foregoing|initial|original|old|existing|current|given|system|developer|default|safety|all)( [a-z']+)? ?(instructions?|directives?|prompts?|rules|guidelines|guidance|directions|briefing|programming|configuration|setup|constraints|guardrails|context|training)\M|\m(ignore|disregard|forget|neglect|discard|abandon|bypass|override|scratch|dismiss|do ?not (follow|obey)|don'?t (follow|obey)|stop (following|obeying)) (your|its|the (assistant|ai|model|bot)'?s?) (instructions?|directives?|prompts?|rules|guidelines|programming|guardrails|system prompt)\M$re$
     ),
     (
         'io_ignore_everything_before', 'instruction_override', '{input,retrieved}', 'block',
-        $re$\m(ignore|disregard|forget)( all| everything| anything)?( that| which| you (were|have been|are|got) (told|given|instructed|taught)|( was| is)? (said|written|stated|mentioned))*( the)? (above|earlier|previously|before|so far|up to now)( (text|message|content|conversation|lines?))?(?=[.,;:!?]|$| and | then | but | instead)$re$
+        $re$\m(ignore|disregard|forget|scratch|dismiss|never ?mind|set aside|put aside|throw out)( all| everything| anything| whatever)?( that| which| you (were|have been|'ve been|are|got) (told|given|instructed|taught|programmed|configured|trained)( with)?|( was| is)? (said|written|stated|mentioned))*( the)? (above|earlier|previously|before|so far|up to now)( (text|message|content|conversation|lines?))?(?=[.,;:!?]|$| and | then | but | instead)|\m(ignore|disregard|forget|drop|scratch|dismiss|discard|never ?mind|set aside) (all|everything|anything|whatever)( [a-z]+){0,2} (came|comes|was|were|is|are|appears?|appeared|written|said|given) (before|above|earlier|previously|prior)\M$re$
     ),
     (
         'io_instructions_revoked', 'instruction_override', '{input,retrieved}', 'block',
-        $re$\m(instructions|directives|guidelines|prompts?|rules|programming)\M( [a-z']+){0,4} (are|is|were|have been|has been) (now |hereby |officially )?(void|null|cancell?ed|revoked|obsolete|invalid|overridden|superseded|replaced|suspended|deprecated|lifted|no longer (valid|in effect|apply|applicable))\M$re$
+        $re$(\m(instructions|directives|prompts?|programming)|\m(your|its|system|the (assistant|ai|model|bot)'?s?) (guidelines|guidance|directions|rules|configuration))\M( [a-z']+){0,4} (are|is|were|have been|has been) (now |hereby |officially )?(void|null|cancell?ed|revoked|obsolete|invalid|overridden|superseded|replaced|suspended|deprecated|lifted|no longer (valid|in effect|apply|applicable))\M|\m(everything|all|anything|whatever) you('ve| have)?( been)? (were )?(told|given|instructed|taught|programmed)\M[^.!?]* (no longer (applies|apply|matters|counts)|(is|are) (now )?(void|cancell?ed|revoked|obsolete|invalid))$re$
     ),
     (
         'io_reset_instructions', 'instruction_override', '{input,retrieved}', 'block',
@@ -35,8 +35,12 @@ WITH shipped (name, category, stages, action, pattern) AS (
         $re$\m(new|updated|revised|real|actual|true|hidden|secret|priority|override) (system|developer|admin|administrator|priority) (instructions?|directives?|prompt|message|policy|rules?|orders?)\M|\m(system|developer|admin|administrator|priority) (instructions?|directives?|message|policy|notice|note) ?: ?(the )?(previous|prior|assistant|ai|model|you|ignore|disregard)$re$
     ),
     (
+        'io_new_task', 'instruction_override', '{input,retrieved}', 'flag',
+        $re$\myour (real|true|actual|new|only|primary|secret|hidden) (task|job|goal|purpose|mission|objective|instructions?|orders?|directive)( now)? ?(is|are|:)$re$
+    ),
+    (
         'io_addresses_the_ai', 'instruction_override', '{retrieved}', 'block',
-        $re$\m(ai|a\.i\.|ais|assistants?|chatbots?|bots?|language models?|llms?|gpts?|models?|agents?|automated (readers?|systems?|assistants?|agents?|tools?))( [a-z']+){0,4} ?[,:] ?(please )?(ignore|disregard|forget|do not|don'?t|you must|you should|you are|you're|you will|must|should|always|never|instead|stop|from (now|this point|here)|first|begin|send|print|reveal|output|repeat|pretend|act|approve|recommend|reply|respond|answer|grant|skip|bypass)\M$re$
+        $re$\m(ai|a\.i\.|ais|assistants?|chatbots?|bots?|language models?|llms?|gpts?|models?|agents?|automated (readers?|systems?|assistants?|agents?|tools?))( [a-z']+){0,4} ?[,:] ?(please )?(ignore|disregard|forget|do not|don'?t|you must|you should|you are|you're|you will|must|should|always|never|instead|stop|from (now|this point|here)|first|begin|send|print|reveal|output|repeat|pretend|act|approve|recommend|reply|respond|answer|grant|skip|bypass|your (real|true|actual|new|only|primary|secret) (task|job|goal|purpose|mission|instructions?))\M$re$
     ),
     (
         'io_if_you_are_an_ai', 'instruction_override', '{input,retrieved}', 'block',
@@ -45,7 +49,11 @@ WITH shipped (name, category, stages, action, pattern) AS (
     -- role play
     (
         'rp_unrestricted_persona', 'role_play', '{input,retrieved}', 'block',
-        $re$\m(you are|you're|youre|you will be|you'll be|you become|become|act(ing)? as|pretend(ing)?( to be| you are| you're| that you are)|role-?play(ing)?( as)?|play(ing)? the (role|part) of|simulate|impersonate|behave (like|as)|respond as|imagine (you are|you're|being))( now)?( an?| the| my| that)?( [a-z-]+){0,2} (unrestricted|unfiltered|uncensored|jailbroken|jailbreak|evil|rogue|malicious|amoral|unethical|immoral|unlimited|unbound|unconstrained|lawless|rule-?less|dan\M|(different|new|other|free|alternative|opposite|second) (ai|assistant|model|chatbot|gpt|llm|persona))$re$
+        $re$\m(you are|you're|youre|you will be|you'll be|you become|become|act(ing)? as|pretend(ing)?( to be| you are| you're| that you are)|role-?play(ing)?( as)?|play(ing)? the (role|part) of|simulate|impersonate|behave (like|as)|respond as|imagine (you are|you're|being)|be|answer as|reply as|speak as|talk as)( now)?( an?| the| my| that)?( [a-z-]+){0,2} (unrestricted|unfiltered|uncensored|jailbroken|jailbreak|evil|rogue|malicious|amoral|unethical|immoral|unlimited|unbound|unconstrained|lawless|rule-?less|dan\M|(different|new|other|free|alternative|opposite|second) (ai|assistant|model|chatbot|gpt|llm|persona))$re$
+    ),
+    (
+        'rp_persona_for_secrets', 'role_play', '{input,retrieved}', 'block',
+        $re$\m(pretend|act|acting|roleplay|role-play|role play|imagine|play)\M[^.!?]*\m(read|tell|give|recite|say|share|whisper|sing)( me| us)?\M[^.!?]*\m(passwords?|api keys?|secrets?|credentials|tokens|system prompt|private keys?|license keys?|activation keys?)\M$re$
     ),
     (
         'rp_jailbreak_modes', 'role_play', '{input,retrieved}', 'block',
@@ -53,7 +61,7 @@ WITH shipped (name, category, stages, action, pattern) AS (
     ),
     (
         'rp_ai_without_rules', 'role_play', '{input,retrieved}', 'block',
-        $re$\m(ai|assistant|model|chatbot|bot|gpt|llm|persona|character|version of you|entity)\M[^.!?]*\m(with no|without( any)?|free (of|from)|with zero|ignoring( all| any)?|unbound by( any)?) (rules|restrictions|limits|limitations|filters|filtering|censorship|guidelines|ethics|morals|morality|content polic(y|ies)|safety|guardrails|boundaries)\M$re$
+        $re$\m(ai|assistant|model|chatbot|bot|gpt|llm|persona|character|version of you|entity)\M[^.!?]*\m(with no|without( any)?|free (of|from)( all| any)?|with zero|(has|have|having) (no|zero)|ignoring( all| any)?|unbound by( any)?) (rules|restrictions|limits|limitations|filters|filtering|censorship|guidelines|ethics|morals|morality|content polic(y|ies)|safety|guardrails|boundaries)\M$re$
     ),
     (
         'rp_answer_without_rules', 'role_play', '{input,retrieved}', 'flag',
@@ -61,7 +69,7 @@ WITH shipped (name, category, stages, action, pattern) AS (
     ),
     (
         'rp_stay_in_character', 'role_play', '{input,retrieved}', 'flag',
-        $re$\m(stay|remain|keep|staying|remaining) (fully |always )?in character\M|\m(never )?break(ing)? character\M|\m(two|both|dual) (personas|personalities|characters)\M|\mlet'?s play a game (where|in which) you\M|\mrespond as (both|two)\M$re$
+        $re$\m(stay|remain|keep|staying|remaining) (fully |always )?in character\M|\m(never )?break(ing)? character\M|\m(two|both|dual) (personas|personalities|characters)\M|\mlet'?s play a game (where|in which) you\M|\mrespond as (both|two)\M|\m(you are|you're) now [a-z]+ ?, (an?|the) ([a-z-]+ )?(ai|assistant|chatbot|model|bot)\M$re$
     ),
     -- authority bypass
     (
@@ -78,7 +86,7 @@ WITH shipped (name, category, stages, action, pattern) AS (
     ),
     (
         'ab_privilege_escalation', 'authority_bypass', '{input,retrieved}', 'block',
-        $re$\m(grant|give|assign|elevate|escalate|upgrade)( me| yourself| the (user|caller|sender)| my account| us)?( to)?( (admin|administrator|root|elevated|unrestricted|superuser|owner|god|sudo))+ (access|privileges?|rights|permissions?|role|level)\M|\m(admin|administrator|root|sudo|superuser|developer|elevated|unrestricted|god) (access|privileges?|rights|permissions?)( (is|are|has been|have been))? (granted|enabled|activated|unlocked|confirmed)\M|\m(system|admin|administrator|developer|root|emergency|security|priority|master|god) override\M$re$
+        $re$\m(grant|give|assign|elevate|escalate|upgrade)( me| yourself| the (user|caller|sender)| my account| us)?( to)?( (admin|administrator|root|elevated|unrestricted|superuser|owner|god|sudo))+ (access|privileges?|rights|permissions?|role|level)\M|\m(admin|administrator|root|sudo|superuser|developer|elevated|unrestricted|god) (access|privileges?|rights|permissions?)( (is|are|has been|have been))? (granted|enabled|activated|unlocked|confirmed)\M|\m(system|admin|administrator|developer|root|emergency|security|priority|master|god) override\M|\m(elevate|escalate|upgrade|promote|make|set|change|switch)( me| my (role|account|access|permissions?|user))( to| into| as)?( an?)? (admin|administrator|root|superuser|sudo|god)\M$re$
     ),
     (
         'ab_authorized_to_bypass', 'authority_bypass', '{input,retrieved}', 'block',
@@ -91,15 +99,15 @@ WITH shipped (name, category, stages, action, pattern) AS (
     -- system prompt extraction
     (
         'spe_reveal_system_prompt', 'system_prompt_extraction', '{input,retrieved}', 'block',
-        $re$\m(reveal|show|print|display|output|repeat|recite|tell|give|share|leak|dump|expose|list|write|spell out|copy|paste|provide|quote|summari[sz]e|translate|what(s| is| are| was| were))\M( [a-z']+){0,4} ((your|its|the (assistant|ai|bot|model)'?s?)( [a-z-]+){0,2} (prompts?|instructions|rules|guidelines|directives|configuration|config|programming|system message)|(system|hidden|secret|developer|internal|confidential|pre-?|meta|initial) ?(prompts?|instructions|directives|system message|guidelines))\M$re$
+        $re$\m(reveal|show|print|display|output|repeat|recite|tell|give|share|leak|dump|expose|disclose|divulge|read out|read back|list|write|spell out|copy|paste|provide|quote|summari[sz]e|translate|what(s| is| are| was| were))\M( [a-z']+){0,4} ((your|its|the (assistant|ai|bot|model)'?s?)( [a-z-]+){0,2} (prompts?|instructions|rules|guidelines|directives|configuration|config|programming|system message)|(system|hidden|secret|developer|internal|confidential|pre-?|meta|initial) ?(prompts?|instructions|directives|system message|guidelines))\M$re$
     ),
     (
         'spe_what_were_you_told', 'system_prompt_extraction', '{input,retrieved}', 'block',
-        $re$\mwhat (were|are|have) you (been )?(told|instructed|programmed|given|trained to say)\M|\m(prompts?|instructions|rules|guidelines|message)( [a-z]+){0,3} you (were|have been|'ve been) (given|told|programmed|configured)\M$re$
+        $re$\mwhat (were|are|have) you (been )?(told|instructed|programmed|given|trained to say)\M|\m(instructions|rules|prompts?|guidelines|directives) (were|have|did) you (been )?(given|told|get|got|receive|received|programmed)\M|\m(instructions|prompt|rules|guidelines|directives)( [a-z]+)? (did|have|has|were) (your|the) (developers?|creators?|makers?|programmers?|company|operators?|owners?|admins?)( [a-z]+)? (give|gave|given|set|write|wrote|provide|provided)\M|\m(prompts?|instructions|rules|guidelines|message)( [a-z]+){0,3} you (were|have been|'ve been) (given|told|programmed|configured)\M$re$
     ),
     (
         'spe_repeat_text_above', 'system_prompt_extraction', '{input,retrieved}', 'block',
-        $re$\m(repeat|print|output|echo|copy|return|dump|show|reproduce)( me)? (everything|all|all the text|the (text|words|content|message|prompt|conversation|lines?)|what (is|was) (written|said))( [a-z]+){0,2} (above|before this|prior to this|preceding|at the (start|beginning|top))\M|\m(beginning|start) of (this|the) (conversation|chat|prompt|context window)\M$re$
+        $re$\m(repeat|print|output|echo|copy|return|dump|show|reproduce)( me)? (everything|all|all the text|the (text|words|content|message|prompt|conversation|lines?)|what (is|was) (written|said))( [a-z]+){0,2} (above|before this|prior to this|preceding|at the (start|beginning|top))\M|\m(beginning|start) of (this|the) (conversation|chat|prompt|context window)\M|\m(repeat|print|output|echo|copy|return|dump|show|reproduce|quote)\M[^.!?]* (before|above|preceding|prior to) (my|the|this|our) (first |initial |very first )?(message|question|input|request|prompt)\M$re$
     ),
     -- fake delimiters and chat-template tokens
     (
@@ -158,7 +166,7 @@ WITH shipped (name, category, stages, action, pattern) AS (
     ),
     (
         'dx_send_data_out', 'data_exfiltration', '{input,retrieved}', 'block',
-        $re$\m(send|post|upload|forward|email|e-mail|mail|transmit|exfiltrate|leak|submit|copy|sync|share|deliver|append|include|encode)\M[^.!?]*\m(conversation|chat( history| log)?|history|previous messages?|messages so far|every( previous)? message|system prompt|prompt|instructions|api[ _-]?keys?|passwords?|credentials|secrets?|tokens?|private keys?|session)\M[^.!?]*\m(to|into|at|via|on) (https?://|www\.|[a-z0-9._%+-]+@[a-z0-9.-]+|[a-z0-9-]+\.[a-z0-9.-]*(com|net|org|io|xyz|ru|cn|example|site|top|app|dev|me)\M|(this|that|the following|my|our|an?) ([a-z]+ )?(url|link|address|webhook|endpoint|server|email|site|inbox))$re$
+        $re$\m(send|post|upload|forward|email|e-mail|mail|transmit|exfiltrate|leak|submit|copy|sync|share|deliver|append|include|encode)\M[^.!?]*\m(conversation|chat( history| log)?|history|previous messages?|messages so far|every( previous)? message|system prompt|prompt|instructions|api[ _-]?keys?|passwords?|credentials|secrets?|tokens?|private keys?|session)\M[^.!?]*\m(to|into|at|via|on|with) (https?://|www\.|[a-z0-9._%+-]+@[a-z0-9.-]+|[a-z0-9-]+\.[a-z0-9.-]*(com|net|org|io|xyz|ru|cn|example|site|top|app|dev|me)\M|(this|that|the following|my|our|an?) ([a-z]+ )?(url|link|address|webhook|endpoint|server|email|site|inbox))$re$
     ),
     (
         'dx_known_collectors', 'data_exfiltration', '{input,retrieved,output}', 'flag',
