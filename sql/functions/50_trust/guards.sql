@@ -115,11 +115,13 @@ BEGIN
     -- Light leetspeak, only where a digit or symbol touches a letter (so "pen 10" stays).
     -- No lookbehind anywhere here: PostgreSQL evaluates it from the start of the string,
     -- which made long inputs quadratic.
-    v := regexp_replace(regexp_replace(v, '([a-z])0', '\1o', 'g'), '0([a-z])', 'o\1', 'g');
-    v := regexp_replace(regexp_replace(v, '([a-z])1', '\1i', 'g'), '1([a-z])', 'i\1', 'g');
-    v := regexp_replace(regexp_replace(v, '([a-z])3', '\1e', 'g'), '3([a-z])', 'e\1', 'g');
-    v := regexp_replace(regexp_replace(v, '([a-z])\$', '\1s', 'g'), '\$([a-z])', 's\1', 'g');
-    v := regexp_replace(v, '(^|[^a-z0-9._%+-])@([a-z])', '\1a\2', 'g');  -- not inside an address
+    IF v ~ '[a-z][013$]|[013$@][a-z]' THEN
+        v := regexp_replace(regexp_replace(v, '([a-z])0', '\1o', 'g'), '0([a-z])', 'o\1', 'g');
+        v := regexp_replace(regexp_replace(v, '([a-z])1', '\1i', 'g'), '1([a-z])', 'i\1', 'g');
+        v := regexp_replace(regexp_replace(v, '([a-z])3', '\1e', 'g'), '3([a-z])', 'e\1', 'g');
+        v := regexp_replace(regexp_replace(v, '([a-z])\$', '\1s', 'g'), '\$([a-z])', 's\1', 'g');
+        v := regexp_replace(v, '(^|[^a-z0-9._%+-])@([a-z])', '\1a\2', 'g');  -- not inside an address
+    END IF;
     -- Spaced-out letters ("i g n o r e", "i.g.n.o.r.e") join up; a wider gap stays a word
     -- break. First mark each single letter followed by a separator and another single
     -- letter (U+E001, which input cannot contain), then drop the separator after each mark.
@@ -128,7 +130,8 @@ BEGIN
         v := regexp_replace(v, '\uE001([a-z])[ ._*-]', '\1', 'g');
     END IF;
     -- White space (each segment stays on its own line) collapses to one space.
-    v := regexp_replace(v, '[ \t]+', ' ', 'g');
+    -- (Only runs that are not already one space are replaced: each replacement has a cost.)
+    v := regexp_replace(v, ' [ \t]+|\t[ \t]*', ' ', 'g');
     v := regexp_replace(v, ' ?\n[\n ]*', E'\n', 'g');
     RETURN btrim(v, E' \n') || v_signals;
 END
