@@ -90,11 +90,11 @@ SELECT farmops.migration_is_pending('0022_run_retrievals.sql', '7394d2a80d71184a
 INSERT INTO farmops.schema_migrations (filename, sha256)
 VALUES ('0022_run_retrievals.sql', '7394d2a80d71184ac6337dab99836ffce774e1f4120c12eada30a618755b5109');
 \endif
-SELECT farmops.migration_is_pending('0075_guard_rules.sql', '7ee65fb513251d85c4a1274154e8f64ccef156c4a959d607c30229cd96fc1871') AS pending \gset
+SELECT farmops.migration_is_pending('0075_guard_rules.sql', '8399f78eb4835bc3d7a68d30bdce1604e6fcbcce8cdae2973fb6d4395267925d') AS pending \gset
 \if :pending
 \ir schema/0075_guard_rules.sql
 INSERT INTO farmops.schema_migrations (filename, sha256)
-VALUES ('0075_guard_rules.sql', '7ee65fb513251d85c4a1274154e8f64ccef156c4a959d607c30229cd96fc1871');
+VALUES ('0075_guard_rules.sql', '8399f78eb4835bc3d7a68d30bdce1604e6fcbcce8cdae2973fb6d4395267925d');
 \endif
 \ir functions/00_core/audit_append_only.sql
 \ir functions/00_core/error_codes.sql

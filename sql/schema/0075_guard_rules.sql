@@ -33,13 +33,14 @@ EXCEPTION WHEN invalid_regular_expression THEN
 END
 $fn$;
 COMMENT ON FUNCTION farmops._is_valid_regex(text) IS
-'Private: true when the text compiles as one branch of a PostgreSQL ARE alternation (no back references, no embedded options).';
+'Private: true when the text compiles as one branch of a PostgreSQL ARE alternation '
+'(no back references, no embedded options).';
 
 CREATE TABLE farmops.guard_rules (
     id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     name text NOT NULL,
     category text NOT NULL,
-    stages text [] NOT NULL,
+    stages text[] NOT NULL,
     pattern text NOT NULL,
     action text NOT NULL,
     enabled boolean NOT NULL DEFAULT true,
@@ -71,7 +72,7 @@ CREATE TABLE farmops.farm_guard_rules (
     id uuid NOT NULL DEFAULT gen_random_uuid(),
     name text NOT NULL,
     category text NOT NULL,
-    stages text [] NOT NULL,
+    stages text[] NOT NULL,
     pattern text NOT NULL,
     action text NOT NULL,
     enabled boolean NOT NULL DEFAULT true,

@@ -10,6 +10,9 @@
 -- attacker's objects (instructions, system prompt, guardrails, credentials), not
 -- verbs alone: "ignore the weak birds in pen 2" and "override the feed schedule"
 -- are farm work.
+--
+-- A pattern is one token that cannot be wrapped, so long lines are allowed here only:
+-- sqlfluff:max_line_length:1000
 
 WITH shipped (name, category, stages, action, pattern) AS (
     VALUES
@@ -193,7 +196,13 @@ WITH shipped (name, category, stages, action, pattern) AS (
 
 upserted AS (
     INSERT INTO farmops.guard_rules AS g (name, category, stages, action, pattern, created_by)
-    SELECT s.name, s.category, s.stages::text [], s.action, s.pattern, 'shipped'
+    SELECT
+        s.name,
+        s.category,
+        s.stages::text[] AS stages,
+        s.action,
+        s.pattern,
+        'shipped' AS created_by
     FROM shipped AS s
     ON CONFLICT (name) DO UPDATE
         SET
@@ -202,9 +211,9 @@ upserted AS (
             action = excluded.action,
             pattern = excluded.pattern
         WHERE
-            g.created_by = 'shipped'
-            AND (g.category, g.stages, g.action, g.pattern)
-            IS DISTINCT FROM (excluded.category, excluded.stages, excluded.action, excluded.pattern)
+        g.created_by = 'shipped'
+        AND (g.category, g.stages, g.action, g.pattern)
+        IS DISTINCT FROM (excluded.category, excluded.stages, excluded.action, excluded.pattern)
     RETURNING g.name
 )
 

@@ -145,8 +145,8 @@ CREATE OR REPLACE FUNCTION farmops.check_text(
     p_text text,
     p_stage text,
     OUT verdict text,
-    OUT categories text [],
-    OUT rule_names text []
+    OUT categories text[],
+    OUT rule_names text[]
 )
 LANGUAGE plpgsql
 STABLE
