@@ -74,7 +74,7 @@ def per_call(conn: psycopg.Connection, sql: str, params: list, min_seconds: floa
 def corpus_rates(conn: psycopg.Connection) -> str:
     rows = [json.loads(line) for line in (REPO / "tests/trust/guard_corpus.jsonl").open(encoding="utf-8")]
     lines = []
-    for name in (None, "tuned", "holdout", "holdout2", "holdout3"):
+    for name in (None, "tuned", "holdout", "holdout2", "holdout3", "holdout4"):
         part = [r for r in rows if name is None or r["set"] == name]
         missed = fps = 0
         for r in part:

@@ -122,7 +122,8 @@ VALUES ('0075_guard_rules.sql', '8399f78eb4835bc3d7a68d30bdce1604e6fcbcce8cdae29
 \ir functions/40_retrieval/retrieval_lineage.sql
 \ir functions/40_retrieval/retrieval_search.sql
 \ir functions/40_retrieval/retrieval_settings.sql
-\ir functions/50_trust/guard_rules_shipped.sql
+\ir functions/50_trust/guard_rules_shipped_1_injection.sql
+\ir functions/50_trust/guard_rules_shipped_2_other.sql
 \ir functions/50_trust/guards.sql
 \ir policies/000_revoke_by_default.sql
 \ir policies/010_tenancy.sql

@@ -74,7 +74,7 @@ def test_detection_rate_is_at_least_90_percent_and_false_positives_at_most_2_per
         f"\nguard corpus: detection {detection:.1%} of {attacks} attacks, "
         f"false positives {fp_rate:.1%} of {len(CORPUS) - attacks} benign"
     )
-    for name in ("tuned", "holdout", "holdout2", "holdout3"):
+    for name in ("tuned", "holdout", "holdout2", "holdout3", "holdout4"):
         part = [row for row in CORPUS if row["set"] == name]
         d, f, _, _ = rates(app, part)
         print(f"  {name:8} ({len(part)} rows): detection {d:.1%}, false positives {f:.1%}")

@@ -107,6 +107,10 @@ BEGIN
 
     -- Line breaks of the text itself are white space; each decoded segment is one line.
     v := regexp_replace(v, '[\n\r\v\f\u0085\u2028\u2029]+', ' ', 'g') || v_decoded;
+    -- Typographic apostrophes become ASCII ones (rules spell "what's", "you're" with ').
+    IF NOT v_ascii THEN
+        v := translate(v, E'\u2019\u2018\u02BC', E'\'\'\'');
+    END IF;
     -- Homoglyphs to Latin, then ASCII lower case (collation C: the same everywhere).
     IF v ~ '[\u0370-\u03FF\u0400-\u052F\u0131\u0261]' THEN
         v := translate(v, c_lookalike, c_latin);
