@@ -92,7 +92,7 @@ def corpus_rates(conn: psycopg.Connection) -> str:
 
 
 def main() -> None:
-    host, port = embedded.serve(REPO / ".tmp" / "bench-pg")
+    host, port = embedded.serve(REPO / ".tmp" / "bench-pg", stop_at_exit=True)
     dbname = fresh_database(host, port)
     try:
         with psycopg.connect(host=host, port=port, user=APP_LOGIN, dbname=dbname, autocommit=True) as conn:
