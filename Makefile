@@ -26,7 +26,7 @@ test: lint
 test-pg16: $(BIN)/farmops
 	FARMOPS_TEST_PG_MAJOR=16 $(PYTEST) -m "not slow" -q
 
-# PgBouncer for tests/test_pgbouncer.py (transaction mode): Debian's package, as root or with sudo.
+# PgBouncer for tests/security/test_pgbouncer.py (transaction mode): Debian's package, as root or with sudo.
 # Without it those tests skip (and fail under CI=true). Idempotent; .ci/run calls it.
 pgbouncer:
 	@command -v pgbouncer >/dev/null || test -x /usr/sbin/pgbouncer || { \

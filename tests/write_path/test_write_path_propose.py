@@ -15,7 +15,7 @@ from conftest import tenant
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg.types.json import Jsonb
-from write_path_helpers import VALID, counts, make_farm, make_run, propose, set_autonomy
+from support.write_path import VALID, counts, make_farm, make_run, propose, set_autonomy
 
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 SALE = {"item": "crates of eggs", "quantity": 10, "amount_kobo": 4_500_000}

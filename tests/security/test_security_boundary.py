@@ -11,8 +11,8 @@ import psycopg
 import pytest
 from conftest import tenant
 from psycopg.types.json import Jsonb
-from search_support import ingest, vec
-from write_path_helpers import VALID, make_farm, make_run
+from support.knowledge import ingest, vec
+from support.write_path import VALID, make_farm, make_run
 
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 

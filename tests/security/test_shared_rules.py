@@ -8,10 +8,10 @@ from __future__ import annotations
 import psycopg
 import pytest
 from conftest import tenant
-from credit_helpers import grant, reserve
 from psycopg.types.json import Jsonb
-from search_support import ingest, ingest_global, vec, vec_array
-from write_path_helpers import make_farm, make_run
+from support.credits import grant, reserve
+from support.knowledge import ingest, ingest_global, vec, vec_array
+from support.write_path import make_farm, make_run
 
 TITAN = "amazon.titan-embed-text-v2:0"
 

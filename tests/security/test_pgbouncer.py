@@ -14,8 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 import psycopg
 import pytest
 from conftest import APP_LOGIN, REPO, create_farm
-from credit_helpers import grant, invariants
-from pgbouncer_support import running
+from support.credits import grant, invariants
+from support.pgbouncer import running
 
 import farmops_client
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 from conftest import tenant
-from credit_helpers import balance, counts, grant, reserve, settle, start
+from support.credits import balance, counts, grant, reserve, settle, start
 
 TENANT_TABLES = ("farms", "farm_members", "ai_runs", "credit_ledger")
 

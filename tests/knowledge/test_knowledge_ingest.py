@@ -7,7 +7,7 @@ import threading
 import psycopg
 import pytest
 from conftest import tenant
-from search_support import count, ingest, ingest_global, search, unit2, vec, vec_array
+from support.knowledge import count, ingest, ingest_global, search, unit2, vec, vec_array
 
 MODEL = "amazon.titan-embed-text-v2:0"
 

@@ -6,7 +6,7 @@ import psycopg
 import pytest
 from conftest import tenant
 from psycopg.types.json import Jsonb
-from write_path_helpers import GUARDED, MEMBERS, ROUTINE, VALID, counts, make_farm, propose, set_autonomy
+from support.write_path import GUARDED, MEMBERS, ROUTINE, VALID, counts, make_farm, propose, set_autonomy
 
 TIERS = ("suggest", "draft", "auto")
 OVERRIDES = (None, "suggest", "draft", "auto")

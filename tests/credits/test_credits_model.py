@@ -6,9 +6,9 @@ import re
 
 import psycopg
 from conftest import REPO, create_farm
-from credit_helpers import balance, expire, grant, invariants, reserve, settle, start
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.credits import balance, expire, grant, invariants, reserve, settle, start
 
 from farmops_client.errors import BY_SQLSTATE
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 from conftest import create_farm, tenant
-from credit_helpers import (
+from support.credits import (
     balance,
     counts,
     expire,

@@ -7,9 +7,9 @@ import datetime as dt
 import psycopg
 import pytest
 from conftest import tenant
-from credit_helpers import grant, invariants, reserve, settle
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.credits import grant, invariants, reserve, settle
 
 INT_MAX = 2**31 - 1
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 from conftest import tenant
-from credit_helpers import (
+from support.credits import (
     add_member,
     balance,
     counts,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import psycopg
 import pytest
 from conftest import tenant
-from credit_helpers import add_member
-from search_support import DIM, vec
+from support.credits import add_member
+from support.knowledge import DIM, vec
 
 
 def remember(conn, farm_id, user, content):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 from conftest import tenant
-from credit_helpers import add_member, counts, grant, invariants, reserve
+from support.credits import add_member, counts, grant, invariants, reserve
 
 
 def _grant_sql(conn, farm_id, credits, reason="top up"):

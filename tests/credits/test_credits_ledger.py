@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 from conftest import tenant
-from credit_helpers import counts, grant, invariants, reserve, settle
+from support.credits import counts, grant, invariants, reserve, settle
 
 
 @pytest.fixture

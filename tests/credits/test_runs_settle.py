@@ -7,7 +7,7 @@ import uuid
 import psycopg
 import pytest
 from conftest import tenant
-from credit_helpers import add_member, balance, counts, expire, grant, invariants, reserve, settle, start
+from support.credits import add_member, balance, counts, expire, grant, invariants, reserve, settle, start
 
 
 @pytest.fixture
@@ -255,7 +255,7 @@ def test_state_machine_holds_even_for_the_owner(owner, app, admin, funded):
 
 
 def test_concurrent_settles_of_one_run_settle_once(db, app, admin, owner, funded):
-    from credit_helpers import run_concurrently, sqlstates
+    from support.credits import run_concurrently, sqlstates
 
     run = reserve(app, funded, credits=10)
     results = run_concurrently(

@@ -10,7 +10,7 @@ import pytest
 from conftest import create_farm, tenant
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from search_support import ingest, ingest_global, search, unit2, vec, vec_array
+from support.knowledge import ingest, ingest_global, search, unit2, vec, vec_array
 
 ANGLES = [0, 20, 45, 70, 90, 180]  # cosine with the x axis: 1, .94, .71, .34, 0, -1
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 from conftest import create_farm, tenant
-from credit_helpers import add_member, run_concurrently, sqlstates
+from support.credits import add_member, run_concurrently, sqlstates
 
 
 def _members(admin, farm_id):

@@ -8,7 +8,7 @@ import re
 import psycopg
 import pytest
 from conftest import REPO, tenant
-from credit_helpers import add_member
+from support.credits import add_member
 
 ROLES = ["owner", "manager", "worker", "viewer", "agent"]
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import psycopg
 import pytest
 from conftest import tenant
-from credit_helpers import expire, grant, reserve, settle
 from psycopg.rows import dict_row
-from search_support import count, ingest, ingest_global, search, unit2, vec
+from support.credits import expire, grant, reserve, settle
+from support.knowledge import count, ingest, ingest_global, search, unit2, vec
 
 
 def make_run(admin, farm_id, status="running", user="alice"):

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from conftest import tenant
 from psycopg.types.json import Jsonb
-from write_path_helpers import VALID, counts, make_farm, propose, race
+from support.write_path import VALID, counts, make_farm, propose, race
 
 SALE = {"item": "crates of eggs", "quantity": 10, "amount_kobo": 4_500_000, "buyer": "Mama Ngozi"}
 

@@ -5,7 +5,7 @@ import uuid
 import psycopg
 import pytest
 from conftest import tenant
-from write_path_helpers import counts, make_farm, make_run, propose, race
+from support.write_path import counts, make_farm, make_run, propose, race
 
 
 @pytest.fixture

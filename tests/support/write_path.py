@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 import psycopg
 from conftest import create_farm, tenant
-from credit_helpers import expire, grant, reserve, settle
 from psycopg.types.json import Jsonb
+
+from .credits import expire, grant, reserve, settle
 
 #: Members added to every write-path farm besides its owner, by role.
 MEMBERS = {"manager": "mia", "worker": "wes", "viewer": "vic", "agent": "bot"}

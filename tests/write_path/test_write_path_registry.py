@@ -7,7 +7,7 @@ import psycopg
 import pytest
 from conftest import tenant
 from psycopg.types.json import Jsonb
-from write_path_helpers import VALID, WRITE_TABLES, make_farm, propose, set_autonomy
+from support.write_path import VALID, WRITE_TABLES, make_farm, propose, set_autonomy
 
 REGISTER = (
     "SELECT name FROM farmops.register_record_type(p_name => %s, p_class => %s, p_description => %s,"

@@ -1,4 +1,4 @@
-"""Shared helpers for the tests/test_search_*.py modules: tiny deterministic vectors padded to 1024-d."""
+"""Shared helpers for the tests/knowledge suites: tiny deterministic vectors padded to 1024-d."""
 
 from __future__ import annotations
 
