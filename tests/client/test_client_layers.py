@@ -6,13 +6,12 @@ import ast
 import graphlib
 import importlib
 import inspect
-import threading
 import uuid
 from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import APP_LOGIN
+from support import APP_LOGIN, race
 
 import farmops_client
 from farmops_client.client import TenantSession
@@ -200,24 +199,9 @@ def test_create_app_login_is_idempotent(admin, role_name):
     assert role_row(admin, role_name) == (False, False, True, True, True)
 
 
-def test_create_app_login_is_race_safe(db, role_name):
-    created, failures = [], []
-    barrier = threading.Barrier(6)
-
-    def worker():
-        with db.connect("admin") as conn:
-            barrier.wait()
-            try:
-                created.append(create_app_login(conn, role_name))
-            except Exception as exc:  # collected: the assertion below names it
-                failures.append(exc)
-
-    threads = [threading.Thread(target=worker) for _ in range(6)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    assert failures == []
+def test_create_app_login_is_race_safe(connect, role_name):
+    created = race(connect, [lambda conn: create_app_login(conn, role_name)] * 6, who="admin")
+    assert [r for r in created if isinstance(r, Exception)] == []
     assert sorted(created) == [False] * 5 + [True]
 
 

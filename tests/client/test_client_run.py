@@ -6,10 +6,9 @@ import os
 import subprocess
 import sys
 import textwrap
-import threading
 
 import pytest
-from conftest import APP_LOGIN, REPO
+from support import APP_LOGIN, REPO, concurrently
 
 import farmops_client
 from farmops_client.embeddings import TitanEmbedder
@@ -285,26 +284,15 @@ def test_twenty_threads_on_a_ten_credit_farm(client, fake, admin):
     with client.tenant(farm, "alice") as t:
         t.grant_credits(10, "exactly ten")
     fake.default = F.text("ok", input_tokens=10, output_tokens=5)
-    barrier = threading.Barrier(20)
-    outcomes: list[str] = []
-    lock = threading.Lock()
 
-    def worker():
-        barrier.wait()
-        try:
-            with client.tenant(farm, "alice") as t:
-                t.ask("hello", **SMALL)
-            outcome = "ok"
-        except InsufficientCredits:
-            outcome = "refused"
-        with lock:
-            outcomes.append(outcome)
+    def ask():
+        with client.tenant(farm, "alice") as t:
+            t.ask("hello", **SMALL)
+        return "ok"
 
-    threads = [threading.Thread(target=worker) for _ in range(20)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
+    results = concurrently([ask] * 20)
+    outcomes = ["refused" if isinstance(r, InsufficientCredits) else r for r in results]
+    assert set(outcomes) <= {"ok", "refused"}, outcomes
     charged = admin.execute(
         "SELECT count(*) FROM farmops.ai_runs WHERE farm_id = %s AND credits_actual > 0", [farm]
     ).fetchone()[0]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import boto3
 import pytest
-from conftest import APP_LOGIN
 from psycopg_pool import ConnectionPool
+from support import APP_LOGIN
 
 import farmops_client
 from farmops_client import aws

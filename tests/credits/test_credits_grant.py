@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import psycopg
 import pytest
-from conftest import tenant
+from support import raises_sqlstate, tenant
 from support.credits import add_member, counts, grant, invariants, reserve
 
 
@@ -34,9 +33,8 @@ def test_grant_returns_new_balance_and_writes_a_grant_leg(app, admin, owner, far
 def test_only_owners_grant(app, admin, farm, role):
     add_member(app, farm, "someone", role)
     before = counts(admin, farm)
-    with pytest.raises(psycopg.Error) as excinfo, tenant(app, farm, "someone"):
+    with raises_sqlstate("OF003"), tenant(app, farm, "someone"):
         _grant_sql(app, farm, 10)
-    assert excinfo.value.sqlstate == "OF003"
     assert counts(admin, farm) == before
 
 
@@ -60,45 +58,38 @@ def test_second_owner_may_grant(app, farm):
     ],
 )
 def test_bad_input(app, admin, farm, credits, reason, sqlstate):
-    with pytest.raises(psycopg.Error) as excinfo, tenant(app, farm, "alice"):
+    with raises_sqlstate(sqlstate), tenant(app, farm, "alice"):
         _grant_sql(app, farm, credits, reason)
-    assert excinfo.value.sqlstate == sqlstate
     assert counts(admin, farm) == (0, 0, 0)
 
 
 def test_null_farm_and_wrong_farm(app, admin, two_farms):
     farm_a, farm_b = two_farms
-    with pytest.raises(psycopg.Error) as excinfo, tenant(app, farm_a, "alice"):
+    with raises_sqlstate("OF006"), tenant(app, farm_a, "alice"):
         _grant_sql(app, None, 10)
-    assert excinfo.value.sqlstate == "OF006"
-    with pytest.raises(psycopg.Error) as excinfo, tenant(app, farm_a, "alice"):
+    with raises_sqlstate("OF002"), tenant(app, farm_a, "alice"):
         _grant_sql(app, farm_b, 10)
-    assert excinfo.value.sqlstate == "OF002"
     assert counts(admin) == (0, 0, 0)
 
 
 def test_no_context(app, admin, farm):
-    with pytest.raises(psycopg.Error) as excinfo:
+    with raises_sqlstate("OF001"):
         _grant_sql(app, farm, 10)
-    assert excinfo.value.sqlstate == "OF001"
     assert counts(admin, farm) == (0, 0, 0)
 
 
 def test_huge_grants(app, admin, owner, farm):
     """Up to 2^31-1 in total; beyond that OF006 (or 22003/42883 for a non-integer argument)."""
     assert grant(app, farm, 2**31 - 1) == 2**31 - 1
-    with pytest.raises(psycopg.Error) as excinfo:
+    with raises_sqlstate("OF006"):
         grant(app, farm, 1)
-    assert excinfo.value.sqlstate == "OF006"
-    with pytest.raises(psycopg.Error) as excinfo, tenant(app, farm, "alice"):
+    with raises_sqlstate("42883"), tenant(app, farm, "alice"):
         _grant_sql(app, farm, 2**31)
-    assert excinfo.value.sqlstate == "42883"
-    with pytest.raises(psycopg.Error) as excinfo, tenant(app, farm, "alice"):
+    with raises_sqlstate("22003"), tenant(app, farm, "alice"):
         app.execute(
             "SELECT farmops.grant_credits(p_farm_id => %s, p_credits => %s::integer, p_reason => 'x')",
             [farm, 2**31],
         )
-    assert excinfo.value.sqlstate == "22003"
     assert counts(admin, farm) == (2**31 - 1, 0, 1)
     assert invariants(owner, farm) == []
 
@@ -107,8 +98,7 @@ def test_live_reservations_count_towards_the_ceiling(app, admin, owner, farm):
     """Otherwise a later refund could push the balance past an integer."""
     grant(app, farm, 100)
     reserve(app, farm, credits=60)
-    with pytest.raises(psycopg.Error) as excinfo:
+    with raises_sqlstate("OF006"):
         grant(app, farm, 2**31 - 1 - 100 + 1)
-    assert excinfo.value.sqlstate == "OF006"
     assert grant(app, farm, 2**31 - 1 - 100) == 2**31 - 1 - 60
     assert invariants(owner, farm) == []

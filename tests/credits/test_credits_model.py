@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 
 import psycopg
-from conftest import REPO, create_farm
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support import REPO, create_farm
 from support.credits import balance, expire, grant, invariants, reserve, settle, start
 
 from farmops_client.errors import BY_SQLSTATE

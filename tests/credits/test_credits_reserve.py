@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-from conftest import tenant
+from support import create_farm, race, raises_sqlstate, sqlstates, tenant
 from support.credits import (
     add_member,
     balance,
@@ -12,9 +12,7 @@ from support.credits import (
     grant,
     invariants,
     reserve,
-    run_concurrently,
     settle,
-    sqlstates,
 )
 
 
@@ -48,16 +46,14 @@ def test_reserve_exactly_the_whole_balance(app, admin, funded):
 
 def test_insufficient_credits_writes_nothing(app, admin, funded):
     before = counts(admin, funded)
-    with pytest.raises(psycopg.Error) as excinfo:
+    with raises_sqlstate("OF101"):
         reserve(app, funded, credits=101)
-    assert excinfo.value.sqlstate == "OF101"
     assert counts(admin, funded) == before
 
 
 def test_zero_balance_refuses(app, admin, farm):
-    with pytest.raises(psycopg.Error) as excinfo:
+    with raises_sqlstate("OF101"):
         reserve(app, farm, credits=1)
-    assert excinfo.value.sqlstate == "OF101"
     assert counts(admin, farm) == (0, 0, 0)
 
 
@@ -88,43 +84,38 @@ def test_zero_balance_refuses(app, admin, farm):
 )
 def test_bad_input_is_of006_and_writes_nothing(app, admin, funded, kwargs):
     before = counts(admin, funded)
-    with pytest.raises(psycopg.Error) as excinfo:
+    with raises_sqlstate("OF006"):
         reserve(app, funded, **kwargs)
-    assert excinfo.value.sqlstate == "OF006"
     assert counts(admin, funded) == before
 
 
 def test_huge_credits(app, admin, funded):
     """2^31-1 is a valid amount (OF101 here); 2^31 is no integer: 22003 when cast, 42883 as bigint."""
     before = counts(admin, funded)
-    with pytest.raises(psycopg.Error) as excinfo:
+    with raises_sqlstate("OF101"):
         reserve(app, funded, credits=2**31 - 1)
-    assert excinfo.value.sqlstate == "OF101"
-    with pytest.raises(psycopg.Error) as excinfo, tenant(app, funded, "alice"):
+    # sent as bigint: no such function signature
+    with raises_sqlstate("42883"), tenant(app, funded, "alice"):
         app.execute(
             "SELECT farmops.reserve_credits(p_feature => 'f', p_model => 'm', p_credits => %s)", [2**31]
         )
-    assert excinfo.value.sqlstate == "42883"  # sent as bigint: no such function signature
-    with pytest.raises(psycopg.Error) as excinfo, tenant(app, funded, "alice"):
+    with raises_sqlstate("22003"), tenant(app, funded, "alice"):
         app.execute(
             "SELECT farmops.reserve_credits(p_feature => 'f', p_model => 'm', p_credits => %s::integer)",
             [2**31],
         )
-    assert excinfo.value.sqlstate == "22003"
     assert counts(admin, funded) == before
 
 
 def test_wrong_types(app, admin, funded):
     before = counts(admin, funded)
-    with pytest.raises(psycopg.Error) as excinfo, tenant(app, funded, "alice"):
+    with raises_sqlstate("22P02"), tenant(app, funded, "alice"):
         app.execute("SELECT farmops.reserve_credits(p_feature => 'f', p_model => 'm', p_credits => 'abc')")
-    assert excinfo.value.sqlstate == "22P02"
-    with pytest.raises(psycopg.Error) as excinfo, tenant(app, funded, "alice"):
+    with raises_sqlstate("22007"), tenant(app, funded, "alice"):
         app.execute(
             "SELECT farmops.reserve_credits(p_feature => 'f', p_model => 'm', p_credits => 1,"
             " p_ttl => 'soon')"
         )
-    assert excinfo.value.sqlstate == "22007"
     assert counts(admin, funded) == before
 
 
@@ -135,29 +126,26 @@ def test_unicode_is_fine_and_nul_is_refused(app, admin, funded):
     # psycopg refuses a NUL in text before sending it; the server refuses it with 22021.
     with pytest.raises(psycopg.DataError):
         reserve(app, funded, feature="a\x00b")
-    with pytest.raises(psycopg.Error) as excinfo, tenant(app, funded, "alice"):
+    with raises_sqlstate("22021"), tenant(app, funded, "alice"):
         app.execute(
             "SELECT farmops.reserve_credits(p_feature => convert_from('\\x6100'::bytea, 'UTF8'),"
             " p_model => 'm', p_credits => 1)"
         )
-    assert excinfo.value.sqlstate == "22021"
     assert counts(admin, funded) == before
 
 
 def test_no_tenant_context_is_of001(app, admin, funded):
     before = counts(admin, funded)
-    with pytest.raises(psycopg.Error) as excinfo:
+    with raises_sqlstate("OF001"):
         app.execute("SELECT farmops.reserve_credits(p_feature => 'f', p_model => 'm', p_credits => 1)")
-    assert excinfo.value.sqlstate == "OF001"
     assert counts(admin, funded) == before
 
 
 def test_viewer_cannot_reserve(app, admin, funded):
     add_member(app, funded, "vera", "viewer")
     before = counts(admin, funded)
-    with pytest.raises(psycopg.Error) as excinfo:
+    with raises_sqlstate("OF003"):
         reserve(app, funded, user="vera")
-    assert excinfo.value.sqlstate == "OF003"
     assert counts(admin, funded) == before
 
 
@@ -190,9 +178,8 @@ def test_same_request_id_different_request_is_of106(app, admin, funded, change):
     reserve(app, funded, credits=5, request_id="req-1")
     before = counts(admin, funded)
     kwargs = {"credits": 5, "request_id": "req-1", **change}
-    with pytest.raises(psycopg.Error) as excinfo:
+    with raises_sqlstate("OF106"):
         reserve(app, funded, **kwargs)
-    assert excinfo.value.sqlstate == "OF106"
     assert counts(admin, funded) == before
 
 
@@ -206,18 +193,18 @@ def test_request_ids_are_per_farm(app, admin, two_farms):
     assert (balance(admin, farm_a), balance(admin, farm_b)) == (9, 8)
 
 
-def test_concurrent_same_request_id_charges_once(db, app, admin, owner, funded):
-    results = run_concurrently(db, 8, lambda conn, i: reserve(conn, funded, credits=3, request_id="race"))
+def test_concurrent_same_request_id_charges_once(connect, app, admin, owner, funded):
+    results = race(connect, [lambda conn: reserve(conn, funded, credits=3, request_id="race")] * 8)
     assert sqlstates(results) == [None] * 8
     assert len({r["id"] for r in results}) == 1
     assert balance(admin, funded) == 97
     assert invariants(owner, funded) == []
 
 
-def test_64_callers_on_10_credits(db, app, admin, owner, farm):
+def test_64_callers_on_10_credits(connect, app, admin, owner, farm):
     """The overspend race: exactly 10 of 64 concurrent 1-credit reservations succeed."""
     grant(app, farm, 10)
-    results = run_concurrently(db, 64, lambda conn, i: reserve(conn, farm, credits=1))
+    results = race(connect, [lambda conn: reserve(conn, farm, credits=1)] * 64)
     states = sqlstates(results)
     assert states.count(None) == 10
     assert states.count("OF101") == 54
@@ -226,7 +213,7 @@ def test_64_callers_on_10_credits(db, app, admin, owner, farm):
     assert invariants(owner, farm) == []
 
 
-def test_mixed_sizes_and_settles_concurrently(db, app, admin, owner, farm):
+def test_mixed_sizes_and_settles_concurrently(connect, app, admin, owner, farm):
     """Sizes 1..5, half settle (refund, exact or over), under contention: the books still balance."""
     grant(app, farm, 60)
 
@@ -236,7 +223,7 @@ def test_mixed_sizes_and_settles_concurrently(db, app, admin, owner, farm):
             return settle(conn, farm, run["id"], credits_actual=(i % 7))
         return run
 
-    results = run_concurrently(db, 32, work)
+    results = race(connect, [lambda conn, i=i: work(conn, i) for i in range(32)])
     states = sqlstates(results)
     assert set(states) <= {None, "OF101"}
     assert states.count(None) >= 10  # 60 credits cover at least 12 reservations of at most 5
@@ -247,11 +234,11 @@ def test_mixed_sizes_and_settles_concurrently(db, app, admin, owner, farm):
 @pytest.mark.slow
 @pytest.mark.parametrize("round_", range(10))
 def test_stress_64_callers_repeated(db, app, admin, owner, connect, round_):
-    from conftest import create_farm
-
     farm = create_farm(app, f"Stress {round_}")
     grant(app, farm, 10)
-    results = run_concurrently(db, 64, lambda conn, i: reserve(conn, farm, credits=1 + (i + round_) % 3))
+    results = race(
+        connect, [lambda conn, i=i: reserve(conn, farm, credits=1 + (i + round_) % 3) for i in range(64)]
+    )
     states = sqlstates(results)
     assert set(states) <= {None, "OF101"}
     spent = sum(r["credits_reserved"] for r in results if not isinstance(r, Exception))

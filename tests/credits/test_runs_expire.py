@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import psycopg
 import pytest
-from conftest import create_farm, tenant
+from support import create_farm, race, raises_sqlstate, sqlstates, tenant
 from support.credits import (
     balance,
     counts,
@@ -12,9 +11,7 @@ from support.credits import (
     grant,
     invariants,
     reserve,
-    run_concurrently,
     settle,
-    sqlstates,
     start,
 )
 
@@ -79,14 +76,14 @@ def test_live_runs_are_not_expired(app, admin, farm):
     assert balance(admin, farm) == 13
 
 
-def test_two_racing_expirers_refund_each_run_once(db, app, admin, owner):
+def test_two_racing_expirers_refund_each_run_once(connect, app, admin, owner):
     farms = [create_farm(app, f"Farm {i}", "alice") for i in range(3)]
     for f in farms:
         grant(app, f, 100)
         for credits in (1, 2, 3, 4, 5):
             reserve(app, f, credits=credits, ttl="1 millisecond")
     _past_deadline(admin)
-    results = run_concurrently(db, 2, lambda conn, i: expire(conn))
+    results = race(connect, [lambda conn: expire(conn)] * 2)
     assert sqlstates(results) == [None, None]
     assert sum(results) == 15
     assert expire(app) == 0
@@ -98,7 +95,7 @@ def test_two_racing_expirers_refund_each_run_once(db, app, admin, owner):
     assert invariants(owner) == []
 
 
-def test_expirer_and_settle_race_one_wins(db, app, admin, owner, farm):
+def test_expirer_and_settle_race_one_wins(connect, app, admin, owner, farm):
     grant(app, farm, 100)
     runs = [reserve(app, farm, credits=5, ttl="1 millisecond") for _ in range(6)]
     _past_deadline(admin)
@@ -108,7 +105,7 @@ def test_expirer_and_settle_race_one_wins(db, app, admin, owner, farm):
             return expire(conn)
         return settle(conn, farm, runs[i - 2]["id"], credits_actual=2)
 
-    results = run_concurrently(db, 2 + len(runs), work)
+    results = race(connect, [lambda conn, i=i: work(conn, i) for i in range(2 + len(runs))])
     states = sqlstates(results)
     assert set(states[2:]) <= {None, "OF105"}
     expired = sum(results[:2])
@@ -142,22 +139,21 @@ def test_batch_limit_and_bad_limit(app, admin, farm):
     _past_deadline(admin)
     assert app.execute("SELECT farmops.expire_reservations(p_max_runs => 2)").fetchone()[0] == 2
     for bad in (None, 0, -1):
-        with pytest.raises(psycopg.Error) as excinfo:
+        with raises_sqlstate("OF006"):
             app.execute("SELECT farmops.expire_reservations(p_max_runs => %s::integer)", [bad])
-        assert excinfo.value.sqlstate == "OF006"
     assert expire(app) == 1
     assert balance(admin, farm) == 10
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("round_", range(5))
-def test_stress_many_expirers_many_farms(db, app, admin, owner, round_):
+def test_stress_many_expirers_many_farms(connect, app, admin, owner, round_):
     farms = [create_farm(app, f"Farm {i}", "alice") for i in range(10)]
     for f in farms:
         grant(app, f, 50)
         for credits in range(1, 6):
             reserve(app, f, credits=credits, ttl="1 millisecond")
     _past_deadline(admin)
-    results = run_concurrently(db, 8, lambda conn, i: expire(conn))
+    results = race(connect, [lambda conn: expire(conn)] * 8)
     assert sum(results) == 50
     assert invariants(owner) == []

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import psycopg
 import pytest
-from conftest import tenant
+from support import raises_sqlstate, tenant
 from support.credits import balance, counts, grant, reserve, settle, start
 
 TENANT_TABLES = ("farms", "farm_members", "ai_runs", "credit_ledger")
@@ -64,9 +63,8 @@ def test_model_rates_are_global_and_read_only(app, admin):
         "INSERT INTO farmops.model_rates (model, input_credits_per_1k, output_credits_per_1k)"
         " VALUES ('x', 0, 0)",
     ):
-        with pytest.raises(psycopg.Error) as excinfo:
+        with raises_sqlstate("42501"):
             app.execute(statement)
-        assert excinfo.value.sqlstate == "42501"
     assert admin.execute(
         "SELECT count(*), min(input_credits_per_1k) FROM farmops.model_rates"
     ).fetchone() == (1, 1)
@@ -89,9 +87,8 @@ def test_model_rates_are_global_and_read_only(app, admin):
 def test_app_writes_only_through_functions(app, admin, books, statement):
     farm_a, _, _ = books
     before = counts(admin)
-    with pytest.raises(psycopg.Error) as excinfo, tenant(app, farm_a, "alice"):
+    with raises_sqlstate("42501"), tenant(app, farm_a, "alice"):
         app.execute(statement, {"a": farm_a})
-    assert excinfo.value.sqlstate == "42501"
     assert counts(admin) == before
 
 
@@ -104,9 +101,8 @@ def test_cannot_touch_the_other_farms_run(app, admin, books):
         lambda: settle(app, farm_a, run_b, credits_actual=0),
         lambda: settle(app, farm_a, run_b, status="failed"),
     ):
-        with pytest.raises(psycopg.Error) as excinfo:
+        with raises_sqlstate("OF102"):
             call()
-        assert excinfo.value.sqlstate == "OF102"
     assert counts(admin) == before
     assert balance(admin, farm_b) == 50 - 2 - 7
 
@@ -126,9 +122,8 @@ def test_cannot_replay_the_other_farms_request_id(app, admin, books):
 
 def test_member_of_a_cannot_enter_b(app, books):
     _, farm_b, _ = books
-    with pytest.raises(psycopg.Error) as excinfo, tenant(app, farm_b, "alice"):
+    with raises_sqlstate("OF002"), tenant(app, farm_b, "alice"):
         pass
-    assert excinfo.value.sqlstate == "OF002"
 
 
 def test_suite_catches_a_permissive_or_missing_policy(app, admin, books):

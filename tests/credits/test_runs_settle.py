@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import uuid
 
-import psycopg
 import pytest
-from conftest import tenant
+from support import race, raises_sqlstate, sqlstates, tenant
 from support.credits import add_member, balance, counts, expire, grant, invariants, reserve, settle, start
 
 
@@ -120,9 +119,8 @@ def test_settle_twice_different_values_is_of104(app, admin, funded, change):
     settle(app, funded, run["id"], credits_actual=3, latency_ms=3)
     before = counts(admin, funded)
     kwargs = {"status": "succeeded", "credits_actual": 3, "latency_ms": 3, **change}
-    with pytest.raises(psycopg.Error) as excinfo:
+    with raises_sqlstate("OF104"):
         settle(app, funded, run["id"], **kwargs)
-    assert excinfo.value.sqlstate == "OF104"
     assert counts(admin, funded) == before
 
 
@@ -136,32 +134,26 @@ def test_start_rules(app, admin, funded):
     start(app, funded, run["id"])
     assert start(app, funded, run["id"])["status"] == "running"  # retried start: no-op
     settle(app, funded, run["id"], credits_actual=1)
-    with pytest.raises(psycopg.Error) as excinfo:
+    with raises_sqlstate("OF103"):
         start(app, funded, run["id"])
-    assert excinfo.value.sqlstate == "OF103"
-    with pytest.raises(psycopg.Error) as excinfo:
+    with raises_sqlstate("OF102"):
         start(app, funded, uuid.uuid4())
-    assert excinfo.value.sqlstate == "OF102"
-    with pytest.raises(psycopg.Error) as excinfo, tenant(app, funded, "alice"):
+    with raises_sqlstate("OF006"), tenant(app, funded, "alice"):
         app.execute("SELECT farmops.start_run(p_run_id => NULL)")
-    assert excinfo.value.sqlstate == "OF006"
-    with pytest.raises(psycopg.Error) as excinfo:
+    with raises_sqlstate("OF001"):
         app.execute("SELECT farmops.start_run(p_run_id => %s)", [run["id"]])
-    assert excinfo.value.sqlstate == "OF001"
 
 
 def test_expired_run_cannot_start_or_settle(app, admin, funded):
     run = reserve(app, funded, credits=5, ttl="1 millisecond")
     admin.execute("SELECT pg_sleep(0.01)")
-    with pytest.raises(psycopg.Error) as excinfo:
+    with raises_sqlstate("OF105"):
         start(app, funded, run["id"])
-    assert excinfo.value.sqlstate == "OF105"
     assert expire(app) == 1
     before = counts(admin, funded)
     for status in ("succeeded", "failed"):
-        with pytest.raises(psycopg.Error) as excinfo:
+        with raises_sqlstate("OF105"):
             settle(app, funded, run["id"], status=status, credits_actual=1)
-        assert excinfo.value.sqlstate == "OF105"
     assert counts(admin, funded) == before == (100, 1, 3)
 
 
@@ -195,31 +187,26 @@ def test_bad_settle_input(app, admin, funded, kwargs, sqlstate):
     run = reserve(app, funded, credits=5)
     before = counts(admin, funded)
     status = kwargs.pop("status")
-    with pytest.raises(psycopg.Error) as excinfo:
+    with raises_sqlstate(sqlstate):
         settle(app, funded, run["id"], status=status, **kwargs)
-    assert excinfo.value.sqlstate == sqlstate
     assert counts(admin, funded) == before
 
 
 def test_settle_unknown_and_null_run(app, admin, funded):
     before = counts(admin, funded)
-    with pytest.raises(psycopg.Error) as excinfo:
+    with raises_sqlstate("OF102"):
         settle(app, funded, uuid.uuid4(), credits_actual=1)
-    assert excinfo.value.sqlstate == "OF102"
-    with pytest.raises(psycopg.Error) as excinfo:
+    with raises_sqlstate("OF006"):
         settle(app, funded, None, credits_actual=1)
-    assert excinfo.value.sqlstate == "OF006"
-    with pytest.raises(psycopg.Error) as excinfo, tenant(app, funded, "alice"):
+    with raises_sqlstate("22P02"), tenant(app, funded, "alice"):
         app.execute("SELECT farmops.settle_run(p_run_id => 'not-a-uuid', p_status => 'failed')")
-    assert excinfo.value.sqlstate == "22P02"
     assert counts(admin, funded) == before
 
 
 def test_no_context_cannot_settle(app, admin, funded):
     run = reserve(app, funded, credits=5)
-    with pytest.raises(psycopg.Error) as excinfo:
+    with raises_sqlstate("OF001"):
         app.execute("SELECT farmops.settle_run(p_run_id => %s, p_status => 'failed')", [run["id"]])
-    assert excinfo.value.sqlstate == "OF001"
     assert balance(admin, funded) == 95
 
 
@@ -229,9 +216,8 @@ def test_roles_for_start_and_settle(app, admin, funded):
     run = reserve(app, funded, user="ai", credits=5)
     for call in (lambda: start(app, funded, run["id"], user="vera"),
                  lambda: settle(app, funded, run["id"], user="vera", status="failed")):  # fmt: skip
-        with pytest.raises(psycopg.Error) as excinfo:
+        with raises_sqlstate("OF003"):
             call()
-        assert excinfo.value.sqlstate == "OF003"
     assert start(app, funded, run["id"], user="ai")["status"] == "running"
     assert settle(app, funded, run["id"], user="ai", credits_actual=5)["status"] == "succeeded"
 
@@ -239,27 +225,23 @@ def test_roles_for_start_and_settle(app, admin, funded):
 def test_state_machine_holds_even_for_the_owner(owner, app, admin, funded):
     run = reserve(app, funded, credits=5)
     settle(app, funded, run["id"], credits_actual=5)
-    with pytest.raises(psycopg.Error) as excinfo:
+    with raises_sqlstate("OF103"):
         owner.execute(
             "UPDATE farmops.ai_runs SET status = 'running', settled_at = NULL WHERE id = %s", [run["id"]]
         )
-    assert excinfo.value.sqlstate == "OF103"
     run = reserve(app, funded, credits=5)
-    with pytest.raises(psycopg.Error) as excinfo:
+    with raises_sqlstate("OF103"):
         owner.execute("UPDATE farmops.ai_runs SET credits_reserved = 1 WHERE id = %s", [run["id"]])
-    assert excinfo.value.sqlstate == "OF103"
     start(app, funded, run["id"])
-    with pytest.raises(psycopg.Error) as excinfo:
+    with raises_sqlstate("OF103"):
         admin.execute("UPDATE farmops.ai_runs SET status = 'reserved' WHERE id = %s", [run["id"]])
-    assert excinfo.value.sqlstate == "OF103"
 
 
-def test_concurrent_settles_of_one_run_settle_once(db, app, admin, owner, funded):
-    from support.credits import run_concurrently, sqlstates
-
+def test_concurrent_settles_of_one_run_settle_once(connect, app, admin, owner, funded):
     run = reserve(app, funded, credits=10)
-    results = run_concurrently(
-        db, 8, lambda conn, i: settle(conn, funded, run["id"], credits_actual=i % 2 + 3)
+    results = race(
+        connect,
+        [lambda conn, i=i: settle(conn, funded, run["id"], credits_actual=i % 2 + 3) for i in range(8)],
     )
     states = sqlstates(results)
     assert set(states) <= {None, "OF104"}
@@ -281,12 +263,10 @@ def test_only_the_reserving_member_or_an_owner_or_manager_drives_a_run(app, admi
         [farm, farm],
     ).fetchone()
     for intruder in ("will", "bot"):
-        with pytest.raises(psycopg.Error) as excinfo:
+        with raises_sqlstate("OF003"):
             settle(app, farm, runs[0], user=intruder, credits_actual=0)
-        assert excinfo.value.sqlstate == "OF003"
-        with pytest.raises(psycopg.Error) as excinfo, tenant(app, farm, intruder):
+        with raises_sqlstate("OF003"), tenant(app, farm, intruder):
             app.execute("SELECT farmops.start_run(p_run_id => %s)", [runs[0]])
-        assert excinfo.value.sqlstate == "OF003"
     assert (
         admin.execute(
             "SELECT (SELECT credit_balance FROM farmops.farms WHERE id = %s),"

@@ -11,7 +11,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from click.testing import CliRunner
-from conftest import APP_LOGIN, REPO, create_farm, psql, tenant
+from support import APP_LOGIN, REPO, create_farm, psql, tenant
 
 from farmops_client import embedded
 from farmops_client import migrate as migrations

@@ -5,12 +5,11 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import threading
 from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import PG_HOST, PG_PORT, REPO, psql
+from support import PG_HOST, PG_PORT, REPO, concurrently, psql
 
 from farmops_client import embedded
 from farmops_client import migrate as migrations
@@ -103,24 +102,13 @@ def test_misnamed_migration_is_refused(tmp_path):
 
 def test_concurrent_migrators_wait_and_apply_each_file_once(empty_db):
     dsn = empty_db()
-    n = 4
-    barrier = threading.Barrier(n)
-    reports, errors = [], []
-
-    def run():
-        try:
-            with psycopg.connect(dsn) as conn:
-                barrier.wait()
-                reports.append(migrations.migrate(conn))
-        except Exception as exc:  # collected and asserted below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run) for _ in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    conns = [psycopg.connect(dsn) for _ in range(4)]
+    try:
+        reports = concurrently([lambda c=c: migrations.migrate(c) for c in conns])
+    finally:
+        for conn in conns:
+            conn.close()
+    assert [r for r in reports if isinstance(r, Exception)] == []
     files = [m.filename for m in migrations.schema_files()]
     applied = sorted(f for r in reports for f in r.applied)
     assert applied == sorted(files), "every file applied by exactly one migrator"

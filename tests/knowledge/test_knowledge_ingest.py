@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import threading
-
 import psycopg
 import pytest
-from conftest import tenant
+from support import race, raises_sqlstate, tenant
 from support.knowledge import count, ingest, ingest_global, search, unit2, vec, vec_array
 
 MODEL = "amazon.titan-embed-text-v2:0"
@@ -69,26 +67,13 @@ def test_same_content_in_two_farms_is_two_documents(app, admin, two_farms):
 
 
 def test_concurrent_ingests_of_the_same_content_make_one_document(connect, admin, farm):
-    n = 4
-    barrier = threading.Barrier(n)
-    results, errors = [], []
+    def work(conn):
+        with tenant(conn, farm, "alice"):
+            return ingest(conn, "T", "racing content", ["a", "b"], [vec(1), vec(0, 1)])
 
-    def worker():
-        conn = connect("app")
-        try:
-            with tenant(conn, farm, "alice"):
-                barrier.wait(timeout=10)
-                results.append(ingest(conn, "T", "racing content", ["a", "b"], [vec(1), vec(0, 1)]))
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=worker) for _ in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
-    assert len(set(results)) == 1 and len(results) == n
+    results = race(connect, [work] * 4)
+    assert [r for r in results if isinstance(r, Exception)] == []
+    assert len(set(results)) == 1
     assert count(admin, "documents") == 1
     assert count(admin, "embeddings") == 2
 
@@ -126,21 +111,19 @@ def test_concurrent_ingests_of_the_same_content_make_one_document(connect, admin
     ],
 )
 def test_ingest_rejects_bad_arguments_and_writes_nothing(app, admin, farm, kwargs, code):
-    with pytest.raises(psycopg.Error) as excinfo, tenant(app, farm, "alice"):
+    with raises_sqlstate(code), tenant(app, farm, "alice"):
         _ingest_raw(app, **kwargs)
-    assert excinfo.value.sqlstate == code
     assert count(admin, "documents") == 0
     assert count(admin, "embeddings") == 0
 
 
 def test_two_dimensional_arrays_are_refused(app, admin, farm):
-    with pytest.raises(psycopg.Error) as excinfo, tenant(app, farm, "alice"):
+    with raises_sqlstate("OF006"), tenant(app, farm, "alice"):
         app.execute(
             "SELECT farmops.ingest_document(p_title => 't', p_content => 'c', p_chunks => ARRAY[['a'],['b']],"
             " p_embeddings => ARRAY[[%s::public.vector],[%s::public.vector]], p_model => 'm')",
             [vec(1), vec(0, 1)],
         )
-    assert excinfo.value.sqlstate == "OF006"
     assert count(admin, "documents") == 0
 
 
@@ -152,9 +135,9 @@ def test_nul_byte_is_refused_before_the_function_runs(app, admin, farm):
 
 
 def test_nan_in_a_vector_is_refused_by_pgvector(app, admin, farm):
-    with pytest.raises(psycopg.Error) as excinfo, tenant(app, farm, "alice"):
+    # pgvector: "NaN not allowed in vector"
+    with raises_sqlstate("22000"), tenant(app, farm, "alice"):
         _ingest_raw(app, embeddings=vec_array([vec(float("nan"))]).replace("nan", "NaN"))
-    assert excinfo.value.sqlstate == "22000"  # pgvector: "NaN not allowed in vector"
     assert count(admin, "documents") == 0
 
 
@@ -174,12 +157,10 @@ def test_viewers_and_the_agent_cannot_ingest_or_delete(app, admin, farm, role):
     with tenant(app, farm, "alice"):
         doc = ingest(app, "T", "c", ["a"], [vec(1)])
         app.execute("SELECT farmops.add_member(%s, 'vic', %s)", [farm, role])
-    with pytest.raises(psycopg.Error) as excinfo, tenant(app, farm, "vic"):
+    with raises_sqlstate("OF003"), tenant(app, farm, "vic"):
         ingest(app, "T2", "c2", ["a"], [vec(1)])
-    assert excinfo.value.sqlstate == "OF003"
-    with pytest.raises(psycopg.Error) as excinfo, tenant(app, farm, "vic"):
+    with raises_sqlstate("OF003"), tenant(app, farm, "vic"):
         app.execute("SELECT farmops.delete_document(p_document_id => %s)", [doc])
-    assert excinfo.value.sqlstate == "OF003"
     with tenant(app, farm, "vic"):
         assert len(search(app, vec(1))) == 1  # but they can search
     assert count(admin, "documents") == 1
@@ -197,12 +178,10 @@ def test_workers_and_managers_can_ingest(app, admin, farm):
 
 
 def test_ingest_and_delete_need_a_tenant_context(app, admin):
-    with pytest.raises(psycopg.Error) as excinfo:
+    with raises_sqlstate("OF001"):
         _ingest_raw(app)
-    assert excinfo.value.sqlstate == "OF001"
-    with pytest.raises(psycopg.Error) as excinfo:
+    with raises_sqlstate("OF001"):
         app.execute("SELECT farmops.delete_document(p_document_id => gen_random_uuid())")
-    assert excinfo.value.sqlstate == "OF001"
     assert count(admin, "documents") == 0
 
 
@@ -219,12 +198,10 @@ def test_delete_of_another_farms_document_is_not_found(app, admin, two_farms):
     with tenant(app, b, "bob"):
         doc_b = ingest(app, "B", "b content", ["b"], [vec(1)])
     for bad in (doc_b, "00000000-0000-0000-0000-000000000000"):
-        with pytest.raises(psycopg.Error) as excinfo, tenant(app, a, "alice"):
+        with raises_sqlstate("OF302"), tenant(app, a, "alice"):
             app.execute("SELECT farmops.delete_document(p_document_id => %s)", [bad])
-        assert excinfo.value.sqlstate == "OF302"
-    with pytest.raises(psycopg.Error) as excinfo, tenant(app, a, "alice"):
+    with raises_sqlstate("OF006"), tenant(app, a, "alice"):
         app.execute("SELECT farmops.delete_document(p_document_id => NULL)")
-    assert excinfo.value.sqlstate == "OF006"
     assert count(admin, "embeddings") == 1
 
 
@@ -255,9 +232,8 @@ def test_replace_source_embeddings_for_conversation_summaries(app, admin, farm):
         ]
         # memories go through embed_memory, which checks the memory exists in this farm
         for bad in (["document", src], [None, src], ["convo_summary", None], ["memory", src], ["bogus", src]):
-            with pytest.raises(psycopg.Error) as excinfo, app.transaction():
+            with raises_sqlstate("OF006"), app.transaction():
                 app.execute(sql, [*bad, ["a"], vec_array([vec(1)])])
-            assert excinfo.value.sqlstate == "OF006"
         deleted = app.execute(
             "SELECT farmops.delete_source_embeddings(p_source_type => 'convo_summary', p_source_id => %s)",
             [src],
@@ -274,18 +250,16 @@ def test_global_documents_are_written_by_the_owner_only(app, owner, admin, farm)
         ingest_global(app, "Mine", "app text", ["x"], [vec(1)])
     with pytest.raises(psycopg.errors.InsufficientPrivilege), tenant(app, farm, "alice"):
         app.execute("SELECT farmops.delete_global_document(p_document_id => %s)", [gid])
-    with pytest.raises(psycopg.Error) as excinfo:
+    with raises_sqlstate("OF301"):
         ingest_global(owner, "bad", "bad", ["x"], [vec(1, dim=8)])
-    assert excinfo.value.sqlstate == "OF301"
     # Readable inside any tenant context, nothing without one.
     assert app.execute("SELECT count(*) FROM farmops.global_embeddings").fetchone()[0] == 0
     with tenant(app, farm, "alice"):
         assert app.execute("SELECT count(*) FROM farmops.global_embeddings").fetchone()[0] == 1
     owner.execute("SELECT farmops.delete_global_document(p_document_id => %s)", [gid])
     assert count(admin, "global_embeddings") == 0
-    with pytest.raises(psycopg.Error) as excinfo:
+    with raises_sqlstate("OF302"):
         owner.execute("SELECT farmops.delete_global_document(p_document_id => %s)", [gid])
-    assert excinfo.value.sqlstate == "OF302"
 
 
 def test_another_farm_sees_none_of_the_rows(app, two_farms):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-from conftest import tenant
 from psycopg.rows import dict_row
+from support import raises_sqlstate, tenant
 from support.credits import expire, grant, reserve, settle
 from support.knowledge import count, ingest, ingest_global, search, unit2, vec
 
@@ -102,34 +102,29 @@ def test_another_farms_run_is_not_found_and_nothing_is_written(app, admin, two_f
     a, b = two_farms
     run_b = make_run(admin, b, user="bob")
     for bad in (run_b, "00000000-0000-0000-0000-000000000000"):
-        with pytest.raises(psycopg.Error) as excinfo, tenant(app, a, "alice"):
+        with raises_sqlstate("OF102"), tenant(app, a, "alice"):
             ingest(app, "A", "a", ["a"], [vec(1)])
             search_for_run(app, bad, vec(1))
-        assert excinfo.value.sqlstate == "OF102"
     assert count(admin, "ai_run_retrievals") == 0
 
 
 @pytest.mark.parametrize("status", ["succeeded", "failed", "expired"])
 def test_a_settled_run_cannot_retrieve(app, admin, farm, status):
     run = make_run(admin, farm, status)
-    with pytest.raises(psycopg.Error) as excinfo, tenant(app, farm, "alice"):
+    with raises_sqlstate("OF205"), tenant(app, farm, "alice"):
         search_for_run(app, run, vec(1))
-    assert excinfo.value.sqlstate == "OF205"
     assert count(admin, "ai_run_retrievals") == 0
 
 
 def test_bad_arguments(app, admin, farm, live_run):
     cases = [((None, vec(1)), "OF006"), ((live_run, None), "OF006"), ((live_run, vec(1, dim=5)), "OF301")]
     for (run, query), code in cases:
-        with pytest.raises(psycopg.Error) as excinfo, tenant(app, farm, "alice"):
+        with raises_sqlstate(code), tenant(app, farm, "alice"):
             search_for_run(app, run, query)
-        assert excinfo.value.sqlstate == code
-    with pytest.raises(psycopg.Error) as excinfo, tenant(app, farm, "alice"):
+    with raises_sqlstate("OF006"), tenant(app, farm, "alice"):
         search_for_run(app, live_run, vec(1), k=0)
-    assert excinfo.value.sqlstate == "OF006"
-    with pytest.raises(psycopg.Error) as excinfo:
+    with raises_sqlstate("OF001"):
         search_for_run(app, live_run, vec(1))
-    assert excinfo.value.sqlstate == "OF001"
     assert count(admin, "ai_run_retrievals") == 0
 
 
@@ -155,7 +150,6 @@ def test_the_agent_records_lineage_a_viewer_only_searches(app, admin, farm, live
         assert len(search_for_run(app, live_run, vec(1))) == 1
     with tenant(app, farm, "ada"):  # viewers are read-only: search, but write no lineage
         assert len(search(app, vec(1))) == 1
-    with pytest.raises(psycopg.Error) as excinfo, tenant(app, farm, "ada"):
+    with raises_sqlstate("OF003"), tenant(app, farm, "ada"):
         search_for_run(app, live_run, vec(1))
-    assert excinfo.value.sqlstate == "OF003"
     assert count(admin, "ai_run_retrievals") == 1

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import psycopg
 import pytest
-from conftest import tenant
+from support import raises_sqlstate, tenant
 from support.credits import add_member
 from support.knowledge import DIM, vec
 
@@ -54,9 +53,8 @@ def test_the_agent_may_index_a_memory_a_viewer_may_not(app, admin, farm):
     memory = remember(app, farm, "bot", "Pond 3 is the nursery")
     with tenant(app, farm, "bot"):
         embed(app, memory, vec(1))
-    with pytest.raises(psycopg.Error) as excinfo, tenant(app, farm, "ada"):
+    with raises_sqlstate("OF003"), tenant(app, farm, "ada"):
         embed(app, memory, vec(0, 1))
-    assert excinfo.value.sqlstate == "OF003"
 
 
 @pytest.mark.parametrize(
@@ -76,14 +74,12 @@ def test_bad_input_writes_nothing(app, admin, two_farms, memory, vector, model, 
     own = remember(app, farm_a, "alice", "Feed arrives on Tuesdays")
     theirs = remember(app, farm_b, "bob", "Feed arrives on Tuesdays")
     target = {"own": own, "other-farm": theirs, "unknown": "00000000-0000-0000-0000-000000000000"}[memory]
-    with pytest.raises(psycopg.Error) as excinfo, tenant(app, farm_a, "alice"):
+    with raises_sqlstate(sqlstate), tenant(app, farm_a, "alice"):
         embed(app, target, vector, model)
-    assert excinfo.value.sqlstate == sqlstate
     assert admin.execute("SELECT count(*) FROM farmops.embeddings").fetchone()[0] == 0
 
 
 def test_no_tenant_context_is_refused(app, farm):
     memory = remember(app, farm, "alice", "Gate code changes monthly")
-    with pytest.raises(psycopg.Error) as excinfo:
+    with raises_sqlstate("OF001"):
         embed(app, memory, vec(1))
-    assert excinfo.value.sqlstate == "OF001"

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-from conftest import PG_HOST, PG_PORT
+from support import PG_HOST, PG_PORT, raises_sqlstate
 
 from farmops_client import migrate as migrations
-from farmops_client.errors import FarmopsError
 
 TABLES = ["documents", "embeddings", "global_documents", "global_embeddings", "ai_run_retrievals"]
 
@@ -38,9 +37,8 @@ def test_a_dba_can_install_with_another_dimension(admin):
             farm = conn.execute("SELECT farmops.create_farm('F', 'u')").fetchone()[0]
             with conn.transaction():
                 conn.execute("SELECT farmops.begin_tenant(%s, 'u')", [farm])
-                with pytest.raises(psycopg.Error) as excinfo, conn.transaction():
+                with raises_sqlstate("OF301"), conn.transaction():
                     conn.execute("SELECT * FROM farmops.search(p_query => %s::public.vector)", ["[1,0,0]"])
-                assert excinfo.value.sqlstate == "OF301"
                 conn.execute(
                     "SELECT farmops.ingest_document(p_title => 't', p_content => 'c', p_chunks => ARRAY['a'],"
                     " p_embeddings => ARRAY['[1,0,0,0,0,0,0,0]'::public.vector], p_model => 'm')"
@@ -63,9 +61,8 @@ def test_an_impossible_dimension_is_refused_at_install(admin, bad):
     try:
         with _fresh_database(admin, name) as conn:
             conn.execute(f"SET farmops.embedding_dimension = '{bad}'")
-            with pytest.raises(FarmopsError) as excinfo:
+            with raises_sqlstate("OF006"):
                 migrations.migrate(conn)
-            assert excinfo.value.sqlstate == "OF006"
             assert conn.execute("SELECT to_regclass('farmops.embeddings')").fetchone()[0] is None
     finally:
         admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from conftest import REPO
+from support import REPO
 
 #: Codes raised by the Python client rather than by sql/ (none today: add them here, with why).
 CLIENT_SIDE: set[str] = set()

@@ -1,6 +1,6 @@
 """The harness itself: the application role is really unprivileged and sees nothing without a tenant."""
 
-from conftest import create_farm
+from support import create_farm
 
 
 def test_app_role_is_not_privileged(app):

@@ -9,8 +9,8 @@ import uuid
 
 import psycopg
 import pytest
-from conftest import tenant
 from psycopg.types.json import Jsonb
+from support import message_of, raises_sqlstate, sqlstate_of, tenant
 from support.knowledge import ingest, vec
 from support.write_path import VALID, make_farm, make_run
 
@@ -19,9 +19,9 @@ UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{
 
 def _error(conn: psycopg.Connection, farm_id, user: str, sql: str, params) -> tuple[str, str]:
     """(SQLSTATE, message with every uuid masked) of ``sql`` run in the tenant context."""
-    with pytest.raises(psycopg.Error) as excinfo, tenant(conn, farm_id, user):
+    with raises_sqlstate() as excinfo, tenant(conn, farm_id, user):
         conn.execute(sql, params)
-    return excinfo.value.sqlstate, UUID_RE.sub("<uuid>", excinfo.value.diag.message_primary or "")
+    return sqlstate_of(excinfo), UUID_RE.sub("<uuid>", message_of(excinfo.value))
 
 
 def _snapshot(admin: psycopg.Connection, farm_id) -> dict[str, str]:
@@ -103,9 +103,9 @@ def test_begin_tenant_for_another_farm_looks_like_an_unknown_farm(app, farms):
     _, b, _ = farms
     messages = []
     for farm_id in (b.id, uuid.uuid4()):
-        with pytest.raises(psycopg.Error) as excinfo, app.transaction():
+        with raises_sqlstate() as excinfo, app.transaction():
             app.execute("SELECT farmops.begin_tenant(%s, 'alice')", [farm_id])
-        messages.append((excinfo.value.sqlstate, UUID_RE.sub("<uuid>", excinfo.value.diag.message_primary)))
+        messages.append((sqlstate_of(excinfo), UUID_RE.sub("<uuid>", message_of(excinfo.value))))
     assert messages[0] == messages[1] == ("OF002", "user is not a member of farm <uuid>")
 
 
@@ -152,12 +152,10 @@ def test_begin_tenant_twice_switches_to_the_second_farm_only(app, admin, farms):
         assert app.execute("SELECT farmops.begin_tenant(%s, 'zoe')", [a.id]).fetchone() == ("owner",)
         assert app.execute("SELECT farmops.begin_tenant(%s, 'zoe')", [b.id]).fetchone() == ("viewer",)
         assert app.execute("SELECT array_agg(id) FROM farmops.farms").fetchone() == ([b.id],)
-        with pytest.raises(psycopg.Error) as excinfo, app.transaction():
+        with raises_sqlstate("OF003"), app.transaction():
             app.execute("SELECT farmops.grant_credits(%s, 5, 'owner of A, viewer of B')", [b.id])
-        assert excinfo.value.sqlstate == "OF003"
-        with pytest.raises(psycopg.Error) as excinfo, app.transaction():
+        with raises_sqlstate("OF003"), app.transaction():
             app.execute("SELECT farmops.grant_credits(%s, 5, 'A from B context')", [a.id])
-        assert excinfo.value.sqlstate == "OF003"
 
 
 def test_a_function_set_clause_or_a_session_setting_cannot_forge_a_context(app, farms):
@@ -206,9 +204,8 @@ def test_require_tenant_refuses_a_context_without_a_role(owner, farms):
             a.id,
             None,
         )
-        with pytest.raises(psycopg.Error) as excinfo, owner.transaction():
+        with raises_sqlstate("OF003"), owner.transaction():
             owner.execute("SELECT farmops.require_capability('manage_members')")
-        assert excinfo.value.sqlstate == "OF003"
 
 
 def test_the_signature_fields_cannot_run_into_each_other(owner, farms):
@@ -228,9 +225,8 @@ def test_a_removed_member_keeps_no_context_in_a_later_transaction(app, farms):
     a, _, _ = farms
     with tenant(app, a.id, "alice"):
         app.execute("SELECT farmops.remove_member(%s, 'wes')", [a.id])
-    with pytest.raises(psycopg.Error) as excinfo, app.transaction():
+    with raises_sqlstate("OF002"), app.transaction():
         app.execute("SELECT farmops.begin_tenant(%s, 'wes')", [a.id])
-    assert excinfo.value.sqlstate == "OF002"
 
 
 def test_lineage_of_an_expired_run_is_refused_for_every_role(app, admin, farms):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-from conftest import APP_LOGIN
+from support import APP_LOGIN
 
 #: Every farmops function the application role may EXECUTE: by the rule of sql/policies/090_grants.sql,
 #: every function without a leading underscore except the package owner's (registries, global writes).

@@ -5,10 +5,9 @@ embedding-model rule."""
 
 from __future__ import annotations
 
-import psycopg
 import pytest
-from conftest import tenant
 from psycopg.types.json import Jsonb
+from support import raises_sqlstate, sqlstate_of, tenant
 from support.credits import grant, reserve
 from support.knowledge import ingest, ingest_global, vec, vec_array
 from support.write_path import make_farm, make_run
@@ -17,9 +16,9 @@ TITAN = "amazon.titan-embed-text-v2:0"
 
 
 def refused(conn, farm_id, user, sql, params=None) -> str | None:
-    with pytest.raises(psycopg.Error) as excinfo, tenant(conn, farm_id, user):
+    with raises_sqlstate() as excinfo, tenant(conn, farm_id, user):
         conn.execute(sql, params)
-    return excinfo.value.sqlstate
+    return sqlstate_of(excinfo)
 
 
 # --- text arguments -------------------------------------------------------------------------------
@@ -29,9 +28,8 @@ def refused(conn, farm_id, user, sql, params=None) -> str | None:
 def test_reserve_credits_refuses_a_model_name_other_functions_refuse(app, farm, model):
     """reserve_credits used to accept control characters in the model name (embed_memory did not)."""
     grant(app, farm, 10)
-    with pytest.raises(psycopg.Error) as excinfo:
+    with raises_sqlstate("OF006"):
         reserve(app, farm, model=model)
-    assert excinfo.value.sqlstate == "OF006"
 
 
 def test_names_are_stored_as_checked(app, admin, farm):
@@ -47,9 +45,8 @@ def test_names_are_stored_as_checked(app, admin, farm):
 
 def test_a_blank_request_id_is_refused_not_dropped(app, farm):
     grant(app, farm, 10)
-    with pytest.raises(psycopg.Error) as excinfo:
+    with raises_sqlstate("OF006"):
         reserve(app, farm, request_id="  ")
-    assert excinfo.value.sqlstate == "OF006"
 
 
 def test_content_allows_newlines_but_not_other_control_characters(app, admin, wfarm):
@@ -117,13 +114,11 @@ def test_the_forward_only_guard_holds_for_the_superuser(app, admin, wfarm):
         ("DELETE FROM farmops.ai_recommendations WHERE id = %s", "OF107"),
         ("DELETE FROM farmops.ai_runs WHERE id = %s", "OF107"),
     ]:
-        with pytest.raises(psycopg.Error) as excinfo, admin.transaction():
+        with raises_sqlstate(code, sql), admin.transaction():
             admin.execute(sql, [wfarm.run if "ai_runs" in sql else rec])
-        assert excinfo.value.sqlstate == code, sql
-    with pytest.raises(psycopg.Error) as excinfo, admin.transaction():
+    with raises_sqlstate("OF107"), admin.transaction():
         admin.execute("SET LOCAL session_replication_role = replica")
         admin.execute("TRUNCATE farmops.ai_evals")
-    assert excinfo.value.sqlstate == "OF107"
 
 
 # --- securing tables ------------------------------------------------------------------------------
@@ -161,9 +156,8 @@ def test_register_record_type_secures_the_products_table(owner, admin):
 
 def test_secure_tenant_table_refuses_a_table_without_farm_id(owner):
     owner.execute("CREATE TABLE farmops.not_a_tenant_table (id integer)")
-    with pytest.raises(psycopg.Error) as excinfo:
+    with raises_sqlstate("OF006"):
         owner.execute("SELECT farmops.secure_tenant_table('farmops.not_a_tenant_table')")
-    assert excinfo.value.sqlstate == "OF006"
 
 
 def test_constraints_are_named_as_sentences(admin):
@@ -212,11 +206,10 @@ def test_an_ingest_or_search_with_another_model_is_refused(app, owner, wfarm):
         assert len(app.execute(search, [vec(1), None]).fetchall()) == 1  # NULL: not checked
     # The global knowledge base holds one model too, and a farm's vectors must match it.
     ingest_global(owner, "Global", "global", ["global"], [vec(0, 1)])
-    with pytest.raises(psycopg.Error) as excinfo:
+    with raises_sqlstate("OF303"):
         owner.execute(
             "SELECT farmops.ingest_global_document('g', 'g2', ARRAY['g2'], %s::public.vector[], %s)",
             [vec_array([vec(1)]), other],
         )
-    assert excinfo.value.sqlstate == "OF303"
     empty = make_farm(app, owner, "Farm B", "bob")
     assert refused(app, empty.id, "bob", sql, [vec_array([vec(1)]), other]) == "OF303"

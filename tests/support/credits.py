@@ -1,23 +1,19 @@
-"""Shared helpers for the credit and run suites (plain functions, no fixtures)."""
+"""Helpers for the credit and run suites: each public function called by name, as a tenant."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from typing import Any
 
 import psycopg
-from conftest import tenant
-from psycopg.rows import dict_row
+
+from .calls import call, row, value
+from .server import tenant
 
 
 def add_member(conn: psycopg.Connection, farm_id, user_id: str, role: str, owner: str = "alice") -> None:
     """Add ``user_id`` with ``role`` to the farm, as its owner."""
     with tenant(conn, farm_id, owner):
-        conn.execute(
-            "SELECT farmops.add_member(p_farm_id => %s, p_user_id => %s, p_role => %s)",
-            [farm_id, user_id, role],
-        )
+        row(conn, "add_member", farm_id=farm_id, user_id=user_id, role=role)
 
 
 def grant(
@@ -25,10 +21,7 @@ def grant(
 ) -> int:
     """Grant credits as ``user`` (a farm owner); returns the new balance."""
     with tenant(conn, farm_id, user):
-        return conn.execute(
-            "SELECT farmops.grant_credits(p_farm_id => %s, p_credits => %s, p_reason => %s)",
-            [farm_id, credits, reason],
-        ).fetchone()[0]
+        return value(conn, "grant_credits", farm_id=farm_id, credits=credits, reason=reason)
 
 
 def reserve(
@@ -41,33 +34,27 @@ def reserve(
     **extra: Any,
 ) -> dict:
     """Reserve in its own tenant transaction; returns the ai_runs row as a dict."""
-    args = {"p_feature": feature, "p_model": model, "p_credits": credits}
-    args.update({f"p_{k}": v for k, v in extra.items()})
-    named = ", ".join(f"{k} => %({k})s" for k in args)
-    with tenant(conn, farm_id, user), conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(f"SELECT * FROM farmops.reserve_credits({named})", args).fetchone()
+    with tenant(conn, farm_id, user):
+        return row(conn, "reserve_credits", feature=feature, model=model, credits=credits, **extra)
 
 
 def start(conn: psycopg.Connection, farm_id, run_id, user: str = "alice") -> dict:
     """start_run in its own tenant transaction."""
-    with tenant(conn, farm_id, user), conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute("SELECT * FROM farmops.start_run(p_run_id => %s)", [run_id]).fetchone()
+    with tenant(conn, farm_id, user):
+        return row(conn, "start_run", run_id=run_id)
 
 
 def settle(
     conn: psycopg.Connection, farm_id, run_id, status: str = "succeeded", user: str = "alice", **kw
 ) -> dict:
     """settle_run in its own tenant transaction; keyword arguments without the ``p_`` prefix."""
-    args = {"p_run_id": run_id, "p_status": status}
-    args.update({f"p_{k}": v for k, v in kw.items()})
-    named = ", ".join(f"{k} => %({k})s" for k in args)
-    with tenant(conn, farm_id, user), conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(f"SELECT * FROM farmops.settle_run({named})", args).fetchone()
+    with tenant(conn, farm_id, user):
+        return row(conn, "settle_run", run_id=run_id, status=status, **kw)
 
 
 def expire(conn: psycopg.Connection) -> int:
     """Run the expiry job (no tenant context)."""
-    return conn.execute("SELECT farmops.expire_reservations()").fetchone()[0]
+    return value(conn, "expire_reservations")
 
 
 def balance(admin: psycopg.Connection, farm_id) -> int:
@@ -87,39 +74,6 @@ def counts(admin: psycopg.Connection, farm_id=None) -> tuple[int, int, int]:
     ).fetchone()
 
 
-def invariants(owner: psycopg.Connection, farm_id=None) -> list[tuple]:
-    """Violations reported by check_invariants, as the package owner."""
-    return owner.execute("SELECT * FROM farmops.check_invariants(%s)", [farm_id]).fetchall()
-
-
-def run_concurrently(db, n: int, work: Callable[[psycopg.Connection, int], Any]) -> list[Any]:
-    """Run ``work(conn, i)`` in ``n`` threads, one app connection each, lined up by a barrier.
-
-    Returns each thread's result, or the exception it raised.
-    """
-    conns = [db.connect("app") for _ in range(n)]
-    barrier = threading.Barrier(n)
-    results: list[Any] = [None] * n
-
-    def worker(i: int) -> None:
-        barrier.wait()
-        try:
-            results[i] = work(conns[i], i)
-        except Exception as exc:
-            results[i] = exc
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
-    try:
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(120)
-    finally:
-        for c in conns:
-            c.close()
-    return results
-
-
-def sqlstates(results: list[Any]) -> list[str | None]:
-    """The SQLSTATE of each failed result, None for successes."""
-    return [getattr(r, "sqlstate", "not-a-db-error") if isinstance(r, Exception) else None for r in results]
+def invariants(owner: psycopg.Connection, farm_id=None) -> list[dict]:
+    """Violations reported by check_invariants (farm_id, invariant, detail), as the package owner."""
+    return call(owner, "check_invariants", farm_id=farm_id)

@@ -5,9 +5,14 @@ from __future__ import annotations
 import math
 
 import psycopg
-from psycopg.rows import dict_row
+
+from .calls import call, value
 
 DIM = 1024
+TITAN = "amazon.titan-embed-text-v2:0"
+#: ``casts`` for :func:`support.call`: vector literals are text until cast.
+EMBEDDINGS = {"embeddings": "public.vector[]"}
+QUERY = {"query": "public.vector"}
 
 
 def vec(*components: float, dim: int = DIM) -> str:
@@ -27,32 +32,31 @@ def unit2(angle_deg: float) -> str:
     return vec(math.cos(a), math.sin(a))
 
 
+def _document(title: str, content: str, chunks: list[str], vectors: list[str]) -> dict:
+    return {
+        "title": title,
+        "content": content,
+        "chunks": chunks,
+        "embeddings": vec_array(vectors),
+        "model": TITAN,
+    }
+
+
 def ingest(conn: psycopg.Connection, title: str, content: str, chunks: list[str], vectors: list[str]):
-    """Call farmops.ingest_document with named arguments; returns the document id."""
-    return conn.execute(
-        "SELECT farmops.ingest_document(p_title => %s, p_content => %s, p_chunks => %s,"
-        " p_embeddings => %s::public.vector[], p_model => 'amazon.titan-embed-text-v2:0')",
-        [title, content, chunks, vec_array(vectors)],
-    ).fetchone()[0]
+    """Call farmops.ingest_document (Titan's model name); returns the document id."""
+    return value(conn, "ingest_document", EMBEDDINGS, **_document(title, content, chunks, vectors))
 
 
 def ingest_global(conn: psycopg.Connection, title: str, content: str, chunks: list[str], vectors: list[str]):
     """Call farmops.ingest_global_document (as the owner role); returns the document id."""
-    return conn.execute(
-        "SELECT farmops.ingest_global_document(p_title => %s, p_content => %s, p_chunks => %s,"
-        " p_embeddings => %s::public.vector[], p_model => 'amazon.titan-embed-text-v2:0')",
-        [title, content, chunks, vec_array(vectors)],
-    ).fetchone()[0]
+    return value(conn, "ingest_global_document", EMBEDDINGS, **_document(title, content, chunks, vectors))
 
 
 def search(conn: psycopg.Connection, query: str, k: int = 4, include_global: bool = True, source_types=None):
-    """Call farmops.search with named arguments; returns dict rows in rank order."""
-    cur = conn.cursor(row_factory=dict_row)
-    return cur.execute(
-        "SELECT * FROM farmops.search(p_query => %s::public.vector, p_k => %s, p_include_global => %s,"
-        " p_source_types => %s)",
-        [query, k, include_global, source_types],
-    ).fetchall()
+    """Call farmops.search; returns dict rows in rank order."""
+    return call(
+        conn, "search", QUERY, query=query, k=k, include_global=include_global, source_types=source_types
+    )
 
 
 def count(admin: psycopg.Connection, table: str) -> int:

@@ -6,15 +6,14 @@ Runs are made through the real credit functions (``reserve_credits``, ``start_ru
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import psycopg
-from conftest import create_farm, tenant
 from psycopg.types.json import Jsonb
 
-from .credits import expire, grant, reserve, settle
+from .calls import row
+from .credits import add_member, expire, grant, reserve, settle, start
+from .server import create_farm, tenant
 
 #: Members added to every write-path farm besides its owner, by role.
 MEMBERS = {"manager": "mia", "worker": "wes", "viewer": "vic", "agent": "bot"}
@@ -72,13 +71,10 @@ class Farm:
     run: object
 
 
-def add_members(admin: psycopg.Connection, farm_id) -> None:
-    """Give the farm a manager, worker, viewer and agent (see MEMBERS)."""
+def add_members(conn: psycopg.Connection, farm_id, owner: str = "alice") -> None:
+    """Give the farm a manager, worker, viewer and agent (see MEMBERS), added by its owner."""
     for role, user in MEMBERS.items():
-        admin.execute(
-            "INSERT INTO farmops.farm_members (farm_id, user_id, role) VALUES (%s, %s, %s)",
-            [farm_id, user, role],
-        )
+        add_member(conn, farm_id, user, role, owner=owner)
 
 
 def make_run(
@@ -101,8 +97,7 @@ def make_run(
         return run_id
     run_id = reserve(admin, farm_id, user=user)["id"]
     if status == "running":
-        with tenant(admin, farm_id, user):
-            admin.execute("SELECT farmops.start_run(p_run_id => %s)", [run_id])
+        start(admin, farm_id, run_id, user=user)
     elif status in ("succeeded", "failed"):
         settle(admin, farm_id, run_id, status, user=user, credits_actual=1)
     return run_id
@@ -113,7 +108,7 @@ def make_farm(
 ) -> Farm:
     """Create a farm through the public function, add the members and a live run."""
     farm_id = create_farm(app, name, owner)
-    add_members(admin, farm_id)
+    add_members(app, farm_id, owner)
     return Farm(farm_id, owner, make_run(admin, farm_id, owner=owner))
 
 
@@ -123,48 +118,28 @@ def counts(admin: psycopg.Connection) -> dict[str, int]:
 
 
 def propose(app: psycopg.Connection, farm_id, user: str, run_id, record_type: str, payload) -> tuple:
-    """Call propose_write with named arguments as ``user``; returns (draft_id, outcome, record_id)."""
+    """Call propose_write as ``user``; returns (draft_id, outcome, record_id)."""
     with tenant(app, farm_id, user):
-        return app.execute(
-            "SELECT * FROM farmops.propose_write(p_run_id => %s, p_record_type => %s, p_payload => %s)",
-            [run_id, record_type, payload if payload is None else Jsonb(payload)],
-        ).fetchone()
+        found = row(
+            app,
+            "propose_write",
+            run_id=run_id,
+            record_type=record_type,
+            payload=payload if payload is None else Jsonb(payload),
+        )
+    return tuple(found.values())
 
 
 def set_autonomy(
     app: psycopg.Connection, farm_id, user: str, tier=None, categories=None, overrides=None
 ) -> tuple:
-    """Call set_autonomy with named arguments as ``user``; returns the farms row."""
+    """Call set_autonomy as ``user``; returns the farms row (a tuple, in column order)."""
     with tenant(app, farm_id, user):
-        return app.execute(
-            "SELECT * FROM farmops.set_autonomy(p_tier => %s, p_auto_categories => %s,"
-            " p_record_autonomy => %s)",
-            [
-                tier,
-                None if categories is None else Jsonb(categories),
-                None if overrides is None else Jsonb(overrides),
-            ],
-        ).fetchone()
-
-
-def race(
-    connect: Callable[..., psycopg.Connection], actions: list[Callable[[psycopg.Connection], object]]
-) -> list:
-    """Run each action on its own app connection, lined up by a barrier; results or exceptions, in order."""
-    conns = [connect("app") for _ in actions]
-    barrier = threading.Barrier(len(actions))
-    results: list = [None] * len(actions)
-
-    def worker(i: int) -> None:
-        try:
-            barrier.wait(timeout=30)
-            results[i] = actions[i](conns[i])
-        except Exception as exc:  # collected and asserted by the caller
-            results[i] = exc
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(actions))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    return results
+        found = row(
+            app,
+            "set_autonomy",
+            tier=tier,
+            auto_categories=None if categories is None else Jsonb(categories),
+            record_autonomy=None if overrides is None else Jsonb(overrides),
+        )
+    return tuple(found.values())

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-from conftest import create_farm, tenant
-from support.credits import add_member, run_concurrently, sqlstates
+from support import create_farm, race, raises_sqlstate, sqlstates, tenant
+from support.credits import add_member
 
 
 def _members(admin, farm_id):
@@ -48,9 +48,8 @@ def test_create_farm_makes_the_owner(app, admin):
     ],
 )
 def test_create_farm_bad_input(app, admin, name, owner_id):
-    with pytest.raises(psycopg.Error) as excinfo:
+    with raises_sqlstate("OF006"):
         create_farm(app, name, owner_id)
-    assert excinfo.value.sqlstate == "OF006"
     assert _farm_count(admin) == 0
 
 
@@ -59,9 +58,8 @@ def test_create_farm_unicode_and_nul(app, admin):
     assert _members(admin, farm_id) == {"用户-1": "owner"}
     with pytest.raises(psycopg.DataError):
         create_farm(app, "a\x00b", "x")
-    with pytest.raises(psycopg.Error) as excinfo:
+    with raises_sqlstate("22021"):
         app.execute("SELECT farmops.create_farm(convert_from('\\x6100'::bytea, 'UTF8'), 'x')")
-    assert excinfo.value.sqlstate == "22021"
     assert _farm_count(admin) == 1
 
 
@@ -77,9 +75,8 @@ def test_begin_tenant_bad_input(app, two_farms):
         (("not-a-uuid", "alice"), "22P02"),
     ]
     for args, sqlstate in cases:
-        with pytest.raises(psycopg.Error) as excinfo, app.transaction():
+        with raises_sqlstate(sqlstate, args), app.transaction():
             app.execute("SELECT farmops.begin_tenant(%s, %s)", list(args))
-        assert excinfo.value.sqlstate == sqlstate, args
         assert app.execute("SELECT farmops.current_farm_id()").fetchone() == (None,)
 
 
@@ -101,9 +98,8 @@ def test_forged_context_is_ignored(app, farm):
         app.execute("SELECT set_config('farmops.context_sig', 'forged', true)")
         assert app.execute("SELECT count(*) FROM farmops.farms").fetchone() == (0,)
         assert app.execute("SELECT count(*) FROM farmops.farm_members").fetchone() == (0,)
-        with pytest.raises(psycopg.Error) as excinfo:
+        with raises_sqlstate("OF001"):
             app.execute("SELECT farmops.add_member(%s, 'mallory', 'owner')", [farm])
-        assert excinfo.value.sqlstate == "OF001"
 
 
 def test_a_signature_from_another_transaction_is_refused(app, farm):
@@ -131,9 +127,8 @@ def test_add_member_roles_and_updates(app, admin, farm):
      ("bad\x01", "worker"), ("bob", None), ("bob", "admin"), ("bob", "OWNER"), ("bob", "")],
 )  # fmt: skip
 def test_add_member_bad_input(app, admin, farm, user_id, role):
-    with pytest.raises(psycopg.Error) as excinfo, tenant(app, farm, "alice"):
+    with raises_sqlstate("OF006"), tenant(app, farm, "alice"):
         app.execute("SELECT farmops.add_member(%s, %s, %s)", [farm, user_id, role])
-    assert excinfo.value.sqlstate == "OF006"
     assert _members(admin, farm) == {"alice": "owner"}
 
 
@@ -144,9 +139,8 @@ def test_only_owners_manage_members(app, admin, farm, role):
         ("SELECT farmops.add_member(%s, 'eve', 'owner')", [farm]),
         ("SELECT farmops.remove_member(%s, 'alice')", [farm]),
     ):
-        with pytest.raises(psycopg.Error) as excinfo, tenant(app, farm, "m"):
+        with raises_sqlstate("OF003"), tenant(app, farm, "m"):
             app.execute(sql, args)
-        assert excinfo.value.sqlstate == "OF003"
     assert _members(admin, farm) == {"alice": "owner", "m": role}
 
 
@@ -154,12 +148,10 @@ def test_members_are_managed_only_in_their_own_farm(app, admin, two_farms):
     farm_a, farm_b = two_farms
     for sql in ("SELECT farmops.add_member(%s, 'eve', 'owner')", "SELECT farmops.remove_member(%s, 'bob')"):
         for target in (farm_b, None):
-            with pytest.raises(psycopg.Error) as excinfo, tenant(app, farm_a, "alice"):
+            with raises_sqlstate("OF002"), tenant(app, farm_a, "alice"):
                 app.execute(sql, [target])
-            assert excinfo.value.sqlstate == "OF002"
-        with pytest.raises(psycopg.Error) as excinfo:
+        with raises_sqlstate("OF001"):
             app.execute(sql, [farm_b])
-        assert excinfo.value.sqlstate == "OF001"
     assert _members(admin, farm_b) == {"bob": "owner"}
 
 
@@ -168,23 +160,20 @@ def test_remove_member(app, admin, farm):
     with tenant(app, farm, "alice"):
         app.execute("SELECT farmops.remove_member(%s, 'w')", [farm])
     for ghost in ("ghost", None, "x" * 1_000_000):
-        with pytest.raises(psycopg.Error) as excinfo, tenant(app, farm, "alice"):
+        with raises_sqlstate("OF002"), tenant(app, farm, "alice"):
             app.execute("SELECT farmops.remove_member(%s, %s)", [farm, ghost])
-        assert excinfo.value.sqlstate == "OF002"
     assert _members(admin, farm) == {"alice": "owner"}
 
 
 def test_last_owner_cannot_leave_or_be_demoted(app, admin, farm):
-    with pytest.raises(psycopg.Error) as excinfo, tenant(app, farm, "alice"):
+    with raises_sqlstate("OF005"), tenant(app, farm, "alice"):
         app.execute("SELECT farmops.remove_member(%s, 'alice')", [farm])
-    assert excinfo.value.sqlstate == "OF005"
-    with pytest.raises(psycopg.Error) as excinfo, tenant(app, farm, "alice"):
+    with raises_sqlstate("OF005"), tenant(app, farm, "alice"):
         app.execute("SELECT farmops.add_member(%s, 'alice', 'manager')", [farm])
-    assert excinfo.value.sqlstate == "OF005"
     assert _members(admin, farm) == {"alice": "owner"}
 
 
-def test_last_owner_under_a_race(db, app, admin, farm):
+def test_last_owner_under_a_race(connect, app, admin, farm):
     """Two owners remove each other at the same moment: one succeeds, the farm keeps an owner."""
     add_member(app, farm, "carol", "owner")
 
@@ -193,7 +182,7 @@ def test_last_owner_under_a_race(db, app, admin, farm):
         with tenant(conn, farm, me):
             conn.execute("SELECT farmops.remove_member(%s, %s)", [farm, other])
 
-    results = run_concurrently(db, 2, work)
+    results = race(connect, [lambda conn, i=i: work(conn, i) for i in range(2)])
     # The loser gets OF005, or OF002 if its begin_tenant ran after the winner committed.
     codes = sorted(sqlstates(results), key=str)
     assert codes in (sorted([None, "OF005"], key=str), sorted([None, "OF002"], key=str))
@@ -202,7 +191,7 @@ def test_last_owner_under_a_race(db, app, admin, farm):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("round_", range(10))
-def test_stress_owners_demoting_each_other(db, app, admin, round_):
+def test_stress_owners_demoting_each_other(connect, app, admin, round_):
     farm = create_farm(app, f"Race {round_}", "o0")
     for i in range(1, 6):
         add_member(app, farm, f"o{i}", "owner", owner="o0")
@@ -211,6 +200,6 @@ def test_stress_owners_demoting_each_other(db, app, admin, round_):
         with tenant(conn, farm, f"o{i}"):
             conn.execute("SELECT farmops.add_member(%s, %s, 'worker')", [farm, f"o{(i + 1) % 6}"])
 
-    results = run_concurrently(db, 6, work)
+    results = race(connect, [lambda conn, i=i: work(conn, i) for i in range(6)])
     assert set(sqlstates(results)) <= {None, "OF005", "OF003"}
     assert "owner" in _members(admin, farm).values()

@@ -4,7 +4,7 @@ gets no context: zero rows, never another farm."""
 
 from __future__ import annotations
 
-from conftest import create_farm
+from support import create_farm
 
 
 def test_a_forged_context_is_no_context(app):

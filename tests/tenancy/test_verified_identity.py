@@ -13,7 +13,7 @@ import time
 
 import psycopg
 import pytest
-from conftest import APP_LOGIN, create_farm, sqlstate_of, tenant
+from support import APP_LOGIN, create_farm, message_of, raises_sqlstate, sqlstate_of, tenant
 
 import farmops_client
 from farmops_client.errors import IdentityTokenExpired, IdentityTokenInvalid
@@ -46,9 +46,9 @@ def begin_verified(app, token):
 
 def refused(app, token) -> tuple[str | None, str]:
     """SQLSTATE and message of begin_tenant_verified refusing ``token`` (transaction rolled back)."""
-    with pytest.raises(psycopg.Error) as excinfo, app.transaction():
+    with raises_sqlstate() as excinfo, app.transaction():
         begin_verified(app, token)
-    return sqlstate_of(excinfo), excinfo.value.diag.message_primary
+    return sqlstate_of(excinfo), message_of(excinfo.value)
 
 
 @pytest.fixture
@@ -155,9 +155,8 @@ def test_the_verified_context_carries_the_member_role(app, keyed, farm):
         app.execute("SELECT farmops.add_member(%s, 'musa', 'viewer')", [farm])
     with app.transaction():
         assert begin_verified(app, mint(claims(farm, "musa"))) == "viewer"
-        with pytest.raises(psycopg.Error) as excinfo:
+        with raises_sqlstate("OF003"):
             app.execute("SELECT farmops.add_member(%s, 'bola', 'worker')", [farm])
-        assert sqlstate_of(excinfo) == "OF003"
 
 
 def test_token_without_kid_uses_the_only_key_and_optional_claims_may_be_absent(app, keyed, farm):
@@ -355,9 +354,8 @@ def test_no_key_installed_refuses_every_token(app, farm):
     ],
 )
 def test_the_app_role_cannot_read_keys_or_call_owner_functions(app, keyed, statement):
-    with pytest.raises(psycopg.Error) as excinfo:
+    with raises_sqlstate("42501"):
         app.execute(statement)
-    assert sqlstate_of(excinfo) == "42501"
 
 
 def test_even_a_stray_grant_shows_the_app_no_key(app, keyed, admin):
@@ -377,9 +375,8 @@ def test_owner_functions_validate_their_arguments(owner):
         ("SELECT farmops.drop_identity_key(NULL)", []),
         ("SELECT farmops.require_verified_identity(NULL)", []),
     ]:
-        with pytest.raises(psycopg.Error) as excinfo:
+        with raises_sqlstate("OF006", statement) as excinfo:
             owner.execute(statement, params)
-        assert sqlstate_of(excinfo) == "OF006", statement
         assert KEY.hex() not in str(excinfo.value)
     assert owner.execute("SELECT count(*) FROM farmops.identity_keys").fetchone() == (0,)
 
@@ -387,9 +384,8 @@ def test_owner_functions_validate_their_arguments(owner):
 # -- an installation that requires verified identity ---------------------------------------------------------
 def test_required_verified_identity_refuses_begin_tenant_for_the_app_only(app, keyed, admin, db, farm):
     keyed.execute("SELECT farmops.require_verified_identity(true)")
-    with pytest.raises(psycopg.Error) as excinfo, tenant(app, farm, "alice"):
+    with raises_sqlstate("OF024"), tenant(app, farm, "alice"):
         pass
-    assert sqlstate_of(excinfo) == "OF024"
     with app.transaction():
         assert begin_verified(app, mint(claims(farm))) == "owner"
         assert app.execute("SELECT count(*) FROM farmops.farms").fetchone() == (1,)

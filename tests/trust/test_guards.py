@@ -15,7 +15,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import tenant
+from support import raises_sqlstate, sqlstate_of, tenant
 
 from farmops_client import migrate as migrations
 
@@ -35,9 +35,9 @@ def normalized(conn, text):
 
 
 def sqlstate(conn, sql, params):
-    with pytest.raises(psycopg.Error) as excinfo:
+    with raises_sqlstate() as excinfo:
         conn.execute(sql, params)
-    return excinfo.value.sqlstate
+    return sqlstate_of(excinfo)
 
 
 # --- the red-team corpus ----------------------------------------------------------------------

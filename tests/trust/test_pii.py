@@ -14,8 +14,8 @@ import sys
 
 import psycopg
 import pytest
-from conftest import REPO, sqlstate_of
 from pii_scoring import CORPUS, KINDS, load_corpus, run_corpus, score
+from support import REPO, sqlstate_of
 
 PRECISION_AIM = 0.98
 RECALL_AIM = 0.95

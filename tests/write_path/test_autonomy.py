@@ -4,8 +4,8 @@ import itertools
 
 import psycopg
 import pytest
-from conftest import tenant
 from psycopg.types.json import Jsonb
+from support import raises_sqlstate, tenant
 from support.write_path import GUARDED, MEMBERS, ROUTINE, VALID, counts, make_farm, propose, set_autonomy
 
 TIERS = ("suggest", "draft", "auto")
@@ -107,13 +107,11 @@ def test_default_farm_is_draft(app, wfarm):
 
 
 def test_resolve_needs_tenant_and_known_type(app, wfarm):
-    with pytest.raises(psycopg.Error) as exc:
+    with raises_sqlstate("OF001"):
         app.execute("SELECT farmops.resolve_autonomy(p_record_type => 'note')")
-    assert exc.value.sqlstate == "OF001"
     for bad in ("nope", None, "", "note\u200b", "x" * 100_000):
-        with pytest.raises(psycopg.Error) as exc, tenant(app, wfarm.id, "bot"):
+        with raises_sqlstate("OF203", bad), tenant(app, wfarm.id, "bot"):
             app.execute("SELECT farmops.resolve_autonomy(p_record_type => %s)", [bad])
-        assert exc.value.sqlstate == "OF203", bad
 
 
 def test_resolve_uses_the_current_farm_only(app, admin):
@@ -127,9 +125,8 @@ def test_resolve_uses_the_current_farm_only(app, admin):
 @pytest.mark.parametrize("user", [u for r, u in MEMBERS.items()])
 def test_only_the_owner_sets_autonomy(app, admin, wfarm, user):
     before = counts(admin)
-    with pytest.raises(psycopg.Error) as exc:
+    with raises_sqlstate("OF003"):
         set_autonomy(app, wfarm.id, user, "auto", ["note"])
-    assert exc.value.sqlstate == "OF003"
     assert counts(admin) == before
     assert (
         admin.execute("SELECT ai_autonomy FROM farmops.farms WHERE id = %s", [wfarm.id]).fetchone()[0]
@@ -138,9 +135,8 @@ def test_only_the_owner_sets_autonomy(app, admin, wfarm, user):
 
 
 def test_set_autonomy_without_tenant_is_refused(app, admin, wfarm):
-    with pytest.raises(psycopg.Error) as exc:
+    with raises_sqlstate("OF001"):
         app.execute("SELECT farmops.set_autonomy(p_tier => 'auto')")
-    assert exc.value.sqlstate == "OF001"
     assert counts(admin)["autonomy_changes"] == 0
 
 
@@ -167,9 +163,8 @@ def test_set_autonomy_bad_input(app, admin, wfarm, tier, categories, overrides, 
     before = admin.execute(
         "SELECT ai_autonomy, ai_auto_categories, ai_record_autonomy FROM farmops.farms"
     ).fetchall()
-    with pytest.raises(psycopg.Error) as exc:
+    with raises_sqlstate(sqlstate):
         set_autonomy(app, wfarm.id, "alice", tier, categories, overrides)
-    assert exc.value.sqlstate == sqlstate
     after = admin.execute(
         "SELECT ai_autonomy, ai_auto_categories, ai_record_autonomy FROM farmops.farms"
     ).fetchall()
@@ -209,9 +204,8 @@ def test_audit_is_append_only_even_for_the_package_owner(app, owner, wfarm):
         "DELETE FROM farmops.autonomy_changes",
         "TRUNCATE farmops.autonomy_changes",
     ):
-        with pytest.raises(psycopg.Error) as exc:
+        with raises_sqlstate("OF107", sql):
             owner.execute(sql)
-        assert exc.value.sqlstate == "OF107", sql
     assert owner.execute("SELECT count(*) FROM farmops.autonomy_changes").fetchone()[0] == 1
 
 

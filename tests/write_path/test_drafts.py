@@ -8,9 +8,9 @@ import uuid
 
 import psycopg
 import pytest
-from conftest import tenant
 from psycopg.types.json import Jsonb
-from support.write_path import VALID, counts, make_farm, propose, race
+from support import race, raises_sqlstate, tenant
+from support.write_path import VALID, counts, make_farm, propose
 
 SALE = {"item": "crates of eggs", "quantity": 10, "amount_kobo": 4_500_000, "buyer": "Mama Ngozi"}
 
@@ -72,9 +72,8 @@ def test_agent_and_viewer_may_not_confirm_or_discard(app, admin, wfarm, draft, u
     """The agent confirming its own draft (bot created it) is refused, as is a viewer."""
     before = counts(admin)
     for action in (confirm, discard):
-        with pytest.raises(psycopg.Error) as exc:
+        with raises_sqlstate("OF003"):
             action(app, wfarm.id, user, draft)
-        assert exc.value.sqlstate == "OF003"
     assert counts(admin) == before
     assert status_of(admin, draft) == "pending"
 
@@ -84,9 +83,8 @@ def test_no_tenant_context_is_refused(app, admin, draft):
         "SELECT farmops.confirm_draft(p_draft_id => %s)",
         "SELECT farmops.discard_draft(p_draft_id => %s)",
     ):
-        with pytest.raises(psycopg.Error) as exc:
+        with raises_sqlstate("OF001"):
             app.execute(sql, [draft])
-        assert exc.value.sqlstate == "OF001"
     assert status_of(admin, draft) == "pending"
 
 
@@ -94,9 +92,8 @@ def test_other_farms_drafts_are_not_found(app, admin, wfarm, draft):
     other = make_farm(app, admin, "Farm B", "bob")
     for action in (confirm, discard):
         for draft_id in (draft, uuid.uuid4()):
-            with pytest.raises(psycopg.Error) as exc:
+            with raises_sqlstate("OF204"):
                 action(app, other.id, "bob", draft_id)
-            assert exc.value.sqlstate == "OF204"
     assert status_of(admin, draft) == "pending"
     with tenant(app, other.id, "bob"):
         assert app.execute("SELECT count(*) FROM farmops.assistant_drafts").fetchone()[0] == 0
@@ -106,9 +103,8 @@ def test_other_farms_drafts_are_not_found(app, admin, wfarm, draft):
 
 def test_null_draft_id(app, wfarm):
     for action in (confirm, discard):
-        with pytest.raises(psycopg.Error) as exc:
+        with raises_sqlstate("OF006"):
             action(app, wfarm.id, "alice", None)
-        assert exc.value.sqlstate == "OF006"
 
 
 def test_edits_are_merged_and_revalidated(app, admin, wfarm, draft):
@@ -141,9 +137,8 @@ def test_edits_are_merged_and_revalidated(app, admin, wfarm, draft):
 )
 def test_bad_edits_are_refused_and_the_draft_stays_pending(app, admin, wfarm, draft, edits):
     before = counts(admin)
-    with pytest.raises(psycopg.Error) as exc:
+    with raises_sqlstate("OF202"):
         confirm(app, wfarm.id, "alice", draft, edits)
-    assert exc.value.sqlstate == "OF202"
     assert counts(admin) == before
     assert status_of(admin, draft) == "pending"
 
@@ -151,39 +146,34 @@ def test_bad_edits_are_refused_and_the_draft_stays_pending(app, admin, wfarm, dr
 def test_terminal_states_are_final(app, admin, wfarm, draft):
     confirm(app, wfarm.id, "alice", draft)
     for action in (confirm, discard):
-        with pytest.raises(psycopg.Error) as exc:
+        with raises_sqlstate("OF103"):
             action(app, wfarm.id, "alice", draft)
-        assert exc.value.sqlstate == "OF103"
     discarded = propose(app, wfarm.id, "bot", wfarm.run, "sale", SALE)[0]
     assert discard(app, wfarm.id, "wes", discarded, "  duplicate of yesterday  ") == (
         "discarded",
         "duplicate of yesterday",
     )
-    with pytest.raises(psycopg.Error) as exc:
+    with raises_sqlstate("OF103"):
         confirm(app, wfarm.id, "alice", discarded)
-    assert exc.value.sqlstate == "OF103"
     assert admin.execute("SELECT count(*) FROM farmops.sale_records").fetchone()[0] == 1
 
 
 def test_discard_reason_limits(app, wfarm, draft):
-    with pytest.raises(psycopg.Error) as exc:
+    with raises_sqlstate("OF006"):
         discard(app, wfarm.id, "alice", draft, "x" * 1001)
-    assert exc.value.sqlstate == "OF006"
     assert discard(app, wfarm.id, "alice", draft, "Ọ̀rọ̀ 🐔") == ("discarded", "Ọ̀rọ̀ 🐔")
 
 
 def test_expired_drafts_cannot_be_confirmed_and_expire_drafts_marks_them(app, admin, wfarm, draft):
     overdue = insert_overdue_draft(admin, wfarm)
-    with pytest.raises(psycopg.Error) as exc:
+    with raises_sqlstate("OF103"):
         confirm(app, wfarm.id, "alice", overdue)
-    assert exc.value.sqlstate == "OF103"
     # Maintenance needs no tenant context, is idempotent and leaves fresh drafts alone.
     assert app.execute("SELECT farmops.expire_drafts()").fetchone()[0] == 1
     assert app.execute("SELECT farmops.expire_drafts()").fetchone()[0] == 0
     assert (status_of(admin, overdue), status_of(admin, draft)) == ("expired", "pending")
-    with pytest.raises(psycopg.Error) as exc:
+    with raises_sqlstate("OF103"):
         discard(app, wfarm.id, "alice", overdue)
-    assert exc.value.sqlstate == "OF103"
     assert admin.execute("SELECT count(*) FROM farmops.sale_records").fetchone()[0] == 0
 
 
@@ -227,9 +217,8 @@ def test_state_machine_holds_for_the_package_owner_and_superuser(connect, app, w
         ("TRUNCATE farmops.assistant_drafts CASCADE", None, "OF107"),
     ]
     for sql, params, sqlstate in attempts:
-        with pytest.raises(psycopg.Error) as exc:
+        with raises_sqlstate(sqlstate, sql):
             conn.execute(sql, params)
-        assert exc.value.sqlstate == sqlstate, sql
     assert [status_of(conn, d) for d in (draft, pending)] == ["confirmed", "pending"]
 
 

@@ -4,8 +4,8 @@ import uuid
 
 import psycopg
 import pytest
-from conftest import tenant
-from support.write_path import counts, make_farm, make_run, propose, race
+from support import race, raises_sqlstate, sqlstate_of, tenant
+from support.write_path import counts, make_farm, make_run, propose
 
 
 @pytest.fixture
@@ -20,10 +20,10 @@ def call(app, farm_id, user, sql, params):
 
 def refused(app, admin, farm_id, user, sql, params) -> str:
     before = counts(admin)
-    with pytest.raises(psycopg.Error) as exc:
+    with raises_sqlstate() as excinfo:
         call(app, farm_id, user, sql, params)
     assert counts(admin) == before
-    return exc.value.sqlstate
+    return sqlstate_of(excinfo)
 
 
 RECOMMEND = "SELECT farmops.recommend(p_run_id => %s, p_title => %s, p_body => %s)"
@@ -88,9 +88,8 @@ def test_recommendation_refusals(app, admin, wfarm):
         ("t", "b\x1b[31m"),
     ]:
         assert refused(app, admin, wfarm.id, "bot", RECOMMEND, [wfarm.run, title, body]) == "OF006"
-    with pytest.raises(psycopg.Error) as exc:
+    with raises_sqlstate("OF001"):
         app.execute(RECOMMEND, [wfarm.run, "t", "b"])
-    assert exc.value.sqlstate == "OF001"
 
 
 def test_racing_deciders_get_one_outcome(connect, app, admin, wfarm):
@@ -109,9 +108,8 @@ def test_recommendation_history_is_final_for_the_owner_role(owner, app, wfarm):
         ("UPDATE farmops.ai_recommendations SET status = 'approved' WHERE id = %s", "OF103"),
         ("DELETE FROM farmops.ai_recommendations WHERE id = %s", "OF107"),
     ):
-        with pytest.raises(psycopg.Error) as exc:
+        with raises_sqlstate(sqlstate):
             owner.execute(sql, [rec])
-        assert exc.value.sqlstate == sqlstate
 
 
 # --- evals --------------------------------------------------------------------------------------------
@@ -163,9 +161,8 @@ def test_rule_api_adds_rules_as_data(app, owner, wfarm):
         ("p_name => 'r', p_kind => 'regex_absent', p_description => 'd'", "OF006"),
         ("p_name => 'r', p_kind => 'payload_schema', p_description => 'd', p_pattern => 'x'", "OF006"),
     ):
-        with pytest.raises(psycopg.Error) as exc:
+        with raises_sqlstate(sqlstate, args):
             owner.execute(f"SELECT farmops.register_eval_rule({args})")
-        assert exc.value.sqlstate == sqlstate, args
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
         app.execute("SELECT farmops.register_eval_rule('mine', 'regex_absent', 'd', 'x')")
 
@@ -180,9 +177,8 @@ def test_eval_refusals_and_append_only(app, admin, owner, wfarm):
     settled = make_run(admin, wfarm.id, status="succeeded")
     assert len(call(app, wfarm.id, "bot", EVALUATE, [settled, "fine 🐓"])) == 2
     for sql in ("UPDATE farmops.ai_evals SET passed = true", "DELETE FROM farmops.ai_evals"):
-        with pytest.raises(psycopg.Error) as exc:
+        with raises_sqlstate("OF107"):
             owner.execute(sql)
-        assert exc.value.sqlstate == "OF107"
 
 
 # --- feedback -----------------------------------------------------------------------------------------
@@ -233,9 +229,9 @@ def test_memory_refusals(app, admin, wfarm):
         assert refused(app, admin, wfarm.id, "bot", REMEMBER, [content, None]) == "OF006"
     assert refused(app, admin, wfarm.id, "bot", REMEMBER, ["fact", other.run]) == "OF102"
     assert refused(app, admin, wfarm.id, "vic", REMEMBER, ["fact", None]) == "OF003"
-    with pytest.raises(psycopg.errors.CharacterNotInRepertoire) as exc, tenant(app, wfarm.id, "bot"):
+    # NUL is not text: refused before any farmops code runs
+    with raises_sqlstate("22021"), tenant(app, wfarm.id, "bot"):
         app.execute("SELECT farmops.remember(convert_from('\\x66006f'::bytea, 'UTF8'))")
-    assert exc.value.sqlstate == "22021"  # NUL is not text: refused before any farmops code runs
 
 
 def test_forget_is_owner_or_manager_only_and_farm_scoped(app, admin, wfarm):
@@ -268,7 +264,6 @@ def test_forget_is_owner_or_manager_only_and_farm_scoped(app, admin, wfarm):
 )
 def test_every_tenant_function_refuses_without_a_tenant_context(app, admin, wfarm, sql):
     before = counts(admin)
-    with pytest.raises(psycopg.Error) as exc:
+    with raises_sqlstate("OF001"):
         app.execute(sql)
-    assert exc.value.sqlstate == "OF001"
     assert counts(admin) == before

@@ -11,10 +11,10 @@ import uuid
 
 import psycopg
 import pytest
-from conftest import tenant
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg.types.json import Jsonb
+from support import message_of, raises_sqlstate, sqlstate_of, tenant
 from support.write_path import VALID, counts, make_farm, make_run, propose, set_autonomy
 
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -29,10 +29,10 @@ def wfarm(app, admin):
 def refused(app, admin, farm, payload, record_type="sale", user="bot", run=None) -> str:
     """Propose, expect a refusal, check nothing was stored; return the SQLSTATE."""
     before = counts(admin)
-    with pytest.raises(psycopg.Error) as exc:
+    with raises_sqlstate() as excinfo:
         propose(app, farm.id, user, farm.run if run is None else run, record_type, payload)
     assert counts(admin) == before
-    return exc.value.sqlstate
+    return sqlstate_of(excinfo)
 
 
 def test_suggest_tier_refuses_routine_writes(app, admin, wfarm):
@@ -98,12 +98,11 @@ def test_viewer_may_not_propose(app, admin, wfarm):
 
 def test_no_tenant_context_is_refused(app, admin, wfarm):
     before = counts(admin)
-    with pytest.raises(psycopg.Error) as exc:
+    with raises_sqlstate("OF001"):
         app.execute(
             "SELECT * FROM farmops.propose_write(p_run_id => %s, p_record_type => 'sale', p_payload => %s)",
             [wfarm.run, Jsonb(SALE)],
         )
-    assert exc.value.sqlstate == "OF001"
     assert counts(admin) == before
 
 
@@ -123,9 +122,8 @@ def test_runs_must_be_this_farms_and_live(app, admin, wfarm):
 
 
 def test_null_arguments(app, admin, wfarm):
-    with pytest.raises(psycopg.Error) as exc:
+    with raises_sqlstate("OF006"):
         propose(app, wfarm.id, "bot", None, "sale", SALE)
-    assert exc.value.sqlstate == "OF006"
     assert refused(app, admin, wfarm, SALE, record_type=None) == "OF203"
     assert refused(app, admin, wfarm, None) == "OF202"
 
@@ -179,19 +177,17 @@ def test_null_arguments(app, admin, wfarm):
 )
 def test_bad_payloads_are_refused_naming_the_key(app, admin, wfarm, record_type, payload, needle):
     before = counts(admin)
-    with pytest.raises(psycopg.Error) as exc:
+    with raises_sqlstate("OF203" if needle is None else "OF202") as exc:
         propose(app, wfarm.id, "bot", wfarm.run, record_type, payload)
-    assert exc.value.sqlstate == ("OF203" if needle is None else "OF202")
     if needle:
-        assert needle in exc.value.diag.message_primary
+        assert needle in message_of(exc.value)
     assert counts(admin) == before
 
 
 def test_nul_never_reaches_the_database(app, admin, wfarm):
     before = counts(admin)
-    with pytest.raises(psycopg.errors.UntranslatableCharacter) as exc:
+    with raises_sqlstate("22P05"):
         propose(app, wfarm.id, "bot", wfarm.run, "sale", {**SALE, "item": "eggs\x00; DROP TABLE"})
-    assert exc.value.sqlstate == "22P05"
     with pytest.raises(psycopg.errors.UntranslatableCharacter):
         propose(app, wfarm.id, "bot", wfarm.run, "sale", {**SALE, "it\x00em": "eggs"})
     with pytest.raises(psycopg.DataError):  # refused by psycopg before sending

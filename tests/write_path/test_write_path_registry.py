@@ -5,8 +5,8 @@ import re
 
 import psycopg
 import pytest
-from conftest import tenant
 from psycopg.types.json import Jsonb
+from support import raises_sqlstate, tenant
 from support.write_path import VALID, WRITE_TABLES, make_farm, propose, set_autonomy
 
 REGISTER = (
@@ -86,9 +86,8 @@ def test_a_product_registers_its_own_type_and_the_ai_writes_it(app, admin, owner
         12,
         False,
     )
-    with pytest.raises(psycopg.Error) as exc:
+    with raises_sqlstate("OF202"):
         propose(app, farm.id, "bot", farm.run, "egg_collection", {"crates": True})
-    assert exc.value.sqlstate == "OF202"
 
 
 def bad(schema_patch=None, prop_patch=None, drop=None):
@@ -133,9 +132,8 @@ def test_registration_refuses_what_the_validator_cannot_enforce(owner, name, cls
         "CREATE TABLE farmops.egg_collections"
         " (farm_id uuid, id uuid, draft_id uuid, created_by text, crates integer)"
     )
-    with pytest.raises(psycopg.Error) as exc:
+    with raises_sqlstate("OF006"):
         owner.execute(REGISTER, [name, cls, "d", "farmops", table, None if schema is None else Jsonb(schema)])
-    assert exc.value.sqlstate == "OF006"
     assert owner.execute("SELECT count(*) FROM farmops.record_types").fetchone()[0] == len(VALID)
 
 
@@ -150,9 +148,8 @@ def test_validate_payload_is_a_dry_run_for_the_client(app):
     assert app.execute(
         "SELECT (farmops.validate_payload('sale', %s)).class", [Jsonb(VALID["sale"][0])]
     ).fetchone() == ("financial",)
-    with pytest.raises(psycopg.Error) as exc:
+    with raises_sqlstate("OF202"):
         app.execute("SELECT farmops.validate_payload('sale', '{}')")
-    assert exc.value.sqlstate == "OF202"
 
 
 # --- tenant isolation ---------------------------------------------------------------------------------
@@ -247,7 +244,7 @@ def test_the_isolation_check_fails_when_a_policy_is_missing(app, admin, populate
 
 @pytest.mark.parametrize(("past", "future"), [(-1, 1), (1, -1), (36501, 1), (1, 10**6)])
 def test_registration_refuses_absurd_date_windows(owner, past, future):
-    with pytest.raises(psycopg.Error) as exc:
+    with raises_sqlstate("OF006"):
         owner.execute(
             "SELECT farmops.register_record_type(p_name => 'note', p_class => 'routine',"
             " p_description => 'd', p_target_schema => 'farmops', p_target_table => 'note_records',"
@@ -255,4 +252,3 @@ def test_registration_refuses_absurd_date_windows(owner, past, future):
             " FROM farmops.record_types WHERE name = 'note'",
             [past, future],
         )
-    assert exc.value.sqlstate == "OF006"

@@ -1,6 +1,6 @@
 """Smoke: the write path migrates and a draft can be proposed and confirmed."""
 
-from conftest import tenant
+from support import tenant
 
 
 def test_smoke(app, admin, farm):
