@@ -94,25 +94,13 @@ def test_superuser_dsn_still_acts_under_rls(cli, db):
     ]  # B's owner is invisible although the DSN is superuser
 
 
-@pytest.fixture
-def governed_sql(admin):
-    """Skip until the SQL functions of issues 4-6 are merged into this branch."""
-    needed = {"check_invariants", "grant_credits", "propose_write", "search_for_run", "ingest_document"}
-    present = {
-        r[0]
-        for r in admin.execute("SELECT proname FROM pg_proc WHERE pronamespace = 'farmops'::regnamespace")
-    }
-    if needed - present:
-        pytest.skip(f"waiting for SQL functions: {', '.join(sorted(needed - present))}")
-
-
-def test_check_as_operator_and_as_member(cli, governed_sql):
+def test_check_as_operator_and_as_member(cli):
     farm = cli("farm", "create", "A", "--owner", "alice").output.strip()
     assert cli("check").output.strip() == "invariants hold"
     assert json.loads(cli("check", "--json", "--farm", farm, "--user", "alice").output) == []
 
 
-def test_a_whole_session_through_the_cli(cli, governed_sql, tmp_path):
+def test_a_whole_session_through_the_cli(cli, tmp_path):
     farm = cli("farm", "create", "Kaduna Poultry", "--owner", "alice").output.strip()
     who = ["--farm", farm, "--user", "alice"]
     assert cli("credits", "grant", "100", "--reason", "test", *who).output.strip() == "100"

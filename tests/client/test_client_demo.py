@@ -4,26 +4,13 @@ from __future__ import annotations
 
 import io
 
-import pytest
 from rich.console import Console
 
 from farmops_client.demo import DEMO_ROLE, run_demo
 from farmops_client.testing import FakeBedrock
 
 
-@pytest.fixture
-def governed_sql(admin):
-    """Skip until the SQL functions of issues 4-6 are merged into this branch."""
-    needed = {"ingest_global_document", "propose_write", "search_for_run", "settle_run", "confirm_draft"}
-    present = {
-        r[0]
-        for r in admin.execute("SELECT proname FROM pg_proc WHERE pronamespace = 'farmops'::regnamespace")
-    }
-    if needed - present:
-        pytest.skip(f"waiting for SQL functions: {', '.join(sorted(needed - present))}")
-
-
-def test_demo_runs_the_whole_loop(db, admin, governed_sql):
+def test_demo_runs_the_whole_loop(db, admin):
     buffer = io.StringIO()
     ids = run_demo(db.dsn(), console=Console(file=buffer, width=200, highlight=False))
     text = buffer.getvalue()

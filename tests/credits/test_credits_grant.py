@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from support import raises_sqlstate, tenant
+from support import raises_sqlstate, tenant, value
 from support.credits import add_member, counts, grant, invariants, reserve
 
 
 def _grant_sql(conn, farm_id, credits, reason="top up"):
-    return conn.execute(
-        "SELECT farmops.grant_credits(p_farm_id => %s, p_credits => %s, p_reason => %s)",
-        [farm_id, credits, reason],
-    ).fetchone()[0]
+    return value(conn, "grant_credits", farm_id=farm_id, credits=credits, reason=reason)
 
 
 def test_grant_returns_new_balance_and_writes_a_grant_leg(app, admin, owner, farm):

@@ -7,31 +7,27 @@ import datetime as dt
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support import raises_sqlstate, tenant
+from support import call, raises_sqlstate, tenant, value
 from support.credits import grant, invariants, reserve, settle
 
 INT_MAX = 2**31 - 1
 
 
 def _estimate(conn, model, max_in, max_out):
-    return conn.execute(
-        "SELECT farmops.estimate_credits(p_model => %s, p_max_input_tokens => %s, p_max_output_tokens => %s)",
-        [model, max_in, max_out],
-    ).fetchone()[0]
+    return value(conn, "estimate_credits", model=model, max_input_tokens=max_in, max_output_tokens=max_out)
 
 
 def _set_rate(conn, model, rate_in, rate_out, effective_from=None):
-    if effective_from is None:
-        return conn.execute(
-            "SELECT * FROM farmops.set_model_rate(p_model => %s, p_input_credits_per_1k => %s,"
-            " p_output_credits_per_1k => %s)",
-            [model, rate_in, rate_out],
-        ).fetchone()
-    return conn.execute(
-        "SELECT * FROM farmops.set_model_rate(p_model => %s, p_input_credits_per_1k => %s,"
-        " p_output_credits_per_1k => %s, p_effective_from => %s)",
-        [model, rate_in, rate_out, effective_from],
-    ).fetchone()
+    """set_model_rate; effective_from keeps its default unless given."""
+    when = {} if effective_from is None else {"effective_from": effective_from}
+    call(
+        conn,
+        "set_model_rate",
+        model=model,
+        input_credits_per_1k=rate_in,
+        output_credits_per_1k=rate_out,
+        **when,
+    )
 
 
 def test_default_rate_estimates_without_tenant(app):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from support import race, raises_sqlstate, sqlstates, tenant
+from support import call, race, raises_sqlstate, sqlstates, tenant
 from support.credits import add_member, balance, counts, expire, grant, invariants, reserve, settle, start
 
 
@@ -141,7 +141,7 @@ def test_start_rules(app, admin, funded):
     with raises_sqlstate("OF006"), tenant(app, funded, "alice"):
         app.execute("SELECT farmops.start_run(p_run_id => NULL)")
     with raises_sqlstate("OF001"):
-        app.execute("SELECT farmops.start_run(p_run_id => %s)", [run["id"]])
+        call(app, "start_run", run_id=run["id"])
 
 
 def test_expired_run_cannot_start_or_settle(app, admin, funded):
@@ -206,7 +206,7 @@ def test_settle_unknown_and_null_run(app, admin, funded):
 def test_no_context_cannot_settle(app, admin, funded):
     run = reserve(app, funded, credits=5)
     with raises_sqlstate("OF001"):
-        app.execute("SELECT farmops.settle_run(p_run_id => %s, p_status => 'failed')", [run["id"]])
+        call(app, "settle_run", run_id=run["id"], status="failed")
     assert balance(admin, funded) == 95
 
 
@@ -214,10 +214,10 @@ def test_roles_for_start_and_settle(app, admin, funded):
     add_member(app, funded, "vera", "viewer")
     add_member(app, funded, "ai", "agent")
     run = reserve(app, funded, user="ai", credits=5)
-    for call in (lambda: start(app, funded, run["id"], user="vera"),
+    for attempt in (lambda: start(app, funded, run["id"], user="vera"),
                  lambda: settle(app, funded, run["id"], user="vera", status="failed")):  # fmt: skip
         with raises_sqlstate("OF003"):
-            call()
+            attempt()
     assert start(app, funded, run["id"], user="ai")["status"] == "running"
     assert settle(app, funded, run["id"], user="ai", credits_actual=5)["status"] == "succeeded"
 
@@ -266,7 +266,7 @@ def test_only_the_reserving_member_or_an_owner_or_manager_drives_a_run(app, admi
         with raises_sqlstate("OF003"):
             settle(app, farm, runs[0], user=intruder, credits_actual=0)
         with raises_sqlstate("OF003"), tenant(app, farm, intruder):
-            app.execute("SELECT farmops.start_run(p_run_id => %s)", [runs[0]])
+            call(app, "start_run", run_id=runs[0])
     assert (
         admin.execute(
             "SELECT (SELECT credit_balance FROM farmops.farms WHERE id = %s),"

@@ -9,17 +9,13 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from support import PG_HOST, PG_PORT, REPO, concurrently, psql
+from support import REPO, concurrently, psql
 
 from farmops_client import embedded
 from farmops_client import migrate as migrations
 from farmops_client.errors import MigrationChanged, PgvectorMissing, UntrustedSchema
 
 SQL = REPO / "sql"
-
-
-def _dsn(dbname: str) -> str:
-    return f"postgresql://postgres@/{dbname}?host={PG_HOST}&port={PG_PORT}"
 
 
 def _ledger(dsn: str) -> list[tuple]:

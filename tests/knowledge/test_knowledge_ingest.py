@@ -4,22 +4,29 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-from support import race, raises_sqlstate, tenant
-from support.knowledge import count, ingest, ingest_global, search, unit2, vec, vec_array
+from support import call, race, raises_sqlstate, tenant, value
+from support.knowledge import EMBEDDINGS, TITAN, count, ingest, ingest_global, search, unit2, vec, vec_array
 
-MODEL = "amazon.titan-embed-text-v2:0"
+MODEL = TITAN
 
 
 _DEFAULT = object()
 
 
 def _ingest_raw(conn, title="T", content="c", chunks=("a",), embeddings=_DEFAULT, model=MODEL):
+    """ingest_document with any argument replaced, for the refusals."""
     embeddings = vec_array([vec(1)]) if embeddings is _DEFAULT else embeddings
-    return conn.execute(
-        "SELECT farmops.ingest_document(p_title => %s, p_content => %s, p_chunks => %s,"
-        " p_embeddings => %s::public.vector[], p_model => %s)",
-        [title, content, list(chunks) if chunks is not None else None, embeddings, model],
-    ).fetchone()[0]
+    chunks = list(chunks) if chunks is not None else None
+    return value(
+        conn,
+        "ingest_document",
+        EMBEDDINGS,
+        title=title,
+        content=content,
+        chunks=chunks,
+        embeddings=embeddings,
+        model=model,
+    )
 
 
 def test_ingest_stores_document_and_chunks_in_order(app, admin, farm):
@@ -160,7 +167,7 @@ def test_viewers_and_the_agent_cannot_ingest_or_delete(app, admin, farm, role):
     with raises_sqlstate("OF003"), tenant(app, farm, "vic"):
         ingest(app, "T2", "c2", ["a"], [vec(1)])
     with raises_sqlstate("OF003"), tenant(app, farm, "vic"):
-        app.execute("SELECT farmops.delete_document(p_document_id => %s)", [doc])
+        call(app, "delete_document", document_id=doc)
     with tenant(app, farm, "vic"):
         assert len(search(app, vec(1))) == 1  # but they can search
     assert count(admin, "documents") == 1
@@ -188,7 +195,7 @@ def test_ingest_and_delete_need_a_tenant_context(app, admin):
 def test_delete_document_removes_its_chunks(app, admin, farm):
     with tenant(app, farm, "alice"):
         doc = ingest(app, "T", "c", ["a", "b"], [vec(1), vec(0, 1)])
-        app.execute("SELECT farmops.delete_document(p_document_id => %s)", [doc])
+        call(app, "delete_document", document_id=doc)
     assert count(admin, "documents") == 0
     assert count(admin, "embeddings") == 0
 
@@ -199,7 +206,7 @@ def test_delete_of_another_farms_document_is_not_found(app, admin, two_farms):
         doc_b = ingest(app, "B", "b content", ["b"], [vec(1)])
     for bad in (doc_b, "00000000-0000-0000-0000-000000000000"):
         with raises_sqlstate("OF302"), tenant(app, a, "alice"):
-            app.execute("SELECT farmops.delete_document(p_document_id => %s)", [bad])
+            call(app, "delete_document", document_id=bad)
     with raises_sqlstate("OF006"), tenant(app, a, "alice"):
         app.execute("SELECT farmops.delete_document(p_document_id => NULL)")
     assert count(admin, "embeddings") == 1
@@ -216,16 +223,22 @@ def test_the_app_cannot_write_retrieval_tables_directly(app, farm):
 
 def test_replace_source_embeddings_for_conversation_summaries(app, admin, farm):
     src = "11111111-1111-1111-1111-111111111111"
-    sql = (
-        "SELECT farmops.replace_source_embeddings(p_source_type => %s, p_source_id => %s, p_chunks => %s,"
-        " p_embeddings => %s::public.vector[], p_model => 'm')"
-    )
-    with tenant(app, farm, "alice"):
-        assert (
-            app.execute(sql, ["convo_summary", src, ["a", "b"], vec_array([vec(1), vec(0, 1)])]).fetchone()[0]
-            == 2
+
+    def replace(source_type, source_id, chunks, vectors):
+        return value(
+            app,
+            "replace_source_embeddings",
+            EMBEDDINGS,
+            source_type=source_type,
+            source_id=source_id,
+            chunks=chunks,
+            embeddings=vec_array(vectors),
+            model="m",
         )
-        assert app.execute(sql, ["convo_summary", src, ["c"], vec_array([vec(0, 0, 1)])]).fetchone()[0] == 1
+
+    with tenant(app, farm, "alice"):
+        assert replace("convo_summary", src, ["a", "b"], [vec(1), vec(0, 1)]) == 2
+        assert replace("convo_summary", src, ["c"], [vec(0, 0, 1)]) == 1
         rows = search(app, vec(0, 0, 1), k=5, source_types=["convo_summary"])
         assert [(r["content"], r["source_type"], str(r["source_id"])) for r in rows] == [
             ("c", "convo_summary", src)
@@ -233,12 +246,8 @@ def test_replace_source_embeddings_for_conversation_summaries(app, admin, farm):
         # memories go through embed_memory, which checks the memory exists in this farm
         for bad in (["document", src], [None, src], ["convo_summary", None], ["memory", src], ["bogus", src]):
             with raises_sqlstate("OF006"), app.transaction():
-                app.execute(sql, [*bad, ["a"], vec_array([vec(1)])])
-        deleted = app.execute(
-            "SELECT farmops.delete_source_embeddings(p_source_type => 'convo_summary', p_source_id => %s)",
-            [src],
-        ).fetchone()[0]
-        assert deleted == 1
+                replace(*bad, ["a"], [vec(1)])
+        assert value(app, "delete_source_embeddings", source_type="convo_summary", source_id=src) == 1
     assert count(admin, "embeddings") == 0
 
 
@@ -249,17 +258,17 @@ def test_global_documents_are_written_by_the_owner_only(app, owner, admin, farm)
     with pytest.raises(psycopg.errors.InsufficientPrivilege), tenant(app, farm, "alice"):
         ingest_global(app, "Mine", "app text", ["x"], [vec(1)])
     with pytest.raises(psycopg.errors.InsufficientPrivilege), tenant(app, farm, "alice"):
-        app.execute("SELECT farmops.delete_global_document(p_document_id => %s)", [gid])
+        call(app, "delete_global_document", document_id=gid)
     with raises_sqlstate("OF301"):
         ingest_global(owner, "bad", "bad", ["x"], [vec(1, dim=8)])
     # Readable inside any tenant context, nothing without one.
     assert app.execute("SELECT count(*) FROM farmops.global_embeddings").fetchone()[0] == 0
     with tenant(app, farm, "alice"):
         assert app.execute("SELECT count(*) FROM farmops.global_embeddings").fetchone()[0] == 1
-    owner.execute("SELECT farmops.delete_global_document(p_document_id => %s)", [gid])
+    call(owner, "delete_global_document", document_id=gid)
     assert count(admin, "global_embeddings") == 0
     with raises_sqlstate("OF302"):
-        owner.execute("SELECT farmops.delete_global_document(p_document_id => %s)", [gid])
+        call(owner, "delete_global_document", document_id=gid)
 
 
 def test_another_farm_sees_none_of_the_rows(app, two_farms):

@@ -5,53 +5,36 @@ from __future__ import annotations
 import psycopg
 import pytest
 from psycopg.rows import dict_row
-from support import raises_sqlstate, tenant
-from support.credits import expire, grant, reserve, settle
-from support.knowledge import count, ingest, ingest_global, search, unit2, vec
-
-
-def make_run(admin, farm_id, status="running", user="alice"):
-    """A run of ``farm_id`` made through the real credit functions, left in ``status``."""
-    grant(admin, farm_id, 5, user=user)
-    if status == "expired":
-        run_id = reserve(admin, farm_id, user=user, ttl="1 millisecond")["id"]
-        admin.execute("SELECT pg_sleep(0.01)")
-        assert expire(admin) == 1
-        return run_id
-    run_id = reserve(admin, farm_id, user=user)["id"]
-    if status == "running":
-        with tenant(admin, farm_id, user):
-            admin.execute("SELECT farmops.start_run(p_run_id => %s)", [run_id])
-    else:
-        settle(admin, farm_id, run_id, status, user=user, credits_actual=1)
-    return run_id
+from support import call, raises_sqlstate, tenant
+from support.knowledge import QUERY, count, ingest, ingest_global, search, unit2, vec
+from support.write_path import make_run
 
 
 @pytest.fixture
 def live_run(admin, farm):
-    """A running AI run of ``farm``."""
-    return make_run(admin, farm)
+    """A running AI run of ``farm``, reserved by its owner."""
+    return make_run(admin, farm, user="alice")
 
 
-def search_for_run(conn, run_id, query, k=4, **kw):
-    """Call farmops.search_for_run with named arguments."""
-    cur = conn.cursor(row_factory=dict_row)
-    return cur.execute(
-        "SELECT * FROM farmops.search_for_run(p_run_id => %s, p_query => %s::public.vector, p_k => %s,"
-        " p_include_global => %s, p_source_types => %s)",
-        [run_id, query, k, kw.get("include_global", True), kw.get("source_types")],
-    ).fetchall()
+def search_for_run(conn, run_id, query, k=4, include_global=True, source_types=None):
+    """Call farmops.search_for_run; dict rows in rank order."""
+    return call(
+        conn,
+        "search_for_run",
+        QUERY,
+        run_id=run_id,
+        query=query,
+        k=k,
+        include_global=include_global,
+        source_types=source_types,
+    )
 
 
 def test_search_for_run_records_each_result(app, owner, admin, farm, live_run):
     ingest_global(owner, "G", "global", ["g"], [unit2(10)])
     with tenant(app, farm, "alice"):
         ingest(app, "D", "doc", ["d0", "d30"], [unit2(0), unit2(30)])
-        plain = (
-            app.cursor(row_factory=dict_row)
-            .execute("SELECT * FROM farmops.search(p_query => %s::public.vector, p_k => 3)", [unit2(0)])
-            .fetchall()
-        )
+        plain = search(app, unit2(0), k=3)
         rows = search_for_run(app, live_run, unit2(0), k=3)
         lineage = (
             app.cursor(row_factory=dict_row)
@@ -93,14 +76,14 @@ def test_lineage_outlives_a_deleted_document(app, admin, farm, live_run):
     with tenant(app, farm, "alice"):
         doc = ingest(app, "D", "doc", ["d"], [vec(1)])
         search_for_run(app, live_run, vec(1))
-        app.execute("SELECT farmops.delete_document(p_document_id => %s)", [doc])
+        call(app, "delete_document", document_id=doc)
     row = admin.execute("SELECT embedding_id, source_id, rank FROM farmops.ai_run_retrievals").fetchone()
     assert row == (None, doc, 1)
 
 
 def test_another_farms_run_is_not_found_and_nothing_is_written(app, admin, two_farms):
     a, b = two_farms
-    run_b = make_run(admin, b, user="bob")
+    run_b = make_run(admin, b, user="bob", owner="bob")
     for bad in (run_b, "00000000-0000-0000-0000-000000000000"):
         with raises_sqlstate("OF102"), tenant(app, a, "alice"):
             ingest(app, "A", "a", ["a"], [vec(1)])
@@ -110,7 +93,7 @@ def test_another_farms_run_is_not_found_and_nothing_is_written(app, admin, two_f
 
 @pytest.mark.parametrize("status", ["succeeded", "failed", "expired"])
 def test_a_settled_run_cannot_retrieve(app, admin, farm, status):
-    run = make_run(admin, farm, status)
+    run = make_run(admin, farm, status=status, user="alice")
     with raises_sqlstate("OF205"), tenant(app, farm, "alice"):
         search_for_run(app, run, vec(1))
     assert count(admin, "ai_run_retrievals") == 0
@@ -130,7 +113,7 @@ def test_bad_arguments(app, admin, farm, live_run):
 
 def test_lineage_is_private_to_the_farm_and_read_only(app, admin, two_farms):
     a, b = two_farms
-    run_a = make_run(admin, a)
+    run_a = make_run(admin, a, user="alice")
     with tenant(app, a, "alice"):
         ingest(app, "A", "a", ["a"], [vec(1)])
         search_for_run(app, run_a, vec(1))

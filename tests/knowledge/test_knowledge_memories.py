@@ -3,29 +3,24 @@
 from __future__ import annotations
 
 import pytest
-from support import raises_sqlstate, tenant
+from support import call, raises_sqlstate, tenant, value
 from support.credits import add_member
-from support.knowledge import DIM, vec
+from support.knowledge import DIM, search, vec
 
 
 def remember(conn, farm_id, user, content):
     with tenant(conn, farm_id, user):
-        return conn.execute("SELECT farmops.remember(p_content => %s)", [content]).fetchone()[0]
+        return value(conn, "remember", content=content)
 
 
 def embed(conn, memory_id, vector, model="test-model"):
-    conn.execute(
-        "SELECT farmops.embed_memory(p_memory_id => %s, p_embedding => %s::public.vector, p_model => %s)",
-        [memory_id, vector, model],
-    )
+    casts = {"embedding": "public.vector"}
+    call(conn, "embed_memory", casts, memory_id=memory_id, embedding=vector, model=model)
 
 
 def memory_hits(conn, query):
-    return conn.execute(
-        "SELECT content, source_type, source_id FROM farmops.search(p_query => %s::public.vector,"
-        " p_source_types => ARRAY['memory'])",
-        [query],
-    ).fetchall()
+    hits = search(conn, query, source_types=["memory"])
+    return [(h["content"], h["source_type"], h["source_id"]) for h in hits]
 
 
 def memory_vectors(admin, memory_id) -> int:
@@ -42,7 +37,7 @@ def test_an_embedded_memory_is_found_and_forgetting_removes_it_at_once(app, admi
         embed(app, memory, vec(0, 1))  # re-embedding replaces, never duplicates
     assert memory_vectors(admin, memory) == 1
     with tenant(app, farm, "alice"):
-        app.execute("SELECT farmops.forget(p_memory_id => %s)", [memory])
+        call(app, "forget", memory_id=memory)
         assert memory_hits(app, vec(0, 1)) == []  # same transaction
     assert memory_vectors(admin, memory) == 0
 

@@ -8,8 +8,8 @@ import uuid
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support import create_farm, raises_sqlstate, tenant
-from support.knowledge import ingest, ingest_global, search, unit2, vec, vec_array
+from support import call, create_farm, raises_sqlstate, tenant
+from support.knowledge import QUERY, ingest, ingest_global, search, unit2, vec, vec_array
 
 ANGLES = [0, 20, 45, 70, 90, 180]  # cosine with the x axis: 1, .94, .71, .34, 0, -1
 
@@ -34,14 +34,7 @@ def test_results_come_in_exact_score_order(app, angled_farm):
 
 def test_default_k_is_four_and_k_limits(app, angled_farm):
     with tenant(app, angled_farm, "alice"):
-        assert (
-            len(
-                app.execute(
-                    "SELECT * FROM farmops.search(p_query => %s::public.vector)", [unit2(0)]
-                ).fetchall()
-            )
-            == 4
-        )
+        assert len(call(app, "search", QUERY, query=unit2(0))) == 4
         assert [r["content"] for r in search(app, unit2(90), k=1)] == ["deg90"]
 
 
@@ -139,7 +132,7 @@ def test_a_deleted_document_disappears_in_the_same_transaction(app, farm):
         doc = ingest(app, "Gone", "gone soon", ["gone"], [vec(1)])
         keep = ingest(app, "Kept", "kept", ["kept"], [vec(0, 1)])
         assert [r["content"] for r in search(app, vec(1), k=5)] == ["gone", "kept"]
-        app.execute("SELECT farmops.delete_document(p_document_id => %s)", [doc])
+        call(app, "delete_document", document_id=doc)
         rows = search(app, vec(1), k=5)
         assert [(r["content"], r["source_id"]) for r in rows] == [("kept", keep)]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-from support import PG_HOST, PG_PORT, raises_sqlstate
+from support import raises_sqlstate, server_dsn
 
 from farmops_client import migrate as migrations
 
@@ -24,7 +24,7 @@ def test_dimension_is_one_setting_read_from_the_column(app, admin):
 def _fresh_database(admin, name):
     admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     admin.execute(f"CREATE DATABASE {name}")
-    return psycopg.connect(f"postgresql://postgres@/{name}?host={PG_HOST}&port={PG_PORT}", autocommit=True)
+    return psycopg.connect(server_dsn(name), autocommit=True)
 
 
 def test_a_dba_can_install_with_another_dimension(admin):

@@ -71,12 +71,6 @@ class Farm:
     run: object
 
 
-def add_members(conn: psycopg.Connection, farm_id, owner: str = "alice") -> None:
-    """Give the farm a manager, worker, viewer and agent (see MEMBERS), added by its owner."""
-    for role, user in MEMBERS.items():
-        add_member(conn, farm_id, user, role, owner=owner)
-
-
 def make_run(
     admin: psycopg.Connection,
     farm_id,
@@ -106,9 +100,10 @@ def make_run(
 def make_farm(
     app: psycopg.Connection, admin: psycopg.Connection, name: str = "Farm A", owner: str = "alice"
 ) -> Farm:
-    """Create a farm through the public function, add the members and a live run."""
+    """Create a farm, its owner adds the MEMBERS, and a live run of the agent."""
     farm_id = create_farm(app, name, owner)
-    add_members(app, farm_id, owner)
+    for role, user in MEMBERS.items():
+        add_member(app, farm_id, user, role, owner=owner)
     return Farm(farm_id, owner, make_run(admin, farm_id, owner=owner))
 
 

@@ -1,4 +1,4 @@
-"""The tenant context as the application role sees it (formerly the sql/tests scripts): it ends with
+"""The tenant context as the application role sees it: it ends with
 its transaction, and a session that writes the settings itself instead of calling begin_tenant()
 gets no context: zero rows, never another farm."""
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from support import raises_sqlstate, sqlstate_of, tenant
+from support import call, raises_sqlstate, sqlstate_of, tenant, value
 
 from farmops_client import migrate as migrations
 
@@ -24,14 +24,12 @@ MARK = "\ue000"
 
 
 def check(conn, text, stage="input"):
-    return conn.execute(
-        "SELECT verdict, categories, rule_names FROM farmops.check_text(p_text => %s, p_stage => %s)",
-        [text, stage],
-    ).fetchone()
+    (found,) = call(conn, "check_text", text=text, stage=stage)
+    return found["verdict"], found["categories"], found["rule_names"]
 
 
 def normalized(conn, text):
-    return conn.execute("SELECT farmops.normalize_untrusted_text(p_text => %s)", [text]).fetchone()[0]
+    return value(conn, "normalize_untrusted_text", text=text)
 
 
 def sqlstate(conn, sql, params):

@@ -5,7 +5,7 @@ import itertools
 import psycopg
 import pytest
 from psycopg.types.json import Jsonb
-from support import raises_sqlstate, tenant
+from support import call, raises_sqlstate, tenant, value
 from support.write_path import GUARDED, MEMBERS, ROUTINE, VALID, counts, make_farm, propose, set_autonomy
 
 TIERS = ("suggest", "draft", "auto")
@@ -52,10 +52,7 @@ def wfarm(app, admin):
 
 def resolve_all(app, farm_id, user="bot") -> dict[str, str]:
     with tenant(app, farm_id, user):
-        return {
-            t: app.execute("SELECT farmops.resolve_autonomy(p_record_type => %s)", [t]).fetchone()[0]
-            for t in VALID
-        }
+        return {t: value(app, "resolve_autonomy", record_type=t) for t in VALID}
 
 
 def test_every_tier_class_and_override_combination(app, wfarm):
@@ -111,7 +108,7 @@ def test_resolve_needs_tenant_and_known_type(app, wfarm):
         app.execute("SELECT farmops.resolve_autonomy(p_record_type => 'note')")
     for bad in ("nope", None, "", "note\u200b", "x" * 100_000):
         with raises_sqlstate("OF203", bad), tenant(app, wfarm.id, "bot"):
-            app.execute("SELECT farmops.resolve_autonomy(p_record_type => %s)", [bad])
+            call(app, "resolve_autonomy", record_type=bad)
 
 
 def test_resolve_uses_the_current_farm_only(app, admin):

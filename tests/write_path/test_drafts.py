@@ -9,7 +9,7 @@ import uuid
 import psycopg
 import pytest
 from psycopg.types.json import Jsonb
-from support import race, raises_sqlstate, tenant
+from support import race, raises_sqlstate, row, sqlstate_of, tenant
 from support.write_path import VALID, counts, make_farm, propose
 
 SALE = {"item": "crates of eggs", "quantity": 10, "amount_kobo": 4_500_000, "buyer": "Mama Ngozi"}
@@ -27,19 +27,14 @@ def draft(app, wfarm):
 
 def confirm(conn, farm_id, user, draft_id, edits=None):
     with tenant(conn, farm_id, user):
-        return conn.execute(
-            "SELECT status, record_id, decided_by, edits"
-            " FROM farmops.confirm_draft(p_draft_id => %s, p_edits => %s)",
-            [draft_id, None if edits is None else Jsonb(edits)],
-        ).fetchone()
+        done = row(conn, "confirm_draft", draft_id=draft_id, edits=None if edits is None else Jsonb(edits))
+    return done["status"], done["record_id"], done["decided_by"], done["edits"]
 
 
 def discard(conn, farm_id, user, draft_id, reason=None):
     with tenant(conn, farm_id, user):
-        return conn.execute(
-            "SELECT status, decision_reason FROM farmops.discard_draft(p_draft_id => %s, p_reason => %s)",
-            [draft_id, reason],
-        ).fetchone()
+        done = row(conn, "discard_draft", draft_id=draft_id, reason=reason)
+    return done["status"], done["decision_reason"]
 
 
 def status_of(admin, draft_id) -> str:
@@ -319,7 +314,7 @@ def test_expiry_racing_humans_on_an_overdue_draft(connect, admin, wfarm):
             lambda c: confirm(c, wfarm.id, "alice", overdue),
         ],
     )
-    assert isinstance(results[3], psycopg.Error) and results[3].sqlstate == "OF103"  # never confirmable
+    assert sqlstate_of(results[3]) == "OF103"  # never confirmable
     expired_count = results[0] + results[1]
     discarded = not isinstance(results[2], Exception)
     # Exactly one of the expirers or the discarder decided it; the others changed nothing.

@@ -4,7 +4,7 @@ import uuid
 
 import psycopg
 import pytest
-from support import race, raises_sqlstate, sqlstate_of, tenant
+from support import call, race, raises_sqlstate, sqlstate_of, tenant
 from support.write_path import counts, make_farm, make_run, propose
 
 
@@ -13,47 +13,46 @@ def wfarm(app, admin):
     return make_farm(app, admin)
 
 
-def call(app, farm_id, user, sql, params):
+def as_user(app, farm_id, user, spec, params) -> list[tuple]:
+    """Call ``spec`` (function, argument names, result columns) as ``user``; rows as tuples."""
+    function, names, columns = spec
     with tenant(app, farm_id, user):
-        return app.execute(sql, params).fetchall()
+        rows = as_user(app, function, **dict(zip(names, params, strict=True)))
+    return [tuple(r[c] for c in columns) for r in rows]
 
 
-def refused(app, admin, farm_id, user, sql, params) -> str:
+def refused(app, admin, farm_id, user, spec, params) -> str:
     before = counts(admin)
     with raises_sqlstate() as excinfo:
-        call(app, farm_id, user, sql, params)
+        as_user(app, farm_id, user, spec, params)
     assert counts(admin) == before
     return sqlstate_of(excinfo)
 
 
-RECOMMEND = "SELECT farmops.recommend(p_run_id => %s, p_title => %s, p_body => %s)"
+RECOMMEND = ("recommend", ("run_id", "title", "body"), ("recommend",))
 DECIDE = (
-    "SELECT status, decided_by, decision_reason FROM farmops.decide_recommendation("
-    "p_recommendation_id => %s, p_approve => %s, p_reason => %s)"
+    "decide_recommendation",
+    ("recommendation_id", "approve", "reason"),
+    ("status", "decided_by", "decision_reason"),
 )
-EVALUATE = (
-    "SELECT rule_name, passed, severity, details"
-    " FROM farmops.evaluate_run(p_run_id => %s, p_output_text => %s)"
-)
-FEEDBACK = (
-    "SELECT thumbs_up, comment FROM farmops.give_feedback(p_run_id => %s, p_thumbs_up => %s, p_comment => %s)"
-)
-REMEMBER = "SELECT farmops.remember(p_content => %s, p_run_id => %s)"
-FORGET = "SELECT farmops.forget(p_memory_id => %s)"
+EVALUATE = ("evaluate_run", ("run_id", "output_text"), ("rule_name", "passed", "severity", "details"))
+FEEDBACK = ("give_feedback", ("run_id", "thumbs_up", "comment"), ("thumbs_up", "comment"))
+REMEMBER = ("remember", ("content", "run_id"), ("remember",))
+FORGET = ("forget", ("memory_id",), ("forget",))
 
 
 # --- recommendations ----------------------------------------------------------------------------------
 
 
 def test_recommendation_lifecycle(app, admin, wfarm):
-    rec = call(app, wfarm.id, "bot", RECOMMEND, [wfarm.run, " Sell the old layers ", "Egg output fell 30%."])[
-        0
-    ][0]
-    assert call(app, wfarm.id, "mia", DECIDE, [rec, True, "agreed"]) == [("approved", "mia", "agreed")]
+    rec = as_user(
+        app, wfarm.id, "bot", RECOMMEND, [wfarm.run, " Sell the old layers ", "Egg output fell 30%."]
+    )[0][0]
+    assert as_user(app, wfarm.id, "mia", DECIDE, [rec, True, "agreed"]) == [("approved", "mia", "agreed")]
     for approve in (True, False):
         assert refused(app, admin, wfarm.id, "alice", DECIDE, [rec, approve, None]) == "OF103"
-    rec2 = call(app, wfarm.id, "bot", RECOMMEND, [wfarm.run, "t", "b"])[0][0]
-    assert call(app, wfarm.id, "wes", DECIDE, [rec2, False, None]) == [("rejected", "wes", None)]
+    rec2 = as_user(app, wfarm.id, "bot", RECOMMEND, [wfarm.run, "t", "b"])[0][0]
+    assert as_user(app, wfarm.id, "wes", DECIDE, [rec2, False, None]) == [("rejected", "wes", None)]
     row = admin.execute(
         "SELECT title, created_by FROM farmops.ai_recommendations WHERE id = %s", [rec]
     ).fetchone()
@@ -62,13 +61,13 @@ def test_recommendation_lifecycle(app, admin, wfarm):
 
 @pytest.mark.parametrize("user", ["bot", "vic"])
 def test_only_humans_decide_recommendations(app, admin, wfarm, user):
-    rec = call(app, wfarm.id, "bot", RECOMMEND, [wfarm.run, "t", "b"])[0][0]
+    rec = as_user(app, wfarm.id, "bot", RECOMMEND, [wfarm.run, "t", "b"])[0][0]
     assert refused(app, admin, wfarm.id, user, DECIDE, [rec, True, None]) == "OF003"
 
 
 def test_recommendation_refusals(app, admin, wfarm):
     other = make_farm(app, admin, "Farm B", "bob")
-    rec = call(app, wfarm.id, "bot", RECOMMEND, [wfarm.run, "t", "b"])[0][0]
+    rec = as_user(app, wfarm.id, "bot", RECOMMEND, [wfarm.run, "t", "b"])[0][0]
     assert refused(app, admin, other.id, "bob", DECIDE, [rec, True, None]) == "OF207"
     assert refused(app, admin, wfarm.id, "alice", DECIDE, [uuid.uuid4(), True, None]) == "OF207"
     assert refused(app, admin, wfarm.id, "alice", DECIDE, [rec, None, None]) == "OF006"
@@ -89,21 +88,21 @@ def test_recommendation_refusals(app, admin, wfarm):
     ]:
         assert refused(app, admin, wfarm.id, "bot", RECOMMEND, [wfarm.run, title, body]) == "OF006"
     with raises_sqlstate("OF001"):
-        app.execute(RECOMMEND, [wfarm.run, "t", "b"])
+        call(app, "recommend", run_id=wfarm.run, title="t", body="b")
 
 
 def test_racing_deciders_get_one_outcome(connect, app, admin, wfarm):
-    rec = call(app, wfarm.id, "bot", RECOMMEND, [wfarm.run, "t", "b"])[0][0]
+    rec = as_user(app, wfarm.id, "bot", RECOMMEND, [wfarm.run, "t", "b"])[0][0]
     results = race(
-        connect, [lambda c, a=a: call(c, wfarm.id, "alice", DECIDE, [rec, a, None]) for a in (True, False)]
+        connect, [lambda c, a=a: as_user(c, wfarm.id, "alice", DECIDE, [rec, a, None]) for a in (True, False)]
     )
     codes = sorted("ok" if not isinstance(r, Exception) else r.sqlstate for r in results)
     assert codes == ["OF103", "ok"]
 
 
 def test_recommendation_history_is_final_for_the_owner_role(owner, app, wfarm):
-    rec = call(app, wfarm.id, "bot", RECOMMEND, [wfarm.run, "t", "b"])[0][0]
-    call(app, wfarm.id, "alice", DECIDE, [rec, False, None])
+    rec = as_user(app, wfarm.id, "bot", RECOMMEND, [wfarm.run, "t", "b"])[0][0]
+    as_user(app, wfarm.id, "alice", DECIDE, [rec, False, None])
     for sql, sqlstate in (
         ("UPDATE farmops.ai_recommendations SET status = 'approved' WHERE id = %s", "OF103"),
         ("DELETE FROM farmops.ai_recommendations WHERE id = %s", "OF107"),
@@ -117,21 +116,22 @@ def test_recommendation_history_is_final_for_the_owner_role(owner, app, wfarm):
 
 def test_clinical_safety_flags_dosing_and_withdrawal_advice(app, wfarm):
     text = "Give oxytetracycline at 10 mg/kg for 5 days; the withdrawal period for eggs is 7 days."
-    results = {r[0]: r for r in call(app, wfarm.id, "bot", EVALUATE, [wfarm.run, text])}
+    results = {r[0]: r for r in as_user(app, wfarm.id, "bot", EVALUATE, [wfarm.run, text])}
     assert set(results) == {"clinical_safety", "schema_conformance"}
     _name, passed, severity, details = results["clinical_safety"]
     assert (passed, severity) == (False, "warn")
     assert any("mg/kg" in m for m in details["matches"])
     assert any("withdrawal period" in m.lower() for m in details["matches"])
     clean = {
-        r[0]: r[1] for r in call(app, wfarm.id, "bot", EVALUATE, [wfarm.run, "Feed use logged: 12 kg mash."])
+        r[0]: r[1]
+        for r in as_user(app, wfarm.id, "bot", EVALUATE, [wfarm.run, "Feed use logged: 12 kg mash."])
     }
     assert clean == {"clinical_safety": True, "schema_conformance": True}
 
 
 def test_schema_conformance_rechecks_the_runs_drafts(app, owner, wfarm):
     propose(app, wfarm.id, "bot", wfarm.run, "note", {"body": "a long note " * 10})
-    rows = {r[0]: r for r in call(app, wfarm.id, "bot", EVALUATE, [wfarm.run, "ok"])}
+    rows = {r[0]: r for r in as_user(app, wfarm.id, "bot", EVALUATE, [wfarm.run, "ok"])}
     assert rows["schema_conformance"][1] is True
     assert rows["schema_conformance"][3]["drafts_checked"] == 1
     # The product tightens the note type afterwards: the stored draft no longer conforms.
@@ -142,7 +142,7 @@ def test_schema_conformance_rechecks_the_runs_drafts(app, owner, wfarm):
            '{"type":"object","additionalProperties":false,"required":["body"],
              "properties":{"body":{"type":"string","maxLength":20}}}')"""
     )
-    rows = {r[0]: r for r in call(app, wfarm.id, "bot", EVALUATE, [wfarm.run, "ok"])}
+    rows = {r[0]: r for r in as_user(app, wfarm.id, "bot", EVALUATE, [wfarm.run, "ok"])}
     assert rows["schema_conformance"][1] is False
     assert "body" in rows["schema_conformance"][3]["failures"][0]["message"]
 
@@ -152,7 +152,7 @@ def test_rule_api_adds_rules_as_data(app, owner, wfarm):
         "SELECT farmops.register_eval_rule(p_name => 'no_prices_in_dollars', p_kind => 'regex_absent',"
         " p_description => 'Prices are in naira', p_pattern => '\\$[0-9]', p_severity => 'info')"
     )
-    rows = {r[0]: r[1] for r in call(app, wfarm.id, "bot", EVALUATE, [wfarm.run, "That costs $5."])}
+    rows = {r[0]: r[1] for r in as_user(app, wfarm.id, "bot", EVALUATE, [wfarm.run, "That costs $5."])}
     assert rows["no_prices_in_dollars"] is False
     for args, sqlstate in (
         ("p_name => 'Bad Name', p_kind => 'regex_absent', p_description => 'd', p_pattern => 'x'", "OF006"),
@@ -175,7 +175,7 @@ def test_eval_refusals_and_append_only(app, admin, owner, wfarm):
     assert refused(app, admin, wfarm.id, "bot", EVALUATE, [wfarm.run, "x" * 1_048_576]) == "OF006"
     # Settled runs can be evaluated (evaluation happens after the run).
     settled = make_run(admin, wfarm.id, status="succeeded")
-    assert len(call(app, wfarm.id, "bot", EVALUATE, [settled, "fine 🐓"])) == 2
+    assert len(as_user(app, wfarm.id, "bot", EVALUATE, [settled, "fine 🐓"])) == 2
     for sql in ("UPDATE farmops.ai_evals SET passed = true", "DELETE FROM farmops.ai_evals"):
         with raises_sqlstate("OF107"):
             owner.execute(sql)
@@ -185,9 +185,9 @@ def test_eval_refusals_and_append_only(app, admin, owner, wfarm):
 
 
 def test_feedback_is_one_per_member_per_run_and_updatable(app, admin, wfarm):
-    assert call(app, wfarm.id, "alice", FEEDBACK, [wfarm.run, True, "spot on"]) == [(True, "spot on")]
-    assert call(app, wfarm.id, "alice", FEEDBACK, [wfarm.run, False, None]) == [(False, None)]
-    assert call(app, wfarm.id, "wes", FEEDBACK, [wfarm.run, True, "ẹ ṣé"]) == [(True, "ẹ ṣé")]
+    assert as_user(app, wfarm.id, "alice", FEEDBACK, [wfarm.run, True, "spot on"]) == [(True, "spot on")]
+    assert as_user(app, wfarm.id, "alice", FEEDBACK, [wfarm.run, False, None]) == [(False, None)]
+    assert as_user(app, wfarm.id, "wes", FEEDBACK, [wfarm.run, True, "ẹ ṣé"]) == [(True, "ẹ ṣé")]
     rows = admin.execute("SELECT user_id, thumbs_up FROM farmops.ai_feedback ORDER BY user_id").fetchall()
     assert rows == [("alice", False), ("wes", True)]
 
@@ -206,18 +206,18 @@ def test_feedback_refusals(app, admin, wfarm):
 
 
 def test_memories_deduplicate_on_normalized_text_per_farm(app, admin, wfarm):
-    first = call(app, wfarm.id, "bot", REMEMBER, ["Vaccinates on Mondays.", wfarm.run])[0][0]
-    again = call(app, wfarm.id, "wes", REMEMBER, ["  vaccinates   on\nMONDAYS ", None])[0][0]
+    first = as_user(app, wfarm.id, "bot", REMEMBER, ["Vaccinates on Mondays.", wfarm.run])[0][0]
+    again = as_user(app, wfarm.id, "wes", REMEMBER, ["  vaccinates   on\nMONDAYS ", None])[0][0]
     assert again == first
     other = make_farm(app, admin, "Farm B", "bob")
-    theirs = call(app, other.id, "bot", REMEMBER, ["Vaccinates on Mondays.", None])[0][0]
+    theirs = as_user(app, other.id, "bot", REMEMBER, ["Vaccinates on Mondays.", None])[0][0]
     assert theirs != first
     assert admin.execute("SELECT count(*) FROM farmops.memories").fetchone()[0] == 2
 
 
 def test_concurrent_remember_of_the_same_fact_stores_one(connect, admin, wfarm):
     results = race(
-        connect, [lambda c: call(c, wfarm.id, "bot", REMEMBER, ["Pond 3 is the nursery", None])[0][0]] * 4
+        connect, [lambda c: as_user(c, wfarm.id, "bot", REMEMBER, ["Pond 3 is the nursery", None])[0][0]] * 4
     )
     assert len(set(results)) == 1 and not isinstance(results[0], Exception), results
     assert admin.execute("SELECT count(*) FROM farmops.memories").fetchone()[0] == 1
@@ -235,13 +235,13 @@ def test_memory_refusals(app, admin, wfarm):
 
 
 def test_forget_is_owner_or_manager_only_and_farm_scoped(app, admin, wfarm):
-    mem = call(app, wfarm.id, "bot", REMEMBER, ["Borehole pump fails in harmattan", None])[0][0]
+    mem = as_user(app, wfarm.id, "bot", REMEMBER, ["Borehole pump fails in harmattan", None])[0][0]
     other = make_farm(app, admin, "Farm B", "bob")
     for user in ("wes", "vic", "bot"):
         assert refused(app, admin, wfarm.id, user, FORGET, [mem]) == "OF003"
     assert refused(app, admin, other.id, "bob", FORGET, [mem]) == "OF206"
     assert refused(app, admin, wfarm.id, "mia", FORGET, [uuid.uuid4()]) == "OF206"
-    call(app, wfarm.id, "mia", FORGET, [mem])
+    as_user(app, wfarm.id, "mia", FORGET, [mem])
     assert admin.execute("SELECT count(*) FROM farmops.memories").fetchone()[0] == 0
     assert refused(app, admin, wfarm.id, "alice", FORGET, [mem]) == "OF206"
 

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg.types.json import Jsonb
-from support import message_of, raises_sqlstate, sqlstate_of, tenant
+from support import message_of, raises_sqlstate, row, sqlstate_of, tenant
 from support.write_path import VALID, counts, make_farm, make_run, propose, set_autonomy
 
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -75,9 +75,7 @@ def test_every_seeded_type_drafts_then_confirms_into_its_table(app, admin, wfarm
     draft_id, outcome, _ = propose(app, wfarm.id, "bot", wfarm.run, record_type, payload)
     assert outcome == "drafted"
     with tenant(app, wfarm.id, "wes"):
-        record_id = app.execute(
-            "SELECT record_id FROM farmops.confirm_draft(p_draft_id => %s)", [draft_id]
-        ).fetchone()[0]
+        record_id = row(app, "confirm_draft", draft_id=draft_id)["record_id"]
         stored = app.execute(
             f"SELECT to_jsonb(r) FROM farmops.{table} AS r WHERE id = %s", [record_id]
         ).fetchone()[0]

@@ -6,13 +6,25 @@ import re
 import psycopg
 import pytest
 from psycopg.types.json import Jsonb
-from support import raises_sqlstate, tenant
+from support import raises_sqlstate, row, tenant
 from support.write_path import VALID, WRITE_TABLES, make_farm, propose, set_autonomy
 
-REGISTER = (
-    "SELECT name FROM farmops.register_record_type(p_name => %s, p_class => %s, p_description => %s,"
-    " p_target_schema => %s, p_target_table => %s, p_input_schema => %s)"
-)
+
+def register(conn, name, cls, description, schema, table, input_schema):
+    """farmops.register_record_type; returns the registered name."""
+    found = row(
+        conn,
+        "register_record_type",
+        name=name,
+        **{"class": cls},
+        description=description,
+        target_schema=schema,
+        target_table=table,
+        input_schema=None if input_schema is None else Jsonb(input_schema),
+    )
+    return found["name"]
+
+
 EGGS_SCHEMA = {
     "type": "object",
     "additionalProperties": False,
@@ -54,8 +66,8 @@ def test_seeded_types_pass_the_registration_checks(owner):
     select = "SELECT name, class, description, target_schema, target_table, input_schema, date_past_days,"
     select += " date_future_days FROM farmops.record_types"
     rows = owner.execute(select).fetchall()
-    for row in rows:
-        assert owner.execute(REGISTER, [*row[:5], Jsonb(row[5])]).fetchone()[0] == row[0]
+    for seeded in rows:
+        assert register(owner, *seeded[:6]) == seeded[0]
     again = owner.execute(select).fetchall()
     assert sorted(again) == sorted(rows)
 
@@ -69,10 +81,7 @@ def test_a_product_registers_its_own_type_and_the_ai_writes_it(app, admin, owner
                PRIMARY KEY (farm_id, id), UNIQUE (farm_id, draft_id),
                FOREIGN KEY (farm_id, draft_id) REFERENCES farmops.assistant_drafts (farm_id, id))"""
     )
-    owner.execute(
-        REGISTER,
-        ["egg_collection", "routine", "Eggs collected", "farmops", "egg_collections", Jsonb(EGGS_SCHEMA)],
-    )
+    register(owner, "egg_collection", "routine", "Eggs collected", "farmops", "egg_collections", EGGS_SCHEMA)
     assert "egg_collection" in [r[0] for r in app.execute("SELECT name FROM farmops.record_type_tools()")]
     farm = make_farm(app, admin)
     set_autonomy(app, farm.id, "alice", "auto", ["egg_collection"])
@@ -133,13 +142,13 @@ def test_registration_refuses_what_the_validator_cannot_enforce(owner, name, cls
         " (farm_id uuid, id uuid, draft_id uuid, created_by text, crates integer)"
     )
     with raises_sqlstate("OF006"):
-        owner.execute(REGISTER, [name, cls, "d", "farmops", table, None if schema is None else Jsonb(schema)])
+        register(owner, name, cls, "d", "farmops", table, schema)
     assert owner.execute("SELECT count(*) FROM farmops.record_types").fetchone()[0] == len(VALID)
 
 
 def test_the_app_cannot_register_or_edit_types(app):
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
-        app.execute(REGISTER, ["eggs", "routine", "d", "farmops", "note_records", Jsonb(EGGS_SCHEMA)])
+        register(app, "eggs", "routine", "d", "farmops", "note_records", EGGS_SCHEMA)
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
         app.execute("UPDATE farmops.record_types SET class = 'routine' WHERE name = 'sale'")
 

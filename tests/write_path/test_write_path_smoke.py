@@ -1,23 +1,26 @@
-"""Smoke: the write path migrates and a draft can be proposed and confirmed."""
+"""Smoke: the write path end to end as the application role: a funded run proposes a sale, the
+owner confirms it, the record is stored."""
 
-from support import tenant
+from psycopg.types.json import Jsonb
+from support import row, tenant
+from support.credits import add_member, grant, reserve, start
 
 
 def test_smoke(app, admin, farm):
-    admin.execute("INSERT INTO farmops.farm_members VALUES (%s, 'bot', 'agent')", [farm])
-    run = admin.execute(
-        "INSERT INTO farmops.ai_runs (farm_id, user_id, feature, model, status, credits_reserved, expires_at)"
-        " VALUES (%s, 'bot', 'chat', 'm', 'running', 1, now() + interval '1 hour') RETURNING id",
-        [farm],
-    ).fetchone()[0]
+    add_member(app, farm, "bot", "agent")
+    grant(app, farm, 1)
+    run = reserve(app, farm, user="bot")["id"]
+    start(app, farm, run, user="bot")
     with tenant(app, farm, "bot"):
-        row = app.execute(
-            "SELECT * FROM farmops.propose_write(p_run_id => %s, p_record_type => 'sale',"
-            ' p_payload => \'{"item": "eggs", "quantity": 3, "amount_kobo": 450000}\')',
-            [run],
-        ).fetchone()
-    assert row[1] == "drafted"
+        proposed = row(
+            app,
+            "propose_write",
+            run_id=run,
+            record_type="sale",
+            payload=Jsonb({"item": "eggs", "quantity": 3, "amount_kobo": 450000}),
+        )
+    assert proposed["outcome"] == "drafted"
     with tenant(app, farm, "alice"):
-        d = app.execute("SELECT status, record_id FROM farmops.confirm_draft(%s)", [row[0]]).fetchone()
-    assert d[0] == "confirmed"
+        decided = row(app, "confirm_draft", draft_id=proposed["draft_id"])
+    assert decided["status"] == "confirmed"
     assert admin.execute("SELECT count(*) FROM farmops.sale_records").fetchone()[0] == 1
