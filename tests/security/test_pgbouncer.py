@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 import pytest
-from support import APP_LOGIN, REPO, create_farm, raises_sqlstate
+from support import APP_LOGIN, REPO, concurrently, create_farm, raises_sqlstate
 from support.credits import grant, invariants
 from support.pgbouncer import running
 
@@ -58,9 +57,12 @@ def farms(app) -> dict[str, object]:
 
 
 def in_parallel(work) -> list:
-    """``work(i)`` in THREADS threads; a failed assertion in any thread fails the test."""
-    with ThreadPoolExecutor(THREADS) as pool:
-        return list(itertools.chain.from_iterable(pool.map(work, range(THREADS))))
+    """``work(i)`` in THREADS threads released together; a failed assertion in any thread fails the test."""
+    results = concurrently([lambda i=i: work(i) for i in range(THREADS)])
+    for result in results:
+        if isinstance(result, Exception):
+            raise result
+    return list(itertools.chain.from_iterable(results))
 
 
 def assert_interleaved(seen: list[tuple[int, str]]) -> None:
