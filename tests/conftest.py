@@ -13,7 +13,9 @@ from collections.abc import Callable, Iterator
 import psycopg
 import pytest
 from pytest_postgresql import factories
+from support.credits import grant
 from support.server import PG_HOST, PG_PORT, Database, create_farm, load_farmops, server_dsn
+from support.write_path import Farm, make_farm
 
 postgresql_proc = factories.postgresql_noproc(
     host=PG_HOST, port=PG_PORT, user="postgres", dbname="farmops_test", load=[load_farmops]
@@ -70,6 +72,19 @@ def farm(app) -> object:
 def two_farms(app) -> tuple[object, object]:
     """Farm A owned by 'alice' and farm B owned by 'bob'."""
     return create_farm(app, "Farm A", "alice"), create_farm(app, "Farm B", "bob")
+
+
+@pytest.fixture
+def funded(app, farm) -> object:
+    """The 'alice' farm with 100 credits."""
+    grant(app, farm, 100)
+    return farm
+
+
+@pytest.fixture
+def wfarm(app, admin) -> Farm:
+    """A write-path farm: owner 'alice', one member per role (MEMBERS) and a live run of its agent."""
+    return make_farm(app, admin)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from support import REPO, create_farm
 from support.credits import balance, expire, grant, invariants, reserve, settle, start
 
-from farmops_client.errors import BY_SQLSTATE
+from farmops_client.errors import BY_SQLSTATE, FarmopsError
 
 OPS = st.lists(
     st.one_of(
@@ -59,7 +59,7 @@ def test_any_sequence_keeps_the_books(app, admin, owner, ops):
                     "ALTER TABLE farmops.ai_runs ENABLE ALWAYS TRIGGER ai_runs_move_forward_only"
                 )
                 expire(app)
-        except psycopg.Error as exc:
+        except (psycopg.Error, FarmopsError) as exc:
             assert exc.sqlstate in EXPECTED, exc
         assert balance(admin, farm) >= 0
         assert invariants(owner, farm) == []

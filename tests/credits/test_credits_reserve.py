@@ -16,13 +16,6 @@ from support.credits import (
 )
 
 
-@pytest.fixture
-def funded(app, farm):
-    """The 'alice' farm with 100 credits."""
-    grant(app, farm, 100)
-    return farm
-
-
 def test_reserve_takes_credits_and_writes_run_and_leg(app, admin, owner, funded):
     run = reserve(app, funded, credits=7, feature="diagnose", model="m1", input_summary="sick hens")
     assert run["status"] == "reserved"

@@ -9,13 +9,6 @@ from support import call, race, raises_sqlstate, sqlstates, tenant
 from support.credits import add_member, balance, counts, expire, grant, invariants, reserve, settle, start
 
 
-@pytest.fixture
-def funded(app, farm):
-    """The 'alice' farm with 100 credits."""
-    grant(app, farm, 100)
-    return farm
-
-
 def _legs(admin, run_id):
     return admin.execute(
         "SELECT kind, delta, balance_after FROM farmops.credit_ledger WHERE ai_run_id = %s ORDER BY id",

@@ -60,11 +60,6 @@ def test_content_allows_newlines_but_not_other_control_characters(app, admin, wf
     assert refused(app, wfarm.id, "bot", sql, [wfarm.run, "Two\nlines", "body"]) == "OF006"
 
 
-@pytest.fixture
-def wfarm(app, admin):
-    return make_farm(app, admin)
-
-
 # --- the run lock -------------------------------------------------------------------------------
 
 

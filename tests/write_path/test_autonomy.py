@@ -45,11 +45,6 @@ def expected(record_type: str, tier: str, override, listed: bool) -> str:
     return "draft" if record_type in GUARDED else ROUTINE_TABLE[(tier, override, listed)]
 
 
-@pytest.fixture
-def wfarm(app, admin):
-    return make_farm(app, admin)
-
-
 def resolve_all(app, farm_id, user="bot") -> dict[str, str]:
     with tenant(app, farm_id, user):
         return {t: value(app, "resolve_autonomy", record_type=t) for t in VALID}

@@ -16,11 +16,6 @@ SALE = {"item": "crates of eggs", "quantity": 10, "amount_kobo": 4_500_000, "buy
 
 
 @pytest.fixture
-def wfarm(app, admin):
-    return make_farm(app, admin)
-
-
-@pytest.fixture
 def draft(app, wfarm):
     return propose(app, wfarm.id, "bot", wfarm.run, "sale", SALE)[0]
 

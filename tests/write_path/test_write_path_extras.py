@@ -8,16 +8,11 @@ from support import call, race, raises_sqlstate, sqlstate_of, tenant
 from support.write_path import counts, make_farm, make_run, propose
 
 
-@pytest.fixture
-def wfarm(app, admin):
-    return make_farm(app, admin)
-
-
 def as_user(app, farm_id, user, spec, params) -> list[tuple]:
     """Call ``spec`` (function, argument names, result columns) as ``user``; rows as tuples."""
     function, names, columns = spec
     with tenant(app, farm_id, user):
-        rows = as_user(app, function, **dict(zip(names, params, strict=True)))
+        rows = call(app, function, **dict(zip(names, params, strict=True)))
     return [tuple(r[c] for c in columns) for r in rows]
 
 

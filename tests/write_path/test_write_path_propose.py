@@ -21,11 +21,6 @@ FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthChe
 SALE = {"item": "crates of eggs", "quantity": 10, "amount_kobo": 4_500_000}
 
 
-@pytest.fixture
-def wfarm(app, admin):
-    return make_farm(app, admin)
-
-
 def refused(app, admin, farm, payload, record_type="sale", user="bot", run=None) -> str:
     """Propose, expect a refusal, check nothing was stored; return the SQLSTATE."""
     before = counts(admin)
