@@ -96,6 +96,12 @@ SELECT farmops.migration_is_pending('0050_verified_identity.sql', '612eb76be82b7
 INSERT INTO farmops.schema_migrations (filename, sha256)
 VALUES ('0050_verified_identity.sql', '612eb76be82b755f8f0c337ae00b38784d6837710d15a6e5c3e1d967a82f22f4');
 \endif
+SELECT farmops.migration_is_pending('0065_search_farms_exactly.sql', '7112f0159753776980acaf42e1b5b52a928f42229596b9cdf3d80363a4a5473f') AS pending \gset
+\if :pending
+\ir schema/0065_search_farms_exactly.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0065_search_farms_exactly.sql', '7112f0159753776980acaf42e1b5b52a928f42229596b9cdf3d80363a4a5473f');
+\endif
 \ir functions/00_core/audit_append_only.sql
 \ir functions/00_core/error_codes.sql
 \ir functions/00_core/guards.sql
