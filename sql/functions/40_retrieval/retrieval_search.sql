@@ -1,6 +1,6 @@
 -- Top-k retrieval for the current farm, merged with the global knowledge base.
 --
--- THE FARM'S ROWS: ALWAYS AN EXACT SCAN. ORDER BY public.cosine_distance(...) is a
+-- THE FARM'S ROWS: ALWAYS AN EXACT SCAN. ORDER BY cosine_distance(...) is a
 -- function call, not the indexable <=> operator, so no plan can use an ANN index:
 -- recall 1.0 for every farm and every query, found through the (farm_id,
 -- source_type) btree, so a farm's search reads only its own rows and costs in
@@ -26,40 +26,49 @@
 -- an exact fallback keep it from ever answering short.
 --
 -- plan_cache_mode = force_generic_plan on all three: the statements are the same
--- for every farm (the btree picks the farm's rows), and re-planning the merge with
--- its joins on every call cost more than searching a small farm (measured: a 40-row
--- farm's search 0.4-0.6 ms instead of 0.8-1.5 ms).
+-- for every farm (the btree picks the farm's rows; a custom plan for a big farm
+-- picked a slower seq scan of the whole table), and re-planning the merge with its
+-- joins on every call cost more than searching a small farm (a 40-row farm's search
+-- 0.4-0.6 ms instead of 0.8-1.5 ms). ROWS 10 on the candidate functions (they
+-- return k rows, k is small) keeps the generic plan of the merge a nested loop of
+-- key lookups; with the default estimate (1000) it hash-joined the farm's whole
+-- table: 56 ms instead of 18 ms for a 38k-row farm.
 --
 -- Ties are broken by (distance, farm rows before global rows, id): deterministic.
 -- The GUCs are set in the functions' SET clauses, so they (and the SET LOCALs
 -- inside) are restored when the function returns.
 
 CREATE OR REPLACE FUNCTION farmops.farm_search_candidates(
-    p_farm_id uuid, p_query public.vector, p_k integer, p_source_types text[] DEFAULT NULL
+    p_farm_id uuid, p_query vector, p_k integer, p_source_types text[] DEFAULT NULL
 )
 RETURNS TABLE (embedding_id uuid, distance double precision)
 LANGUAGE plpgsql
 VOLATILE
+ROWS 10
 SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_generic_plan
 AS $fn$
 BEGIN
     RETURN QUERY
-    SELECT e.id, public.cosine_distance(e.embedding, p_query) AS d
+    SELECT e.id, cosine_distance(e.embedding, p_query) AS d
     FROM farmops.embeddings AS e
     WHERE e.farm_id = p_farm_id AND (p_source_types IS NULL OR e.source_type = ANY (p_source_types))
     ORDER BY d, e.id
     LIMIT p_k;
 END
 $fn$;
-COMMENT ON FUNCTION farmops.farm_search_candidates(uuid, public.vector, integer, text[]) IS
+COMMENT ON FUNCTION farmops.farm_search_candidates(uuid, vector, integer, text[]) IS
 'Private to farmops.search(): the k nearest chunks of one farm by an exact scan of that farm''s rows. '
 'SECURITY INVOKER: RLS hides other farms from the app.';
+-- Its body uses pgvector's names: keep the install's search_path (pg_catalog,
+-- pgvector's schema, pg_temp: see bootstrap.sql), wherever pgvector lives.
+ALTER FUNCTION farmops.farm_search_candidates(uuid, vector, integer, text[]) SET search_path FROM CURRENT;
 
-CREATE OR REPLACE FUNCTION farmops.global_search_candidates(p_query public.vector, p_k integer)
+CREATE OR REPLACE FUNCTION farmops.global_search_candidates(p_query vector, p_k integer)
 RETURNS TABLE (embedding_id uuid, distance double precision)
 LANGUAGE plpgsql
 VOLATILE
+ROWS 10
 SET search_path = pg_catalog, pg_temp
 SET "hnsw.iterative_scan" = relaxed_order
 SET "hnsw.max_scan_tuples" = 100000
@@ -93,9 +102,9 @@ BEGIN
         SELECT array_agg(c.id ORDER BY c.d, c.id), array_agg(c.d ORDER BY c.d, c.id)
         INTO v_ids, v_distances
         FROM (
-            SELECT g.id, g.embedding OPERATOR (public.<=>) p_query AS d
+            SELECT g.id, g.embedding <=> p_query AS d
             FROM farmops.global_embeddings AS g
-            ORDER BY g.embedding OPERATOR (public.<=>) p_query
+            ORDER BY g.embedding <=> p_query
             LIMIT p_k
         ) AS c;
         PERFORM set_config('enable_sort', 'on', true);
@@ -107,18 +116,21 @@ BEGIN
     END IF;
 
     RETURN QUERY
-    SELECT g.id, public.cosine_distance(g.embedding, p_query) AS d
+    SELECT g.id, cosine_distance(g.embedding, p_query) AS d
     FROM farmops.global_embeddings AS g
     ORDER BY d, g.id
     LIMIT p_k;
 END
 $fn$;
-COMMENT ON FUNCTION farmops.global_search_candidates(public.vector, integer) IS
+COMMENT ON FUNCTION farmops.global_search_candidates(vector, integer) IS
 'Private to farmops.search(): the k nearest global knowledge chunks: an exact scan up to exact_search_max_rows() '
 'rows (estimated), HNSW with ef_search max(200, 2k) above, exact again if the index answers short.';
+-- Its body uses pgvector's names: keep the install's search_path (pg_catalog,
+-- pgvector's schema, pg_temp: see bootstrap.sql), wherever pgvector lives.
+ALTER FUNCTION farmops.global_search_candidates(vector, integer) SET search_path FROM CURRENT;
 
 CREATE OR REPLACE FUNCTION farmops.search(
-    p_query public.vector,
+    p_query vector,
     p_k integer DEFAULT 4,
     p_include_global boolean DEFAULT true,
     p_source_types text[] DEFAULT NULL
@@ -198,8 +210,9 @@ BEGIN
     ORDER BY t.d, t.g, t.hit_id;
 END
 $fn$;
-COMMENT ON FUNCTION farmops.search(public.vector, integer, boolean, text[]) IS
+COMMENT ON FUNCTION farmops.search(vector, integer, boolean, text[]) IS
 'The k chunks nearest to p_query (cosine; score = 1 - distance) of the current farm, merged by score with '
 'the global knowledge base. The farm''s rows exactly (recall 1.0 at any size); the global base exactly up to '
-'exact_search_max_rows() rows, HNSW above; never fewer than min(k, visible rows). SECURITY INVOKER: RLS applies. OF001 no context, OF006 NULL/zero query, '
+'exact_search_max_rows() rows, HNSW above; never fewer than min(k, visible rows). SECURITY INVOKER: RLS '
+'applies. OF001 no context, OF006 NULL/zero query, '
 'k outside 1..max_search_k() or bad source types, OF301 wrong dimension.';
