@@ -429,7 +429,7 @@ def main() -> int:
     table.add_column("farmops p50/p95 ms", justify="right")
     table.add_column("exact p50/p95 ms", justify="right")
     table.add_column("p95 farmops/exact", justify="right")
-    worst = {"recall": 1.0, "ratio": 0.0, "short": 0}
+    worst = {"recall": 1.0, "ratio": 0.0, "ratio_1ms": 0.0, "short": 0, "overhead": []}
 
     for lo, hi, label in BUCKETS:
         members = [f for f, n in enumerate(data.sizes) if lo <= n <= hi]
@@ -458,6 +458,10 @@ def main() -> int:
                 ratio = ours.p(0.95) / exact.p(0.95)
                 worst["recall"] = min(worst["recall"], ours.recall())
                 worst["ratio"] = max(worst["ratio"], ratio)
+                if exact.p(0.5) >= 1.0:  # below a millisecond the ratio measures fixed costs, not the scan
+                    worst["ratio_1ms"] = max(worst["ratio_1ms"], ratio)
+                if not with_global and lo == BUCKETS[0][0]:
+                    worst["overhead"].append(ours.p(0.5) - exact.p(0.5))
                 worst["short"] += ours.short
                 table.add_row(
                     label,
@@ -478,7 +482,10 @@ def main() -> int:
     size_line = "HNSW index sizes: " + ", ".join(f"{n} {b / 1024**2:.0f} MiB" for n, b in sizes_now)
     summary = (
         f"worst cell: recall@{k} {worst['recall']:.3f} (goal >= 0.99), p95 {worst['ratio']:.2f}x "
-        f"the exact scan (goal <= 1.5x), {worst['short']} short answers (goal 0)"
+        f"the exact scan (goal <= 1.5x; {worst['ratio_1ms']:.2f}x where the exact scan's p50 is >= 1 ms), "
+        f"{worst['short']} short answers (goal 0). Farms of 10-99 rows, farm-only, p50 farmops - exact: "
+        f"{max(worst['overhead'] or [float('nan')]):.2f} ms (the fixed cost of the call: tenant check, argument checks, "
+        "function layers)"
     )
     notes = (
         "farmops = farmops.search(p_query, p_k, p_include_global) as an application role under RLS; exact = "
