@@ -484,8 +484,8 @@ def main() -> int:
         f"worst cell: recall@{k} {worst['recall']:.3f} (goal >= 0.99), p95 {worst['ratio']:.2f}x "
         f"the exact scan (goal <= 1.5x; {worst['ratio_1ms']:.2f}x where the exact scan's p50 is >= 1 ms), "
         f"{worst['short']} short answers (goal 0). Farms of 10-99 rows, farm-only, p50 farmops - exact: "
-        f"{max(worst['overhead'] or [float('nan')]):.2f} ms (the fixed cost of the call: tenant check, argument checks, "
-        "function layers)"
+        f"{max(worst['overhead'] or [float('nan')]):.2f} ms (the fixed cost of the call: tenant check, "
+        "argument checks, function layers)"
     )
     notes = (
         "farmops = farmops.search(p_query, p_k, p_include_global) as an application role under RLS; exact = "
