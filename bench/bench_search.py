@@ -293,21 +293,25 @@ def index_sizes(conn: psycopg.Connection) -> list[tuple[str, int]]:
     ]
 
 
-def expected_scale_memory(rows: int, global_rows: int, dim: int, m: int = 16) -> str:
-    """Rough sizes of a --scale run (pgvector stores one element tuple plus its neighbour tuple
-    per graph node; a 1024-d element is ~4 kB, so about one node per 8 kB page)."""
+def expected_scale_memory(args: argparse.Namespace, m: int = 16) -> str:
+    """Rough sizes of a run with these parameters: the table (a 1024-d vector lives in TOAST), the
+    HNSW index of the global base (pgvector stores an element tuple and a neighbour tuple per node;
+    a 1024-d element is ~4 kB, so about one node per 8 kB page), and what the largest farm's exact
+    scan reads per search."""
+    rows, global_rows, dim = args.rows, args.global_rows, args.dim
     vec_bytes = 4 * dim + 8
     node = vec_bytes + 2 * m * 6 + 64  # element + layer-0 neighbour list (6-byte tids) + headers
-    per_page = max(1, 8192 // node)
-    hnsw = (rows + global_rows) / per_page * 8192
+    hnsw = global_rows / max(1, 8192 // node) * 8192
     heap = (rows + global_rows) * (vec_bytes + 200)
-    build_mem = (rows + global_rows) * (vec_bytes + 2 * m * 8 + 100)
-    gib = 1024**3
+    build_mem = global_rows * (vec_bytes + 2 * m * 8 + 100)
+    largest = int(farm_sizes(rows, args.farms, args.zipf)[0])
+    mib, gib = 1024**2, 1024**3
     return (
-        f"--scale ({rows:,} + {global_rows:,} rows x {dim}-d) expects: table + TOAST ~{heap / gib:.1f} GiB, "
-        f"HNSW indexes ~{hnsw / gib:.1f} GiB on disk (as much again in shared_buffers/page cache to search "
-        f"from memory), maintenance_work_mem >= ~{build_mem / gib:.1f} GiB for an in-memory build, "
-        f"~{(rows * dim * 4) / gib:.1f} GiB of client RAM for the generated vectors and truth."
+        f"{rows:,} + {global_rows:,} rows x {dim}-d expect: table + TOAST ~{heap / gib:.1f} GiB; the global "
+        f"base's HNSW index ~{hnsw / gib:.2f} GiB (keep it in shared_buffers), maintenance_work_mem >= "
+        f"~{build_mem / mib:.0f} MiB to build it in memory; the largest farm ({largest:,} rows) reads "
+        f"~{largest * vec_bytes / mib:.0f} MiB per exact search; ~{rows * dim * 4 / gib:.1f} GiB of "
+        "client RAM for the generated vectors and truth."
     )
 
 
@@ -335,7 +339,7 @@ def main() -> int:
     """Build the data set, run farmops and the exact scan per cell, print and write one table."""
     args = parse_args()
     if args.scale:
-        console.print(expected_scale_memory(args.rows, args.global_rows, args.dim))
+        console.print("--scale: " + expected_scale_memory(args))
     t_start = time.perf_counter()
     rng = np.random.default_rng(args.seed)
     data = generate(args, rng)
@@ -502,7 +506,12 @@ def main() -> int:
         c.print(build_line)
         c.print(size_line)
         c.print(notes)
-        c.print(expected_scale_memory(1_000_000, 100_000, 1024))
+        c.print("this run: " + expected_scale_memory(args))
+        if not args.scale:
+            scale = argparse.Namespace(
+                **{**vars(args), "rows": 1_000_000, "dim": 1024, "global_rows": 100_000}
+            )
+            c.print("--scale (not run here): " + expected_scale_memory(scale))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(out.export_text())
     console.print(f"written to {args.out.relative_to(REPO) if args.out.is_relative_to(REPO) else args.out}")
