@@ -34,7 +34,8 @@
 -- key lookups; with the default estimate (1000) it hash-joined the farm's whole
 -- table: 56 ms instead of 18 ms for a 38k-row farm.
 --
--- Ties are broken by (distance, farm rows before global rows, id): deterministic.
+-- Ties are broken by (distance, farm rows before global rows, id): deterministic
+-- (on the global base's HNSW path, among the rows the index returned).
 -- The GUCs are set in the functions' SET clauses, so they (and the SET LOCALs
 -- inside) are restored when the function returns.
 
