@@ -24,7 +24,7 @@ from uuid import UUID
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from . import assistant, credits, db, knowledge, tenancy, write_path
+from . import assistant, credits, db, knowledge, tenancy, trust, write_path
 from .db import configure_connection
 from .embeddings import Embedder, embedder_named
 from .errors import DatabaseUnavailable
@@ -121,6 +121,16 @@ class Client:
         with self._transaction() as conn:
             return credits.check_invariants(conn, farm_id)
 
+    def redact_pii(self, text: str) -> dict[str, Any]:
+        """``farmops.redact_pii`` (no tenant needed): the redacted text and the findings."""
+        with self._transaction() as conn:
+            return trust.redact_pii(conn, text)
+
+    def check_text(self, text: str, stage: str) -> dict[str, Any]:
+        """``farmops.check_text`` with the global guard rules (a session's ``check_text`` adds its farm's)."""
+        with self._transaction() as conn:
+            return trust.check_text(conn, text, stage)
+
 
 class TenantSession(Session):
     """One user acting in one farm: a :class:`~farmops_client.session.Session` and its operations."""
@@ -186,7 +196,9 @@ def connect(
         return Client(pool, bedrock=bedrock, embedder=embedder, model=model)
     if not dsn:
         raise ValueError("connect() needs a DSN or a pool")
-    static = {"autocommit": True, "connect_timeout": connect_timeout}
+    # PgBouncer transaction mode: no server-side prepared statements (psycopg would prepare after 5
+    # executions, on a server connection the next transaction may not get).
+    static = {"autocommit": True, "connect_timeout": connect_timeout, "prepare_threshold": None}
 
     def kwargs() -> dict[str, Any]:
         return {**static, **(auth() if auth else {})}
@@ -199,12 +211,21 @@ def connect(
             db.set_role(conn, role)
         configure_connection(conn)
 
+    def reset(conn: psycopg.Connection) -> None:
+        # A returned connection forgets a borrower's session state (SET, WITH HOLD cursors, LISTEN,
+        # advisory locks, temp tables); DISCARD ALL also resets the role, so set it again.
+        with db.translated():
+            conn.execute("DISCARD ALL")
+        if role:
+            db.set_role(conn, role)
+
     new_pool = ConnectionPool(
         dsn,
         kwargs=kwargs,
         min_size=min_size,
         max_size=max_size,
         configure=configure,
+        reset=reset,
         open=True,
         name="farmops",
     )

@@ -115,7 +115,7 @@ def call(
     """``SELECT * FROM farmops.<function>(p_x => %s, ...)`` with named arguments; all rows as dicts.
 
     ``kwargs`` are given without the ``p_`` prefix; ``casts`` optionally maps an argument to a
-    SQL type (``{"query": "public.vector"}``) for values whose Python type does not say it.
+    SQL type (``{"query": "vector"}``) for values whose Python type does not say it.
     """
     if not function or set(function) - _FUNCTION_NAME_OK:
         raise ValueError(f"not a farmops function name: {function!r}")

@@ -110,6 +110,24 @@ SELECT farmops.migration_is_pending('0022_run_retrievals.sql', '7394d2a80d71184a
 INSERT INTO farmops.schema_migrations (filename, sha256)
 VALUES ('0022_run_retrievals.sql', '7394d2a80d71184ac6337dab99836ffce774e1f4120c12eada30a618755b5109');
 \endif
+SELECT farmops.migration_is_pending('0030_role_capabilities.sql', 'c29cd364b82236a1c04533ed5a9d8db6d97f6027869e60e4ea7a457c68876990') AS pending \gset
+\if :pending
+\ir schema/0030_role_capabilities.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0030_role_capabilities.sql', 'c29cd364b82236a1c04533ed5a9d8db6d97f6027869e60e4ea7a457c68876990');
+\endif
+SELECT farmops.migration_is_pending('0031_shared_guards_and_policies.sql', '5d5972c8d407388fe3ecc4be61680c7b5832f0223f93a4a020837d9cca2e272e') AS pending \gset
+\if :pending
+\ir schema/0031_shared_guards_and_policies.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0031_shared_guards_and_policies.sql', '5d5972c8d407388fe3ecc4be61680c7b5832f0223f93a4a020837d9cca2e272e');
+\endif
+SELECT farmops.migration_is_pending('0032_constraint_names.sql', '9cd84bcff3d72155b68509e43991742e9d263f617edd95d28fe499b4936fe3f2') AS pending \gset
+\if :pending
+\ir schema/0032_constraint_names.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0032_constraint_names.sql', '9cd84bcff3d72155b68509e43991742e9d263f617edd95d28fe499b4936fe3f2');
+\endif
 SELECT farmops.migration_is_pending('0040_package_version.sql', '36d482a0e78e267eff9875b110793b0107f9d15ba064e68aa7b91fdc656d305b') AS pending \gset
 \if :pending
 \ir schema/0040_package_version.sql
@@ -128,38 +146,48 @@ SELECT farmops.migration_is_pending('0065_search_farms_exactly.sql', '7112f01597
 INSERT INTO farmops.schema_migrations (filename, sha256)
 VALUES ('0065_search_farms_exactly.sql', '7112f0159753776980acaf42e1b5b52a928f42229596b9cdf3d80363a4a5473f');
 \endif
-\ir functions/00_core/audit_append_only.sql
-\ir functions/00_core/error_codes.sql
+SELECT farmops.migration_is_pending('0075_guard_rules.sql', '5107629c946c6bac430ffd959df4b90a7cb2a704995c8b7b457e1dba55eabb2f') AS pending \gset
+\if :pending
+\ir schema/0075_guard_rules.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0075_guard_rules.sql', '5107629c946c6bac430ffd959df4b90a7cb2a704995c8b7b457e1dba55eabb2f');
+\endif
+\ir functions/00_core/arguments.sql
+\ir functions/00_core/errors.sql
 \ir functions/00_core/guards.sql
 \ir functions/00_core/package_version.sql
-\ir functions/10_tenancy/farm_lifecycle.sql
-\ir functions/10_tenancy/tenant_context.sql
+\ir functions/00_core/secure_tenant_table.sql
+\ir functions/10_tenancy/capabilities.sql
+\ir functions/10_tenancy/context.sql
+\ir functions/10_tenancy/members.sql
 \ir functions/10_tenancy/verified_identity.sql
-\ir functions/20_credits/ai_run_guard.sql
-\ir functions/20_credits/credits_grant.sql
-\ir functions/20_credits/credits_invariants.sql
-\ir functions/20_credits/credits_reserve.sql
+\ir functions/20_credits/expire.sql
+\ir functions/20_credits/grant.sql
+\ir functions/20_credits/invariants.sql
+\ir functions/20_credits/ledger.sql
 \ir functions/20_credits/model_rates.sql
-\ir functions/20_credits/runs_expire.sql
-\ir functions/20_credits/runs_lifecycle.sql
+\ir functions/20_credits/reserve.sql
+\ir functions/20_credits/runs.sql
+\ir functions/20_credits/settle.sql
 \ir functions/30_write_path/autonomy.sql
 \ir functions/30_write_path/drafts.sql
-\ir functions/30_write_path/drafts_state_machine.sql
 \ir functions/30_write_path/evals.sql
 \ir functions/30_write_path/feedback.sql
 \ir functions/30_write_path/memories.sql
-\ir functions/30_write_path/payload_validation.sql
+\ir functions/30_write_path/payload.sql
 \ir functions/30_write_path/recommendations.sql
 \ir functions/30_write_path/record_types.sql
-\ir functions/40_retrieval/retrieval_global_knowledge.sql
-\ir functions/40_retrieval/retrieval_ingest.sql
-\ir functions/40_retrieval/retrieval_lineage.sql
-\ir functions/40_retrieval/retrieval_search.sql
-\ir functions/40_retrieval/retrieval_settings.sql
+\ir functions/40_knowledge/documents.sql
+\ir functions/40_knowledge/global_base.sql
+\ir functions/40_knowledge/lineage.sql
+\ir functions/40_knowledge/search.sql
+\ir functions/40_knowledge/settings.sql
+\ir functions/40_knowledge/vectors.sql
+\ir functions/50_trust/guard_rules_shipped_1_injection.sql
+\ir functions/50_trust/guard_rules_shipped_2_other.sql
+\ir functions/50_trust/guards.sql
 \ir functions/50_trust/pii.sql
 \ir policies/000_revoke_by_default.sql
-\ir policies/010_tenancy.sql
-\ir policies/020_credits_and_runs.sql
-\ir policies/030_write_path.sql
-\ir policies/040_retrieval.sql
+\ir policies/010_row_level_security.sql
+\ir policies/090_grants.sql
 COMMIT;

@@ -14,9 +14,7 @@ DECLARE
 BEGIN
     -- A maintenance job: no tenant context needed. It only touches runs that are live
     -- and past their deadline, and only refunds what each of them reserved.
-    IF p_max_runs IS NULL OR p_max_runs < 1 THEN
-        RAISE EXCEPTION 'max runs must be a positive integer' USING ERRCODE = 'OF006';
-    END IF;
+    PERFORM farmops._assert_in_range(p_max_runs, 'max runs', 1, 2147483647);
     -- SKIP LOCKED: a run held by a settle or another expirer is theirs; the status test
     -- is re-checked on the newest row version, so a run settled meanwhile is left alone.
     -- Ordered by farm, so concurrent expirers take farm row locks in the same order.

@@ -1,7 +1,7 @@
 -- Reserving credits before a model call: one conditional statement takes the
 -- credits, records the run and its 'reserve' ledger leg, or does nothing at all.
 
-CREATE OR REPLACE FUNCTION farmops.reserve_credits_step(
+CREATE OR REPLACE FUNCTION farmops._reserve_credits_step(
     p_farm_id uuid,
     p_user_id text,
     p_feature text,
@@ -43,10 +43,10 @@ AS $fn$
 
     SELECT r.* FROM run AS r
 $fn$;
-COMMENT ON FUNCTION farmops.reserve_credits_step(uuid, text, text, text, integer, text, interval, text) IS
+COMMENT ON FUNCTION farmops._reserve_credits_step(uuid, text, text, text, integer, text, interval, text) IS
 'Private: the one atomic reserve statement (debit if enough, run row, ledger leg); NULL row if not enough.';
 
-CREATE OR REPLACE FUNCTION farmops.replayed_run(
+CREATE OR REPLACE FUNCTION farmops._replayed_run(
     p_farm_id uuid, p_request_id text, p_feature text, p_model text, p_credits integer
 )
 RETURNS farmops.ai_runs
@@ -70,7 +70,7 @@ BEGIN
     RETURN v_run;
 END
 $fn$;
-COMMENT ON FUNCTION farmops.replayed_run(uuid, text, text, text, integer) IS
+COMMENT ON FUNCTION farmops._replayed_run(uuid, text, text, text, integer) IS
 'Private: the run an idempotency key already made (NULL row if none); OF106 if the request differs.';
 
 CREATE OR REPLACE FUNCTION farmops.reserve_credits(
@@ -88,51 +88,45 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
-    v_farm uuid := farmops.require_tenant(ARRAY['owner', 'manager', 'worker', 'agent']);
+    v_farm uuid := farmops.require_capability('run_ai');
     v_user text := farmops.current_user_id();
+    v_feature text := farmops._text_argument(p_feature, 'feature', 100);
+    v_model text := farmops._text_argument(p_model, 'model', 200);
+    -- An idempotency key, when given, is a single-line name like the others.
+    v_request_id text := farmops._text_argument(p_request_id, 'request id', 200, 'line', false);
+    v_summary text := farmops._text_argument(p_input_summary, 'input summary', 4000, 'verbatim', false);
     v_run farmops.ai_runs;
     v_constraint text;
 BEGIN
-    IF p_feature IS NULL OR char_length(p_feature) NOT BETWEEN 1 AND 100 THEN
-        RAISE EXCEPTION 'feature must be 1 to 100 characters' USING ERRCODE = 'OF006';
-    END IF;
-    IF p_model IS NULL OR char_length(p_model) NOT BETWEEN 1 AND 200 THEN
-        RAISE EXCEPTION 'model must be 1 to 200 characters' USING ERRCODE = 'OF006';
-    END IF;
-    IF p_credits IS NULL OR p_credits <= 0 THEN
-        RAISE EXCEPTION 'credits to reserve must be a positive integer' USING ERRCODE = 'OF006';
-    END IF;
-    IF p_request_id IS NOT NULL AND char_length(p_request_id) NOT BETWEEN 1 AND 200 THEN
-        RAISE EXCEPTION 'request id must be 1 to 200 characters' USING ERRCODE = 'OF006';
-    END IF;
+    PERFORM farmops._assert_in_range(p_credits, 'credits to reserve', 1, 2147483647);
     IF p_ttl IS NULL OR p_ttl <= interval '0' OR p_ttl > interval '1 day' THEN
         RAISE EXCEPTION 'ttl must be more than 0 and at most 1 day' USING ERRCODE = 'OF006';
     END IF;
-    IF char_length(p_input_summary) > 4000 THEN
-        RAISE EXCEPTION 'input summary must be at most 4000 characters' USING ERRCODE = 'OF006';
+    IF p_request_id IS NOT NULL AND v_request_id IS NULL THEN
+        RAISE EXCEPTION 'request id must not be blank' USING ERRCODE = 'OF006';
     END IF;
 
-    IF p_request_id IS NULL THEN
-        v_run := farmops.reserve_credits_step(
-            v_farm, v_user, p_feature, p_model, p_credits, NULL, p_ttl, p_input_summary
+    IF v_request_id IS NULL THEN
+        v_run := farmops._reserve_credits_step(
+            v_farm, v_user, v_feature, v_model, p_credits, NULL, p_ttl, v_summary
         );
     ELSE
-        v_run := farmops.replayed_run(v_farm, p_request_id, p_feature, p_model, p_credits);
+        v_run := farmops._replayed_run(v_farm, v_request_id, v_feature, v_model, p_credits);
         IF v_run.id IS NOT NULL THEN
             RETURN v_run;  -- the same run back; nothing charged twice
         END IF;
         BEGIN
-            v_run := farmops.reserve_credits_step(
-                v_farm, v_user, p_feature, p_model, p_credits, p_request_id, p_ttl, p_input_summary
+            v_run := farmops._reserve_credits_step(
+                v_farm, v_user, v_feature, v_model, p_credits, v_request_id, p_ttl, v_summary
             );
         EXCEPTION WHEN unique_violation THEN
             -- A concurrent call with the same key committed first; its statement is
             -- undone here (subtransaction), so only one debit stands.
             GET STACKED DIAGNOSTICS v_constraint = CONSTRAINT_NAME;
-            IF v_constraint IS DISTINCT FROM 'ai_runs_farm_id_request_id_key' THEN
+            IF v_constraint IS DISTINCT FROM 'one_run_per_request_id' THEN
                 RAISE;
             END IF;
-            RETURN farmops.replayed_run(v_farm, p_request_id, p_feature, p_model, p_credits);
+            RETURN farmops._replayed_run(v_farm, v_request_id, v_feature, v_model, p_credits);
         END;
     END IF;
 
@@ -144,4 +138,5 @@ END
 $fn$;
 COMMENT ON FUNCTION farmops.reserve_credits(text, text, integer, text, interval, text) IS
 'Reserves p_credits for a model run of the current farm and user in one atomic statement; returns the run. '
-'OF101 not enough credits (nothing written), OF003 viewer, OF106 request id reused for another request.';
+'OF101 not enough credits (nothing written), OF003 without run_ai (viewer), OF106 request id reused for another '
+'request, OF006 bad arguments (names and ids trimmed, no control characters).';
