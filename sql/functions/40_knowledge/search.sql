@@ -13,7 +13,7 @@
 --     1.000 near but 0.63 / 0.73 off-topic at ef_search 200 / 400. An off-topic
 --     query's nearest rows are all about equally far (the distances are noise), and
 --     a greedy graph walk cannot tell them apart; an exact scan can.
--- The exact scan of that 38k-row farm takes ~75 ms here (p50). A farm too big for
+-- The exact scan of that 38k-row farm takes 60-80 ms here (p50). A farm too big for
 -- that (hundreds of thousands of 1024-d rows) is the case for a per-farm index with
 -- an exact fallback for low-contrast queries; not built until a farm needs it.
 --
