@@ -140,6 +140,18 @@ SELECT farmops.migration_is_pending('0050_verified_identity.sql', '612eb76be82b7
 INSERT INTO farmops.schema_migrations (filename, sha256)
 VALUES ('0050_verified_identity.sql', '612eb76be82b755f8f0c337ae00b38784d6837710d15a6e5c3e1d967a82f22f4');
 \endif
+SELECT farmops.migration_is_pending('0055_private_search_candidates.sql', '9ffa91d518c9184e13d06be29fd90ce7778f494bc1065a9a4306214387af4f18') AS pending \gset
+\if :pending
+\ir schema/0055_private_search_candidates.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0055_private_search_candidates.sql', '9ffa91d518c9184e13d06be29fd90ce7778f494bc1065a9a4306214387af4f18');
+\endif
+SELECT farmops.migration_is_pending('0056_finite_default_rate.sql', 'd9ed02c1a5f1f861c8b78897f935ed1d3986770eac544d560141c71b0bea7d4b') AS pending \gset
+\if :pending
+\ir schema/0056_finite_default_rate.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0056_finite_default_rate.sql', 'd9ed02c1a5f1f861c8b78897f935ed1d3986770eac544d560141c71b0bea7d4b');
+\endif
 SELECT farmops.migration_is_pending('0075_guard_rules.sql', '5107629c946c6bac430ffd959df4b90a7cb2a704995c8b7b457e1dba55eabb2f') AS pending \gset
 \if :pending
 \ir schema/0075_guard_rules.sql
