@@ -146,11 +146,11 @@ SELECT farmops.migration_is_pending('0055_private_search_candidates.sql', '9ffa9
 INSERT INTO farmops.schema_migrations (filename, sha256)
 VALUES ('0055_private_search_candidates.sql', '9ffa91d518c9184e13d06be29fd90ce7778f494bc1065a9a4306214387af4f18');
 \endif
-SELECT farmops.migration_is_pending('0056_finite_default_rate.sql', 'd9ed02c1a5f1f861c8b78897f935ed1d3986770eac544d560141c71b0bea7d4b') AS pending \gset
+SELECT farmops.migration_is_pending('0056_finite_default_rate.sql', 'b781896826d0dfc2ad4e8128425ff5c46d5a8ee1c132dd8c083f3c0320e6c9ee') AS pending \gset
 \if :pending
 \ir schema/0056_finite_default_rate.sql
 INSERT INTO farmops.schema_migrations (filename, sha256)
-VALUES ('0056_finite_default_rate.sql', 'd9ed02c1a5f1f861c8b78897f935ed1d3986770eac544d560141c71b0bea7d4b');
+VALUES ('0056_finite_default_rate.sql', 'b781896826d0dfc2ad4e8128425ff5c46d5a8ee1c132dd8c083f3c0320e6c9ee');
 \endif
 SELECT farmops.migration_is_pending('0075_guard_rules.sql', '5107629c946c6bac430ffd959df4b90a7cb2a704995c8b7b457e1dba55eabb2f') AS pending \gset
 \if :pending

@@ -129,7 +129,7 @@ def test_a_farm_never_sees_another_farms_rows_even_with_their_exact_vectors(app,
     ],
 )
 def test_the_candidate_helpers_are_private(app, farm, call):
-    """They validate nothing (22003, 2201W, 22000 before 0055): farmops.search() validates, then calls them."""
+    """They validate nothing (raw 22003, 2201W, 22000 before 0055): search() validates, then calls them."""
     with pytest.raises(psycopg.errors.InsufficientPrivilege), tenant(app, farm, "alice"):
         app.execute(f"SELECT * FROM {call}", {"farm": farm, "q": vec(1)})
 

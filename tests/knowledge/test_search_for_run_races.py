@@ -132,7 +132,9 @@ def test_a_chunk_deleted_during_the_search_is_neither_returned_nor_recorded(
     k = knowledge
     before = {
         r[0]
-        for r in admin.execute("SELECT id FROM farmops.embeddings UNION ALL SELECT id FROM farmops.global_embeddings")
+        for r in admin.execute(
+            "SELECT id FROM farmops.embeddings UNION ALL SELECT id FROM farmops.global_embeddings"
+        )
     }
     writer = connect("owner" if deleter is delete_global_document else "app", autocommit=False)
     if deleter is not delete_global_document:
@@ -148,7 +150,9 @@ def test_a_chunk_deleted_during_the_search_is_neither_returned_nor_recorded(
     rows = out["result"]
     after = {
         r[0]
-        for r in admin.execute("SELECT id FROM farmops.embeddings UNION ALL SELECT id FROM farmops.global_embeddings")
+        for r in admin.execute(
+            "SELECT id FROM farmops.embeddings UNION ALL SELECT id FROM farmops.global_embeddings"
+        )
     }
     deleted = before - after
     assert deleted, "the deleter deleted nothing"
@@ -159,7 +163,9 @@ def test_a_chunk_deleted_during_the_search_is_neither_returned_nor_recorded(
     assert lineage(admin, k["run"]) == list(enumerate(returned, start=1))
 
 
-def test_a_second_search_skips_what_a_waiting_deleter_deleted_instead_of_deadlocking(connect, admin, knowledge):
+def test_a_second_search_skips_what_a_waiting_deleter_deleted_instead_of_deadlocking(
+    connect, admin, knowledge
+):
     k = knowledge
     searcher = connect("app", autocommit=False)
     searcher.execute("SELECT farmops.begin_tenant(%s, 'alice')", [k["farm"]])
@@ -183,7 +189,9 @@ def test_a_second_search_skips_what_a_waiting_deleter_deleted_instead_of_deadloc
     thread.join(30)
     assert "error" not in out, out.get("error")
     assert second == ["d1", "g0", "s0", "the well pump is behind the barn"]
-    assert admin.execute("SELECT count(*) FROM farmops.documents WHERE id = %s", [k["doc"]]).fetchone()[0] == 0
+    assert (
+        admin.execute("SELECT count(*) FROM farmops.documents WHERE id = %s", [k["doc"]]).fetchone()[0] == 0
+    )
 
 
 def test_a_search_waits_for_a_concurrent_settle_and_then_records_nothing(connect, admin, knowledge):

@@ -15,7 +15,8 @@ SUMMARY = "00000000-0000-4000-8000-000000000002"
 
 def ingest_document(conn, title, model):
     return conn.execute(
-        "SELECT farmops.ingest_document(%s, 'content', ARRAY['c'], ARRAY[%s::vector], %s)", [title, VEC, model]
+        "SELECT farmops.ingest_document(%s, 'content', ARRAY['c'], ARRAY[%s::vector], %s)",
+        [title, VEC, model],
     ).fetchone()[0]
 
 
@@ -50,14 +51,18 @@ def test_padded_titles_and_models_are_stored_trimmed(app, owner, farm):
         )
         assert app.execute("SELECT DISTINCT model FROM farmops.embeddings").fetchall() == [(MODEL,)]
     glob = ingest_global_document(owner, "  Global  ", f" {MODEL} ")
-    assert owner.execute("SELECT title, model FROM farmops.global_documents WHERE id = %s", [glob]).fetchone() == (
+    assert owner.execute(
+        "SELECT title, model FROM farmops.global_documents WHERE id = %s", [glob]
+    ).fetchone() == (
         "Global",
         MODEL,
     )
 
 
 @pytest.mark.parametrize("bad", ["", "   ", "\x01", "x\x1fy", " \x7f ", "\tx"])
-@pytest.mark.parametrize("writer", ["ingest_document:title", "ingest_document:model", "embed_memory", "replace", "global"])
+@pytest.mark.parametrize(
+    "writer", ["ingest_document:title", "ingest_document:model", "embed_memory", "replace", "global"]
+)
 def test_blank_or_control_character_text_is_of006(app, owner, farm, writer, bad):
     with pytest.raises(psycopg.Error) as excinfo:
         if writer == "global":

@@ -54,16 +54,20 @@ def world(app, owner, farm):
     with tenant(app, farm, "alice"):
         app.execute("SELECT farmops.start_run(%s)", [run])
         doc = app.execute(
-            "SELECT farmops.ingest_document('doc', 'content', ARRAY['chunk'], ARRAY[%s::vector], %s)", [vec(1), MODEL]
+            "SELECT farmops.ingest_document('doc', 'content', ARRAY['chunk'], ARRAY[%s::vector], %s)",
+            [vec(1), MODEL],
         ).fetchone()[0]
         memory = app.execute("SELECT farmops.remember('a fact')").fetchone()[0]
         recommendation = app.execute("SELECT farmops.recommend(%s, 'title', 'body')", [run]).fetchone()[0]
         app.execute("SELECT farmops.add_member(%s, 'bob', 'manager')", [farm])
         app.execute("SELECT farmops.set_autonomy(p_tier => 'draft')")
-        draft = app.execute("SELECT draft_id FROM farmops.propose_write(%s, 'note', '{\"body\": \"b\"}')", [run])
+        draft = app.execute(
+            "SELECT draft_id FROM farmops.propose_write(%s, 'note', '{\"body\": \"b\"}')", [run]
+        )
         draft = draft.fetchone()[0]
     owner.execute(
-        "SELECT farmops.ingest_global_document('g', 'global', ARRAY['g'], ARRAY[%s::vector], %s)", [vec(0, 1), MODEL]
+        "SELECT farmops.ingest_global_document('g', 'global', ARRAY['g'], ARRAY[%s::vector], %s)",
+        [vec(0, 1), MODEL],
     )
     return {
         "p_farm_id": farm,
@@ -151,7 +155,10 @@ def call(conn, farm, function: str, args: dict[str, tuple[str, object]]) -> str:
         inside = "function" in (exc.diag.context or "")
         if state.startswith("OF") or (state in CLIENT_SIDE and not inside):
             return state
-        shown = {n: (v if not isinstance(v, str) or len(v) < 40 else v[:20] + f"...({len(v)})") for n, (_, v) in args.items()}
+        shown = {
+            n: (v if not isinstance(v, str) or len(v) < 40 else v[:20] + f"...({len(v)})")
+            for n, (_, v) in args.items()
+        }
         return f"{function}({shown}) -> {state} {str(exc).splitlines()[0][:160]}"
     finally:
         conn.rollback()
@@ -181,5 +188,7 @@ def test_no_public_function_raises_a_raw_sqlstate(connect, admin, world, in_cont
             elif i == 0 and outcome:
                 refused_base.append(f"{function}: {outcome}")
     # The sensible call of these was refused, so their later arguments were fuzzed less deeply.
-    print(f"{len(functions)} functions, {calls} calls, {len(findings)} findings; base refused: {refused_base}")
+    print(
+        f"{len(functions)} functions, {calls} calls, {len(findings)} findings; base refused: {refused_base}"
+    )
     assert findings == [], "\n".join(findings)

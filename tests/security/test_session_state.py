@@ -72,8 +72,8 @@ def test_row_security_off_is_refused_with_42501_even_inside_functions(app, farm)
 def test_an_unusable_exact_search_max_rows_means_the_default(app, farm, value):
     with tenant(app, farm, "alice"):
         app.execute(
-            "SELECT farmops.ingest_document('t', 'c', ARRAY['x'], ARRAY[%s::vector], 'amazon.titan-embed-text-v2:0')",
-            [vec(1)],
+            "SELECT farmops.ingest_document('t', 'c', ARRAY['x'], ARRAY[%s::vector], %s)",
+            [vec(1), "amazon.titan-embed-text-v2:0"],
         )
         app.execute("SELECT set_config('farmops.exact_search_max_rows', %s, true)", [value])
         assert app.execute("SELECT farmops.exact_search_max_rows()").fetchone() == (10000,)
