@@ -194,20 +194,51 @@ def test_a_second_search_skips_what_a_waiting_deleter_deleted_instead_of_deadloc
     )
 
 
-def test_a_search_waits_for_a_concurrent_settle_and_then_records_nothing(connect, admin, knowledge):
+def propose(conn, run):
+    conn.execute("SELECT farmops.set_autonomy(p_tier => 'draft')")
+    return conn.execute(
+        "SELECT * FROM farmops.propose_write(%s, 'note', '{\"body\": \"b\"}')", [run]
+    ).fetchall()
+
+
+def recommend(conn, run):
+    return conn.execute("SELECT farmops.recommend(%s, 'title', 'body')", [run]).fetchall()
+
+
+def search(conn, run):
+    return conn.execute("SELECT * FROM farmops.search_for_run(%s, %s::vector, 10)", [run, vec(1)]).fetchall()
+
+
+@pytest.mark.parametrize(
+    "write", [search, recommend, propose], ids=["search_for_run", "recommend", "propose_write"]
+)
+def test_a_write_for_a_run_waits_for_a_concurrent_settle_and_is_then_refused(
+    connect, admin, knowledge, write
+):
     k = knowledge
     settler = connect("app", autocommit=False)
     settler.execute("SELECT farmops.begin_tenant(%s, 'alice')", [k["farm"]])
     settler.execute("SELECT farmops.settle_run(%s, 'succeeded', p_credits_actual => 1)", [k["run"]])
-    searcher = connect("app")
-    thread, out = in_thread(lambda: search_for_run_committed(searcher, k["farm"], k["run"]))
-    # The search must wait for the settle's row lock (it reads the run under a share lock)...
-    assert blocked_or_done(admin, searcher.info.backend_pid, thread)
+    writer = connect("app")
+
+    def in_tenant():
+        with tenant(writer, k["farm"], "alice"):
+            return write(writer, k["run"])
+
+    thread, out = in_thread(in_tenant)
+    # The write must wait for the settle's row lock (_lock_run reads the run FOR SHARE)...
+    assert blocked_or_done(admin, writer.info.backend_pid, thread)
     settler.commit()
     thread.join(30)
-    # ...and then see the settled run: OF205, no lineage for a settled run.
+    # ...and then see the settled run: OF205, nothing written for a settled run.
     assert getattr(out.get("error"), "sqlstate", None) == "OF205", out
-    assert lineage(admin, k["run"]) == []
+    written = admin.execute(
+        "SELECT (SELECT count(*) FROM farmops.ai_run_retrievals WHERE ai_run_id = %(r)s)"
+        " + (SELECT count(*) FROM farmops.ai_recommendations WHERE ai_run_id = %(r)s)"
+        " + (SELECT count(*) FROM farmops.assistant_drafts WHERE ai_run_id = %(r)s)",
+        {"r": k["run"]},
+    ).fetchone()[0]
+    assert written == 0
 
 
 def test_a_settle_waits_for_a_search_in_progress(connect, admin, knowledge):
