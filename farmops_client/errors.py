@@ -92,6 +92,12 @@ class InvalidArgument(FarmopsError):
     sqlstate = "OF006"
 
 
+class HoldableCursorOpen(FarmopsError):
+    """OF007: the session holds a WITH HOLD cursor; close it (or DISCARD ALL) before a tenant context."""
+
+    sqlstate = "OF007"
+
+
 class IdentityTokenInvalid(FarmopsError):
     """OF021: the identity token is malformed, not HS256, or its signature does not verify."""
 

@@ -140,6 +140,18 @@ SELECT farmops.migration_is_pending('0050_verified_identity.sql', '612eb76be82b7
 INSERT INTO farmops.schema_migrations (filename, sha256)
 VALUES ('0050_verified_identity.sql', '612eb76be82b755f8f0c337ae00b38784d6837710d15a6e5c3e1d967a82f22f4');
 \endif
+SELECT farmops.migration_is_pending('0055_private_search_candidates.sql', '9ffa91d518c9184e13d06be29fd90ce7778f494bc1065a9a4306214387af4f18') AS pending \gset
+\if :pending
+\ir schema/0055_private_search_candidates.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0055_private_search_candidates.sql', '9ffa91d518c9184e13d06be29fd90ce7778f494bc1065a9a4306214387af4f18');
+\endif
+SELECT farmops.migration_is_pending('0056_finite_default_rate.sql', 'b781896826d0dfc2ad4e8128425ff5c46d5a8ee1c132dd8c083f3c0320e6c9ee') AS pending \gset
+\if :pending
+\ir schema/0056_finite_default_rate.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0056_finite_default_rate.sql', 'b781896826d0dfc2ad4e8128425ff5c46d5a8ee1c132dd8c083f3c0320e6c9ee');
+\endif
 SELECT farmops.migration_is_pending('0065_search_farms_exactly.sql', '7112f0159753776980acaf42e1b5b52a928f42229596b9cdf3d80363a4a5473f') AS pending \gset
 \if :pending
 \ir schema/0065_search_farms_exactly.sql

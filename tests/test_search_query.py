@@ -111,28 +111,27 @@ def test_a_farm_never_sees_another_farms_rows_even_with_their_exact_vectors(app,
         ingest(app, "A", "alice's", ["mine"], [vec(1)])
         rows = search(app, secret, k=10)
         assert [r["content"] for r in rows] == ["mine"]
-        # The private candidate function called with B's id is still under RLS.
-        leaked = app.execute(
-            "SELECT count(*) FROM farmops.farm_search_candidates(%s, %s::public.vector, 10)", [b, secret]
-        ).fetchone()[0]
-        assert leaked == 0
+        # The candidate helper, which takes any farm id, is private: not executable by the app.
+        with pytest.raises(psycopg.errors.InsufficientPrivilege), app.transaction():
+            app.execute("SELECT farmops._farm_search_candidates(%s, %s::public.vector, 10)", [b, secret])
         assert (
             app.execute("SELECT count(*) FROM farmops.embeddings WHERE source_id = %s", [doc_b]).fetchone()[0]
             == 0
         )
 
 
-def test_isolation_depends_on_rls(app, admin, two_farms):
-    """Proves the isolation test above can fail: without RLS the private function would leak."""
-    a, b = two_farms
-    with tenant(app, b, "bob"):
-        ingest(app, "B", "b", ["secret"], [vec(1)])
-    admin.execute("ALTER TABLE farmops.embeddings DISABLE ROW LEVEL SECURITY")
-    with tenant(app, a, "alice"):
-        leaked = app.execute(
-            "SELECT count(*) FROM farmops.farm_search_candidates(%s, %s::public.vector, 10)", [b, vec(1)]
-        ).fetchone()[0]
-    assert leaked == 1
+@pytest.mark.parametrize(
+    "call",
+    [
+        "farmops._farm_search_candidates(%(farm)s, %(q)s::public.vector, 2147483647)",
+        "farmops._farm_search_candidates(%(farm)s, %(q)s::public.vector, -1)",
+        "farmops._global_search_candidates('[1,2,3]'::public.vector, 4)",
+    ],
+)
+def test_the_candidate_helpers_are_private(app, farm, call):
+    """They validate nothing (raw 22003, 2201W, 22000 before 0055): search() validates, then calls them."""
+    with pytest.raises(psycopg.errors.InsufficientPrivilege), tenant(app, farm, "alice"):
+        app.execute(f"SELECT * FROM {call}", {"farm": farm, "q": vec(1)})
 
 
 def test_a_deleted_document_disappears_in_the_same_transaction(app, farm):

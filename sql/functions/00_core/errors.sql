@@ -17,6 +17,11 @@ AS $fn$
     ('OF003', 'forbidden_for_role', 'The member''s role may not do this (e.g. viewer writing, agent approving).'),
     ('OF005', 'last_owner', 'The last owner of a farm cannot be removed or demoted.'),
     ('OF006', 'invalid_argument', 'An argument is NULL, out of range or malformed.'),
+    (
+        'OF007', 'holdable_cursor_open',
+        'The session holds a WITH HOLD cursor, which outlives transactions: close it (or DISCARD ALL) before '
+        'entering a tenant context.'
+    ),
     -- verified identity (begin_tenant_verified)
     ('OF021', 'identity_token_invalid', 'The identity token is malformed, not HS256, or its signature does not verify.'),
     ('OF022', 'identity_token_expired', 'The identity token''s exp has passed (beyond the 30 s leeway).'),

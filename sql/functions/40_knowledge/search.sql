@@ -39,7 +39,7 @@
 -- The GUCs are set in the functions' SET clauses, so they (and the SET LOCALs
 -- inside) are restored when the function returns.
 
-CREATE OR REPLACE FUNCTION farmops.farm_search_candidates(
+CREATE OR REPLACE FUNCTION farmops._farm_search_candidates(
     p_farm_id uuid, p_query vector, p_k integer, p_source_types text[] DEFAULT NULL
 )
 RETURNS TABLE (embedding_id uuid, distance double precision)
@@ -58,13 +58,13 @@ BEGIN
     LIMIT p_k;
 END
 $fn$;
-COMMENT ON FUNCTION farmops.farm_search_candidates(uuid, vector, integer, text[]) IS
+COMMENT ON FUNCTION farmops._farm_search_candidates(uuid, vector, integer, text[]) IS
 'Private to farmops.search(): the k nearest chunks of one farm by an exact scan of that farm''s rows. '
-'SECURITY INVOKER: RLS hides other farms from the app.';
+'Only rows of p_farm_id: the caller passes the tenant context''s farm.';
 -- Its body names pgvector's operators unqualified: keep the install's search_path (pgvector's schema).
-ALTER FUNCTION farmops.farm_search_candidates(uuid, vector, integer, text[]) SET search_path FROM CURRENT;
+ALTER FUNCTION farmops._farm_search_candidates(uuid, vector, integer, text[]) SET search_path FROM CURRENT;
 
-CREATE OR REPLACE FUNCTION farmops.global_search_candidates(p_query vector, p_k integer)
+CREATE OR REPLACE FUNCTION farmops._global_search_candidates(p_query vector, p_k integer)
 RETURNS TABLE (embedding_id uuid, distance double precision)
 LANGUAGE plpgsql
 VOLATILE
@@ -122,11 +122,11 @@ BEGIN
     LIMIT p_k;
 END
 $fn$;
-COMMENT ON FUNCTION farmops.global_search_candidates(vector, integer) IS
+COMMENT ON FUNCTION farmops._global_search_candidates(vector, integer) IS
 'Private to farmops.search(): the k nearest global knowledge chunks: an exact scan up to exact_search_max_rows() '
 'rows (estimated), HNSW with ef_search max(200, 2k) above, exact again if the index answers short.';
 -- Its body names pgvector's operators unqualified: keep the install's search_path (pgvector's schema).
-ALTER FUNCTION farmops.global_search_candidates(vector, integer) SET search_path FROM CURRENT;
+ALTER FUNCTION farmops._global_search_candidates(vector, integer) SET search_path FROM CURRENT;
 
 CREATE OR REPLACE FUNCTION farmops.search(
     p_query vector,
@@ -147,7 +147,10 @@ RETURNS TABLE (
 )
 LANGUAGE plpgsql
 VOLATILE
-SECURITY INVOKER
+-- Definer: the candidate helpers are private (not executable by the app, which
+-- could call them with any k, vector or farm id). Every statement below and in
+-- the helpers is scoped to the tenant context's farm explicitly.
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_generic_plan
 AS $fn$
@@ -180,10 +183,10 @@ BEGIN
     RETURN QUERY
     WITH hits AS (
         SELECT false AS g, c.embedding_id AS hit_id, c.distance AS d
-        FROM farmops.farm_search_candidates(v_farm, p_query, p_k, p_source_types) AS c
+        FROM farmops._farm_search_candidates(v_farm, p_query, p_k, p_source_types) AS c
         UNION ALL
         SELECT true AS g, c.embedding_id AS hit_id, c.distance AS d
-        FROM farmops.global_search_candidates(p_query, p_k) AS c
+        FROM farmops._global_search_candidates(p_query, p_k) AS c
         WHERE p_include_global AND (p_source_types IS NULL OR 'document' = ANY (p_source_types))
     ),
 
@@ -215,6 +218,6 @@ $fn$;
 COMMENT ON FUNCTION farmops.search(vector, integer, boolean, text[], text) IS
 'The k chunks nearest to p_query (cosine; score = 1 - distance) of the current farm, merged by score with '
 'the global knowledge base. The farm''s rows exactly (recall 1.0 at any size); the global base exactly up to '
-'exact_search_max_rows() rows, HNSW above; never fewer than min(k, visible rows). SECURITY INVOKER: RLS '
-'applies. OF001 no context, OF006 NULL/zero query, k outside 1..max_search_k() or bad source types, OF301 wrong '
+'exact_search_max_rows() rows, HNSW above; never fewer than min(k, visible rows); rows of the tenant context''s '
+'farm only. OF001 no context, OF006 NULL/zero query, k outside 1..max_search_k() or bad source types, OF301 wrong '
 'dimension, OF303 p_model (when given) is not the model of the farm''s index or of the global knowledge base.';
