@@ -146,11 +146,11 @@ SELECT farmops.migration_is_pending('0051_tenant_indexes_lead_with_farm.sql', '5
 INSERT INTO farmops.schema_migrations (filename, sha256)
 VALUES ('0051_tenant_indexes_lead_with_farm.sql', '550b57c9650d2b1fb30250b83210a4467214fc39a24d2ba47bf6459236ce4f9b');
 \endif
-SELECT farmops.migration_is_pending('0052_per_farm_ids.sql', '14de230db4503ce4ab8f560dc9506a3465283b8964852e332d0e37d8402b6d55') AS pending \gset
+SELECT farmops.migration_is_pending('0052_per_farm_ids.sql', 'fff168de30170382593e57b22f1c32298fdba4c854aa826e5f3c75f4279509ac') AS pending \gset
 \if :pending
 \ir schema/0052_per_farm_ids.sql
 INSERT INTO farmops.schema_migrations (filename, sha256)
-VALUES ('0052_per_farm_ids.sql', '14de230db4503ce4ab8f560dc9506a3465283b8964852e332d0e37d8402b6d55');
+VALUES ('0052_per_farm_ids.sql', 'fff168de30170382593e57b22f1c32298fdba4c854aa826e5f3c75f4279509ac');
 \endif
 SELECT farmops.migration_is_pending('0053_farm_locks.sql', 'cc1436d583ec448c77ba7a24508ac45ddb58eb2eba5426deb05bb5d79d53a72f') AS pending \gset
 \if :pending

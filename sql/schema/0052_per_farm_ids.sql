@@ -1,6 +1,7 @@
--- squawk-ignore-file changing-column-type
--- (why: ai_evals.id and ai_run_retrievals.id become uuids; nothing references them
--- and the client reads them as opaque values.)
+-- squawk-ignore-file changing-column-type, ban-alter-identity, constraint-missing-not-valid
+-- (why: ai_evals.id and ai_run_retrievals.id become uuids: nothing references them,
+-- only farmops functions insert rows, the client reads them as opaque values; the
+-- new CHECK on farms scans one row per farm, inside the install's one transaction.)
 -- Ids a tenant sees count only its own rows. A table-wide identity showed every
 -- farm the others' activity in the gaps (farm A's ledger ids jumped from 57 to 61
 -- across farm B's writes). Tables whose rows have an order of their own get a
@@ -18,48 +19,86 @@ COMMENT ON COLUMN farmops.farms.ledger_seq IS
 -- 2. The autonomy history: seq per farm, the next one read under the farm row lock
 -- that farmops.set_autonomy() takes before it writes.
 --
--- Both tables are append-only, for every role (a trigger ENABLE ALWAYS that
--- sql/functions attaches after the migrations: present when upgrading, not yet on
--- a fresh install). Existing rows get their seq here, numbered in the old id order
--- within each farm, with that trigger lifted for exactly this one UPDATE: the
--- deliberate, one-time re-keying of history. Then the global id is dropped, so no
--- session can read it again; (farm_id, seq) is the key.
+-- Both tables are append-only, for every role: a trigger ENABLE ALWAYS, UPDATE
+-- revoked from everyone (the package owner included), RLS forced with no UPDATE
+-- policy. All three are set after the migrations (sql/functions, sql/policies):
+-- present when upgrading, not yet on a fresh install. Existing rows get their seq
+-- here, numbered in the old id order within each farm, with exactly those three
+-- lifted for this one UPDATE and restored right after: the deliberate, one-time
+-- re-keying of history. Then the global id is dropped, so no session can read it
+-- again; (farm_id, seq) is the key.
 DO $rekey$
 DECLARE
     v_table text;
+    v_rel regclass;
     v_trigger text;
     v_has_trigger boolean;
+    v_forced boolean;
+    v_lacks_update boolean;
 BEGIN
     FOREACH v_table IN ARRAY ARRAY['credit_ledger', 'autonomy_changes'] LOOP
+        v_rel := format('farmops.%I', v_table)::regclass;
         v_trigger := v_table || '_is_append_only';
         v_has_trigger := EXISTS (
-            SELECT FROM pg_catalog.pg_trigger AS t
-            WHERE t.tgrelid = format('farmops.%I', v_table)::regclass AND t.tgname = v_trigger
+            SELECT FROM pg_catalog.pg_trigger AS t WHERE t.tgrelid = v_rel AND t.tgname = v_trigger
         );
-        EXECUTE format('ALTER TABLE farmops.%I ADD COLUMN seq bigint', v_table);
+        v_forced := (SELECT c.relforcerowsecurity FROM pg_catalog.pg_class AS c WHERE c.oid = v_rel);
+        v_lacks_update := NOT has_table_privilege(current_user, v_rel, 'UPDATE');
+        EXECUTE format('ALTER TABLE %s ADD COLUMN seq bigint', v_rel);
         IF v_has_trigger THEN
-            EXECUTE format('ALTER TABLE farmops.%I DISABLE TRIGGER %I', v_table, v_trigger);
+            EXECUTE format('ALTER TABLE %s DISABLE TRIGGER %I', v_rel, v_trigger);
+        END IF;
+        IF v_forced THEN
+            EXECUTE format('ALTER TABLE %s NO FORCE ROW LEVEL SECURITY', v_rel);
+        END IF;
+        IF v_lacks_update THEN
+            EXECUTE format('GRANT UPDATE ON %s TO %I', v_rel, current_user);
         END IF;
         EXECUTE format(
-            'UPDATE farmops.%1$I AS t SET seq = n.seq '
+            'UPDATE %1$s AS t SET seq = n.seq '
             'FROM (SELECT o.farm_id, o.id, row_number() OVER (PARTITION BY o.farm_id ORDER BY o.id) AS seq '
-            'FROM farmops.%1$I AS o) AS n '
+            'FROM %1$s AS o) AS n '
             'WHERE t.farm_id = n.farm_id AND t.id = n.id',
-            v_table
+            v_rel
         );
-        IF v_has_trigger THEN
-            EXECUTE format('ALTER TABLE farmops.%I ENABLE ALWAYS TRIGGER %I', v_table, v_trigger);
+        IF v_lacks_update THEN
+            EXECUTE format('REVOKE UPDATE ON %s FROM %I', v_rel, current_user);
         END IF;
-        EXECUTE format('ALTER TABLE farmops.%I ALTER COLUMN seq SET NOT NULL', v_table);
-        EXECUTE format('ALTER TABLE farmops.%I DROP COLUMN id', v_table);  -- and the old key with it
-        EXECUTE format('ALTER TABLE farmops.%I ADD PRIMARY KEY (farm_id, seq)', v_table);
+        IF v_forced THEN
+            EXECUTE format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', v_rel);
+        END IF;
+        IF v_has_trigger THEN
+            EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER %I', v_rel, v_trigger);
+        END IF;
+        EXECUTE format('ALTER TABLE %s ALTER COLUMN seq SET NOT NULL', v_rel);
+        EXECUTE format('ALTER TABLE %s DROP COLUMN id', v_rel);  -- and the old key with it
+        EXECUTE format('ALTER TABLE %s ADD PRIMARY KEY (farm_id, seq)', v_rel);
         EXECUTE format('ALTER TABLE farmops.%1$I ADD CONSTRAINT %1$s_seq_starts_at_one CHECK (seq >= 1)', v_table);
     END LOOP;
 END
 $rekey$;
 
-UPDATE farmops.farms AS f
-SET ledger_seq = coalesce((SELECT max(l.seq) FROM farmops.credit_ledger AS l WHERE l.farm_id = f.id), 0);
+-- The counters start where the numbering ends. farms and the ledger have RLS
+-- forced when upgrading and, from an install older than 0031, no policy yet
+-- (sql/policies re-creates them after the migrations): lifted for this one UPDATE.
+DO $counters$
+DECLARE
+    v_forced regclass[] := ARRAY(
+        SELECT c.oid::regclass FROM pg_catalog.pg_class AS c
+        WHERE c.oid IN ('farmops.farms'::regclass, 'farmops.credit_ledger'::regclass) AND c.relforcerowsecurity
+    );
+    v_rel regclass;
+BEGIN
+    FOREACH v_rel IN ARRAY v_forced LOOP
+        EXECUTE format('ALTER TABLE %s NO FORCE ROW LEVEL SECURITY', v_rel);
+    END LOOP;
+    UPDATE farmops.farms AS f
+    SET ledger_seq = coalesce((SELECT max(l.seq) FROM farmops.credit_ledger AS l WHERE l.farm_id = f.id), 0);
+    FOREACH v_rel IN ARRAY v_forced LOOP
+        EXECUTE format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', v_rel);
+    END LOOP;
+END
+$counters$;
 
 COMMENT ON COLUMN farmops.credit_ledger.seq IS
 '1, 2, 3 ... per farm, in the order the rows were written; balance_after chains in this order.';

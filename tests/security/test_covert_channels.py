@@ -33,8 +33,9 @@ NOT_FARM_LEADING = {"embeddings_embedding_hnsw_idx": "hnsw indexes one vector co
 
 TENANT_INDEXES = """
     SELECT c.relname AS table_name, i.relname AS index_name, pg_get_indexdef(i.oid) AS definition,
-        x.indkey[0] = (SELECT a.attnum FROM pg_attribute AS a WHERE a.attrelid = c.oid AND a.attname = 'farm_id')
-            AS leads_with_farm_id
+        x.indkey[0] = (
+            SELECT a.attnum FROM pg_attribute AS a WHERE a.attrelid = c.oid AND a.attname = 'farm_id'
+        ) AS leads_with_farm_id
     FROM pg_index AS x
     JOIN pg_class AS c ON c.oid = x.indrelid
     JOIN pg_class AS i ON i.oid = x.indexrelid
@@ -61,8 +62,7 @@ def explain(conn: psycopg.Connection, query: str, params=None) -> str:
 
 def idx_tup_fetch(conn: psycopg.Connection, table: str) -> int:
     return conn.execute(
-        "SELECT coalesce(idx_tup_fetch, 0) FROM pg_stat_xact_user_tables "
-        "WHERE relid = %s::regclass",
+        "SELECT coalesce(idx_tup_fetch, 0) FROM pg_stat_xact_user_tables WHERE relid = %s::regclass",
         [f"farmops.{table}"],
     ).fetchone()[0]
 
@@ -113,7 +113,11 @@ def test_every_index_of_a_tenant_table_leads_with_farm_id(admin):
 
 PROBES = [
     # Member ids of other farms, by prefix (the red-team recovered an owner id in 129 probes).
-    ("farm_members", "SELECT * FROM farmops.farm_members WHERE user_id >= 'bown-a' AND user_id < 'bown-z'", ()),
+    (
+        "farm_members",
+        "SELECT * FROM farmops.farm_members WHERE user_id >= 'bown-a' AND user_id < 'bown-z'",
+        (),
+    ),
     # Other farms' live runs and their deadlines.
     (
         "ai_runs",
@@ -121,9 +125,17 @@ PROBES = [
         (),
     ),
     # Other farms' pending drafts and their deadlines.
-    ("assistant_drafts", "SELECT * FROM farmops.assistant_drafts WHERE status = 'pending' ORDER BY expires_at", ()),
+    (
+        "assistant_drafts",
+        "SELECT * FROM farmops.assistant_drafts WHERE status = 'pending' ORDER BY expires_at",
+        (),
+    ),
     # How often other farms retrieved a global chunk.
-    ("ai_run_retrievals", "SELECT * FROM farmops.ai_run_retrievals WHERE global_embedding_id = %(chunk)s", ()),
+    (
+        "ai_run_retrievals",
+        "SELECT * FROM farmops.ai_run_retrievals WHERE global_embedding_id = %(chunk)s",
+        (),
+    ),
     # The same with index-only and plain index scans turned off in turn.
     (
         "ai_run_retrievals",
@@ -166,8 +178,9 @@ def test_a_tenant_sees_nothing_of_another_farm_through_any_table_with_the_tricks
         r[0]
         for r in app.execute(
             "SELECT c.relname FROM pg_class AS c WHERE c.relnamespace = 'farmops'::regnamespace "
-            "AND c.relkind = 'r' AND has_table_privilege(c.oid, 'SELECT') AND EXISTS (SELECT FROM pg_attribute "
-            "AS a WHERE a.attrelid = c.oid AND a.attname = 'farm_id' AND NOT a.attisdropped) ORDER BY 1"
+            "AND c.relkind = 'r' AND has_table_privilege(c.oid, 'SELECT') "
+            "AND EXISTS (SELECT FROM pg_attribute AS a "
+            "WHERE a.attrelid = c.oid AND a.attname = 'farm_id' AND NOT a.attisdropped) ORDER BY 1"
         ).fetchall()
     ]
     assert {"farm_members", "ai_runs", "ai_run_retrievals", "credit_ledger"} <= set(tables)
@@ -288,9 +301,8 @@ def test_no_session_of_another_farm_can_stall_a_farms_source_replacement(app, co
         "LOCK TABLE farmops.global_embeddings IN SHARE ROW EXCLUSIVE MODE",
         "LOCK TABLE farmops.embeddings IN SHARE ROW EXCLUSIVE MODE",
     ):
-        with pytest.raises(psycopg.errors.InsufficientPrivilege) as excinfo:
-            with attacker.transaction():
-                attacker.execute(statement)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege) as excinfo, attacker.transaction():
+            attacker.execute(statement)
         assert sqlstate_of(excinfo) == "42501"
 
     # Farm B, meanwhile: the first chunk of its empty index, then the replacement, twice.
@@ -317,9 +329,7 @@ def test_replacements_of_one_source_still_take_turns(db, app, farm):
     try:
         for conn in (first, second):
             conn.execute("SELECT farmops.begin_tenant(%s, 'alice')", [farm])
-        replace = (
-            "SELECT farmops.replace_source_embeddings('convo_summary', %s, %s, %s::vector[], %s)"
-        )
+        replace = "SELECT farmops.replace_source_embeddings('convo_summary', %s, %s, %s::vector[], %s)"
         first.execute(replace, [source, ["a1", "a2"], "{" + f'"{vec(1.0)}","{vec(1.0)}"' + "}", MODEL])
         done: list[object] = []
 
@@ -346,3 +356,68 @@ def test_replacements_of_one_source_still_take_turns(db, app, farm):
             "SELECT content FROM farmops.embeddings WHERE source_id = %s ORDER BY chunk_index", [source]
         ).fetchall()
     assert chunks == [("b1",)]
+
+
+# -- the one-time re-keying of existing rows ------------------------------------------------------
+
+
+def test_an_upgrade_numbers_existing_ledger_rows_per_farm_in_their_old_order(empty_db):
+    """A database of the pre-restructure tree with interleaved activity of two farms: migrating
+    numbers each farm's ledger and autonomy rows 1, 2, 3 in their old id order, the chains still
+    hold, the next row takes the next number, and the append-only guards are back in place."""
+    from conftest import REPO, load_farmops
+
+    from farmops_client import migrate as migrations
+
+    dsn = empty_db()
+    with psycopg.connect(dsn) as conn:
+        migrations.migrate(conn, root=REPO / "tests" / "fixtures" / "sql_before_restructure")
+        farm_a, farm_b = uuid.uuid4(), uuid.uuid4()
+        conn.execute(
+            "INSERT INTO farmops.farms (id, name, credit_balance) VALUES (%s, 'A', 11), (%s, 'B', 10)",
+            [farm_a, farm_b],
+        )
+        conn.execute(
+            "INSERT INTO farmops.farm_members (farm_id, user_id, role) VALUES (%s, 'alice', 'owner'),"
+            " (%s, 'bob', 'owner')",
+            [farm_a, farm_b],
+        )
+        for farm, delta, after in ((farm_a, 10, 10), (farm_b, 5, 5), (farm_a, 1, 11), (farm_b, 5, 10)):
+            conn.execute(
+                "INSERT INTO farmops.credit_ledger (farm_id, kind, delta, balance_after, actor)"
+                " VALUES (%s, 'grant', %s, %s, 'seed')",
+                [farm, delta, after],
+            )
+            conn.execute(
+                "INSERT INTO farmops.autonomy_changes (farm_id, changed_by, old_settings, new_settings)"
+                " VALUES (%s, 'seed', '{}', %s)",
+                [farm, psycopg.types.json.Jsonb({"after": after})],
+            )
+    info = psycopg.conninfo.conninfo_to_dict(dsn)
+    load_farmops(info.get("host"), info.get("port"), "postgres", info["dbname"])  # migrate + app login
+
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        for farm, afters in ((farm_a, [10, 11]), (farm_b, [5, 10])):
+            assert admin.execute(
+                "SELECT seq, balance_after FROM farmops.credit_ledger WHERE farm_id = %s ORDER BY seq", [farm]
+            ).fetchall() == [(1, afters[0]), (2, afters[1])]
+            assert admin.execute(
+                "SELECT seq, (new_settings ->> 'after')::int FROM farmops.autonomy_changes WHERE farm_id = %s"
+                " ORDER BY seq",
+                [farm],
+            ).fetchall() == [(1, afters[0]), (2, afters[1])]
+        assert admin.execute("SELECT ledger_seq FROM farmops.farms ORDER BY name").fetchall() == [(2,), (2,)]
+        assert admin.execute("SELECT * FROM farmops.check_invariants()").fetchall() == []
+        # The guards lifted for the re-keying are all back.
+        assert admin.execute(
+            "SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = 'farmops.credit_ledger'::regclass"
+            " AND tgname = 'credit_ledger_is_append_only'"
+        ).fetchall() == [("credit_ledger_is_append_only", "A")]
+        assert admin.execute(
+            "SELECT relforcerowsecurity, has_table_privilege('farmops_owner', oid, 'UPDATE')"
+            " FROM pg_class WHERE oid = 'farmops.credit_ledger'::regclass"
+        ).fetchone() == (True, False)
+    app_dsn = psycopg.conninfo.make_conninfo(dsn, user="farmops_test_app")
+    with psycopg.connect(app_dsn, autocommit=True) as app, tenant(app, farm_a, "alice"):
+        app.execute("SELECT farmops.grant_credits(%s, 1, 'after the upgrade')", [farm_a])
+        assert app.execute("SELECT max(seq) FROM farmops.credit_ledger").fetchone()[0] == 3
