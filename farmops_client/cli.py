@@ -402,7 +402,7 @@ def credits_balance(farm_id, user_id, dsn, data_dir) -> None:
         click.echo(t.balance())
 
 
-LEDGER_COLUMNS = ["id", "kind", "delta", "balance_after", "ai_run_id", "actor", "reason", "created_at"]
+LEDGER_COLUMNS = ["seq", "kind", "delta", "balance_after", "ai_run_id", "actor", "reason", "created_at"]
 
 
 @credits.command("ledger")

@@ -32,7 +32,7 @@ def ledger(t: Session, *, run_id: UUID | str | None = None, limit: int = 100) ->
     """Ledger rows of the farm (newest last), optionally of one run."""
     return t.execute(
         "SELECT * FROM (SELECT * FROM farmops.credit_ledger WHERE %(run)s::uuid IS NULL "
-        "OR ai_run_id = %(run)s::uuid ORDER BY id DESC LIMIT %(limit)s) AS l ORDER BY id",
+        "OR ai_run_id = %(run)s::uuid ORDER BY seq DESC LIMIT %(limit)s) AS l ORDER BY seq",
         {"run": run_id, "limit": limit},
     ).fetchall()
 
@@ -51,7 +51,9 @@ def run(t: Session, run_id: UUID | str) -> dict[str, Any] | None:
         return None
     row["ledger"] = ledger(t, run_id=run_id)
     row["retrievals"] = t.execute(
-        "SELECT * FROM farmops.ai_run_retrievals WHERE ai_run_id = %s::uuid ORDER BY id", [str(run_id)]
+        "SELECT * FROM farmops.ai_run_retrievals WHERE ai_run_id = %s::uuid "
+        "ORDER BY retrieved_at, search_id, rank",
+        [str(run_id)],
     ).fetchall()
     row["drafts"] = t.execute(
         "SELECT * FROM farmops.assistant_drafts WHERE ai_run_id = %s::uuid ORDER BY created_at, id",

@@ -216,7 +216,7 @@ def run_demo(admin_dsn: str, *, use_bedrock: bool = False, console: Console | No
             _table(
                 "credit ledger, farm A (append-only)",
                 ledger,
-                ["id", "kind", "delta", "balance_after", "ai_run_id", "actor", "reason"],
+                ["seq", "kind", "delta", "balance_after", "ai_run_id", "actor", "reason"],
             )
         )
         say(f"balance {balance}; invariants: {violations or 'hold'}")

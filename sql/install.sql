@@ -140,6 +140,24 @@ SELECT farmops.migration_is_pending('0050_verified_identity.sql', '612eb76be82b7
 INSERT INTO farmops.schema_migrations (filename, sha256)
 VALUES ('0050_verified_identity.sql', '612eb76be82b755f8f0c337ae00b38784d6837710d15a6e5c3e1d967a82f22f4');
 \endif
+SELECT farmops.migration_is_pending('0051_tenant_indexes_lead_with_farm.sql', '550b57c9650d2b1fb30250b83210a4467214fc39a24d2ba47bf6459236ce4f9b') AS pending \gset
+\if :pending
+\ir schema/0051_tenant_indexes_lead_with_farm.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0051_tenant_indexes_lead_with_farm.sql', '550b57c9650d2b1fb30250b83210a4467214fc39a24d2ba47bf6459236ce4f9b');
+\endif
+SELECT farmops.migration_is_pending('0052_per_farm_ids.sql', 'fff168de30170382593e57b22f1c32298fdba4c854aa826e5f3c75f4279509ac') AS pending \gset
+\if :pending
+\ir schema/0052_per_farm_ids.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0052_per_farm_ids.sql', 'fff168de30170382593e57b22f1c32298fdba4c854aa826e5f3c75f4279509ac');
+\endif
+SELECT farmops.migration_is_pending('0053_farm_locks.sql', 'cc1436d583ec448c77ba7a24508ac45ddb58eb2eba5426deb05bb5d79d53a72f') AS pending \gset
+\if :pending
+\ir schema/0053_farm_locks.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0053_farm_locks.sql', 'cc1436d583ec448c77ba7a24508ac45ddb58eb2eba5426deb05bb5d79d53a72f');
+\endif
 SELECT farmops.migration_is_pending('0055_private_search_candidates.sql', '9ffa91d518c9184e13d06be29fd90ce7778f494bc1065a9a4306214387af4f18') AS pending \gset
 \if :pending
 \ir schema/0055_private_search_candidates.sql
@@ -171,6 +189,7 @@ VALUES ('0075_guard_rules.sql', '5107629c946c6bac430ffd959df4b90a7cb2a704995c8b7
 \ir functions/00_core/secure_tenant_table.sql
 \ir functions/10_tenancy/capabilities.sql
 \ir functions/10_tenancy/context.sql
+\ir functions/10_tenancy/farm_locks.sql
 \ir functions/10_tenancy/members.sql
 \ir functions/10_tenancy/verified_identity.sql
 \ir functions/20_credits/expire.sql

@@ -60,7 +60,7 @@ def legs(admin, run_id):
     return [
         r[0]
         for r in admin.execute(
-            "SELECT kind FROM farmops.credit_ledger WHERE ai_run_id = %s ORDER BY id", [run_id]
+            "SELECT kind FROM farmops.credit_ledger WHERE ai_run_id = %s ORDER BY seq", [run_id]
         )
     ]
 

@@ -53,7 +53,7 @@ def test_killed_client_is_refunded_once(db, app, admin, owner, farm):
     status = admin.execute("SELECT status FROM farmops.ai_runs WHERE id = %s", [run["id"]]).fetchone()[0]
     assert status == "expired"
     legs = admin.execute(
-        "SELECT kind, delta, actor FROM farmops.credit_ledger WHERE ai_run_id = %s ORDER BY id", [run["id"]]
+        "SELECT kind, delta, actor FROM farmops.credit_ledger WHERE ai_run_id = %s ORDER BY seq", [run["id"]]
     ).fetchall()
     assert legs == [("reserve", -8, "alice"), ("expire_refund", 8, "farmops.expire_reservations")]
     assert invariants(owner, farm) == []

@@ -19,7 +19,7 @@ def funded(app, farm):
 
 def _legs(admin, run_id):
     return admin.execute(
-        "SELECT kind, delta, balance_after FROM farmops.credit_ledger WHERE ai_run_id = %s ORDER BY id",
+        "SELECT kind, delta, balance_after FROM farmops.credit_ledger WHERE ai_run_id = %s ORDER BY seq",
         [run_id],
     ).fetchall()
 

@@ -28,9 +28,10 @@ BEGIN
     LOOP
         WITH refund AS (
             UPDATE farmops.farms AS f
-            SET credit_balance = f.credit_balance + v_run.credits_reserved
+            SET credit_balance = f.credit_balance + v_run.credits_reserved,
+                ledger_seq = f.ledger_seq + 1  -- per-farm ledger seq (0052)
             WHERE f.id = v_run.farm_id
-            RETURNING f.id, f.credit_balance
+            RETURNING f.id, f.credit_balance, f.ledger_seq
         ),
 
         closed AS (
@@ -39,8 +40,8 @@ BEGIN
             WHERE r.farm_id = v_run.farm_id AND r.id = v_run.id
         )
 
-        INSERT INTO farmops.credit_ledger (farm_id, ai_run_id, kind, delta, balance_after, reason, actor)
-        SELECT f.id, v_run.id, 'expire_refund', v_run.credits_reserved, f.credit_balance,
+        INSERT INTO farmops.credit_ledger (farm_id, seq, ai_run_id, kind, delta, balance_after, reason, actor)
+        SELECT f.id, f.ledger_seq, v_run.id, 'expire_refund', v_run.credits_reserved, f.credit_balance,
             'reservation expired before settle', 'farmops.expire_reservations'
         FROM refund AS f;
         v_count := v_count + 1;

@@ -21,9 +21,10 @@ AS $fn$
     -- no row, the two INSERTs read nothing from it and insert nothing.
     WITH debit AS (
         UPDATE farmops.farms AS f
-        SET credit_balance = f.credit_balance - p_credits
+        SET credit_balance = f.credit_balance - p_credits,
+            ledger_seq = f.ledger_seq + 1  -- per-farm ledger seq (0052)
         WHERE f.id = p_farm_id AND f.credit_balance >= p_credits
-        RETURNING f.id, f.credit_balance
+        RETURNING f.id, f.credit_balance, f.ledger_seq
     ),
 
     run AS (
@@ -36,8 +37,8 @@ AS $fn$
     ),
 
     leg AS (
-        INSERT INTO farmops.credit_ledger (farm_id, ai_run_id, kind, delta, balance_after, reason, actor)
-        SELECT r.farm_id, r.id, 'reserve', -r.credits_reserved, d.credit_balance, r.feature, r.user_id
+        INSERT INTO farmops.credit_ledger (farm_id, seq, ai_run_id, kind, delta, balance_after, reason, actor)
+        SELECT r.farm_id, d.ledger_seq, r.id, 'reserve', -r.credits_reserved, d.credit_balance, r.feature, r.user_id
         FROM run AS r CROSS JOIN debit AS d
     )
 

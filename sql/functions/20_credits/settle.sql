@@ -59,6 +59,7 @@ DECLARE
     v_old_balance integer;
     v_charged integer := 0;
     v_balance integer;
+    v_seq bigint;  -- per-farm ledger seq (0052)
 BEGIN
     PERFORM farmops._assert_given(p_run_id, 'run id');
     IF p_status IS NULL OR p_status NOT IN ('succeeded', 'failed') THEN
@@ -102,13 +103,14 @@ BEGIN
     IF v_actual < v_run.credits_reserved THEN
         WITH refund AS (
             UPDATE farmops.farms AS f
-            SET credit_balance = f.credit_balance + (v_run.credits_reserved - v_actual)
+            SET credit_balance = f.credit_balance + (v_run.credits_reserved - v_actual),
+                ledger_seq = f.ledger_seq + 1  -- per-farm ledger seq (0052)
             WHERE f.id = v_farm
-            RETURNING f.id, f.credit_balance
+            RETURNING f.id, f.credit_balance, f.ledger_seq
         )
 
-        INSERT INTO farmops.credit_ledger (farm_id, ai_run_id, kind, delta, balance_after, reason, actor)
-        SELECT f.id, p_run_id, 'settle_refund', v_run.credits_reserved - v_actual, f.credit_balance,
+        INSERT INTO farmops.credit_ledger (farm_id, seq, ai_run_id, kind, delta, balance_after, reason, actor)
+        SELECT f.id, f.ledger_seq, p_run_id, 'settle_refund', v_run.credits_reserved - v_actual, f.credit_balance,
             'unused reservation', v_user
         FROM refund AS f;
     ELSIF v_actual > v_run.credits_reserved THEN
@@ -116,11 +118,12 @@ BEGIN
         SELECT f.credit_balance INTO v_old_balance FROM farmops.farms AS f WHERE f.id = v_farm FOR UPDATE;
         v_charged := least(v_old_balance, v_actual - v_run.credits_reserved);
         IF v_charged > 0 THEN
-            UPDATE farmops.farms AS f SET credit_balance = f.credit_balance - v_charged
+            UPDATE farmops.farms AS f SET credit_balance = f.credit_balance - v_charged,
+                ledger_seq = f.ledger_seq + 1  -- per-farm ledger seq (0052)
             WHERE f.id = v_farm
-            RETURNING f.credit_balance INTO v_balance;
-            INSERT INTO farmops.credit_ledger (farm_id, ai_run_id, kind, delta, balance_after, reason, actor)
-            VALUES (v_farm, p_run_id, 'settle_charge', -v_charged, v_balance, 'cost above the reservation', v_user);
+            RETURNING f.credit_balance, f.ledger_seq INTO v_balance, v_seq;
+            INSERT INTO farmops.credit_ledger (farm_id, seq, ai_run_id, kind, delta, balance_after, reason, actor)
+            VALUES (v_farm, v_seq, p_run_id, 'settle_charge', -v_charged, v_balance, 'cost above the reservation', v_user);
         END IF;
     END IF;
 
