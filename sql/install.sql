@@ -140,6 +140,12 @@ SELECT farmops.migration_is_pending('0050_verified_identity.sql', '612eb76be82b7
 INSERT INTO farmops.schema_migrations (filename, sha256)
 VALUES ('0050_verified_identity.sql', '612eb76be82b755f8f0c337ae00b38784d6837710d15a6e5c3e1d967a82f22f4');
 \endif
+SELECT farmops.migration_is_pending('0058_installation_logins.sql', '09a502e4c8dd5d6c64520a725ab90c2bc3f4ccd19e493b23ae0a5c00b14a254b') AS pending \gset
+\if :pending
+\ir schema/0058_installation_logins.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0058_installation_logins.sql', '09a502e4c8dd5d6c64520a725ab90c2bc3f4ccd19e493b23ae0a5c00b14a254b');
+\endif
 SELECT farmops.migration_is_pending('0075_guard_rules.sql', '5107629c946c6bac430ffd959df4b90a7cb2a704995c8b7b457e1dba55eabb2f') AS pending \gset
 \if :pending
 \ir schema/0075_guard_rules.sql
@@ -153,6 +159,7 @@ VALUES ('0075_guard_rules.sql', '5107629c946c6bac430ffd959df4b90a7cb2a704995c8b7
 \ir functions/00_core/secure_tenant_table.sql
 \ir functions/10_tenancy/capabilities.sql
 \ir functions/10_tenancy/context.sql
+\ir functions/10_tenancy/logins.sql
 \ir functions/10_tenancy/members.sql
 \ir functions/10_tenancy/verified_identity.sql
 \ir functions/20_credits/expire.sql
