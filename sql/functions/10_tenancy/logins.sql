@@ -18,8 +18,11 @@ BEGIN
     -- session_user, not current_user: callers are SECURITY DEFINER, and SET ROLE
     -- (the CLI's farmops_app, the maintainer's job) keeps the login. Whoever may
     -- become the package owner (its members, superusers) owns the installation anyway.
-    IF NOT EXISTS (SELECT FROM farmops.app_logins AS l WHERE l.login = session_user)
-        AND NOT pg_has_role(
+    -- The listed login first and alone: that is every begin_tenant of a service.
+    IF EXISTS (SELECT FROM farmops.app_logins AS l WHERE l.login = session_user) THEN
+        RETURN;
+    END IF;
+    IF NOT pg_has_role(
             session_user,
             (SELECT n.nspowner FROM pg_catalog.pg_namespace AS n WHERE n.nspname = 'farmops'),
             'MEMBER'
