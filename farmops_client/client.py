@@ -24,7 +24,7 @@ from uuid import UUID
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from . import assistant, credits, db, knowledge, tenancy, trust, write_path
+from . import assistant, credits, db, knowledge, maintenance, tenancy, trust, write_path
 from .db import configure_connection
 from .embeddings import Embedder, embedder_named
 from .errors import DatabaseUnavailable
@@ -112,9 +112,15 @@ class Client:
             return tenancy.create_farm(conn, name, owner_user_id)
 
     def expire_reservations(self) -> int:
-        """``farmops.expire_reservations()``: refund every reservation past its expiry; returns how many."""
-        with self._transaction() as conn:
-            return credits.expire_reservations(conn)
+        """``farmops.expire_reservations()`` as farmops_maintainer (:mod:`.maintenance`): refund every
+        reservation past its expiry; returns how many. The client's login must be a maintainer."""
+        with self.connection() as conn:
+            return maintenance.expire_reservations(conn)
+
+    def expire(self) -> dict[str, int]:
+        """Both maintenance expiry jobs as farmops_maintainer: ``{"reservations": n, "drafts": m}``."""
+        with self.connection() as conn:
+            return maintenance.expire(conn)
 
     def check_invariants(self, farm_id: UUID | str | None = None) -> list[dict[str, Any]]:
         """``farmops.check_invariants``: violations (empty list = healthy)."""

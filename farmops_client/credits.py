@@ -72,11 +72,6 @@ def check_invariants(conn: psycopg.Connection, farm_id: UUID | str | None = None
     return db.call(conn, "check_invariants", farm_id=farm_id)
 
 
-def expire_reservations(conn: psycopg.Connection) -> int:
-    """``farmops.expire_reservations()``: refund every reservation past its expiry; returns how many."""
-    return db.value(conn, "expire_reservations")
-
-
 # -- the run lifecycle, in the caller's (short) transaction -------------------------------------------------
 def estimate_credits(conn: psycopg.Connection, *, model: str, input_tokens: int, output_tokens: int) -> int:
     """``farmops.estimate_credits``: what that many tokens of ``model`` cost at its rate."""

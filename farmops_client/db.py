@@ -24,9 +24,11 @@ from psycopg.rows import dict_row
 
 from .errors import DatabaseUnavailable, FarmopsError, translate
 
-#: The roles ``sql/bootstrap.sql`` creates: the application's group role and the package owner.
+#: The roles ``sql/bootstrap.sql`` creates: the application's group role, the package owner and
+#: the operator role that runs the cross-farm maintenance jobs.
 APP_ROLE = "farmops_app"
 OWNER_ROLE = "farmops_owner"
+MAINTAINER_ROLE = "farmops_maintainer"
 
 _FUNCTION_NAME_OK = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
 _REGISTER_LOCK = threading.Lock()

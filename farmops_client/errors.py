@@ -80,6 +80,12 @@ class ForbiddenForRole(FarmopsError):
     sqlstate = "OF003"
 
 
+class LoginNotAllowedHere(FarmopsError):
+    """OF004: the login is not one of this installation's (``farmops.allow_login``)."""
+
+    sqlstate = "OF004"
+
+
 class LastOwner(FarmopsError):
     """OF005: the last owner of a farm cannot be removed or demoted."""
 

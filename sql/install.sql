@@ -170,6 +170,12 @@ SELECT farmops.migration_is_pending('0056_finite_default_rate.sql', 'b781896826d
 INSERT INTO farmops.schema_migrations (filename, sha256)
 VALUES ('0056_finite_default_rate.sql', 'b781896826d0dfc2ad4e8128425ff5c46d5a8ee1c132dd8c083f3c0320e6c9ee');
 \endif
+SELECT farmops.migration_is_pending('0058_installation_logins.sql', '09a502e4c8dd5d6c64520a725ab90c2bc3f4ccd19e493b23ae0a5c00b14a254b') AS pending \gset
+\if :pending
+\ir schema/0058_installation_logins.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0058_installation_logins.sql', '09a502e4c8dd5d6c64520a725ab90c2bc3f4ccd19e493b23ae0a5c00b14a254b');
+\endif
 SELECT farmops.migration_is_pending('0065_search_farms_exactly.sql', '7112f0159753776980acaf42e1b5b52a928f42229596b9cdf3d80363a4a5473f') AS pending \gset
 \if :pending
 \ir schema/0065_search_farms_exactly.sql
@@ -190,6 +196,7 @@ VALUES ('0075_guard_rules.sql', '5107629c946c6bac430ffd959df4b90a7cb2a704995c8b7
 \ir functions/10_tenancy/capabilities.sql
 \ir functions/10_tenancy/context.sql
 \ir functions/10_tenancy/farm_locks.sql
+\ir functions/10_tenancy/logins.sql
 \ir functions/10_tenancy/members.sql
 \ir functions/10_tenancy/verified_identity.sql
 \ir functions/20_credits/expire.sql

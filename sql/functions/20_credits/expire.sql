@@ -12,8 +12,10 @@ DECLARE
     v_run record;
     v_count integer := 0;
 BEGIN
-    -- A maintenance job: no tenant context needed. It only touches runs that are live
+    -- A maintenance job: no tenant context needed, so it counts across farms and is
+    -- executable by farmops_maintainer only (policies/090_grants.sql). It only touches runs that are live
     -- and past their deadline, and only refunds what each of them reserved.
+    PERFORM farmops._assert_login_allowed();
     PERFORM farmops._assert_in_range(p_max_runs, 'max runs', 1, 2147483647);
     -- SKIP LOCKED: a run held by a settle or another expirer is theirs; the status test
     -- is re-checked on the newest row version, so a run settled meanwhile is left alone.
@@ -50,5 +52,5 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION farmops.expire_reservations(integer) IS
-'Maintenance job (no tenant needed): expires up to p_max_runs live runs past expires_at and refunds each '
-'reservation exactly once; safe to run from many workers at once. Returns how many it expired.';
+'Maintenance job (farmops_maintainer; no tenant needed): expires up to p_max_runs live runs past expires_at '
+'and refunds each reservation exactly once; safe to run from many workers at once. Returns how many it expired.';
