@@ -613,14 +613,18 @@ def check_cmd(as_json, farm_id, user_id, dsn, data_dir) -> None:
             rows = client.check_invariants()
             problems = client.check_tenancy()
     if as_json:
-        click.echo(json.dumps(_jsonable({"invariants": rows, "tenancy": problems}), indent=2, ensure_ascii=False))
+        click.echo(
+            json.dumps(_jsonable({"invariants": rows, "tenancy": problems}), indent=2, ensure_ascii=False)
+        )
     else:
         if rows:
             emit(rows, False, ["farm_id", "invariant", "detail"], title="invariant violations")
         else:
             click.echo("invariants hold")
         if problems:
-            emit(problems, False, ["object_type", "object_name", "problem", "detail"], title="tenancy problems")
+            emit(
+                problems, False, ["object_type", "object_name", "problem", "detail"], title="tenancy problems"
+            )
         else:
             click.echo("tenancy holds")
     if rows or problems:

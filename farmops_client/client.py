@@ -122,7 +122,7 @@ class Client:
             return credits.check_invariants(conn, farm_id)
 
     def check_tenancy(self) -> list[dict[str, Any]]:
-        """``farmops.check_tenancy()``: problems of the tenant boundary in the catalog (empty list = healthy)."""
+        """``farmops.check_tenancy()``: the tenant boundary's problems in the catalog (empty = healthy)."""
         with self._transaction() as conn:
             return observability.check_tenancy(conn)
 

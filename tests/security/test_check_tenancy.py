@@ -28,7 +28,9 @@ PROBE = (
     "CREATE TABLE farmops.probe (farm_id uuid NOT NULL REFERENCES farmops.farms (id), id uuid NOT NULL,"
     " code text, PRIMARY KEY (farm_id, id)); SELECT farmops.secure_tenant_table('farmops.probe')"
 )
-PROBE_DEFINER = "CREATE FUNCTION farmops.probe_definer() RETURNS integer LANGUAGE sql SECURITY DEFINER AS 'SELECT 1'"
+PROBE_DEFINER = (
+    "CREATE FUNCTION farmops.probe_definer() RETURNS integer LANGUAGE sql SECURITY DEFINER AS 'SELECT 1'"
+)
 
 
 def reported(conn: psycopg.Connection) -> set[tuple[str, str, str]]:
@@ -49,7 +51,9 @@ def test_the_app_needs_no_tenant_context_and_the_owner_sees_the_same(app, owner,
     assert app.execute("SELECT farmops.current_farm_id()").fetchone() == (None,)
     as_app = app.execute(CHECK).fetchall()
     assert as_app == owner.execute(CHECK).fetchall() == admin.execute(CHECK).fetchall()
-    assert app.execute("SELECT has_function_privilege('farmops.check_tenancy()', 'EXECUTE')").fetchone() == (True,)
+    assert app.execute("SELECT has_function_privilege('farmops.check_tenancy()', 'EXECUTE')").fetchone() == (
+        True,
+    )
     comment = app.execute("SELECT obj_description('farmops.check_tenancy()'::regprocedure)").fetchone()[0]
     assert comment and "no rows = healthy" in comment
 
@@ -121,7 +125,8 @@ BROKEN_AS_OWNER = {
         [
             PROBE,
             "CREATE VIEW farmops.probe_view AS SELECT id FROM farmops.probe",
-            "CREATE VIEW farmops.probe_invoker_view WITH (security_invoker = on) AS SELECT id FROM farmops.probe",
+            "CREATE VIEW farmops.probe_invoker_view WITH (security_invoker = on)"
+            " AS SELECT id FROM farmops.probe",
         ],
         {("view", "farmops.probe_view", "view_without_security_invoker")},
     ),
@@ -167,7 +172,7 @@ def test_objects_owned_by_another_role_are_reported(admin, app):
     }
 
 
-# -- the application role and its logins (roles are cluster-wide: each is dropped afterwards) -----------------
+# -- the application role and its logins (roles are cluster-wide: each is dropped afterwards) ------------
 @pytest.fixture
 def roles(admin):
     """Creates roles with a unique name: ``roles("LOGIN BYPASSRLS IN ROLE farmops_app")`` returns it."""
@@ -241,7 +246,8 @@ def product_table(admin, owner):
 
 def register(owner):
     owner.execute(
-        "SELECT farmops.register_record_type(p_name => 'crop', p_class => 'routine', p_description => 'Crops',"
+        "SELECT farmops.register_record_type(p_name => 'crop', p_class => 'routine',"
+        " p_description => 'Crops',"
         " p_target_schema => 'product', p_target_table => 'crop_records', p_input_schema => %s)",
         [Jsonb(CROPS_SCHEMA)],
     )
@@ -251,7 +257,8 @@ def test_a_registered_product_table_secured_by_the_package_is_healthy(product_ta
     register(owner)
     assert reported(app) == set()
     forced = admin.execute(
-        "SELECT relrowsecurity, relforcerowsecurity FROM pg_class WHERE oid = 'product.crop_records'::regclass"
+        "SELECT relrowsecurity, relforcerowsecurity FROM pg_class"
+        " WHERE oid = 'product.crop_records'::regclass"
     ).fetchone()
     assert forced == (True, True)
 
@@ -261,7 +268,9 @@ def test_a_broken_product_table_is_reported_once_registered(product_table, owner
     assert reported(app) == set()  # not a record type yet: the product's own business
     register(owner)
     owner.execute("ALTER TABLE product.crop_records NO FORCE ROW LEVEL SECURITY")
-    owner.execute("ALTER TABLE product.crop_records ADD CONSTRAINT one_crop_record_per_draft UNIQUE (draft_id)")
+    owner.execute(
+        "ALTER TABLE product.crop_records ADD CONSTRAINT one_crop_record_per_draft UNIQUE (draft_id)"
+    )
     assert reported(app) == {
         ("table", "product.crop_records", "rls_not_forced"),
         ("constraint", "product.crop_records.one_crop_record_per_draft", "key_without_farm_id"),
@@ -270,7 +279,7 @@ def test_a_broken_product_table_is_reported_once_registered(product_table, owner
     }
 
 
-# -- farmops check: the CLI runs it beside the invariants (CI runs this) --------------------------------------
+# -- farmops check: the CLI runs it beside the invariants (CI runs this) ---------------------------------
 def check_cli(db, *args):
     return CliRunner().invoke(
         main, ["check", *args, "--dsn", db.dsn()], env={"COLUMNS": "400"}, catch_exceptions=False
