@@ -140,6 +140,12 @@ SELECT farmops.migration_is_pending('0050_verified_identity.sql', '612eb76be82b7
 INSERT INTO farmops.schema_migrations (filename, sha256)
 VALUES ('0050_verified_identity.sql', '612eb76be82b755f8f0c337ae00b38784d6837710d15a6e5c3e1d967a82f22f4');
 \endif
+SELECT farmops.migration_is_pending('0065_search_farms_exactly.sql', '7112f0159753776980acaf42e1b5b52a928f42229596b9cdf3d80363a4a5473f') AS pending \gset
+\if :pending
+\ir schema/0065_search_farms_exactly.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0065_search_farms_exactly.sql', '7112f0159753776980acaf42e1b5b52a928f42229596b9cdf3d80363a4a5473f');
+\endif
 SELECT farmops.migration_is_pending('0075_guard_rules.sql', '5107629c946c6bac430ffd959df4b90a7cb2a704995c8b7b457e1dba55eabb2f') AS pending \gset
 \if :pending
 \ir schema/0075_guard_rules.sql

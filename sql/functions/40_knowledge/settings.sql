@@ -24,14 +24,14 @@ STABLE
 PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $fn$
-    -- Measured with bench/bench_search.py: below this an exact scan of the farm is
-    -- about as fast as the HNSW path and has recall 1.0. A DBA may tune it with
-    -- ALTER DATABASE ... SET farmops.exact_search_max_rows = N.
+    -- Measured with bench/bench_search.py: below this an exact scan of the global
+    -- knowledge base is about as fast as its HNSW index and has recall 1.0. A DBA
+    -- may tune it with ALTER DATABASE ... SET farmops.exact_search_max_rows = N.
     SELECT greatest(coalesce(nullif(current_setting('farmops.exact_search_max_rows', true), '')::integer, 10000), 0)
 $fn$;
 COMMENT ON FUNCTION farmops.exact_search_max_rows() IS
-'Farms (and the global knowledge base) with at most this many candidate rows are searched exactly; '
-'default 10000, override with the setting farmops.exact_search_max_rows.';
+'The global knowledge base is searched exactly up to this many rows (estimated), with its HNSW index above '
+'(farms are always searched exactly); default 10000, override with the setting farmops.exact_search_max_rows.';
 
 CREATE OR REPLACE FUNCTION farmops.max_search_k()
 RETURNS integer
