@@ -14,7 +14,6 @@ KNOWN_OFFENDERS = {
     ("index", "farmops.ai_run_retrievals_global_embedding_idx", "index_not_leading_with_farm_id"),
     ("index", "farmops.ai_runs_live_expiry_idx", "index_not_leading_with_farm_id"),
     ("index", "farmops.assistant_drafts_pending_expiry_idx", "index_not_leading_with_farm_id"),
-    ("index", "farmops.embeddings_embedding_hnsw_idx", "index_not_leading_with_farm_id"),
     ("index", "farmops.farm_members_user_id_idx", "index_not_leading_with_farm_id"),
 }
 
