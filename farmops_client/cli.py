@@ -600,19 +600,34 @@ def runs_show(run_id, as_json, farm_id, user_id, dsn, data_dir) -> None:
 @json_option
 @member_options
 def check_cmd(as_json, farm_id, user_id, dsn, data_dir) -> None:
-    """Check the financial invariants: one farm as a member, or all as farmops_owner; exit 1 on any."""
+    """Check the financial invariants (one farm as a member, or all as farmops_owner) and the tenant
+    boundary in the catalog (farmops.check_tenancy); exit 1 on any problem."""
     if farm_id or user_id:
         farm_id, user_id = _need(farm_id, user_id)
-        with _client(dsn, data_dir) as client, client.tenant(farm_id, user_id) as t:
-            rows = t.check_invariants()
+        with _client(dsn, data_dir) as client:
+            with client.tenant(farm_id, user_id) as t:
+                rows = t.check_invariants()
+            problems = client.check_tenancy()
     else:
         with _client(dsn, data_dir, role=OWNER_ROLE) as client:
             rows = client.check_invariants()
-    if rows or as_json:
-        emit(rows, as_json, ["farm_id", "invariant", "detail"], title="invariant violations")
+            problems = client.check_tenancy()
+    if as_json:
+        click.echo(
+            json.dumps(_jsonable({"invariants": rows, "tenancy": problems}), indent=2, ensure_ascii=False)
+        )
     else:
-        click.echo("invariants hold")
-    if rows:
+        if rows:
+            emit(rows, False, ["farm_id", "invariant", "detail"], title="invariant violations")
+        else:
+            click.echo("invariants hold")
+        if problems:
+            emit(
+                problems, False, ["object_type", "object_name", "problem", "detail"], title="tenancy problems"
+            )
+        else:
+            click.echo("tenancy holds")
+    if rows or problems:
         sys.exit(EXIT_REFUSED)
 
 

@@ -24,7 +24,7 @@ from uuid import UUID
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from . import assistant, credits, db, knowledge, maintenance, tenancy, trust, write_path
+from . import assistant, credits, db, knowledge, maintenance, observability, tenancy, trust, write_path
 from .db import configure_connection
 from .embeddings import Embedder, embedder_named
 from .errors import DatabaseUnavailable
@@ -126,6 +126,11 @@ class Client:
         """``farmops.check_invariants``: violations (empty list = healthy)."""
         with self._transaction() as conn:
             return credits.check_invariants(conn, farm_id)
+
+    def check_tenancy(self) -> list[dict[str, Any]]:
+        """``farmops.check_tenancy()``: the tenant boundary's problems in the catalog (empty = healthy)."""
+        with self._transaction() as conn:
+            return observability.check_tenancy(conn)
 
     def redact_pii(self, text: str) -> dict[str, Any]:
         """``farmops.redact_pii`` (no tenant needed): the redacted text and the findings."""

@@ -225,6 +225,7 @@ VALUES ('0075_guard_rules.sql', '5107629c946c6bac430ffd959df4b90a7cb2a704995c8b7
 \ir functions/50_trust/guard_rules_shipped_2_other.sql
 \ir functions/50_trust/guards.sql
 \ir functions/50_trust/pii.sql
+\ir functions/70_observability/check_tenancy.sql
 \ir policies/000_revoke_by_default.sql
 \ir policies/010_row_level_security.sql
 \ir policies/090_grants.sql

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 from click.testing import CliRunner
+from tenancy_support import unexpected
 
 from farmops_client.cli import main
 
@@ -108,8 +109,13 @@ def governed_sql(admin):
 
 def test_check_as_operator_and_as_member(cli, governed_sql):
     farm = cli("farm", "create", "A", "--owner", "alice").output.strip()
-    assert cli("check").output.strip() == "invariants hold"
-    assert json.loads(cli("check", "--json", "--farm", farm, "--user", "alice").output) == []
+    # Exit 1 while check_tenancy still reports the known offenders (tests/tenancy_support.py).
+    operator = cli("check", ok=False)
+    assert operator.output.startswith("invariants hold\n")
+    member = cli("check", "--json", "--farm", farm, "--user", "alice", ok=False)
+    report = json.loads(member.output)
+    assert report["invariants"] == [] and unexpected(report["tenancy"]) == set()
+    assert operator.exit_code == member.exit_code == (1 if report["tenancy"] else 0)
 
 
 def test_a_whole_session_through_the_cli(cli, governed_sql, tmp_path):

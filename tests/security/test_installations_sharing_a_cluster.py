@@ -52,7 +52,7 @@ def roles() -> Iterator:
     yield _name
     with superuser("postgres") as conn:
         for name in made:
-            if conn.execute("SELECT FROM pg_roles WHERE rolname = %s", [name]).fetchone():
+            if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [name]).fetchone():
                 # DROP OWNED also revokes the role's privileges on shared objects (CONNECT on databases).
                 conn.execute(sql.SQL("DROP OWNED BY {0}; DROP ROLE {0}").format(sql.Identifier(name)))
 
