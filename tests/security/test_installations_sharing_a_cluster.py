@@ -58,8 +58,9 @@ def roles() -> Iterator:
 
 
 @pytest.fixture
-def installation(empty_db) -> Iterator:
-    """Factory of migrated farmops databases (names), force-dropped before the roles fixture drops roles."""
+def installation(roles, empty_db) -> Iterator:
+    """Factory of migrated farmops databases (names). It asks for `roles` first, so the databases are
+    dropped (empty_db) before the roles that hold privileges on them."""
     made: list[str] = []
 
     def _make(root: Path | None = None) -> str:
