@@ -14,6 +14,7 @@ GRANT SELECT ON farmops.ai_runs, farmops.credit_ledger, farmops.model_rates TO f
 GRANT EXECUTE ON FUNCTION
 farmops.grant_credits(uuid, integer, text),
 farmops.reserve_credits(text, text, integer, text, interval, text),
+farmops.reserve_run(uuid, text, text, text, integer, integer, integer, text, interval, text),
 farmops.start_run(uuid),
 farmops.settle_run(uuid, text, integer, integer, integer, integer, text, text),
 farmops.expire_reservations(integer),

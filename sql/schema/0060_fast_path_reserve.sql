@@ -1,0 +1,4 @@
+-- The reservation moved into one private core (farmops._reserve, in
+-- sql/functions/20_credits/credits_reserve.sql); its two former helpers go.
+DROP FUNCTION IF EXISTS farmops.reserve_credits_step(uuid, text, text, text, integer, text, interval, text);
+DROP FUNCTION IF EXISTS farmops.replayed_run(uuid, text, text, text, integer);
