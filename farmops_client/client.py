@@ -58,6 +58,8 @@ class Client:
         self.embedder = embedder_named(embedder, bedrock) if isinstance(embedder, str) else embedder
         self.model = model or assistant.DEFAULT_MODEL
         self._owns_pool = owns_pool
+        #: Shared by this client's sessions: values that do not depend on the member (tool specs).
+        self.cache: dict[str, Any] = {}
         if self.embedder is not None:
             log.info("farmops: embeddings by %s", self.embedder.model)
 
@@ -127,7 +129,13 @@ class TenantSession(Session):
 
     def __init__(self, client: Client, conn: psycopg.Connection, farm_id: UUID | str, user_id: str):
         super().__init__(
-            conn, farm_id, user_id, embedder=client.embedder, bedrock=client.bedrock, model=client.model
+            conn,
+            farm_id,
+            user_id,
+            embedder=client.embedder,
+            bedrock=client.bedrock,
+            model=client.model,
+            cache=client.cache,
         )
         self.client = client
 
