@@ -119,21 +119,24 @@ class Session:
     def short_transaction(self) -> Iterator[psycopg.Connection]:
         """A separate transaction with the tenant context, committed at exit (used by ``ask``).
 
-        Pipelined: BEGIN, the tenant context, the block's statements and COMMIT reach the server
-        together at the end of the block, in ONE round trip. Inside the block, queue statements
-        (:func:`farmops_client.db.send`) and read their cursors after it; reading one inside costs
-        an extra round trip. An error anywhere rolls the whole transaction back.
+        Pipelined: the tenant context and the block's statements reach the server together at the
+        end of the block, in ONE round trip, and run as one transaction (on an autocommit
+        connection, the statements before a pipeline sync form one implicit transaction: committed
+        at the sync, rolled back entirely if one fails). Inside the block, queue statements
+        (:func:`farmops_client.db.send`) and read their cursors after it; reading one inside
+        costs an extra round trip.
         """
         if self._tx is not None:
             raise SessionBusy("commit or roll back the session's transaction before a governed run")
         conn = self.conn
+        # A connection that is not autocommit (a pool of your own) gets explicit BEGIN/COMMIT,
+        # which psycopg synchronises: correct, but more round trips.
+        explicit = contextlib.nullcontext() if conn.autocommit else conn.transaction()
         try:
-            with db.translated(), conn.pipeline(), conn.transaction():
+            with db.translated(), conn.pipeline(), explicit:
                 self._send_context()
                 yield conn
         except BaseException:
-            # A statement that failed inside the pipeline aborted the server's transaction and
-            # the queued COMMIT was skipped: end it here so the connection is usable again.
             if conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR:
                 with db.translated():
                     conn.rollback()
