@@ -315,13 +315,17 @@ def governed_runs(host: str, port: int, dbname: str, runs: int, log) -> dict[str
     fake = FakeBedrock()
     relay = TurnCounter(host, port)
     out: dict[str, dict[str, float]] = {}
-    for direct in (True, False):
-        sock = host if direct else relay.dir
+    # relay: round trips on the wire; durable: the database ms as configured; async: the same with
+    # synchronous_commit=off, i.e. without waiting for the WAL flush of each step's commit.
+    for mode in ("relay", "durable", "async"):
+        sock = relay.dir if mode == "relay" else host
         dsn = f"host={sock} port={port} dbname={dbname} user={APP_LOGIN}"
+        if mode == "async":
+            dsn += " options='-c synchronous_commit=off'"
         with farmops_client.connect(
             dsn, bedrock=wrap(fake_bedrock_client(fake)), embedder=TimedEmbedder(), min_size=1, max_size=1
         ) as client:
-            farm = client.create_farm(f"governed {direct}", "alice")
+            farm = client.create_farm(f"governed {mode}", "alice")
             with client.tenant(farm, "alice") as t:
                 t.grant_credits(STARTING_CREDITS, "bench")
                 t.ingest_document(
@@ -346,14 +350,16 @@ def governed_runs(host: str, port: int, dbname: str, runs: int, log) -> dict[str
                         t.ask("When do I vaccinate broilers?", max_tokens=100, max_input_tokens=100)
                         wall = time.perf_counter() - started
                         turns.append(relay.reset())
-                    if i >= 3:  # warm-up: pooled connection, prepared plans, caches
+                    if i >= 3:  # warm-up: pooled connection, prepared plans, caches, tool specs
                         db_ms.append((wall - outside[0]) * 1000)
-                if direct:
-                    q = statistics.quantiles(db_ms, n=20)
-                    out.setdefault(kind, {}).update(p50=statistics.median(db_ms), p95=q[18])
+                m = out.setdefault(kind, {})
+                if mode == "relay":
+                    m["round_trips"] = statistics.median(turns[3:])
                 else:
-                    out.setdefault(kind, {})["round_trips"] = statistics.median(turns[3:])
-                log(f"governed run, {kind}: {out[kind]}")
+                    prefix = "" if mode == "durable" else "async_"
+                    m[prefix + "p50"] = statistics.median(db_ms)
+                    m[prefix + "p95"] = statistics.quantiles(db_ms, n=20)[18]
+                log(f"governed run, {kind}, {mode}: {m}")
     return out
 
 
@@ -382,9 +388,12 @@ def machine(host: str, port: int, dbname: str) -> list[str]:
     )
     return [
         f"date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M UTC}; commit {rev.stdout.strip() or '?'}",
-        f"machine: {cpu}, {os.cpu_count()} CPUs visible{mem}; {platform.platform()}; Python {platform.python_version()}",
-        f"PostgreSQL {settings.get('server_version')} (embedded, Unix socket): fsync={settings.get('fsync')}, "
-        f"synchronous_commit={settings.get('synchronous_commit')}, wal_sync_method={settings.get('wal_sync_method')}, "
+        f"machine: {cpu}, {os.cpu_count()} CPUs visible{mem}; {platform.platform()}; "
+        f"Python {platform.python_version()}",
+        f"PostgreSQL {settings.get('server_version')} (embedded, Unix socket): "
+        f"fsync={settings.get('fsync')}, "
+        f"synchronous_commit={settings.get('synchronous_commit')}, "
+        f"wal_sync_method={settings.get('wal_sync_method')}, "
         f"shared_buffers={settings.get('shared_buffers')} x 8kB",
     ]
 
@@ -402,7 +411,8 @@ def render(
 ) -> str:
     lines = [*header, ""]
     lines.append(
-        f"Reservations per second: pgbench -M prepared, {seconds:g} s per run, median of {reps} alternating runs"
+        f"Reservations per second: pgbench -M prepared, {seconds:g} s per run, "
+        f"median of {reps} alternating runs"
     )
     cols = ["farms", "clients", *[LABEL[v] for v in variants]]
     ratio_cols = [(v, base) for v in ("farmops", "fused") if v in variants for base in ("seed", "bare")]
@@ -413,7 +423,7 @@ def render(
         row += [f"{tps[v]:,.0f}" for v in variants]
         row += [f"{tps[v] / tps[base]:.2f}x" for v, base in ratio_cols]
         rows.append(row)
-    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(cols)]
+    widths = [max([len(c), *(len(r[i]) for r in rows)]) for i, c in enumerate(cols)]
     lines.append("  ".join(c.rjust(w) for c, w in zip(cols, widths, strict=True)))
     lines += ["  ".join(x.rjust(w) for x, w in zip(r, widths, strict=True)) for r in rows]
     if runs:
@@ -421,10 +431,13 @@ def render(
             "",
             "Governed run t.ask() (FakeBedrock, lexical embedder): database round trips and milliseconds",
         ]
-        lines.append("(database ms = wall time minus the time inside the model and the embedder)")
+        lines.append("(database ms = wall time minus the time inside the model and the embedder; without")
+        lines.append(" flush wait = the same with synchronous_commit=off: what is not this disk's WAL flush)")
         for kind, m in runs.items():
             lines.append(
-                f"  {kind:<14} round trips {m['round_trips']:.0f}   db ms p50 {m['p50']:.2f}   p95 {m['p95']:.2f}"
+                f"  {kind:<14} round trips {m['round_trips']:.0f}"
+                f"   db ms p50 {m['p50']:.2f}  p95 {m['p95']:.2f}"
+                f"   without flush wait p50 {m['async_p50']:.2f}  p95 {m['async_p95']:.2f}"
             )
     return "\n".join(lines)
 
@@ -437,6 +450,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--data-dir", type=Path, default=REPO / ".tmp" / "bench-pg", help="embedded server data"
     )
+    parser.add_argument("--no-matrix", action="store_true", help="skip the reservation matrix")
     parser.add_argument("--output", type=Path, default=RESULTS, help="where the table is written")
     args = parser.parse_args(argv)
     log: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
@@ -445,14 +459,19 @@ def main(argv: list[str] | None = None) -> int:
     dbname = fresh_database(host, port)
     try:
         with psycopg.connect(host=host, port=port, user="postgres", dbname=dbname) as conn:
-            fused = conn.execute("SELECT to_regprocedure('farmops.reserve_run(uuid, text, text, text, integer, "
-                                 "integer, integer, text, interval, text)') IS NOT NULL").fetchone()[0]  # fmt: skip
+            fused = conn.execute("SELECT to_regproc('farmops.reserve_run') IS NOT NULL").fetchone()[0]
         variants = ["bare", "seed", "farmops"] + (["fused"] if fused else [])
-        matrix, problems = reservation_matrix(host, port, dbname, args.seconds, args.reps, variants, log)
+        matrix, problems = (
+            ({}, [])
+            if args.no_matrix
+            else reservation_matrix(host, port, dbname, args.seconds, args.reps, variants, log)
+        )
         runs = governed_runs(host, port, dbname, args.runs, log) if args.runs else {}
         text = render(matrix, variants, runs, machine(host, port, dbname), args.seconds, args.reps)
-        text += "\n\nAfter every cell: " + ("no overdraft, check_invariants clean, seed ledger consistent."
-                                            if not problems else f"{len(problems)} PROBLEMS: {problems[:5]}")  # fmt: skip
+        verdict = "no overdraft, check_invariants clean, seed ledger consistent."
+        if problems:
+            verdict = f"{len(problems)} PROBLEMS: {problems[:5]}"
+        text += "\n\nAfter every cell: " + verdict
         print(text)
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(text + "\n")

@@ -82,7 +82,8 @@ def search_for_run(
 
 #: ``farmops.remember`` and ``farmops.embed_memory`` in one statement (one round trip).
 _STORE_MEMORY = (
-    "SELECT m.id AS memory_id FROM farmops.remember(p_content => %(content)s, p_run_id => %(run_id)s) AS m(id), "
+    "SELECT m.id AS memory_id "
+    "FROM farmops.remember(p_content => %(content)s, p_run_id => %(run_id)s) AS m(id), "
     "LATERAL farmops.embed_memory(p_memory_id => m.id, p_embedding => %(embedding)s::public.vector, "
     "p_model => %(model)s) AS e"
 )
