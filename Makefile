@@ -26,11 +26,21 @@ test: lint
 test-pg16: $(BIN)/farmops
 	FARMOPS_TEST_PG_MAJOR=16 $(PYTEST) -m "not slow" -q
 
+# pgspot (function safety) reads the install as ONE script in the runner's order (-a), so it
+# knows the search_path bootstrap.sql pins (pg_catalog, pg_temp) for everything after it. Its one
+# blind spot: bootstrap.sql then adds pgvector's schema between the two with EXECUTE, which pgspot
+# cannot evaluate; that schema only resolves pgvector's own names. No finding is ignored.
+# squawk (migration safety) reads .squawk.toml: its allow-list and the cut-off of frozen migrations.
+INSTALL_ORDER = sql/bootstrap.sql $(sort $(wildcard sql/schema/*.sql)) $(sort $(wildcard sql/schema/upgrades/*.sql)) \
+	$(shell find sql/functions sql/policies -name '*.sql' | sort)
+
 lint: $(BIN)/farmops
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/sqlfluff lint sql
 	$(BIN)/farmops install-script --check
+	$(BIN)/pgspot -a $(INSTALL_ORDER)
+	NO_COLOR=1 $(BIN)/squawk --reporter gcc sql/schema/*.sql sql/schema/upgrades/*.sql
 
 fmt: $(BIN)/farmops
 	$(BIN)/ruff format .

@@ -134,7 +134,11 @@ def db_url(data_dir: Path | None) -> None:
 @dsn_option
 @data_dir_option
 @click.option(
-    "--status", "show_status", is_flag=True, help="List applied and pending migrations; change nothing."
+    "--status",
+    "show_status",
+    is_flag=True,
+    help="List applied and pending migrations and the installed version; change nothing."
+    " Exit 1 unless up to date.",
 )
 @click.option("--dry-run", is_flag=True, help="Apply everything in a transaction, then roll it back.")
 def migrate_cmd(dsn: str | None, data_dir: Path | None, show_status: bool, dry_run: bool) -> None:
@@ -142,12 +146,20 @@ def migrate_cmd(dsn: str | None, data_dir: Path | None, show_status: bool, dry_r
 
     One transaction under an advisory lock: concurrent migrators wait for each other and
     nothing is applied twice. An applied migration whose file changed is refused.
+    With --status, exit 1 while anything is pending, changed, to upgrade or unknown, or the database
+    records another package version (so CI can gate on it); 0 when up to date.
     """
     with fdb.connect(resolve_dsn(dsn, data_dir)) as conn:
         if show_status:
-            for row in migrations.status(conn):
+            states = migrations.status(conn)
+            installed = migrations.installed_version(conn)
+            for row in states:
                 when = f"  {row.applied_at:%Y-%m-%d %H:%M:%S%z}" if row.applied_at else ""
                 click.echo(f"{row.state:8} {row.filename}{when}")
+            package = migrations.package_version()
+            click.echo(f"version  installed {installed or 'none'}, package {package}")
+            if not migrations.up_to_date(states, installed):
+                sys.exit(EXIT_REFUSED)
             return
         report = migrations.migrate(conn, dry_run=dry_run)
     verb = "would apply" if dry_run else "applied"
@@ -158,6 +170,9 @@ def migrate_cmd(dsn: str | None, data_dir: Path | None, show_status: bool, dry_r
     click.echo(
         f"re-applied {len(report.reapplied)} function/policy file(s)" + (" (rolled back)" if dry_run else "")
     )
+    if report.upgraded:
+        click.echo(f"accepted older checksum(s) of: {', '.join(report.upgraded)}")
+    click.echo(f"package version {report.version}")
 
 
 @main.command("install-script")

@@ -5,6 +5,10 @@
 -- CREATE ROLE (a superuser, or rds_superuser on RDS/Aurora). Later runs only
 -- need membership in farmops_owner: every object below is created as that role.
 
+-- Built-ins first, temporary objects never: no object of another schema can
+-- shadow a name this install uses (pgvector's schema joins the path below).
+SET LOCAL search_path = pg_catalog, pg_temp;
+
 DO $bootstrap$
 BEGIN
     IF NOT EXISTS (SELECT FROM pg_catalog.pg_available_extensions WHERE name = 'vector') THEN
@@ -15,12 +19,34 @@ BEGIN
 END
 $bootstrap$;
 
+-- Created only if missing, then used wherever it lives: a DBA (or Supabase, which
+-- keeps it in schema extensions) may have installed pgvector in another schema.
 CREATE EXTENSION IF NOT EXISTS vector WITH SCHEMA public;
+
+-- The rest of the install transaction resolves pgvector's names (vector,
+-- vector_cosine_ops, <=>) through this search_path, so no file assumes public.
+-- pg_catalog comes first and pg_temp last, so neither pgvector's schema nor a
+-- temporary object can shadow a built-in. A function whose body uses pgvector
+-- keeps this path: ALTER FUNCTION ... SET search_path FROM CURRENT after it.
+-- (EXECUTE, not set_config(): pgspot then checks everything after this file as
+-- pinned to pg_catalog, pg_temp; this schema only adds pgvector's own names.)
+DO $vector_schema$
+DECLARE
+    v_schema name := (
+        SELECT n.nspname
+        FROM pg_catalog.pg_extension AS e
+        INNER JOIN pg_catalog.pg_namespace AS n ON e.extnamespace = n.oid
+        WHERE e.extname = 'vector'
+    );
+BEGIN
+    EXECUTE pg_catalog.format('SET LOCAL search_path = pg_catalog, %I, pg_temp', v_schema);
+END
+$vector_schema$;
 
 -- Load pgvector's library in this session: until it is loaded its settings
 -- (hnsw.iterative_scan, ...) are unknown placeholders, and the SET clauses of
 -- farmops functions that use them are refused for a non-superuser owner.
-DO $load$ BEGIN PERFORM '[1]'::public.vector; END $load$;
+DO $load$ BEGIN PERFORM '[1]'::vector; END $load$;
 
 -- Two cluster-wide roles. The owner owns every farmops object; the application
 -- role is what a service's login role is granted. Neither logs in, and the
@@ -38,6 +64,25 @@ EXCEPTION WHEN duplicate_object THEN
     NULL;
 END
 $roles$;
+
+-- Both roles must be able to name pgvector's type. Schema public allows that to
+-- everyone; another schema (Supabase's extensions) may not, so the first,
+-- privileged install grants USAGE on it. Later runs find it granted.
+DO $vector_usage$
+DECLARE
+    v_schema name := (
+        SELECT n.nspname
+        FROM pg_catalog.pg_extension AS e
+        INNER JOIN pg_catalog.pg_namespace AS n ON e.extnamespace = n.oid
+        WHERE e.extname = 'vector'
+    );
+BEGIN
+    IF NOT pg_catalog.has_schema_privilege('farmops_owner', v_schema, 'USAGE')
+        OR NOT pg_catalog.has_schema_privilege('farmops_app', v_schema, 'USAGE') THEN
+        EXECUTE pg_catalog.format('GRANT USAGE ON SCHEMA %I TO farmops_owner, farmops_app', v_schema);
+    END IF;
+END
+$vector_usage$;
 
 -- Only the first install creates the schema: CREATE SCHEMA IF NOT EXISTS would
 -- still demand CREATE on the database from every later migrator.

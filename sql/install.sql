@@ -5,12 +5,20 @@
 \set ON_ERROR_STOP 1
 BEGIN;
 SELECT pg_advisory_xact_lock(hashtextextended('farmops.migrate', 0));
+SET LOCAL farmops.package_version = '0.1.0';
 \ir bootstrap.sql
 SELECT farmops.migration_is_pending('0001_tenancy.sql', '807f01d954528d5317b594645db21b2eb8d491fb62056b3b7fe2d3ded06b4f69') AS pending \gset
 \if :pending
 \ir schema/0001_tenancy.sql
 INSERT INTO farmops.schema_migrations (filename, sha256)
 VALUES ('0001_tenancy.sql', '807f01d954528d5317b594645db21b2eb8d491fb62056b3b7fe2d3ded06b4f69');
+\endif
+SELECT EXISTS (SELECT FROM farmops.schema_migrations
+WHERE filename = '0002_runs_and_ledger.sql' AND sha256 = 'c8017b0bf43b0e41aede2844de0e04872523d3cbb1fb2744f862bec5a7d783fb') AS accepted \gset
+\if :accepted
+\ir schema/upgrades/0002_runs_and_ledger_from_7c3a900.sql
+UPDATE farmops.schema_migrations SET sha256 = '4169d5e9196580624e8be64aa246b978b794347c2a1ade59c9c785a2946abceb'
+WHERE filename = '0002_runs_and_ledger.sql';
 \endif
 SELECT farmops.migration_is_pending('0002_runs_and_ledger.sql', '4169d5e9196580624e8be64aa246b978b794347c2a1ade59c9c785a2946abceb') AS pending \gset
 \if :pending
@@ -72,23 +80,41 @@ SELECT farmops.migration_is_pending('0017_memories.sql', 'aeb41256e225e1cdeee829
 INSERT INTO farmops.schema_migrations (filename, sha256)
 VALUES ('0017_memories.sql', 'aeb41256e225e1cdeee82988c2162806d4a702d79dc47802391b98e939f0c1c4');
 \endif
-SELECT farmops.migration_is_pending('0020_documents_and_embeddings.sql', '566f69b106b32cbdc62d15fdbd2e3384fd561cb11907d28404eca9f84e7f5a59') AS pending \gset
+SELECT EXISTS (SELECT FROM farmops.schema_migrations
+WHERE filename = '0020_documents_and_embeddings.sql' AND sha256 = '566f69b106b32cbdc62d15fdbd2e3384fd561cb11907d28404eca9f84e7f5a59') AS accepted \gset
+\if :accepted
+UPDATE farmops.schema_migrations SET sha256 = 'ea3c354a57fbf2ebe9285d52bf9b8b31e31b5b888232c16fcdb42508b401e05a'
+WHERE filename = '0020_documents_and_embeddings.sql';
+\endif
+SELECT farmops.migration_is_pending('0020_documents_and_embeddings.sql', 'ea3c354a57fbf2ebe9285d52bf9b8b31e31b5b888232c16fcdb42508b401e05a') AS pending \gset
 \if :pending
 \ir schema/0020_documents_and_embeddings.sql
 INSERT INTO farmops.schema_migrations (filename, sha256)
-VALUES ('0020_documents_and_embeddings.sql', '566f69b106b32cbdc62d15fdbd2e3384fd561cb11907d28404eca9f84e7f5a59');
+VALUES ('0020_documents_and_embeddings.sql', 'ea3c354a57fbf2ebe9285d52bf9b8b31e31b5b888232c16fcdb42508b401e05a');
 \endif
-SELECT farmops.migration_is_pending('0021_global_knowledge.sql', '9fea1728382f4112c223c058031e38ea5be685ba5d90c68f31943f57a4dbd156') AS pending \gset
+SELECT EXISTS (SELECT FROM farmops.schema_migrations
+WHERE filename = '0021_global_knowledge.sql' AND sha256 = '9fea1728382f4112c223c058031e38ea5be685ba5d90c68f31943f57a4dbd156') AS accepted \gset
+\if :accepted
+UPDATE farmops.schema_migrations SET sha256 = '26be75ae46e13a4f44c2a42c6cec9448b5e20ed1e38eab6bf1f69dbbcf1c7df0'
+WHERE filename = '0021_global_knowledge.sql';
+\endif
+SELECT farmops.migration_is_pending('0021_global_knowledge.sql', '26be75ae46e13a4f44c2a42c6cec9448b5e20ed1e38eab6bf1f69dbbcf1c7df0') AS pending \gset
 \if :pending
 \ir schema/0021_global_knowledge.sql
 INSERT INTO farmops.schema_migrations (filename, sha256)
-VALUES ('0021_global_knowledge.sql', '9fea1728382f4112c223c058031e38ea5be685ba5d90c68f31943f57a4dbd156');
+VALUES ('0021_global_knowledge.sql', '26be75ae46e13a4f44c2a42c6cec9448b5e20ed1e38eab6bf1f69dbbcf1c7df0');
 \endif
 SELECT farmops.migration_is_pending('0022_run_retrievals.sql', '7394d2a80d71184ac6337dab99836ffce774e1f4120c12eada30a618755b5109') AS pending \gset
 \if :pending
 \ir schema/0022_run_retrievals.sql
 INSERT INTO farmops.schema_migrations (filename, sha256)
 VALUES ('0022_run_retrievals.sql', '7394d2a80d71184ac6337dab99836ffce774e1f4120c12eada30a618755b5109');
+\endif
+SELECT farmops.migration_is_pending('0040_package_version.sql', '36d482a0e78e267eff9875b110793b0107f9d15ba064e68aa7b91fdc656d305b') AS pending \gset
+\if :pending
+\ir schema/0040_package_version.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0040_package_version.sql', '36d482a0e78e267eff9875b110793b0107f9d15ba064e68aa7b91fdc656d305b');
 \endif
 SELECT farmops.migration_is_pending('0050_verified_identity.sql', '612eb76be82b755f8f0c337ae00b38784d6837710d15a6e5c3e1d967a82f22f4') AS pending \gset
 \if :pending
@@ -105,6 +131,7 @@ VALUES ('0060_fast_path_reserve.sql', '9584efe81da9c5a081b599742b260c05a1f243619
 \ir functions/00_core/audit_append_only.sql
 \ir functions/00_core/error_codes.sql
 \ir functions/00_core/guards.sql
+\ir functions/00_core/package_version.sql
 \ir functions/10_tenancy/farm_lifecycle.sql
 \ir functions/10_tenancy/tenant_context.sql
 \ir functions/10_tenancy/verified_identity.sql
@@ -129,6 +156,7 @@ VALUES ('0060_fast_path_reserve.sql', '9584efe81da9c5a081b599742b260c05a1f243619
 \ir functions/40_retrieval/retrieval_lineage.sql
 \ir functions/40_retrieval/retrieval_search.sql
 \ir functions/40_retrieval/retrieval_settings.sql
+\ir functions/50_trust/pii.sql
 \ir policies/000_revoke_by_default.sql
 \ir policies/010_tenancy.sql
 \ir policies/020_credits_and_runs.sql

@@ -61,7 +61,9 @@ def test_migrate_via_cli_status_and_dry_run(db):
     assert "applied 0 migration(s)" in proc.stdout  # the test database is already migrated
     status = run("migrate", "--dsn", dsn, "--status")
     assert status.returncode == 0
-    assert all(line.startswith("applied") for line in status.stdout.splitlines())
+    *migration_lines, version_line = status.stdout.splitlines()
+    assert all(line.startswith("applied") for line in migration_lines)
+    assert version_line.startswith("version  installed ")
     dry = run("migrate", "--dsn", dsn, "--dry-run")
     assert dry.returncode == 0 and "rolled back" in dry.stdout
 

@@ -20,6 +20,7 @@ REVOKE EXECUTE ON FUNCTIONS FROM public;
 -- (begin_tenant_verified listed by hand until grants are computed from a rule.)
 GRANT EXECUTE ON FUNCTION
 farmops.error_codes(),
+farmops.version(),
 farmops.begin_tenant(uuid, text),
 farmops.begin_tenant_verified(text),
 farmops.tenant_context(),
@@ -28,3 +29,6 @@ farmops.current_user_id(),
 farmops.current_member_role(),
 farmops.require_tenant(text[])
 TO farmops_app;
+
+-- PII redaction is a pure function of its text: any session may call it, tenant or not.
+GRANT EXECUTE ON FUNCTION farmops.redact_pii(text) TO farmops_app;

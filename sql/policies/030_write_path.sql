@@ -205,6 +205,6 @@ farmops.decide_recommendation(uuid, boolean, text),
 farmops.evaluate_run(uuid, text),
 farmops.give_feedback(uuid, boolean, text),
 farmops.remember(text, uuid),
-farmops.embed_memory(uuid, public.vector, text),
+farmops.embed_memory(uuid, vector, text),
 farmops.forget(uuid)
 TO farmops_app;

@@ -50,7 +50,7 @@ BEGIN
             document_id uuid,
             chunk_index integer NOT NULL CHECK (chunk_index >= 0),
             content text NOT NULL CHECK (char_length(content) >= 1),
-            embedding public.vector(%s) NOT NULL,
+            embedding vector(%s) NOT NULL,
             model text NOT NULL CHECK (char_length(model) BETWEEN 1 AND 200),
             created_at timestamptz NOT NULL DEFAULT now(),
             PRIMARY KEY (farm_id, id),
@@ -71,7 +71,7 @@ CREATE INDEX embeddings_farm_document_idx ON farmops.embeddings (farm_id, docume
 WHERE document_id IS NOT NULL;
 -- One HNSW graph over all farms, used (with iterative scans) for farms too big to scan exactly.
 CREATE INDEX embeddings_embedding_hnsw_idx ON farmops.embeddings
-USING hnsw (embedding public.vector_cosine_ops);
+USING hnsw (embedding vector_cosine_ops);
 
 COMMENT ON TABLE farmops.embeddings IS
 'Embedded chunks of a farm''s documents, memories and conversation summaries; what farmops.search() ranks.';

@@ -32,7 +32,7 @@ BEGIN
             document_id uuid NOT NULL REFERENCES farmops.global_documents (id) ON DELETE CASCADE,
             chunk_index integer NOT NULL CHECK (chunk_index >= 0),
             content text NOT NULL CHECK (char_length(content) >= 1),
-            embedding public.vector(%s) NOT NULL,
+            embedding vector(%s) NOT NULL,
             model text NOT NULL CHECK (char_length(model) BETWEEN 1 AND 200),
             created_at timestamptz NOT NULL DEFAULT now(),
             UNIQUE (document_id, chunk_index)
@@ -44,7 +44,7 @@ END
 $create_global_embeddings$;
 
 CREATE INDEX global_embeddings_embedding_hnsw_idx ON farmops.global_embeddings
-USING hnsw (embedding public.vector_cosine_ops);
+USING hnsw (embedding vector_cosine_ops);
 
 COMMENT ON TABLE farmops.global_embeddings IS
 'Embedded chunks of the global knowledge base, merged into every farm''s farmops.search() by score.';

@@ -67,7 +67,7 @@ $fn$;
 COMMENT ON FUNCTION farmops.forget(uuid) IS
 'Owner or manager only (OF003): deletes a memory of this farm and its vectors; OF204 if there is none.';
 
-CREATE OR REPLACE FUNCTION farmops.embed_memory(p_memory_id uuid, p_embedding public.vector, p_model text)
+CREATE OR REPLACE FUNCTION farmops.embed_memory(p_memory_id uuid, p_embedding vector, p_model text)
 RETURNS void
 LANGUAGE plpgsql
 VOLATILE
@@ -97,6 +97,6 @@ BEGIN
     VALUES (v_farm_id, 'memory', p_memory_id, 0, v_content, p_embedding, p_model);
 END
 $fn$;
-COMMENT ON FUNCTION farmops.embed_memory(uuid, public.vector, text) IS
+COMMENT ON FUNCTION farmops.embed_memory(uuid, vector, text) IS
 'Any member but viewer: makes a memory of this farm retrievable by farmops.search (source type memory), '
 'replacing its previous vector. OF204 unknown memory, OF301 wrong dimension, OF006 bad arguments.';

@@ -2,7 +2,7 @@
 -- revoke-by-default policy keeps them from farmops_app); no tenant context.
 
 CREATE OR REPLACE FUNCTION farmops.ingest_global_document(
-    p_title text, p_content text, p_chunks text[], p_embeddings public.vector[], p_model text
+    p_title text, p_content text, p_chunks text[], p_embeddings vector[], p_model text
 )
 RETURNS uuid
 LANGUAGE plpgsql
@@ -36,7 +36,7 @@ BEGIN
         USING ERRCODE = '40001';
 END
 $fn$;
-COMMENT ON FUNCTION farmops.ingest_global_document(text, text, text[], public.vector[], text) IS
+COMMENT ON FUNCTION farmops.ingest_global_document(text, text, text[], vector[], text) IS
 'farmops_owner only: stores a document of the global knowledge base (read by every farm''s search); '
 'identical content is a no-op returning the existing id. OF006 bad arguments, OF301 wrong dimension.';
 

@@ -7,7 +7,7 @@
 -- proposes writes through the draft path, not here.
 
 CREATE OR REPLACE FUNCTION farmops.ingest_document(
-    p_title text, p_content text, p_chunks text[], p_embeddings public.vector[], p_model text
+    p_title text, p_content text, p_chunks text[], p_embeddings vector[], p_model text
 )
 RETURNS uuid
 LANGUAGE plpgsql
@@ -49,7 +49,7 @@ BEGIN
         USING ERRCODE = '40001';
 END
 $fn$;
-COMMENT ON FUNCTION farmops.ingest_document(text, text, text[], public.vector[], text) IS
+COMMENT ON FUNCTION farmops.ingest_document(text, text, text[], vector[], text) IS
 'Owner, manager or worker: stores a document of the current farm with its client-made chunks and vectors '
 '(chunk i has embedding i); identical content (sha256) is a no-op returning the existing id. '
 'OF006 bad arguments, OF301 wrong dimension.';
@@ -100,7 +100,7 @@ COMMENT ON FUNCTION farmops.delete_document(uuid) IS
 'same transaction). OF302 if the farm has no such document.';
 
 CREATE OR REPLACE FUNCTION farmops.replace_source_embeddings(
-    p_source_type text, p_source_id uuid, p_chunks text[], p_embeddings public.vector[], p_model text
+    p_source_type text, p_source_id uuid, p_chunks text[], p_embeddings vector[], p_model text
 )
 RETURNS integer
 LANGUAGE plpgsql
@@ -135,7 +135,7 @@ BEGIN
     RETURN v_count;
 END
 $fn$;
-COMMENT ON FUNCTION farmops.replace_source_embeddings(text, uuid, text[], public.vector[], text) IS
+COMMENT ON FUNCTION farmops.replace_source_embeddings(text, uuid, text[], vector[], text) IS
 'Owner, manager or worker: replaces the chunks of a conversation summary of the current farm; '
 'returns how many were stored. OF006 bad arguments, OF301 wrong dimension.';
 

@@ -2,7 +2,7 @@
 
 CREATE OR REPLACE FUNCTION farmops.search_for_run(
     p_run_id uuid,
-    p_query public.vector,
+    p_query vector,
     p_k integer DEFAULT 4,
     p_include_global boolean DEFAULT true,
     p_source_types text[] DEFAULT NULL
@@ -66,7 +66,7 @@ BEGIN
     ORDER BY h.ordinality;
 END
 $fn$;
-COMMENT ON FUNCTION farmops.search_for_run(uuid, public.vector, integer, boolean, text[]) IS
+COMMENT ON FUNCTION farmops.search_for_run(uuid, vector, integer, boolean, text[]) IS
 'farmops.search() on behalf of a live (reserved or running) AI run of the current farm, recording each result '
 '(rank, score, chunk) in ai_run_retrievals. Any member but viewer (OF003): viewers use farmops.search(). '
 'OF102 if the run is not in this farm, OF205 if it is settled.';

@@ -8,7 +8,7 @@
 --
 -- 1. Count the candidate rows through the (farm_id, source_type) btree, stopping
 --    at exact_search_max_rows() + 1 (bounded cost).
--- 2. At most that many: EXACT scan. ORDER BY public.cosine_distance(...) is a
+-- 2. At most that many: EXACT scan. ORDER BY cosine_distance(...) is a
 --    function call, not the indexable <=> operator, so no plan can use the
 --    HNSW index: recall 1.0, every row considered.
 -- 3. More: HNSW with pgvector 0.8 iterative scans (relaxed_order, bounded by
@@ -24,7 +24,7 @@
 -- inside) are restored when the function returns.
 
 CREATE OR REPLACE FUNCTION farmops.farm_search_candidates(
-    p_farm_id uuid, p_query public.vector, p_k integer, p_source_types text[] DEFAULT NULL
+    p_farm_id uuid, p_query vector, p_k integer, p_source_types text[] DEFAULT NULL
 )
 RETURNS TABLE (embedding_id uuid, distance double precision)
 LANGUAGE plpgsql
@@ -56,10 +56,10 @@ BEGIN
         SELECT array_agg(c.id ORDER BY c.d, c.id), array_agg(c.d ORDER BY c.d, c.id)
         INTO v_ids, v_distances
         FROM (
-            SELECT e.id, e.embedding OPERATOR (public.<=>) p_query AS d
+            SELECT e.id, e.embedding <=> p_query AS d
             FROM farmops.embeddings AS e
             WHERE e.farm_id = p_farm_id AND (p_source_types IS NULL OR e.source_type = ANY (p_source_types))
-            ORDER BY e.embedding OPERATOR (public.<=>) p_query
+            ORDER BY e.embedding <=> p_query
             LIMIT v_fetch
         ) AS c;
         PERFORM set_config('enable_sort', 'on', true);
@@ -71,18 +71,21 @@ BEGIN
     END IF;
 
     RETURN QUERY
-    SELECT e.id, public.cosine_distance(e.embedding, p_query) AS d
+    SELECT e.id, cosine_distance(e.embedding, p_query) AS d
     FROM farmops.embeddings AS e
     WHERE e.farm_id = p_farm_id AND (p_source_types IS NULL OR e.source_type = ANY (p_source_types))
     ORDER BY d, e.id
     LIMIT p_k;
 END
 $fn$;
-COMMENT ON FUNCTION farmops.farm_search_candidates(uuid, public.vector, integer, text[]) IS
+COMMENT ON FUNCTION farmops.farm_search_candidates(uuid, vector, integer, text[]) IS
 'Private to farmops.search(): the k nearest chunks of one farm (exact scan up to exact_search_max_rows() rows, '
 'iterative HNSW above, exact fallback if short). SECURITY INVOKER: RLS hides other farms from the app.';
+-- Its body uses pgvector's names: keep the install's search_path (pg_catalog,
+-- pgvector's schema, pg_temp: see bootstrap.sql), wherever pgvector lives.
+ALTER FUNCTION farmops.farm_search_candidates(uuid, vector, integer, text[]) SET search_path FROM CURRENT;
 
-CREATE OR REPLACE FUNCTION farmops.global_search_candidates(p_query public.vector, p_k integer)
+CREATE OR REPLACE FUNCTION farmops.global_search_candidates(p_query vector, p_k integer)
 RETURNS TABLE (embedding_id uuid, distance double precision)
 LANGUAGE plpgsql
 VOLATILE
@@ -108,9 +111,9 @@ BEGIN
         SELECT array_agg(c.id ORDER BY c.d, c.id), array_agg(c.d ORDER BY c.d, c.id)
         INTO v_ids, v_distances
         FROM (
-            SELECT g.id, g.embedding OPERATOR (public.<=>) p_query AS d
+            SELECT g.id, g.embedding <=> p_query AS d
             FROM farmops.global_embeddings AS g
-            ORDER BY g.embedding OPERATOR (public.<=>) p_query
+            ORDER BY g.embedding <=> p_query
             LIMIT v_fetch
         ) AS c;
         PERFORM set_config('enable_sort', 'on', true);
@@ -121,17 +124,20 @@ BEGIN
     END IF;
 
     RETURN QUERY
-    SELECT g.id, public.cosine_distance(g.embedding, p_query) AS d
+    SELECT g.id, cosine_distance(g.embedding, p_query) AS d
     FROM farmops.global_embeddings AS g
     ORDER BY d, g.id
     LIMIT p_k;
 END
 $fn$;
-COMMENT ON FUNCTION farmops.global_search_candidates(public.vector, integer) IS
+COMMENT ON FUNCTION farmops.global_search_candidates(vector, integer) IS
 'Private to farmops.search(): the k nearest global knowledge chunks, same strategy as farm_search_candidates().';
+-- Its body uses pgvector's names: keep the install's search_path (pg_catalog,
+-- pgvector's schema, pg_temp: see bootstrap.sql), wherever pgvector lives.
+ALTER FUNCTION farmops.global_search_candidates(vector, integer) SET search_path FROM CURRENT;
 
 CREATE OR REPLACE FUNCTION farmops.search(
-    p_query public.vector,
+    p_query vector,
     p_k integer DEFAULT 4,
     p_include_global boolean DEFAULT true,
     p_source_types text[] DEFAULT NULL
@@ -210,7 +216,7 @@ BEGIN
     ORDER BY t.d, t.g, t.hit_id;
 END
 $fn$;
-COMMENT ON FUNCTION farmops.search(public.vector, integer, boolean, text[]) IS
+COMMENT ON FUNCTION farmops.search(vector, integer, boolean, text[]) IS
 'The k chunks nearest to p_query (cosine; score = 1 - distance) of the current farm, merged by score with '
 'the global knowledge base. Exact for farms up to exact_search_max_rows() rows, iterative HNSW above, never '
 'fewer than min(k, visible rows). SECURITY INVOKER: RLS applies. OF001 no context, OF006 NULL/zero query, '

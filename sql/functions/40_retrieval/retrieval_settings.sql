@@ -42,7 +42,7 @@ SET search_path = pg_catalog, pg_temp
 AS $fn$ SELECT 1000 $fn$;
 COMMENT ON FUNCTION farmops.max_search_k() IS 'The largest k farmops.search() accepts (OF006 above it).';
 
-CREATE OR REPLACE FUNCTION farmops.assert_valid_vector(p_vector public.vector, p_what text)
+CREATE OR REPLACE FUNCTION farmops.assert_valid_vector(p_vector vector, p_what text)
 RETURNS void
 LANGUAGE plpgsql
 STABLE
@@ -54,20 +54,23 @@ BEGIN
     IF p_vector IS NULL THEN
         RAISE EXCEPTION '% is NULL', p_what USING ERRCODE = 'OF006';
     END IF;
-    IF public.vector_dims(p_vector) <> v_dim THEN
-        RAISE EXCEPTION '% has % dimensions; this installation uses %', p_what, public.vector_dims(p_vector), v_dim
+    IF vector_dims(p_vector) <> v_dim THEN
+        RAISE EXCEPTION '% has % dimensions; this installation uses %', p_what, vector_dims(p_vector), v_dim
             USING ERRCODE = 'OF301';
     END IF;
     -- Cosine distance to a zero vector is NaN, which would sort unpredictably.
-    IF public.vector_norm(p_vector) = 0 THEN
+    IF vector_norm(p_vector) = 0 THEN
         RAISE EXCEPTION '% is the zero vector, which has no direction', p_what USING ERRCODE = 'OF006';
     END IF;
 END
 $fn$;
-COMMENT ON FUNCTION farmops.assert_valid_vector(public.vector, text) IS
+COMMENT ON FUNCTION farmops.assert_valid_vector(vector, text) IS
 'Raises OF006 for a NULL or zero vector and OF301 if its dimension is not farmops.embedding_dimension().';
+-- Its body uses pgvector's names: keep the install's search_path (pg_catalog,
+-- pgvector's schema, pg_temp: see bootstrap.sql), wherever pgvector lives.
+ALTER FUNCTION farmops.assert_valid_vector(vector, text) SET search_path FROM CURRENT;
 
-CREATE OR REPLACE FUNCTION farmops.assert_valid_chunks(p_chunks text[], p_embeddings public.vector[])
+CREATE OR REPLACE FUNCTION farmops.assert_valid_chunks(p_chunks text[], p_embeddings vector[])
 RETURNS void
 LANGUAGE plpgsql
 STABLE
@@ -97,6 +100,6 @@ BEGIN
     END LOOP;
 END
 $fn$;
-COMMENT ON FUNCTION farmops.assert_valid_chunks(text[], public.vector[]) IS
+COMMENT ON FUNCTION farmops.assert_valid_chunks(text[], vector[]) IS
 'Raises OF006 unless chunks and embeddings are equally long (1..10000), without NULL or blank elements, '
 'and OF301 if an embedding has the wrong dimension.';
