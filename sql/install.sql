@@ -122,11 +122,11 @@ SELECT farmops.migration_is_pending('0050_verified_identity.sql', '612eb76be82b7
 INSERT INTO farmops.schema_migrations (filename, sha256)
 VALUES ('0050_verified_identity.sql', '612eb76be82b755f8f0c337ae00b38784d6837710d15a6e5c3e1d967a82f22f4');
 \endif
-SELECT farmops.migration_is_pending('0060_fast_path_reserve.sql', '9584efe81da9c5a081b599742b260c05a1f243619699c3df05fa4647e5c47760') AS pending \gset
+SELECT farmops.migration_is_pending('0060_fast_path_reserve.sql', 'e4f8b7fe459f1a1b1da87198cfcd88a08325b7d3cb7200eda3a87daf09a54b1b') AS pending \gset
 \if :pending
 \ir schema/0060_fast_path_reserve.sql
 INSERT INTO farmops.schema_migrations (filename, sha256)
-VALUES ('0060_fast_path_reserve.sql', '9584efe81da9c5a081b599742b260c05a1f243619699c3df05fa4647e5c47760');
+VALUES ('0060_fast_path_reserve.sql', 'e4f8b7fe459f1a1b1da87198cfcd88a08325b7d3cb7200eda3a87daf09a54b1b');
 \endif
 \ir functions/00_core/audit_append_only.sql
 \ir functions/00_core/error_codes.sql
