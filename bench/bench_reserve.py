@@ -13,7 +13,10 @@ measures, in one process and one run:
    - (c) farmops as the client made it: ``BEGIN; begin_tenant; reserve_credits(..., request id);
      COMMIT`` as the application role (4 round trips; run row, ledger leg, membership, idempotency);
    - (d) fused: ``farmops.reserve_run(farm, user, ..., token bounds, request id)`` in autocommit
-     as the application role (1 round trip; the same writes and checks, the estimate folded in).
+     as the application role (1 round trip; the same writes and checks, the estimate folded in);
+   - (e) the same three writes as (d) (run row, debit, ledger leg, same constraints and indexes)
+     as ONE bare CTE statement by the superuser: no function, membership, price or validation.
+     The ceiling of any implementation that writes what farmops writes.
 
    The four run in alternating slices (``--reps`` rounds, median per variant), so load from
    elsewhere on a shared machine hits them alike. After every cell: no balance below zero,
@@ -85,19 +88,39 @@ SELECT farmops.reserve_credits(p_feature => 'bench', p_model => 'bench-model', p
     p_request_id => gen_random_uuid()::text);
 COMMIT;
 """,
+    "writes": """\\set n random(1, :farms)
+WITH run AS (
+    INSERT INTO farmops.ai_runs AS r
+        (farm_id, user_id, feature, model, credits_reserved, request_id, expires_at)
+    VALUES ({farm}, 'owner', 'bench', 'bench-model', 1, gen_random_uuid()::text,
+        now() + interval '15 minutes')
+    ON CONFLICT (farm_id, request_id) DO NOTHING RETURNING r.*),
+debit AS (UPDATE farmops.farms AS f SET credit_balance = f.credit_balance - 1
+    WHERE f.id = {farm} AND f.credit_balance >= 1 AND EXISTS (SELECT FROM run) RETURNING f.credit_balance)
+INSERT INTO farmops.credit_ledger (farm_id, ai_run_id, kind, delta, balance_after, reason, actor)
+SELECT r.farm_id, r.id, 'reserve', -1, d.credit_balance, r.feature, r.user_id
+FROM run AS r CROSS JOIN debit AS d;
+""",
     "fused": """\\set n random(1, :farms)
 SELECT farmops.reserve_run(p_farm_id => {farm}, p_user_id => 'owner', p_feature => 'bench',
     p_model => 'bench-model', p_max_input_tokens => 0, p_max_output_tokens => 0,
     p_request_id => gen_random_uuid()::text);
 """,
 }
-LETTER = {"bare": "a", "seed": "b", "farmops": "c", "fused": "d"}
+LETTER = {"bare": "a", "seed": "b", "farmops": "c", "fused": "d", "writes": "e"}
 LABEL = {
     "bare": "(a) bare UPDATE",
     "seed": "(b) seed CTE",
-    "farmops": "(c) BEGIN+begin_tenant+reserve_credits+COMMIT",
-    "fused": "(d) reserve_run (fused)",
+    "farmops": "(c) farmops 4 RT",
+    "fused": "(d) reserve_run",
+    "writes": "(e) 3 writes CTE",
 }
+LEGEND = """\
+(a) UPDATE farms ... WHERE credit_balance > 0, autocommit; (b) the seed's UPDATE ... RETURNING + ledger
+    INSERT in one CTE;
+(c) BEGIN; begin_tenant; reserve_credits(request id); COMMIT as the app role (as the client made it);
+(d) farmops.reserve_run(farm, user, ..., token bounds, request id), one autocommit call as the app role;
+(e) the run row, debit and ledger leg of (d) as one bare CTE by the superuser (no function, no checks)."""
 SEED_SCHEMA = """
 CREATE SCHEMA seed;
 CREATE TABLE seed.farms (id uuid PRIMARY KEY, credit_balance integer NOT NULL CHECK (credit_balance >= 0));
@@ -128,7 +151,7 @@ def fresh_database(host: str, port: int) -> str:
         create_app_login(conn, APP_LOGIN)
         conn.execute(SEED_SCHEMA)
         n = max(FARM_COUNTS)
-        for variant in ("bare", "farmops", "fused"):
+        for variant in ("bare", "farmops", "fused", "writes"):
             for i in range(1, n + 1):
                 fid = farm_uuid(variant, i)
                 conn.execute("INSERT INTO farmops.farms (id, name) VALUES (%s, %s)", [fid, f"{variant} {i}"])
@@ -137,7 +160,7 @@ def fresh_database(host: str, port: int) -> str:
             conn.execute("INSERT INTO seed.farms VALUES (%s, %s)", [farm_uuid("seed", i), STARTING_CREDITS])
         conn.commit()
     with psycopg.connect(host=host, port=port, user=APP_LOGIN, dbname=dbname) as conn:
-        for variant in ("bare", "farmops", "fused"):
+        for variant in ("bare", "farmops", "fused", "writes"):
             for i in range(1, n + 1):
                 with conn.transaction():
                     conn.execute("SELECT farmops.begin_tenant(%s, 'owner')", [farm_uuid(variant, i)])
@@ -162,7 +185,7 @@ def pgbench(
     """Transactions per second of one variant (pgbench -M prepared)."""
     script = workdir / f"{variant}.sql"
     script.write_text(SCRIPTS[variant].format(farm=FARM_ID.format(v=LETTER[variant])))
-    user = APP_LOGIN if variant in ("farmops", "fused") else "postgres"
+    user = APP_LOGIN if variant in ("farmops", "fused") else "postgres"  # (e) is no application path
     cmd = [
         str(embedded.bin_dir() / "pgbench"),
         "-h", host, "-p", str(port), "-U", user, "-n", "-M", "prepared",
@@ -415,8 +438,15 @@ def render(
         f"median of {reps} alternating runs"
     )
     cols = ["farms", "clients", *[LABEL[v] for v in variants]]
-    ratio_cols = [(v, base) for v in ("farmops", "fused") if v in variants for base in ("seed", "bare")]
-    cols += [f"{v} / {base}" for v, base in ratio_cols]
+    pairs = [
+        ("farmops", "seed"),
+        ("farmops", "bare"),
+        ("fused", "seed"),
+        ("fused", "bare"),
+        ("writes", "seed"),
+    ]
+    ratio_cols = [(v, base) for v, base in pairs if v in variants]
+    cols += [f"{LETTER[v]}/{LETTER[base]}" for v, base in ratio_cols]
     rows = []
     for (farms, clients), tps in matrix.items():
         row = ["1 (hot)" if farms == 1 else str(farms), str(clients)]
@@ -426,6 +456,7 @@ def render(
     widths = [max([len(c), *(len(r[i]) for r in rows)]) for i, c in enumerate(cols)]
     lines.append("  ".join(c.rjust(w) for c, w in zip(cols, widths, strict=True)))
     lines += ["  ".join(x.rjust(w) for x, w in zip(r, widths, strict=True)) for r in rows]
+    lines.append(LEGEND)
     if runs:
         lines += [
             "",
@@ -460,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with psycopg.connect(host=host, port=port, user="postgres", dbname=dbname) as conn:
             fused = conn.execute("SELECT to_regproc('farmops.reserve_run') IS NOT NULL").fetchone()[0]
-        variants = ["bare", "seed", "farmops"] + (["fused"] if fused else [])
+        variants = ["bare", "seed", "farmops"] + (["fused", "writes"] if fused else [])
         matrix, problems = (
             ({}, [])
             if args.no_matrix
