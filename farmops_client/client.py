@@ -194,7 +194,9 @@ def connect(
         return Client(pool, bedrock=bedrock, embedder=embedder, model=model)
     if not dsn:
         raise ValueError("connect() needs a DSN or a pool")
-    static = {"autocommit": True, "connect_timeout": connect_timeout}
+    # PgBouncer transaction mode: no server-side prepared statements (psycopg would prepare after 5
+    # executions, on a server connection the next transaction may not get).
+    static = {"autocommit": True, "connect_timeout": connect_timeout, "prepare_threshold": None}
 
     def kwargs() -> dict[str, Any]:
         return {**static, **(auth() if auth else {})}
@@ -207,12 +209,21 @@ def connect(
             db.set_role(conn, role)
         configure_connection(conn)
 
+    def reset(conn: psycopg.Connection) -> None:
+        # A returned connection forgets a borrower's session state (SET, WITH HOLD cursors, LISTEN,
+        # advisory locks, temp tables); DISCARD ALL also resets the role, so set it again.
+        with db.translated():
+            conn.execute("DISCARD ALL")
+        if role:
+            db.set_role(conn, role)
+
     new_pool = ConnectionPool(
         dsn,
         kwargs=kwargs,
         min_size=min_size,
         max_size=max_size,
         configure=configure,
+        reset=reset,
         open=True,
         name="farmops",
     )

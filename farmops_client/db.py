@@ -116,7 +116,7 @@ def send(
 
     In pipeline mode the statement is only queued: read the cursor after the pipeline's sync.
     ``kwargs`` are given without the ``p_`` prefix; ``casts`` optionally maps an argument to a
-    SQL type (``{"query": "public.vector"}``) for values whose Python type does not say it.
+    SQL type (``{"query": "vector"}``) for values whose Python type does not say it.
     """
     if not function or set(function) - _FUNCTION_NAME_OK:
         raise ValueError(f"not a farmops function name: {function!r}")

@@ -80,12 +80,6 @@ class ForbiddenForRole(FarmopsError):
     sqlstate = "OF003"
 
 
-class FarmNotFound(FarmopsError):
-    """OF004: no such farm visible to the caller."""
-
-    sqlstate = "OF004"
-
-
 class LastOwner(FarmopsError):
     """OF005: the last owner of a farm cannot be removed or demoted."""
 
@@ -189,15 +183,27 @@ class UnknownRecordType(FarmopsError):
 
 
 class DraftNotFound(FarmopsError):
-    """OF204: no such draft, recommendation or record in the current farm."""
+    """OF204: no such draft in the current farm."""
 
     sqlstate = "OF204"
 
 
 class RunNotLive(FarmopsError):
-    """OF205: the run is settled or expired and can no longer propose writes."""
+    """OF205: the run is settled or expired and can no longer propose writes or retrieve."""
 
     sqlstate = "OF205"
+
+
+class MemoryNotFound(FarmopsError):
+    """OF206: no such memory in the current farm."""
+
+    sqlstate = "OF206"
+
+
+class RecommendationNotFound(FarmopsError):
+    """OF207: no such recommendation in the current farm."""
+
+    sqlstate = "OF207"
 
 
 class DimensionMismatch(FarmopsError):
@@ -210,6 +216,12 @@ class DocumentNotFound(FarmopsError):
     """OF302: no such document in the current farm."""
 
     sqlstate = "OF302"
+
+
+class EmbeddingModelMismatch(FarmopsError):
+    """OF303: the vectors come from another embedding model than the farm's index or the global base."""
+
+    sqlstate = "OF303"
 
 
 class PgvectorMissing(MigrationError):

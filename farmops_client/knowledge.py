@@ -21,11 +21,6 @@ from .embeddings import Embedder, chunk_text
 from .errors import NotConfigured
 from .session import Session
 
-# ONE switch for sending the query vector's model to farmops.search and farmops.search_for_run.
-# Their p_model parameter (refusing another model's vectors with embedding_model_mismatch) comes with
-# the sql-shape branch; until it is on main these functions have no p_model. Set True in that merge.
-SEARCH_TAKES_MODEL = False
-
 
 def embedder_of(t: Session) -> Embedder:
     """The session's embedder, or :class:`NotConfigured`: farmops never picks one by itself."""
@@ -40,11 +35,9 @@ def embed_one(embedder: Embedder, text: str) -> Vector:
 
 
 def _query_args(vector: Vector, model: str) -> dict[str, Any]:
-    """The arguments that carry a query vector: the vector, and the model that made it."""
-    args: dict[str, Any] = {"query": vector}
-    if SEARCH_TAKES_MODEL:
-        args["model"] = model
-    return args
+    """The arguments that carry a query vector: the vector, and the model that made it (the database
+    refuses a model other than the one that made the farm's vectors: ``EmbeddingModelMismatch``)."""
+    return {"query": vector, "model": model}
 
 
 def search_vector(
@@ -60,7 +53,7 @@ def search_vector(
     return db.call(
         conn,
         "search",
-        {"query": "public.vector"},
+        {"query": "vector"},
         **_query_args(vector, model),
         k=k,
         include_global=include_global,
@@ -76,7 +69,7 @@ def search_for_run(
     Queued in the caller's (pipelined) transaction: read the returned cursor after it.
     """
     return db.send(
-        conn, "search_for_run", {"query": "public.vector"}, run_id=run_id, **_query_args(vector, model), k=k
+        conn, "search_for_run", {"query": "vector"}, run_id=run_id, **_query_args(vector, model), k=k
     )
 
 
@@ -84,7 +77,7 @@ def search_for_run(
 _STORE_MEMORY = (
     "SELECT m.id AS memory_id "
     "FROM farmops.remember(p_content => %(content)s, p_run_id => %(run_id)s) AS m(id), "
-    "LATERAL farmops.embed_memory(p_memory_id => m.id, p_embedding => %(embedding)s::public.vector, "
+    "LATERAL farmops.embed_memory(p_memory_id => m.id, p_embedding => %(embedding)s::vector, "
     "p_model => %(model)s) AS e"
 )
 
@@ -130,7 +123,7 @@ def ingest_document(t: Session, title: str, content: str, *, max_chars: int = 12
     vectors = [Vector(v) for v in embedder.embed(chunks)]
     return t.call(
         "ingest_document",
-        {"embeddings": "public.vector[]"},
+        {"embeddings": "vector[]"},
         title=title,
         content=content,
         chunks=chunks,
@@ -153,7 +146,7 @@ def ingest_global_document(
     return db.value(
         conn,
         "ingest_global_document",
-        {"embeddings": "public.vector[]"},
+        {"embeddings": "vector[]"},
         title=title,
         content=content,
         chunks=chunks,

@@ -110,6 +110,24 @@ SELECT farmops.migration_is_pending('0022_run_retrievals.sql', '7394d2a80d71184a
 INSERT INTO farmops.schema_migrations (filename, sha256)
 VALUES ('0022_run_retrievals.sql', '7394d2a80d71184ac6337dab99836ffce774e1f4120c12eada30a618755b5109');
 \endif
+SELECT farmops.migration_is_pending('0030_role_capabilities.sql', 'c29cd364b82236a1c04533ed5a9d8db6d97f6027869e60e4ea7a457c68876990') AS pending \gset
+\if :pending
+\ir schema/0030_role_capabilities.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0030_role_capabilities.sql', 'c29cd364b82236a1c04533ed5a9d8db6d97f6027869e60e4ea7a457c68876990');
+\endif
+SELECT farmops.migration_is_pending('0031_shared_guards_and_policies.sql', '32fe08c03cbf394cb372375d0eb8444938792e415219052c11e7bc53d91820a8') AS pending \gset
+\if :pending
+\ir schema/0031_shared_guards_and_policies.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0031_shared_guards_and_policies.sql', '32fe08c03cbf394cb372375d0eb8444938792e415219052c11e7bc53d91820a8');
+\endif
+SELECT farmops.migration_is_pending('0032_constraint_names.sql', '787d94b0116846f577c7277c8d5395fa8d68a74004b72b487bcc892f8c1e55f2') AS pending \gset
+\if :pending
+\ir schema/0032_constraint_names.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0032_constraint_names.sql', '787d94b0116846f577c7277c8d5395fa8d68a74004b72b487bcc892f8c1e55f2');
+\endif
 SELECT farmops.migration_is_pending('0040_package_version.sql', '36d482a0e78e267eff9875b110793b0107f9d15ba064e68aa7b91fdc656d305b') AS pending \gset
 \if :pending
 \ir schema/0040_package_version.sql
@@ -122,44 +140,45 @@ SELECT farmops.migration_is_pending('0050_verified_identity.sql', '612eb76be82b7
 INSERT INTO farmops.schema_migrations (filename, sha256)
 VALUES ('0050_verified_identity.sql', '612eb76be82b755f8f0c337ae00b38784d6837710d15a6e5c3e1d967a82f22f4');
 \endif
-SELECT farmops.migration_is_pending('0060_fast_path_reserve.sql', 'e4f8b7fe459f1a1b1da87198cfcd88a08325b7d3cb7200eda3a87daf09a54b1b') AS pending \gset
+SELECT farmops.migration_is_pending('0060_fast_path_reserve.sql', '376a9d515b55a04c8e3cced9334990fd9e47cc162d019f8c7939e8ed7c871f47') AS pending \gset
 \if :pending
 \ir schema/0060_fast_path_reserve.sql
 INSERT INTO farmops.schema_migrations (filename, sha256)
-VALUES ('0060_fast_path_reserve.sql', 'e4f8b7fe459f1a1b1da87198cfcd88a08325b7d3cb7200eda3a87daf09a54b1b');
+VALUES ('0060_fast_path_reserve.sql', '376a9d515b55a04c8e3cced9334990fd9e47cc162d019f8c7939e8ed7c871f47');
 \endif
-\ir functions/00_core/audit_append_only.sql
-\ir functions/00_core/error_codes.sql
+\ir functions/00_core/arguments.sql
+\ir functions/00_core/errors.sql
 \ir functions/00_core/guards.sql
 \ir functions/00_core/package_version.sql
-\ir functions/10_tenancy/farm_lifecycle.sql
-\ir functions/10_tenancy/tenant_context.sql
+\ir functions/00_core/secure_tenant_table.sql
+\ir functions/10_tenancy/capabilities.sql
+\ir functions/10_tenancy/context.sql
+\ir functions/10_tenancy/members.sql
 \ir functions/10_tenancy/verified_identity.sql
-\ir functions/20_credits/ai_run_guard.sql
-\ir functions/20_credits/credits_grant.sql
-\ir functions/20_credits/credits_invariants.sql
-\ir functions/20_credits/credits_reserve.sql
+\ir functions/20_credits/expire.sql
+\ir functions/20_credits/grant.sql
+\ir functions/20_credits/invariants.sql
+\ir functions/20_credits/ledger.sql
 \ir functions/20_credits/model_rates.sql
-\ir functions/20_credits/runs_expire.sql
-\ir functions/20_credits/runs_lifecycle.sql
+\ir functions/20_credits/reserve.sql
+\ir functions/20_credits/runs.sql
+\ir functions/20_credits/settle.sql
 \ir functions/30_write_path/autonomy.sql
 \ir functions/30_write_path/drafts.sql
-\ir functions/30_write_path/drafts_state_machine.sql
 \ir functions/30_write_path/evals.sql
 \ir functions/30_write_path/feedback.sql
 \ir functions/30_write_path/memories.sql
-\ir functions/30_write_path/payload_validation.sql
+\ir functions/30_write_path/payload.sql
 \ir functions/30_write_path/recommendations.sql
 \ir functions/30_write_path/record_types.sql
-\ir functions/40_retrieval/retrieval_global_knowledge.sql
-\ir functions/40_retrieval/retrieval_ingest.sql
-\ir functions/40_retrieval/retrieval_lineage.sql
-\ir functions/40_retrieval/retrieval_search.sql
-\ir functions/40_retrieval/retrieval_settings.sql
+\ir functions/40_knowledge/documents.sql
+\ir functions/40_knowledge/global_base.sql
+\ir functions/40_knowledge/lineage.sql
+\ir functions/40_knowledge/search.sql
+\ir functions/40_knowledge/settings.sql
+\ir functions/40_knowledge/vectors.sql
 \ir functions/50_trust/pii.sql
 \ir policies/000_revoke_by_default.sql
-\ir policies/010_tenancy.sql
-\ir policies/020_credits_and_runs.sql
-\ir policies/030_write_path.sql
-\ir policies/040_retrieval.sql
+\ir policies/010_row_level_security.sql
+\ir policies/090_grants.sql
 COMMIT;

@@ -15,7 +15,6 @@ import pytest
 from conftest import APP_LOGIN
 
 import farmops_client
-from farmops_client import knowledge
 from farmops_client.client import TenantSession
 from farmops_client.embeddings import LEXICAL_MODEL, LexicalEmbedder, embedder_named
 from farmops_client.errors import FarmopsError, NotConfigured
@@ -175,15 +174,6 @@ def test_embedder_names():
         embedder_named("titan")  # Titan needs a Bedrock client: no guessing credentials here
     with pytest.raises(ValueError):
         embedder_named("word2vec")
-
-
-def test_the_search_model_switch_matches_the_sql(admin):
-    """Flip knowledge.SEARCH_TAKES_MODEL in the merge that gives farmops.search a p_model."""
-    takes_model = admin.execute(
-        "SELECT bool_and('p_model' = ANY (proargnames)) FROM pg_proc "
-        "WHERE pronamespace = 'farmops'::regnamespace AND proname IN ('search', 'search_for_run')"
-    ).fetchone()[0]
-    assert takes_model is knowledge.SEARCH_TAKES_MODEL
 
 
 # -- create_app_login -------------------------------------------------------------------------------------

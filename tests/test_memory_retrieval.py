@@ -62,8 +62,8 @@ def test_the_agent_may_index_a_memory_a_viewer_may_not(app, admin, farm):
 @pytest.mark.parametrize(
     ("memory", "vector", "model", "sqlstate"),
     [
-        ("other-farm", vec(1), "m", "OF204"),
-        ("unknown", vec(1), "m", "OF204"),
+        ("other-farm", vec(1), "m", "OF206"),
+        ("unknown", vec(1), "m", "OF206"),
         ("own", None, "m", "OF006"),
         ("own", vec(1, dim=DIM - 1), "m", "OF301"),
         ("own", vec(), "m", "OF006"),  # the zero vector has no direction

@@ -135,17 +135,17 @@ def test_suite_catches_a_permissive_or_missing_policy(app, admin, books):
     """The isolation assertion above is not vacuous: weaken RLS in this test's database and it fails."""
     farm_a, farm_b, _ = books
     assert_member_sees_only_own_farm(app, farm_a, farm_b)
-    admin.execute("""DROP POLICY "members see their own farm's runs" ON farmops.ai_runs""")
-    admin.execute("""CREATE POLICY "members see their own farm's runs" ON farmops.ai_runs
+    admin.execute("""DROP POLICY "members see their own farm's rows" ON farmops.ai_runs""")
+    admin.execute("""CREATE POLICY "members see their own farm's rows" ON farmops.ai_runs
                      FOR SELECT TO farmops_app USING (true)""")
     with pytest.raises(AssertionError, match="ai_runs"):
         assert_member_sees_only_own_farm(app, farm_a, farm_b)
     # a dropped policy fails closed (zero rows), which the assertion also reports
-    admin.execute("""DROP POLICY "members see their own farm's runs" ON farmops.ai_runs""")
+    admin.execute("""DROP POLICY "members see their own farm's rows" ON farmops.ai_runs""")
     with pytest.raises(AssertionError, match="ai_runs shows set"):
         assert_member_sees_only_own_farm(app, farm_a, farm_b)
     # and row level security switched off on another table lets B's rows through
-    admin.execute("""CREATE POLICY "members see their own farm's runs" ON farmops.ai_runs
+    admin.execute("""CREATE POLICY "members see their own farm's rows" ON farmops.ai_runs
                      FOR SELECT TO farmops_app USING (farm_id = (SELECT farmops.current_farm_id()))""")
     assert_member_sees_only_own_farm(app, farm_a, farm_b)
     admin.execute("ALTER TABLE farmops.credit_ledger DISABLE ROW LEVEL SECURITY")

@@ -190,7 +190,8 @@ def test_source_type_filter(app, farm):
         ingest(app, "Doc", "doc", ["doc"], [vec(1)])
         app.execute(
             "SELECT farmops.replace_source_embeddings(p_source_type => 'convo_summary', p_source_id => %s,"
-            " p_chunks => ARRAY['summary'], p_embeddings => %s::public.vector[], p_model => 'm')",
+            " p_chunks => ARRAY['summary'], p_embeddings => %s::public.vector[],"
+            " p_model => 'amazon.titan-embed-text-v2:0')",
             [src, vec_array([vec(1, 0.1)])],
         )
         both = search(app, vec(1), k=5)

@@ -193,13 +193,13 @@ def test_a_function_set_clause_or_a_session_setting_cannot_forge_a_context(app, 
 
 def test_require_tenant_refuses_a_context_without_a_role(owner, farms):
     """Fail closed: a signed context whose role is NULL must pass no role check. Only the package
-    owner can sign one (context_signature is private), which is how this test builds it."""
+    owner can sign one (_context_signature is private), which is how this test builds it."""
     a, _, _ = farms
     with owner.transaction():
         owner.execute("SELECT set_config('farmops.farm_id', %s, true)", [str(a.id)])
         owner.execute("SELECT set_config('farmops.user_id', 'vic', true)")
         owner.execute(
-            "SELECT set_config('farmops.context_sig', farmops.context_signature(%s, 'vic', NULL), true)",
+            "SELECT set_config('farmops.context_sig', farmops._context_signature(%s, 'vic', NULL), true)",
             [str(a.id)],
         )
         assert owner.execute("SELECT farm_id, member_role FROM farmops.tenant_context()").fetchone() == (
@@ -207,7 +207,7 @@ def test_require_tenant_refuses_a_context_without_a_role(owner, farms):
             None,
         )
         with pytest.raises(psycopg.Error) as excinfo, owner.transaction():
-            owner.execute("SELECT farmops.require_tenant(ARRAY['owner'])")
+            owner.execute("SELECT farmops.require_capability('manage_members')")
         assert excinfo.value.sqlstate == "OF003"
 
 
@@ -215,10 +215,10 @@ def test_the_signature_fields_cannot_run_into_each_other(owner, farms):
     """(user 'vic|viewer', no role) must not sign like (user 'vic', role 'viewer')."""
     a, _, _ = farms
     same = owner.execute(
-        "SELECT farmops.context_signature(%(f)s, 'vic', 'viewer')"
-        " = farmops.context_signature(%(f)s, 'vic|viewer', NULL),"
-        " farmops.context_signature(%(f)s, 'vic', 'viewer')"
-        " = farmops.context_signature(%(f)s, 'vic', 'viewer')",
+        "SELECT farmops._context_signature(%(f)s, 'vic', 'viewer')"
+        " = farmops._context_signature(%(f)s, 'vic|viewer', NULL),"
+        " farmops._context_signature(%(f)s, 'vic', 'viewer')"
+        " = farmops._context_signature(%(f)s, 'vic', 'viewer')",
         {"f": str(a.id)},
     ).fetchone()
     assert same == (False, True)

@@ -8,10 +8,11 @@ import psycopg
 import pytest
 from conftest import APP_LOGIN
 
-#: Every farmops function the application role may EXECUTE (public API plus the harmless,
-#: read-only helpers that SECURITY INVOKER functions call on its behalf).
+#: Every farmops function the application role may EXECUTE: by the rule of sql/policies/090_grants.sql,
+#: every function without a leading underscore except the package owner's (registries, global writes).
 APP_FUNCTIONS = {
     "farmops.add_member(uuid,text,text)",
+    "farmops.assert_embedding_model(text,boolean)",
     "farmops.assert_valid_vector(public.vector,text)",
     "farmops.begin_tenant(uuid,text)",
     "farmops.begin_tenant_verified(text)",
@@ -39,6 +40,7 @@ APP_FUNCTIONS = {
     "farmops.give_feedback(uuid,boolean,text)",
     "farmops.global_search_candidates(public.vector,integer)",
     "farmops.grant_credits(uuid,integer,text)",
+    "farmops.has_capability(text)",
     "farmops.ingest_document(text,text,text[],public.vector[],text)",
     "farmops.max_search_k()",
     "farmops.model_rate_at(text,timestamp with time zone)",
@@ -49,13 +51,14 @@ APP_FUNCTIONS = {
     "farmops.remember(text,uuid)",
     "farmops.remove_member(uuid,text)",
     "farmops.replace_source_embeddings(text,uuid,text[],public.vector[],text)",
-    "farmops.require_tenant(text[])",
+    "farmops.require_capability(text)",
+    "farmops.require_tenant()",
     "farmops.reserve_credits(text,text,integer,text,interval,text)",
     "farmops.reserve_run(uuid,text,text,text,integer,integer,integer,text,interval,text)",
     "farmops.resolve_autonomy(text)",
     "farmops.resolve_autonomy_for(text,text,text,jsonb,jsonb)",
-    "farmops.search(public.vector,integer,boolean,text[])",
-    "farmops.search_for_run(uuid,public.vector,integer,boolean,text[])",
+    "farmops.search(public.vector,integer,boolean,text[],text)",
+    "farmops.search_for_run(uuid,public.vector,integer,boolean,text[],text)",
     "farmops.set_autonomy(text,jsonb,jsonb)",
     "farmops.settle_run(uuid,text,integer,integer,integer,integer,text,text)",
     "farmops.start_run(uuid)",
@@ -65,18 +68,19 @@ APP_FUNCTIONS = {
 }
 
 #: The functions that run as farmops_owner. Each one must scope every statement to the farm of
-#: farmops.require_tenant() (or be a deliberate, documented global maintenance job).
+#: farmops.require_capability() (or be a deliberate, documented global maintenance job).
 SECURITY_DEFINER = {
     "farmops.add_member(uuid,text,text)",
     "farmops.begin_tenant(uuid,text)",
     "farmops.begin_tenant_verified(text)",
     "farmops.confirm_draft(uuid,jsonb)",
-    "farmops.context_signature(text,text,text)",
+    "farmops._context_signature(text,text,text)",
     "farmops.create_farm(text,text)",
     "farmops.decide_recommendation(uuid,boolean,text)",
     "farmops.delete_document(uuid)",
     "farmops.delete_source_embeddings(text,uuid)",
     "farmops.discard_draft(uuid,text)",
+    "farmops.estimate_credits(text,integer,integer)",
     "farmops.evaluate_run(uuid,text)",
     "farmops.expire_drafts()",
     "farmops.expire_reservations(integer)",
@@ -93,7 +97,7 @@ SECURITY_DEFINER = {
     "farmops.replace_source_embeddings(text,uuid,text[],public.vector[],text)",
     "farmops.reserve_credits(text,text,integer,text,interval,text)",
     "farmops.reserve_run(uuid,text,text,text,integer,integer,integer,text,interval,text)",
-    "farmops.search_for_run(uuid,public.vector,integer,boolean,text[])",
+    "farmops.search_for_run(uuid,public.vector,integer,boolean,text[],text)",
     "farmops.set_autonomy(text,jsonb,jsonb)",
     "farmops.settle_run(uuid,text,integer,integer,integer,integer,text,text)",
     "farmops.start_run(uuid)",
@@ -106,12 +110,16 @@ APP_READABLE_TABLES = {
     "ai_eval_rules", "ai_evals", "ai_feedback", "ai_recommendations", "ai_run_retrievals", "ai_runs",
     "assistant_drafts", "autonomy_changes", "credit_ledger", "documents", "embeddings", "expense_records",
     "farm_members", "farms", "feed_use_records", "global_documents", "global_embeddings", "memories",
-    "model_rates", "mortality_records", "note_records", "record_types", "sale_records", "symptom_records",
+    "model_rates", "mortality_records", "note_records", "record_types", "role_capabilities", "sale_records",
+    "symptom_records",
     "task_records", "water_records", "weight_records",
 }  # fmt: skip
 
 #: Global reference tables: no farm_id, read by every farm, written only by the package owner.
-GLOBAL_TABLES = {"ai_eval_rules", "global_documents", "global_embeddings", "model_rates", "record_types"}
+GLOBAL_TABLES = {
+    "ai_eval_rules", "global_documents", "global_embeddings", "model_rates", "record_types",
+    "role_capabilities",
+}  # fmt: skip
 #: Private tables the application cannot read at all.
 PRIVATE_TABLES = {
     "_package_version",

@@ -69,8 +69,8 @@ def test_only_humans_decide_recommendations(app, admin, wfarm, user):
 def test_recommendation_refusals(app, admin, wfarm):
     other = make_farm(app, admin, "Farm B", "bob")
     rec = call(app, wfarm.id, "bot", RECOMMEND, [wfarm.run, "t", "b"])[0][0]
-    assert refused(app, admin, other.id, "bob", DECIDE, [rec, True, None]) == "OF204"
-    assert refused(app, admin, wfarm.id, "alice", DECIDE, [uuid.uuid4(), True, None]) == "OF204"
+    assert refused(app, admin, other.id, "bob", DECIDE, [rec, True, None]) == "OF207"
+    assert refused(app, admin, wfarm.id, "alice", DECIDE, [uuid.uuid4(), True, None]) == "OF207"
     assert refused(app, admin, wfarm.id, "alice", DECIDE, [rec, None, None]) == "OF006"
     assert refused(app, admin, wfarm.id, "alice", DECIDE, [rec, True, "x" * 1001]) == "OF006"
     assert refused(app, admin, wfarm.id, "vic", RECOMMEND, [wfarm.run, "t", "b"]) == "OF003"
@@ -243,11 +243,11 @@ def test_forget_is_owner_or_manager_only_and_farm_scoped(app, admin, wfarm):
     other = make_farm(app, admin, "Farm B", "bob")
     for user in ("wes", "vic", "bot"):
         assert refused(app, admin, wfarm.id, user, FORGET, [mem]) == "OF003"
-    assert refused(app, admin, other.id, "bob", FORGET, [mem]) == "OF204"
-    assert refused(app, admin, wfarm.id, "mia", FORGET, [uuid.uuid4()]) == "OF204"
+    assert refused(app, admin, other.id, "bob", FORGET, [mem]) == "OF206"
+    assert refused(app, admin, wfarm.id, "mia", FORGET, [uuid.uuid4()]) == "OF206"
     call(app, wfarm.id, "mia", FORGET, [mem])
     assert admin.execute("SELECT count(*) FROM farmops.memories").fetchone()[0] == 0
-    assert refused(app, admin, wfarm.id, "alice", FORGET, [mem]) == "OF204"
+    assert refused(app, admin, wfarm.id, "alice", FORGET, [mem]) == "OF206"
 
 
 @pytest.mark.parametrize(

@@ -1,42 +1,122 @@
--- Trigger functions that hold for every role, the package owner and superusers
--- included: the ledger is append-only and run states only move forward.
+-- The two shared trigger rules, attached per table by one helper each, every
+-- trigger ENABLE ALWAYS so that no role (the package owner, a superuser, a
+-- replica session) can rewrite history or move a row backwards. A domain
+-- attaches them beside its own functions (e.g. 20_credits/ledger.sql).
 
-CREATE OR REPLACE FUNCTION farmops.refuse_ledger_change()
+CREATE OR REPLACE FUNCTION farmops._guard_append_only()
 RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
-    RAISE EXCEPTION '% on farmops.% is not allowed: the ledger is append-only', tg_op, tg_table_name
+    RAISE EXCEPTION '% on farmops.% is not allowed: the table is append-only', tg_op, tg_table_name
         USING ERRCODE = 'OF107',
-        HINT = 'Correct a balance with a new row (kind ''adjust''), never by changing history.';
+        HINT = 'Correct history with a new row (for the ledger, kind ''adjust''), never by changing it.';
 END
 $fn$;
-COMMENT ON FUNCTION farmops.refuse_ledger_change() IS
+COMMENT ON FUNCTION farmops._guard_append_only() IS
 'Trigger: raises OF107 on UPDATE, DELETE or TRUNCATE of an append-only table, whoever tries.';
 
-CREATE OR REPLACE FUNCTION farmops.check_run_transition()
+CREATE OR REPLACE FUNCTION farmops._guard_forward_only()
 RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $fn$
+DECLARE
+    -- TG_ARGV[0]: the allowed moves of the status column, 'from>to' separated by spaces;
+    --   '>to' names a status a row may be created with (none listed: any).
+    -- TG_ARGV[1]: the columns that never change once written, comma-separated.
+    v_moves text[] := string_to_array(tg_argv[0], ' ');
+    v_immutable text[] := string_to_array(tg_argv[1], ',');
+    v_what text := replace(tg_table_name, '_', ' ');
+    v_old jsonb;
+    v_new jsonb;
 BEGIN
-    IF (new.farm_id, new.id, new.user_id, new.feature, new.model, new.credits_reserved, new.request_id,
-        new.reserved_at, new.expires_at)
-        IS DISTINCT FROM
-        (old.farm_id, old.id, old.user_id, old.feature, old.model, old.credits_reserved, old.request_id,
-        old.reserved_at, old.expires_at) THEN
-        RAISE EXCEPTION 'the identity, reservation and deadline of run % are immutable', old.id
+    IF tg_op = 'DELETE' THEN
+        RAISE EXCEPTION 'rows of farmops.% are the audit trail and are never deleted', tg_table_name
+            USING ERRCODE = 'OF107';
+    END IF;
+    IF tg_op = 'INSERT' THEN
+        IF EXISTS (SELECT FROM unnest(v_moves) AS m (v) WHERE m.v LIKE '>%')
+            AND NOT ('>' || new.status) = ANY (v_moves) THEN
+            RAISE EXCEPTION 'a row of farmops.% cannot be created %', tg_table_name, new.status
+                USING ERRCODE = 'OF103';
+        END IF;
+        RETURN new;
+    END IF;
+    v_old := to_jsonb(old);
+    v_new := to_jsonb(new);
+    IF EXISTS (SELECT FROM unnest(v_immutable) AS c (col) WHERE v_new -> c.col IS DISTINCT FROM v_old -> c.col) THEN
+        RAISE EXCEPTION '% % : only its state and decision columns may change', v_what, old.id
             USING ERRCODE = 'OF103';
     END IF;
-    IF old.status IN ('succeeded', 'failed', 'expired') THEN
-        RAISE EXCEPTION 'run % is % (terminal) and cannot change', old.id, old.status USING ERRCODE = 'OF103';
-    END IF;
-    IF new.status = 'reserved' AND old.status <> 'reserved' THEN
-        RAISE EXCEPTION 'run % cannot go back from % to reserved', old.id, old.status USING ERRCODE = 'OF103';
+    IF NOT (old.status || '>' || new.status) = ANY (v_moves) THEN
+        IF NOT EXISTS (SELECT FROM unnest(v_moves) AS m (v) WHERE m.v LIKE old.status || '>%') THEN
+            RAISE EXCEPTION '% % is % (terminal): no further change', v_what, old.id, old.status
+                USING ERRCODE = 'OF103';
+        END IF;
+        RAISE EXCEPTION '% % cannot go from % to %', v_what, old.id, old.status, new.status
+            USING ERRCODE = 'OF103';
     END IF;
     RETURN new;
 END
 $fn$;
-COMMENT ON FUNCTION farmops.check_run_transition() IS
-'Trigger: run states move reserved -> running -> succeeded|failed|expired only; terminal rows are final.';
+COMMENT ON FUNCTION farmops._guard_forward_only() IS
+'Trigger: a row''s status moves only along the allowed moves (trigger argument 1), terminal states are final, '
+'the immutable columns (argument 2) never change, rows are never deleted (OF103 / OF107).';
+
+CREATE OR REPLACE FUNCTION farmops._attach_always(
+    p_table regclass, p_suffix text, p_when text, p_level text, p_function text
+)
+RETURNS void
+LANGUAGE plpgsql
+VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_name text := (SELECT c.relname FROM pg_catalog.pg_class AS c WHERE c.oid = p_table) || p_suffix;
+BEGIN
+    -- p_when, p_level and p_function come from the _attach_* helpers below, never from a caller's data.
+    EXECUTE format(
+        'CREATE OR REPLACE TRIGGER %I %s ON %s FOR EACH %s EXECUTE FUNCTION %s', v_name, p_when, p_table, p_level,
+        p_function
+    );
+    EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER %I', p_table, v_name);
+END
+$fn$;
+COMMENT ON FUNCTION farmops._attach_always(regclass, text, text, text, text) IS
+'Private: creates (or replaces) the trigger <table><suffix> and enables it ALWAYS (replica sessions too).';
+
+CREATE OR REPLACE FUNCTION farmops._attach_append_only(p_table regclass)
+RETURNS void
+LANGUAGE sql
+VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT farmops._attach_always(
+        p_table, '_is_append_only', 'BEFORE UPDATE OR DELETE', 'ROW', 'farmops._guard_append_only()'
+    );
+    SELECT farmops._attach_always(
+        p_table, '_is_never_truncated', 'BEFORE TRUNCATE', 'STATEMENT', 'farmops._guard_append_only()'
+    );
+$fn$;
+COMMENT ON FUNCTION farmops._attach_append_only(regclass) IS
+'Private: makes a table append-only for every role (UPDATE, DELETE and TRUNCATE raise OF107).';
+
+CREATE OR REPLACE FUNCTION farmops._attach_forward_only(p_table regclass, p_moves text, p_immutable text)
+RETURNS void
+LANGUAGE sql
+VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT farmops._attach_always(
+        p_table, '_move_forward_only', 'BEFORE INSERT OR UPDATE OR DELETE', 'ROW',
+        format('farmops._guard_forward_only(%L, %L)', p_moves, p_immutable)
+    );
+    SELECT farmops._attach_always(
+        p_table, '_is_never_truncated', 'BEFORE TRUNCATE', 'STATEMENT', 'farmops._guard_append_only()'
+    );
+$fn$;
+COMMENT ON FUNCTION farmops._attach_forward_only(regclass, text, text) IS
+'Private: attaches the forward-only state guard (allowed status moves, immutable columns, no DELETE or '
+'TRUNCATE) to a table with a status column.';

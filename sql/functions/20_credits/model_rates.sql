@@ -24,7 +24,7 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION farmops.model_rate_at(text, timestamptz) IS
-'Private: the rate row in force for a model at an instant (its own, else ''*''); OF108 if none.';
+'The rate row in force for a model at an instant (its own, else ''*''); OF108 if none.';
 
 CREATE OR REPLACE FUNCTION farmops.credits_for_tokens(
     p_model text, p_at timestamptz, p_input_tokens integer, p_output_tokens integer
@@ -51,7 +51,7 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION farmops.credits_for_tokens(text, timestamptz, integer, integer) IS
-'Private: credits for token counts at the rate in force at p_at, rounded up (NULL tokens count as 0).';
+'Credits for token counts at the rate in force at p_at, rounded up (NULL tokens count as 0).';
 
 CREATE OR REPLACE FUNCTION farmops.estimate_credits(
     p_model text, p_max_input_tokens integer, p_max_output_tokens integer
@@ -59,18 +59,17 @@ CREATE OR REPLACE FUNCTION farmops.estimate_credits(
 RETURNS integer
 LANGUAGE plpgsql
 STABLE
+-- Definer only to call the private argument checks; it reads nothing but the global price list.
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
+DECLARE
+    v_model text := farmops._text_argument(p_model, 'model', 200);
 BEGIN
-    IF p_model IS NULL OR char_length(p_model) NOT BETWEEN 1 AND 200 THEN
-        RAISE EXCEPTION 'model must be 1 to 200 characters' USING ERRCODE = 'OF006';
-    END IF;
-    IF p_max_input_tokens IS NULL OR p_max_input_tokens < 0
-        OR p_max_output_tokens IS NULL OR p_max_output_tokens < 0 THEN
-        RAISE EXCEPTION 'token bounds must be given and not negative' USING ERRCODE = 'OF006';
-    END IF;
+    PERFORM farmops._assert_in_range(p_max_input_tokens, 'max input tokens', 0, 2147483647);
+    PERFORM farmops._assert_in_range(p_max_output_tokens, 'max output tokens', 0, 2147483647);
     -- At least 1: reserve_credits refuses 0, and every run reserves something.
-    RETURN greatest(1, farmops.credits_for_tokens(p_model, now(), p_max_input_tokens, p_max_output_tokens));
+    RETURN greatest(1, farmops.credits_for_tokens(v_model, now(), p_max_input_tokens, p_max_output_tokens));
 END
 $fn$;
 COMMENT ON FUNCTION farmops.estimate_credits(text, integer, integer) IS
@@ -88,22 +87,18 @@ VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
+    -- SECURITY INVOKER and never granted to farmops_app: only the package owner sets prices.
+    v_model text := farmops._text_argument(p_model, 'model', 200);
     v_rate farmops.model_rates;
 BEGIN
-    -- SECURITY INVOKER and never granted to farmops_app: only the package owner sets prices.
-    IF p_model IS NULL OR char_length(p_model) NOT BETWEEN 1 AND 200 OR p_model ~ '[[:cntrl:]]' THEN
-        RAISE EXCEPTION 'model must be 1 to 200 printable characters' USING ERRCODE = 'OF006';
-    END IF;
-    IF p_input_credits_per_1k IS NULL OR p_input_credits_per_1k < 0
-        OR p_output_credits_per_1k IS NULL OR p_output_credits_per_1k < 0 THEN
-        RAISE EXCEPTION 'rates must be given and not negative' USING ERRCODE = 'OF006';
-    END IF;
+    PERFORM farmops._assert_in_range(p_input_credits_per_1k, 'input credits per 1k', 0, 2147483647);
+    PERFORM farmops._assert_in_range(p_output_credits_per_1k, 'output credits per 1k', 0, 2147483647);
     -- History is immutable: a rate may start now or later, never in the past.
     IF p_effective_from IS NULL OR p_effective_from < now() THEN
         RAISE EXCEPTION 'a rate cannot take effect in the past (%)', p_effective_from USING ERRCODE = 'OF006';
     END IF;
     INSERT INTO farmops.model_rates AS r (model, effective_from, input_credits_per_1k, output_credits_per_1k)
-    VALUES (p_model, p_effective_from, p_input_credits_per_1k, p_output_credits_per_1k)
+    VALUES (v_model, p_effective_from, p_input_credits_per_1k, p_output_credits_per_1k)
     ON CONFLICT (model, effective_from) DO UPDATE
     SET input_credits_per_1k = excluded.input_credits_per_1k,
         output_credits_per_1k = excluded.output_credits_per_1k

@@ -26,7 +26,7 @@ AS $fn$
     END
 $fn$;
 COMMENT ON FUNCTION farmops.resolve_autonomy_for(text, text, text, jsonb, jsonb) IS
-'Private, pure: the autonomy rules (see functions/autonomy.sql) for one type class and one farm''s settings. '
+'Private, pure: the autonomy rules (see 30_write_path/autonomy.sql) for one type class and one farm''s settings. '
 'Unknown classes and tiers fall to the safe side.';
 
 CREATE OR REPLACE FUNCTION farmops.resolve_autonomy(p_record_type text)
@@ -64,7 +64,7 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
-    v_farm_id uuid := farmops.require_tenant(ARRAY['owner']);
+    v_farm_id uuid := farmops.require_capability('set_autonomy');
     v_old farmops.farms;
     v_new farmops.farms;
     v_bad text;
@@ -120,13 +120,10 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION farmops.set_autonomy(text, jsonb, jsonb) IS
-'Farm owner only (OF003): sets the tier, the auto allow-list and/or per-type overrides (NULL = unchanged); '
+'Farm owner only (set_autonomy; OF003 otherwise): sets the tier, the auto allow-list and/or per-type '
+'overrides (NULL = unchanged); '
 'every effective change is appended to autonomy_changes. Storing a financial type in the allow-list is '
 'allowed but has no effect: resolution keeps the floor.';
 
-CREATE OR REPLACE TRIGGER autonomy_changes_append_only
-BEFORE UPDATE OR DELETE ON farmops.autonomy_changes
-FOR EACH ROW EXECUTE FUNCTION farmops.refuse_history_rewrite();
-CREATE OR REPLACE TRIGGER autonomy_changes_no_truncate
-BEFORE TRUNCATE ON farmops.autonomy_changes
-FOR EACH STATEMENT EXECUTE FUNCTION farmops.refuse_history_rewrite();
+-- Every change of the settings is kept: the history only grows.
+SELECT farmops._attach_append_only('farmops.autonomy_changes');

@@ -15,11 +15,13 @@ VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
+    v_description text;
     v_row farmops.ai_eval_rules;
 BEGIN
     IF p_name IS NULL OR p_name !~ '^[a-z][a-z0-9_]{0,62}$' THEN
         RAISE EXCEPTION 'rule name must match ^[a-z][a-z0-9_]{0,62}$' USING ERRCODE = 'OF006';
     END IF;
+    v_description := farmops._text_argument(p_description, 'description', 1000, 'text');
     IF p_kind IS NULL OR p_kind NOT IN ('payload_schema', 'regex_absent', 'regex_present') THEN
         RAISE EXCEPTION 'kind must be payload_schema, regex_absent or regex_present' USING ERRCODE = 'OF006';
     END IF;
@@ -34,7 +36,7 @@ BEGIN
         END;
     END IF;
     INSERT INTO farmops.ai_eval_rules AS r (name, kind, description, pattern, severity, enabled)
-    VALUES (p_name, p_kind, p_description, p_pattern, coalesce(p_severity, 'warn'), coalesce(p_enabled, true))
+    VALUES (p_name, p_kind, v_description, p_pattern, coalesce(p_severity, 'warn'), coalesce(p_enabled, true))
     ON CONFLICT (name) DO UPDATE SET
         kind = excluded.kind, description = excluded.description, pattern = excluded.pattern,
         severity = excluded.severity, enabled = excluded.enabled
@@ -54,7 +56,7 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
-    v_farm_id uuid := farmops.require_tenant(ARRAY['owner', 'manager', 'worker', 'agent']);
+    v_farm_id uuid := farmops.require_capability('run_ai');
     v_user text := farmops.current_user_id();
     v_rule farmops.ai_eval_rules;
     v_draft record;
@@ -64,10 +66,8 @@ DECLARE
     v_checked integer;
     v_matches jsonb;
 BEGIN
-    IF p_output_text IS NULL OR char_length(p_output_text) > 1000000 THEN
-        RAISE EXCEPTION 'output text is required and at most 1,000,000 characters' USING ERRCODE = 'OF006';
-    END IF;
-    PERFORM farmops.lock_run_for_write(v_farm_id, p_run_id, false);
+    PERFORM farmops._text_argument(p_output_text, 'output text', 1000000, 'verbatim');
+    PERFORM farmops._lock_run(v_farm_id, p_run_id, false);
     FOR v_rule IN SELECT r.* FROM farmops.ai_eval_rules AS r WHERE r.enabled ORDER BY r.name LOOP
         IF v_rule.kind = 'payload_schema' THEN
             v_failures := '[]'::jsonb;
@@ -109,9 +109,5 @@ COMMENT ON FUNCTION farmops.evaluate_run(uuid, text) IS
 'Any member but viewer: runs every enabled eval rule on a run of this farm (OF102 otherwise; settled runs are '
 'fine) and its output text (OF006 if NULL or over 1,000,000 characters); stores and returns one ai_evals row per rule.';
 
-CREATE OR REPLACE TRIGGER ai_evals_append_only
-BEFORE UPDATE OR DELETE ON farmops.ai_evals
-FOR EACH ROW EXECUTE FUNCTION farmops.refuse_history_rewrite();
-CREATE OR REPLACE TRIGGER ai_evals_no_truncate
-BEFORE TRUNCATE ON farmops.ai_evals
-FOR EACH STATEMENT EXECUTE FUNCTION farmops.refuse_history_rewrite();
+-- Eval results are evidence: they only accumulate.
+SELECT farmops._attach_append_only('farmops.ai_evals');

@@ -1,7 +1,7 @@
 -- The record-type registry's API: registering a type (package owner only), the
 -- tool list for Bedrock, and writing a validated payload into the type's table.
 
-CREATE OR REPLACE FUNCTION farmops.check_input_schema(p_schema jsonb)
+CREATE OR REPLACE FUNCTION farmops._assert_valid_input_schema(p_schema jsonb)
 RETURNS void
 LANGUAGE plpgsql
 STABLE
@@ -69,7 +69,7 @@ BEGIN
     END LOOP;
 END
 $fn$;
-COMMENT ON FUNCTION farmops.check_input_schema(jsonb) IS
+COMMENT ON FUNCTION farmops._assert_valid_input_schema(jsonb) IS
 'Private: raises OF006 unless the JSON Schema uses only the subset farmops.validate_payload() enforces.';
 
 CREATE OR REPLACE FUNCTION farmops.register_record_type(
@@ -88,6 +88,7 @@ VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
+    v_description text := farmops._text_argument(p_description, 'description', 1000, 'text');
     v_rel regclass;
     v_missing text;
     v_row farmops.record_types;
@@ -98,13 +99,10 @@ BEGIN
     IF p_class IS NULL OR p_class NOT IN ('financial', 'destructive', 'routine') THEN
         RAISE EXCEPTION 'class must be financial, destructive or routine' USING ERRCODE = 'OF006';
     END IF;
-    IF p_description IS NULL OR char_length(p_description) NOT BETWEEN 1 AND 1000 THEN
-        RAISE EXCEPTION 'description must be 1 to 1000 characters' USING ERRCODE = 'OF006';
-    END IF;
-    IF p_date_past_days NOT BETWEEN 0 AND 36500 OR p_date_future_days NOT BETWEEN 0 AND 36500 THEN
-        RAISE EXCEPTION 'date windows must be 0 to 36500 days' USING ERRCODE = 'OF006';
-    END IF;
-    PERFORM farmops.check_input_schema(p_input_schema);
+    -- NULL windows keep the stored values (or the defaults).
+    PERFORM farmops._assert_in_range(coalesce(p_date_past_days, 0), 'date_past_days', 0, 36500);
+    PERFORM farmops._assert_in_range(coalesce(p_date_future_days, 0), 'date_future_days', 0, 36500);
+    PERFORM farmops._assert_valid_input_schema(p_input_schema);
     v_rel := to_regclass(format('%I.%I', p_target_schema, p_target_table));
     IF v_rel IS NULL THEN
         RAISE EXCEPTION 'target table %.% does not exist', p_target_schema, p_target_table USING ERRCODE = 'OF006';
@@ -124,11 +122,14 @@ BEGIN
         RAISE EXCEPTION 'target table %.% lacks columns: %', p_target_schema, p_target_table, v_missing
             USING ERRCODE = 'OF006';
     END IF;
+    -- The AI writes the table as the package owner and members read it: it gets the
+    -- same row level security as every farmops tenant table.
+    PERFORM farmops.secure_tenant_table(v_rel);
     INSERT INTO farmops.record_types AS t (
         name, class, description, target_schema, target_table, input_schema, date_past_days, date_future_days
     )
     VALUES (
-        p_name, p_class, p_description, p_target_schema, p_target_table, p_input_schema,
+        p_name, p_class, v_description, p_target_schema, p_target_table, p_input_schema,
         coalesce(p_date_past_days, 730), coalesce(p_date_future_days, 1)
     )
     ON CONFLICT (name) DO UPDATE SET
@@ -141,7 +142,8 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION farmops.register_record_type(text, text, text, text, text, jsonb, integer, integer) IS
-'Package owner only (not granted to the app): registers or replaces a record type. The target table needs '
+'Package owner only (not granted to the app): registers or replaces a record type and secures its target '
+'table with farmops.secure_tenant_table() (the product grants farmops_app SELECT on it). The target table needs '
 'farm_id, id, draft_id, created_by and one column per property; input_schema must use the supported subset '
 '(OF006 otherwise). Date window defaults: 730 days back, 1 ahead (NULL keeps the stored values).';
 
@@ -158,7 +160,7 @@ $fn$;
 COMMENT ON FUNCTION farmops.record_type_tools() IS
 'The registered record types as the client turns them into Bedrock tools create_<name> (inputSchema verbatim).';
 
-CREATE OR REPLACE FUNCTION farmops.write_record(
+CREATE OR REPLACE FUNCTION farmops._write_record(
     p_farm_id uuid, p_record_type text, p_draft_id uuid, p_record_id uuid, p_created_by text, p_payload jsonb
 )
 RETURNS uuid
@@ -193,5 +195,5 @@ BEGIN
     RETURN v_id;
 END
 $fn$;
-COMMENT ON FUNCTION farmops.write_record(uuid, text, uuid, uuid, text, jsonb) IS
+COMMENT ON FUNCTION farmops._write_record(uuid, text, uuid, uuid, text, jsonb) IS
 'Private: inserts a validated payload into the record type''s target table, linked to its draft; returns the id.';

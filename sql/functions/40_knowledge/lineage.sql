@@ -1,11 +1,12 @@
--- Retrieval with lineage: search on behalf of an AI run and record what it got.
+-- Search with lineage: search on behalf of an AI run and record what it got.
 
 CREATE OR REPLACE FUNCTION farmops.search_for_run(
     p_run_id uuid,
     p_query vector,
     p_k integer DEFAULT 4,
     p_include_global boolean DEFAULT true,
-    p_source_types text[] DEFAULT NULL
+    p_source_types text[] DEFAULT NULL,
+    p_model text DEFAULT NULL
 )
 RETURNS TABLE (
     id uuid,
@@ -26,26 +27,17 @@ SET search_path = pg_catalog, pg_temp
 AS $fn$
 #variable_conflict use_column
 DECLARE
-    -- Writes lineage, so not for viewers (read-only): the roles that may run a model.
-    v_farm uuid := farmops.require_tenant(ARRAY['owner', 'manager', 'worker', 'agent']);
-    v_status text;
+    -- Writes lineage, so not for viewers (read-only): the members that may run a model.
+    v_farm uuid := farmops.require_capability('run_ai');
     v_search_id uuid := gen_random_uuid();
 BEGIN
-    IF p_run_id IS NULL THEN
-        RAISE EXCEPTION 'run id is required' USING ERRCODE = 'OF006';
-    END IF;
-    SELECT r.status INTO v_status FROM farmops.ai_runs AS r WHERE r.farm_id = v_farm AND r.id = p_run_id;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'no AI run % in this farm', p_run_id USING ERRCODE = 'OF102';
-    END IF;
-    IF v_status NOT IN ('reserved', 'running') THEN
-        RAISE EXCEPTION 'AI run % is %: it can no longer retrieve', p_run_id, v_status USING ERRCODE = 'OF205';
-    END IF;
+    -- Share lock: the run cannot be settled or expired while its lineage is written.
+    PERFORM farmops._lock_run(v_farm, p_run_id, true);
 
     RETURN QUERY
     WITH hits AS MATERIALIZED (
         SELECT s.*
-        FROM farmops.search(p_query, p_k, p_include_global, p_source_types) WITH ORDINALITY AS s
+        FROM farmops.search(p_query, p_k, p_include_global, p_source_types, p_model) WITH ORDINALITY AS s
     ),
 
     lineage AS (
@@ -66,7 +58,7 @@ BEGIN
     ORDER BY h.ordinality;
 END
 $fn$;
-COMMENT ON FUNCTION farmops.search_for_run(uuid, vector, integer, boolean, text[]) IS
+COMMENT ON FUNCTION farmops.search_for_run(uuid, vector, integer, boolean, text[], text) IS
 'farmops.search() on behalf of a live (reserved or running) AI run of the current farm, recording each result '
-'(rank, score, chunk) in ai_run_retrievals. Any member but viewer (OF003): viewers use farmops.search(). '
-'OF102 if the run is not in this farm, OF205 if it is settled.';
+'(rank, score, chunk) in ai_run_retrievals. Any member but viewer (run_ai; OF003): viewers use farmops.search(). '
+'OF102 if the run is not in this farm, OF205 if it is settled, expired or past expires_at; OF303 as search().';

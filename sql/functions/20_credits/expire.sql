@@ -15,14 +15,12 @@ DECLARE
 BEGIN
     -- A maintenance job: no tenant context needed. It only touches runs that are live
     -- and past their deadline, and only refunds what each of them reserved.
-    IF p_max_runs IS NULL OR p_max_runs < 1 THEN
-        RAISE EXCEPTION 'max runs must be a positive integer' USING ERRCODE = 'OF006';
-    END IF;
-    -- Lock order (20_credits/credits_reserve.sql): each farm row, then its runs; farms in
-    -- id order, so concurrent expirers take them in the same order. A run some other
+    PERFORM farmops._assert_in_range(p_max_runs, 'max runs', 1, 2147483647);
+    -- Lock order (20_credits/reserve.sql): each farm row, then its runs; farms in id
+    -- order, so concurrent expirers take them in the same order. A run another
     -- transaction holds (start, propose_write, search_for_run) is skipped (SKIP LOCKED)
-    -- and its status re-checked on the newest row version, so a run settled meanwhile is
-    -- left alone; the next expiry takes what is skipped.
+    -- and the next expiry takes it; the status is re-checked on the newest row version,
+    -- so a run settled meanwhile is left alone.
     FOR v_run IN
         SELECT r.farm_id, r.id, r.credits_reserved
         FROM farmops.ai_runs AS r

@@ -1,26 +1,6 @@
 -- A run after its reservation: start it, then settle it with what it really cost.
--- Lock order (see 20_credits/credits_reserve.sql): the farm row, then the run row.
-
-CREATE OR REPLACE FUNCTION farmops.assert_may_drive_run(p_run farmops.ai_runs)
-RETURNS void
-LANGUAGE plpgsql
-STABLE
-SET search_path = pg_catalog, pg_temp
-AS $fn$
-BEGIN
-    -- The settler declares what the run cost, so only the member who reserved it (or an
-    -- owner or manager cleaning up) may start or settle it: no worker or agent can
-    -- under-bill somebody else's run.
-    IF p_run.user_id IS DISTINCT FROM farmops.current_user_id()
-        AND farmops.current_member_role() IS DISTINCT FROM 'owner'
-        AND farmops.current_member_role() IS DISTINCT FROM 'manager' THEN
-        RAISE EXCEPTION 'run % belongs to another member; only they, an owner or a manager may drive it', p_run.id
-            USING ERRCODE = 'OF003';
-    END IF;
-END
-$fn$;
-COMMENT ON FUNCTION farmops.assert_may_drive_run(farmops.ai_runs) IS
-'Private: raises OF003 unless the current member reserved the run or is the farm''s owner or manager.';
+-- Who may: the member who reserved it, or one holding drive_others_runs (20_credits/runs.sql).
+-- Lock order (see 20_credits/reserve.sql): the farm row, then the run row.
 
 CREATE OR REPLACE FUNCTION farmops.start_run(p_run_id uuid)
 RETURNS farmops.ai_runs
@@ -30,20 +10,10 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
-    v_farm uuid := farmops.require_tenant(ARRAY['owner', 'manager', 'worker', 'agent']);
-    v_run farmops.ai_runs;
+    v_farm uuid := farmops.require_capability('run_ai');
+    v_run farmops.ai_runs := farmops._lock_run(v_farm, p_run_id, false, true);
 BEGIN
-    IF p_run_id IS NULL THEN
-        RAISE EXCEPTION 'run id must be given' USING ERRCODE = 'OF006';
-    END IF;
-    SELECT r.* INTO v_run
-    FROM farmops.ai_runs AS r
-    WHERE r.farm_id = v_farm AND r.id = p_run_id
-    FOR UPDATE;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'no run % in this farm', p_run_id USING ERRCODE = 'OF102';
-    END IF;
-    PERFORM farmops.assert_may_drive_run(v_run);
+    PERFORM farmops._assert_may_drive_run(v_run);
     IF v_run.status = 'expired' OR (v_run.status = 'reserved' AND v_run.expires_at <= now()) THEN
         RAISE EXCEPTION 'run % has expired', p_run_id USING ERRCODE = 'OF105';
     END IF;
@@ -80,17 +50,17 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
-    v_farm uuid := farmops.require_tenant(ARRAY['owner', 'manager', 'worker', 'agent']);
+    v_farm uuid := farmops.require_capability('run_ai');
     v_user text := farmops.current_user_id();
+    v_output_summary text := farmops._text_argument(p_output_summary, 'output summary', 4000, 'verbatim', false);
+    v_error text := farmops._text_argument(p_error, 'error', 4000, 'verbatim', false);
     v_run farmops.ai_runs;
     v_actual integer;
     v_old_balance integer;
     v_charged integer := 0;
     v_balance integer;
 BEGIN
-    IF p_run_id IS NULL THEN
-        RAISE EXCEPTION 'run id must be given' USING ERRCODE = 'OF006';
-    END IF;
+    PERFORM farmops._assert_given(p_run_id, 'run id');
     IF p_status IS NULL OR p_status NOT IN ('succeeded', 'failed') THEN
         RAISE EXCEPTION 'a run settles as succeeded or failed, not %', coalesce(p_status, 'NULL')
             USING ERRCODE = 'OF006';
@@ -98,22 +68,13 @@ BEGIN
     IF p_credits_actual < 0 OR p_input_tokens < 0 OR p_output_tokens < 0 OR p_latency_ms < 0 THEN
         RAISE EXCEPTION 'credits, tokens and latency cannot be negative' USING ERRCODE = 'OF006';
     END IF;
-    IF char_length(p_output_summary) > 4000 OR char_length(p_error) > 4000 THEN
-        RAISE EXCEPTION 'output summary and error must be at most 4000 characters' USING ERRCODE = 'OF006';
-    END IF;
 
     -- The farm row first, then the run row, as reserve, expire and grant take them: so a
     -- transaction that reserved (and holds the farm row) can settle a run that another
     -- settle is after, instead of deadlocking with it.
     PERFORM FROM farmops.farms AS f WHERE f.id = v_farm FOR NO KEY UPDATE;
-    SELECT r.* INTO v_run
-    FROM farmops.ai_runs AS r
-    WHERE r.farm_id = v_farm AND r.id = p_run_id
-    FOR UPDATE;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'no run % in this farm', p_run_id USING ERRCODE = 'OF102';
-    END IF;
-    PERFORM farmops.assert_may_drive_run(v_run);
+    v_run := farmops._lock_run(v_farm, p_run_id, false, true);
+    PERFORM farmops._assert_may_drive_run(v_run);
     IF v_run.status = 'expired' THEN
         RAISE EXCEPTION 'run % expired and its reservation was refunded', p_run_id USING ERRCODE = 'OF105';
     END IF;
@@ -134,7 +95,7 @@ BEGIN
         IF (v_run.status, v_run.credits_actual, v_run.input_tokens, v_run.output_tokens, v_run.latency_ms,
             v_run.output_summary, v_run.error)
             IS NOT DISTINCT FROM
-            (p_status, v_actual, p_input_tokens, p_output_tokens, p_latency_ms, p_output_summary, p_error) THEN
+            (p_status, v_actual, p_input_tokens, p_output_tokens, p_latency_ms, v_output_summary, v_error) THEN
             RETURN v_run;  -- the same settle again: nothing to do
         END IF;
         RAISE EXCEPTION 'run % was already settled with different values', p_run_id USING ERRCODE = 'OF104';
@@ -174,8 +135,8 @@ BEGIN
         input_tokens = p_input_tokens,
         output_tokens = p_output_tokens,
         latency_ms = p_latency_ms,
-        output_summary = p_output_summary,
-        error = p_error,
+        output_summary = v_output_summary,
+        error = v_error,
         settled_at = now()
     WHERE r.farm_id = v_farm AND r.id = p_run_id
     RETURNING r.* INTO v_run;

@@ -2,7 +2,7 @@
 -- farmops.begin_tenant() and signed with a private key, so a pooled connection
 -- cannot leak it and a session cannot forge it with set_config().
 
-CREATE OR REPLACE FUNCTION farmops.context_signature(p_farm_id text, p_user_id text, p_role text)
+CREATE OR REPLACE FUNCTION farmops._context_signature(p_farm_id text, p_user_id text, p_role text)
 RETURNS text
 LANGUAGE sql
 STABLE
@@ -23,7 +23,7 @@ AS $fn$
     )
     FROM farmops.context_signing_key AS k
 $fn$;
-COMMENT ON FUNCTION farmops.context_signature(text, text, text) IS
+COMMENT ON FUNCTION farmops._context_signature(text, text, text) IS
 'Private: keyed signature of a tenant context (farm, user, role), bound to this backend and transaction.';
 
 CREATE OR REPLACE FUNCTION farmops.tenant_context(
@@ -41,7 +41,7 @@ DECLARE
 BEGIN
     IF coalesce(v_farm, '') = ''
         OR current_setting('farmops.context_sig', true)
-        IS DISTINCT FROM farmops.context_signature(v_farm, v_user, v_role) THEN
+        IS DISTINCT FROM farmops._context_signature(v_farm, v_user, v_role) THEN
         RETURN;  -- no (valid) context: all NULL, which RLS turns into zero rows
     END IF;
     farm_id := v_farm::uuid;
@@ -78,31 +78,6 @@ AS $fn$ SELECT (farmops.tenant_context()).member_role $fn$;
 COMMENT ON FUNCTION farmops.current_member_role() IS
 'The member role (owner, manager, worker, viewer, agent) of this transaction''s tenant context, or NULL.';
 
-CREATE OR REPLACE FUNCTION farmops.require_tenant(p_allowed_roles text[] DEFAULT NULL)
-RETURNS uuid
-LANGUAGE plpgsql
-STABLE
-SET search_path = pg_catalog, pg_temp
-AS $fn$
-DECLARE
-    v_ctx record;
-BEGIN
-    v_ctx := farmops.tenant_context();
-    IF v_ctx.farm_id IS NULL THEN
-        RAISE EXCEPTION 'no tenant context: call farmops.begin_tenant(farm_id, user_id) in this transaction'
-            USING ERRCODE = 'OF001';
-    END IF;
-    -- IS NOT TRUE: a context without a role (NULL) fails every role check instead of passing it.
-    IF p_allowed_roles IS NOT NULL AND (v_ctx.member_role = ANY (p_allowed_roles)) IS NOT TRUE THEN
-        RAISE EXCEPTION 'role % may not do this (allowed: %)', v_ctx.member_role, array_to_string(p_allowed_roles, ', ')
-            USING ERRCODE = 'OF003';
-    END IF;
-    RETURN v_ctx.farm_id;
-END
-$fn$;
-COMMENT ON FUNCTION farmops.require_tenant(text[]) IS
-'Returns the current farm id; raises OF001 without a tenant context, OF003 if the member role is not allowed.';
-
 -- The one way into a tenant context, shared by begin_tenant() and
 -- begin_tenant_verified() (sql/functions/10_tenancy/verified_identity.sql):
 -- checks membership, then sets the signed, transaction-local context. Private:
@@ -116,9 +91,8 @@ AS $fn$
 DECLARE
     v_role text;
 BEGIN
-    IF p_farm_id IS NULL OR p_user_id IS NULL THEN
-        RAISE EXCEPTION 'begin_tenant needs a farm id and a user id' USING ERRCODE = 'OF006';
-    END IF;
+    PERFORM farmops._assert_given(p_farm_id, 'farm id');
+    PERFORM farmops._assert_given(p_user_id, 'user id');
     SELECT m.role INTO v_role
     FROM farmops.farm_members AS m
     WHERE m.farm_id = p_farm_id AND m.user_id = p_user_id;
@@ -129,7 +103,7 @@ BEGIN
     PERFORM set_config('farmops.farm_id', p_farm_id::text, true);
     PERFORM set_config('farmops.user_id', p_user_id, true);
     PERFORM set_config('farmops.member_role', v_role, true);
-    PERFORM set_config('farmops.context_sig', farmops.context_signature(p_farm_id::text, p_user_id, v_role), true);
+    PERFORM set_config('farmops.context_sig', farmops._context_signature(p_farm_id::text, p_user_id, v_role), true);
     RETURN v_role;
 END
 $fn$;

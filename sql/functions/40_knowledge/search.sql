@@ -81,8 +81,7 @@ $fn$;
 COMMENT ON FUNCTION farmops.farm_search_candidates(uuid, vector, integer, text[]) IS
 'Private to farmops.search(): the k nearest chunks of one farm (exact scan up to exact_search_max_rows() rows, '
 'iterative HNSW above, exact fallback if short). SECURITY INVOKER: RLS hides other farms from the app.';
--- Its body uses pgvector's names: keep the install's search_path (pg_catalog,
--- pgvector's schema, pg_temp: see bootstrap.sql), wherever pgvector lives.
+-- Its body names pgvector's operators unqualified: keep the install's search_path (pgvector's schema).
 ALTER FUNCTION farmops.farm_search_candidates(uuid, vector, integer, text[]) SET search_path FROM CURRENT;
 
 CREATE OR REPLACE FUNCTION farmops.global_search_candidates(p_query vector, p_k integer)
@@ -132,15 +131,15 @@ END
 $fn$;
 COMMENT ON FUNCTION farmops.global_search_candidates(vector, integer) IS
 'Private to farmops.search(): the k nearest global knowledge chunks, same strategy as farm_search_candidates().';
--- Its body uses pgvector's names: keep the install's search_path (pg_catalog,
--- pgvector's schema, pg_temp: see bootstrap.sql), wherever pgvector lives.
+-- Its body names pgvector's operators unqualified: keep the install's search_path (pgvector's schema).
 ALTER FUNCTION farmops.global_search_candidates(vector, integer) SET search_path FROM CURRENT;
 
 CREATE OR REPLACE FUNCTION farmops.search(
     p_query vector,
     p_k integer DEFAULT 4,
     p_include_global boolean DEFAULT true,
-    p_source_types text[] DEFAULT NULL
+    p_source_types text[] DEFAULT NULL,
+    p_model text DEFAULT NULL
 )
 RETURNS TABLE (
     id uuid,
@@ -169,6 +168,8 @@ BEGIN
     IF p_include_global IS NULL THEN
         RAISE EXCEPTION 'include_global must be true or false' USING ERRCODE = 'OF006';
     END IF;
+    -- A query vector of another model than the index's would rank noise (NULL: not checked).
+    PERFORM farmops.assert_embedding_model(p_model, p_include_global);
     IF p_source_types IS NOT NULL AND (
         cardinality(p_source_types) = 0
         OR array_ndims(p_source_types) <> 1
@@ -216,8 +217,9 @@ BEGIN
     ORDER BY t.d, t.g, t.hit_id;
 END
 $fn$;
-COMMENT ON FUNCTION farmops.search(vector, integer, boolean, text[]) IS
+COMMENT ON FUNCTION farmops.search(vector, integer, boolean, text[], text) IS
 'The k chunks nearest to p_query (cosine; score = 1 - distance) of the current farm, merged by score with '
 'the global knowledge base. Exact for farms up to exact_search_max_rows() rows, iterative HNSW above, never '
 'fewer than min(k, visible rows). SECURITY INVOKER: RLS applies. OF001 no context, OF006 NULL/zero query, '
-'k outside 1..max_search_k() or bad source types, OF301 wrong dimension.';
+'k outside 1..max_search_k() or bad source types, OF301 wrong dimension, OF303 p_model (when given) is not '
+'the model of the farm''s index or of the global knowledge base.';

@@ -8,22 +8,15 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
-    v_farm uuid := farmops.require_tenant(ARRAY['owner']);
+    v_farm uuid := farmops.require_capability('grant_credits');
+    v_reason text;
     v_outstanding bigint;
     v_balance integer;
 BEGIN
-    IF p_farm_id IS NULL THEN
-        RAISE EXCEPTION 'farm id must be given' USING ERRCODE = 'OF006';
-    END IF;
-    IF p_farm_id <> v_farm THEN
-        RAISE EXCEPTION 'credits are granted inside the farm''s own tenant context' USING ERRCODE = 'OF002';
-    END IF;
-    IF p_credits IS NULL OR p_credits <= 0 THEN
-        RAISE EXCEPTION 'credits to grant must be a positive integer' USING ERRCODE = 'OF006';
-    END IF;
-    IF p_reason IS NULL OR char_length(btrim(p_reason)) NOT BETWEEN 1 AND 1000 THEN
-        RAISE EXCEPTION 'a grant needs a reason of 1 to 1000 characters' USING ERRCODE = 'OF006';
-    END IF;
+    PERFORM farmops._assert_given(p_farm_id, 'farm id');
+    v_farm := farmops._require_capability_in(p_farm_id, 'grant_credits');
+    PERFORM farmops._assert_in_range(p_credits, 'credits to grant', 1, 2147483647);
+    v_reason := farmops._text_argument(p_reason, 'reason', 1000, 'text');
     -- Hold the farm row (reserve and settle take it too), then count what live runs may
     -- still refund: balance + outstanding reservations must stay within an integer, so
     -- no later refund can overflow.
@@ -40,7 +33,7 @@ BEGIN
 
     leg AS (
         INSERT INTO farmops.credit_ledger (farm_id, kind, delta, balance_after, reason, actor)
-        SELECT c.id, 'grant', p_credits, c.credit_balance, btrim(p_reason), farmops.current_user_id()
+        SELECT c.id, 'grant', p_credits, c.credit_balance, v_reason, farmops.current_user_id()
         FROM credit AS c
     )
 
@@ -53,4 +46,5 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION farmops.grant_credits(uuid, integer, text) IS
-'Farm owner only: adds p_credits (> 0) to the current farm with a ledger ''grant'' row; returns the new balance.';
+'Farm owner only (grant_credits): adds p_credits (> 0) to the current farm with a ledger ''grant'' row; '
+'returns the new balance.';

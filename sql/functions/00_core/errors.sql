@@ -1,7 +1,8 @@
 -- The one table of farmops SQLSTATEs. Every RAISE in sql/ uses a code listed
--- here, and farmops_client.errors maps each one to a typed exception (a test
--- checks both directions). Class OF: PostgreSQL reserves classes 0-4 and A-H,
--- and psycopg maps unknown F/H/P/X classes to unrelated exception types.
+-- here, and farmops_client.errors maps each one to a typed exception (tests
+-- check both directions, and that every listed code is raised in sql/).
+-- Class OF: PostgreSQL reserves classes 0-4 and A-H, and psycopg maps
+-- unknown F/H/P/X classes to unrelated exception types.
 CREATE OR REPLACE FUNCTION farmops.error_codes()
 RETURNS TABLE (sqlstate text, name text, meaning text)
 LANGUAGE sql
@@ -14,7 +15,6 @@ AS $fn$
     ('OF001', 'tenant_context_missing', 'No tenant context: call farmops.begin_tenant() in this transaction first.'),
     ('OF002', 'not_a_member', 'The user is not a member of the farm (or the farm does not exist).'),
     ('OF003', 'forbidden_for_role', 'The member''s role may not do this (e.g. viewer writing, agent approving).'),
-    ('OF004', 'farm_not_found', 'No such farm visible to the caller.'),
     ('OF005', 'last_owner', 'The last owner of a farm cannot be removed or demoted.'),
     ('OF006', 'invalid_argument', 'An argument is NULL, out of range or malformed.'),
     -- verified identity (begin_tenant_verified)
@@ -35,11 +35,18 @@ AS $fn$
     ('OF201', 'suggest_only', 'The farm''s autonomy for this record type is suggest: the AI may not write it.'),
     ('OF202', 'invalid_payload', 'The payload does not match its record type (keys, types or ranges).'),
     ('OF203', 'unknown_record_type', 'No such record type is registered.'),
-    ('OF204', 'draft_not_found', 'No such draft, recommendation or record in the current farm.'),
-    ('OF205', 'run_not_live', 'The run is settled or expired: it can no longer propose writes.'),
-    -- retrieval
+    ('OF204', 'draft_not_found', 'No such draft in the current farm.'),
+    ('OF205', 'run_not_live', 'The run is settled or expired: it can no longer propose writes or retrieve.'),
+    ('OF206', 'memory_not_found', 'No such memory in the current farm.'),
+    ('OF207', 'recommendation_not_found', 'No such recommendation in the current farm.'),
+    -- knowledge (documents, vectors, search)
     ('OF301', 'dimension_mismatch', 'The vector does not have the configured embedding dimension.'),
     ('OF302', 'document_not_found', 'No such document in the current farm.'),
+    (
+        'OF303', 'embedding_model_mismatch',
+        'The vectors come from another embedding model than those already in the farm''s index or the '
+        'global knowledge base: vectors of two models are not comparable.'
+    ),
     -- installation
     ('OF900', 'pgvector_missing', 'The server does not have the pgvector extension installed.'),
     ('OF901', 'migration_changed', 'An applied schema migration file was edited afterwards.'),

@@ -1,0 +1,75 @@
+-- Row level security for every table, by rule. Every farmops table with a
+-- farm_id is a tenant table secured by farmops.secure_tenant_table(): RLS
+-- enabled and forced, "members see their own farm's rows", "the package owner
+-- maintains every row". The tables whose policies differ are listed below.
+
+DO $tenant_tables$
+DECLARE
+    v_table regclass;
+BEGIN
+    FOR v_table IN
+        SELECT c.oid::regclass
+        FROM pg_catalog.pg_class AS c
+        WHERE c.relnamespace = 'farmops'::regnamespace AND c.relkind IN ('r', 'p')
+            AND EXISTS (
+                SELECT FROM pg_catalog.pg_attribute AS a
+                WHERE a.attrelid = c.oid AND a.attname = 'farm_id' AND NOT a.attisdropped
+            )
+        ORDER BY c.relname
+    LOOP
+        -- The ledger only grows: its owner may read and append, never update or delete.
+        PERFORM farmops.secure_tenant_table(v_table, p_append_only => v_table = 'farmops.credit_ledger'::regclass);
+    END LOOP;
+END
+$tenant_tables$;
+
+-- Exception: farms is the tenant itself (its key is id, not farm_id).
+ALTER TABLE farmops.farms ENABLE ROW LEVEL SECURITY;
+ALTER TABLE farmops.farms FORCE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS "members see their own farm" ON farmops.farms;
+CREATE POLICY "members see their own farm" ON farmops.farms
+FOR SELECT TO farmops_app
+USING (id = (SELECT farmops.current_farm_id()));
+DROP POLICY IF EXISTS "the package owner maintains every row" ON farmops.farms;
+CREATE POLICY "the package owner maintains every row" ON farmops.farms
+FOR ALL TO farmops_owner
+USING (true) WITH CHECK (true);
+
+-- Exception: global tables (no farm_id) are read by every farm and written only
+-- by the package owner. The price list is readable without a tenant context (an
+-- operator estimates costs); the global knowledge base only inside one.
+-- record_types, ai_eval_rules and role_capabilities carry no RLS: nothing in
+-- them is secret, and the application holds only SELECT on them.
+ALTER TABLE farmops.model_rates ENABLE ROW LEVEL SECURITY;
+ALTER TABLE farmops.model_rates FORCE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS "every application session reads the model rates" ON farmops.model_rates;
+CREATE POLICY "every application session reads the model rates" ON farmops.model_rates
+FOR SELECT TO farmops_app
+USING (true);
+DROP POLICY IF EXISTS "the package owner maintains every row" ON farmops.model_rates;
+CREATE POLICY "the package owner maintains every row" ON farmops.model_rates
+FOR ALL TO farmops_owner
+USING (true) WITH CHECK (true);
+
+DO $global_knowledge$
+DECLARE
+    v_table regclass;
+BEGIN
+    FOREACH v_table IN ARRAY ARRAY['farmops.global_documents', 'farmops.global_embeddings']::regclass [] LOOP
+        EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', v_table);
+        EXECUTE format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', v_table);
+        EXECUTE format('DROP POLICY IF EXISTS "every farm reads the global knowledge base" ON %s', v_table);
+        EXECUTE format(
+            'CREATE POLICY "every farm reads the global knowledge base" ON %s FOR SELECT TO farmops_app '
+            'USING ((SELECT farmops.current_farm_id()) IS NOT NULL)',
+            v_table
+        );
+        EXECUTE format('DROP POLICY IF EXISTS "the package owner maintains every row" ON %s', v_table);
+        EXECUTE format(
+            'CREATE POLICY "the package owner maintains every row" ON %s FOR ALL TO farmops_owner '
+            'USING (true) WITH CHECK (true)',
+            v_table
+        );
+    END LOOP;
+END
+$global_knowledge$;

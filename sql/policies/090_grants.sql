@@ -1,0 +1,60 @@
+-- Grants, computed from one visible rule and applied last (000 revoked all):
+--   functions: every farmops function whose name does not start with an
+--     underscore is the API and executable by farmops_app, except the package
+--     owner's functions listed below; underscore functions are private.
+--   tables: farmops_app may SELECT every farmops table (RLS decides which rows),
+--     except private ones (leading underscore, or listed below); it writes none
+--     (functions do).
+
+DO $grant_functions$
+DECLARE
+    v_function regprocedure;
+BEGIN
+    FOR v_function IN
+        SELECT p.oid::regprocedure
+        FROM pg_catalog.pg_proc AS p
+        WHERE p.pronamespace = 'farmops'::regnamespace
+            AND p.prokind = 'f'
+            AND left(p.proname, 1) <> '_'
+            -- The package owner's functions: installing, registering and global writes.
+            AND p.proname NOT IN (
+                'migration_is_pending',     -- the installer's ledger check
+                'secure_tenant_table',      -- ALTERs tables
+                'register_record_type',     -- the registries are global
+                'register_eval_rule',
+                'set_model_rate',           -- the price list is global
+                'ingest_global_document',   -- the global knowledge base
+                'delete_global_document',
+                'set_identity_key',         -- verified identity: the auth service's keys
+                'drop_identity_key',
+                'require_verified_identity'
+            )
+        ORDER BY 1
+    LOOP
+        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO farmops_app', v_function);
+    END LOOP;
+END
+$grant_functions$;
+
+DO $grant_tables$
+DECLARE
+    v_table regclass;
+BEGIN
+    FOR v_table IN
+        SELECT c.oid::regclass
+        FROM pg_catalog.pg_class AS c
+        WHERE c.relnamespace = 'farmops'::regnamespace AND c.relkind IN ('r', 'p')
+            AND left(c.relname, 1) <> '_'
+            -- Private tables: the installer's ledger and the secrets (the tenant
+            -- context's signing key, the identity keys and their setting).
+            AND c.relname NOT IN ('schema_migrations', 'context_signing_key', 'identity_keys', 'identity_settings')
+        ORDER BY c.relname
+    LOOP
+        EXECUTE format('GRANT SELECT ON %s TO farmops_app', v_table);
+    END LOOP;
+END
+$grant_tables$;
+
+-- Append-only, twice over: nobody holds the privileges to change the ledger (the
+-- owner gave up its own), and a trigger refuses it for every role.
+REVOKE UPDATE, DELETE, TRUNCATE ON farmops.credit_ledger FROM public, farmops_app, farmops_owner;
