@@ -116,17 +116,17 @@ SELECT farmops.migration_is_pending('0030_role_capabilities.sql', 'c29cd364b8223
 INSERT INTO farmops.schema_migrations (filename, sha256)
 VALUES ('0030_role_capabilities.sql', 'c29cd364b82236a1c04533ed5a9d8db6d97f6027869e60e4ea7a457c68876990');
 \endif
-SELECT farmops.migration_is_pending('0031_shared_guards_and_policies.sql', '32fe08c03cbf394cb372375d0eb8444938792e415219052c11e7bc53d91820a8') AS pending \gset
+SELECT farmops.migration_is_pending('0031_shared_guards_and_policies.sql', '5d5972c8d407388fe3ecc4be61680c7b5832f0223f93a4a020837d9cca2e272e') AS pending \gset
 \if :pending
 \ir schema/0031_shared_guards_and_policies.sql
 INSERT INTO farmops.schema_migrations (filename, sha256)
-VALUES ('0031_shared_guards_and_policies.sql', '32fe08c03cbf394cb372375d0eb8444938792e415219052c11e7bc53d91820a8');
+VALUES ('0031_shared_guards_and_policies.sql', '5d5972c8d407388fe3ecc4be61680c7b5832f0223f93a4a020837d9cca2e272e');
 \endif
-SELECT farmops.migration_is_pending('0032_constraint_names.sql', '787d94b0116846f577c7277c8d5395fa8d68a74004b72b487bcc892f8c1e55f2') AS pending \gset
+SELECT farmops.migration_is_pending('0032_constraint_names.sql', '9cd84bcff3d72155b68509e43991742e9d263f617edd95d28fe499b4936fe3f2') AS pending \gset
 \if :pending
 \ir schema/0032_constraint_names.sql
 INSERT INTO farmops.schema_migrations (filename, sha256)
-VALUES ('0032_constraint_names.sql', '787d94b0116846f577c7277c8d5395fa8d68a74004b72b487bcc892f8c1e55f2');
+VALUES ('0032_constraint_names.sql', '9cd84bcff3d72155b68509e43991742e9d263f617edd95d28fe499b4936fe3f2');
 \endif
 SELECT farmops.migration_is_pending('0040_package_version.sql', '36d482a0e78e267eff9875b110793b0107f9d15ba064e68aa7b91fdc656d305b') AS pending \gset
 \if :pending
@@ -145,6 +145,12 @@ SELECT farmops.migration_is_pending('0060_fast_path_reserve.sql', '376a9d515b55a
 \ir schema/0060_fast_path_reserve.sql
 INSERT INTO farmops.schema_migrations (filename, sha256)
 VALUES ('0060_fast_path_reserve.sql', '376a9d515b55a04c8e3cced9334990fd9e47cc162d019f8c7939e8ed7c871f47');
+\endif
+SELECT farmops.migration_is_pending('0075_guard_rules.sql', '5107629c946c6bac430ffd959df4b90a7cb2a704995c8b7b457e1dba55eabb2f') AS pending \gset
+\if :pending
+\ir schema/0075_guard_rules.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0075_guard_rules.sql', '5107629c946c6bac430ffd959df4b90a7cb2a704995c8b7b457e1dba55eabb2f');
 \endif
 \ir functions/00_core/arguments.sql
 \ir functions/00_core/errors.sql
@@ -177,6 +183,9 @@ VALUES ('0060_fast_path_reserve.sql', '376a9d515b55a04c8e3cced9334990fd9e47cc162
 \ir functions/40_knowledge/search.sql
 \ir functions/40_knowledge/settings.sql
 \ir functions/40_knowledge/vectors.sql
+\ir functions/50_trust/guard_rules_shipped_1_injection.sql
+\ir functions/50_trust/guard_rules_shipped_2_other.sql
+\ir functions/50_trust/guards.sql
 \ir functions/50_trust/pii.sql
 \ir policies/000_revoke_by_default.sql
 \ir policies/010_row_level_security.sql

@@ -17,6 +17,7 @@ APP_FUNCTIONS = {
     "farmops.begin_tenant(uuid,text)",
     "farmops.begin_tenant_verified(text)",
     "farmops.check_invariants(uuid)",
+    "farmops.check_text(text,text)",
     "farmops.confirm_draft(uuid,jsonb)",
     "farmops.create_farm(text,text)",
     "farmops.credits_for_tokens(text,timestamp with time zone,integer,integer)",
@@ -44,6 +45,7 @@ APP_FUNCTIONS = {
     "farmops.ingest_document(text,text,text[],public.vector[],text)",
     "farmops.max_search_k()",
     "farmops.model_rate_at(text,timestamp with time zone)",
+    "farmops.normalize_untrusted_text(text)",
     "farmops.propose_write(uuid,text,jsonb)",
     "farmops.recommend(uuid,text,text)",
     "farmops.redact_pii(text)",
@@ -109,15 +111,15 @@ SECURITY_DEFINER = {
 APP_READABLE_TABLES = {
     "ai_eval_rules", "ai_evals", "ai_feedback", "ai_recommendations", "ai_run_retrievals", "ai_runs",
     "assistant_drafts", "autonomy_changes", "credit_ledger", "documents", "embeddings", "expense_records",
-    "farm_members", "farms", "feed_use_records", "global_documents", "global_embeddings", "memories",
-    "model_rates", "mortality_records", "note_records", "record_types", "role_capabilities", "sale_records",
-    "symptom_records",
+    "farm_guard_rules", "farm_members", "farms", "feed_use_records", "global_documents", "global_embeddings",
+    "guard_allow_rules", "guard_rules", "memories", "model_rates", "mortality_records", "note_records",
+    "record_types", "role_capabilities", "sale_records", "symptom_records",
     "task_records", "water_records", "weight_records",
 }  # fmt: skip
 
 #: Global reference tables: no farm_id, read by every farm, written only by the package owner.
 GLOBAL_TABLES = {
-    "ai_eval_rules", "global_documents", "global_embeddings", "model_rates", "record_types",
+    "ai_eval_rules", "global_documents", "global_embeddings", "guard_rules", "model_rates", "record_types",
     "role_capabilities",
 }  # fmt: skip
 #: Private tables the application cannot read at all.

@@ -36,20 +36,33 @@ FOR ALL TO farmops_owner
 USING (true) WITH CHECK (true);
 
 -- Exception: global tables (no farm_id) are read by every farm and written only
--- by the package owner. The price list is readable without a tenant context (an
--- operator estimates costs); the global knowledge base only inside one.
+-- by the package owner. The price list and the global guard rules are readable
+-- without a tenant context (an operator estimates costs; farmops.check_text runs
+-- with or without one); the global knowledge base only inside one.
 -- record_types, ai_eval_rules and role_capabilities carry no RLS: nothing in
 -- them is secret, and the application holds only SELECT on them.
-ALTER TABLE farmops.model_rates ENABLE ROW LEVEL SECURITY;
-ALTER TABLE farmops.model_rates FORCE ROW LEVEL SECURITY;
-DROP POLICY IF EXISTS "every application session reads the model rates" ON farmops.model_rates;
-CREATE POLICY "every application session reads the model rates" ON farmops.model_rates
-FOR SELECT TO farmops_app
-USING (true);
-DROP POLICY IF EXISTS "the package owner maintains every row" ON farmops.model_rates;
-CREATE POLICY "the package owner maintains every row" ON farmops.model_rates
-FOR ALL TO farmops_owner
-USING (true) WITH CHECK (true);
+DO $global_rows$
+DECLARE
+    v_table regclass;
+BEGIN
+    FOREACH v_table IN ARRAY ARRAY['farmops.model_rates', 'farmops.guard_rules']::regclass [] LOOP
+        EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', v_table);
+        EXECUTE format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', v_table);
+        EXECUTE format('DROP POLICY IF EXISTS "every application session reads the global rows" ON %s', v_table);
+        EXECUTE format(
+            'CREATE POLICY "every application session reads the global rows" ON %s FOR SELECT TO farmops_app '
+            'USING (true)',
+            v_table
+        );
+        EXECUTE format('DROP POLICY IF EXISTS "the package owner maintains every row" ON %s', v_table);
+        EXECUTE format(
+            'CREATE POLICY "the package owner maintains every row" ON %s FOR ALL TO farmops_owner '
+            'USING (true) WITH CHECK (true)',
+            v_table
+        );
+    END LOOP;
+END
+$global_rows$;
 
 DO $global_knowledge$
 DECLARE
