@@ -10,8 +10,9 @@ measures, in one process and one run:
      credit_balance > 0`` in autocommit (no run row, no ledger, no tenant check);
    - (b) seed CTE: the seed article's pattern, that UPDATE ``RETURNING`` feeding an INSERT into a
      ledger table (foreign key to the farm, ``balance_after >= 0``) in ONE statement;
-   - (c) farmops as the client made it: ``BEGIN; begin_tenant; reserve_credits(..., request id);
-     COMMIT`` as the application role (4 round trips; run row, ledger leg, membership, idempotency);
+   - (c) farmops as the client made it before the fast path: ``BEGIN; begin_tenant;
+     reserve_credits(..., request id); COMMIT`` as the application role (4 round trips; run row,
+     ledger leg, membership, idempotency; ``reserve_credits`` now runs the same core as (d));
    - (d) fused: ``farmops.reserve_run(farm, user, ..., token bounds, request id)`` in autocommit
      as the application role (1 round trip; the same writes and checks, the estimate folded in);
    - (e) the same three writes as (d) (run row, debit, ledger leg, same constraints and indexes)
