@@ -24,7 +24,7 @@ from uuid import UUID
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from . import assistant, credits, db, knowledge, tenancy, write_path
+from . import assistant, credits, db, knowledge, tenancy, trust, write_path
 from .db import configure_connection
 from .embeddings import Embedder, embedder_named
 from .errors import DatabaseUnavailable
@@ -122,6 +122,16 @@ class Client:
         """``farmops.check_invariants``: violations (empty list = healthy)."""
         with self._transaction() as conn:
             return credits.check_invariants(conn, farm_id)
+
+    def redact_pii(self, text: str) -> dict[str, Any]:
+        """``farmops.redact_pii`` (no tenant needed): the redacted text and the findings."""
+        with self._transaction() as conn:
+            return trust.redact_pii(conn, text)
+
+    def check_text(self, text: str, stage: str) -> dict[str, Any]:
+        """``farmops.check_text`` with the global guard rules (a session's ``check_text`` adds its farm's)."""
+        with self._transaction() as conn:
+            return trust.check_text(conn, text, stage)
 
 
 class TenantSession(Session):

@@ -39,6 +39,7 @@ LAYERS = {
     "farmops_client.credits": 3,
     "farmops_client.write_path": 3,
     "farmops_client.knowledge": 3,
+    "farmops_client.trust": 3,
     "farmops_client.assistant": 4,
     "farmops_client.assistant.sizing": 4,
     "farmops_client.assistant.tools": 4,
