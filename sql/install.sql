@@ -176,6 +176,12 @@ SELECT farmops.migration_is_pending('0058_installation_logins.sql', '09a502e4c8d
 INSERT INTO farmops.schema_migrations (filename, sha256)
 VALUES ('0058_installation_logins.sql', '09a502e4c8dd5d6c64520a725ab90c2bc3f4ccd19e493b23ae0a5c00b14a254b');
 \endif
+SELECT farmops.migration_is_pending('0060_fast_path_reserve.sql', '376a9d515b55a04c8e3cced9334990fd9e47cc162d019f8c7939e8ed7c871f47') AS pending \gset
+\if :pending
+\ir schema/0060_fast_path_reserve.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0060_fast_path_reserve.sql', '376a9d515b55a04c8e3cced9334990fd9e47cc162d019f8c7939e8ed7c871f47');
+\endif
 SELECT farmops.migration_is_pending('0065_search_farms_exactly.sql', '7112f0159753776980acaf42e1b5b52a928f42229596b9cdf3d80363a4a5473f') AS pending \gset
 \if :pending
 \ir schema/0065_search_farms_exactly.sql

@@ -29,6 +29,8 @@ ENTRY_POINTS = {
     "begin_tenant": "SELECT farmops.begin_tenant(%s, 'alice')",
     "begin_tenant_verified": "SELECT farmops.begin_tenant_verified('e30.e30.' || %s::text)",
     "create_farm": "SELECT farmops.create_farm('Intruder farm', %s::text)",
+    # The fused reservation opens no context: it checks the login itself.
+    "reserve_run": "SELECT farmops.reserve_run(%s, 'victim', 'chat', 'm', p_credits => 1)",
 }
 
 

@@ -10,6 +10,7 @@ SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
     v_run record;
+    v_locked_farm uuid;
     v_count integer := 0;
 BEGIN
     -- A maintenance job: no tenant context needed, so it counts across farms and is
@@ -17,17 +18,28 @@ BEGIN
     -- and past their deadline, and only refunds what each of them reserved.
     PERFORM farmops._assert_login_allowed();
     PERFORM farmops._assert_in_range(p_max_runs, 'max runs', 1, 2147483647);
-    -- SKIP LOCKED: a run held by a settle or another expirer is theirs; the status test
-    -- is re-checked on the newest row version, so a run settled meanwhile is left alone.
-    -- Ordered by farm, so concurrent expirers take farm row locks in the same order.
+    -- Lock order (20_credits/reserve.sql): each farm row, then its runs; farms in id
+    -- order, so concurrent expirers take them in the same order. A run another
+    -- transaction holds (start, propose_write, search_for_run) is skipped (SKIP LOCKED)
+    -- and the next expiry takes it; the status is re-checked on the newest row version,
+    -- so a run settled meanwhile is left alone.
     FOR v_run IN
         SELECT r.farm_id, r.id, r.credits_reserved
         FROM farmops.ai_runs AS r
         WHERE r.status IN ('reserved', 'running') AND r.expires_at < now()
         ORDER BY r.farm_id, r.id
         LIMIT p_max_runs
-        FOR UPDATE SKIP LOCKED
     LOOP
+        IF v_locked_farm IS DISTINCT FROM v_run.farm_id THEN
+            PERFORM FROM farmops.farms AS f WHERE f.id = v_run.farm_id FOR NO KEY UPDATE;
+            v_locked_farm := v_run.farm_id;
+        END IF;
+        PERFORM FROM farmops.ai_runs AS r
+        WHERE r.farm_id = v_run.farm_id AND r.id = v_run.id
+            AND r.status IN ('reserved', 'running') AND r.expires_at < now()
+        FOR UPDATE SKIP LOCKED;
+        CONTINUE WHEN NOT FOUND;
+
         WITH refund AS (
             UPDATE farmops.farms AS f
             SET credit_balance = f.credit_balance + v_run.credits_reserved,

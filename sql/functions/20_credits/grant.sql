@@ -20,7 +20,7 @@ BEGIN
     -- Hold the farm row (reserve and settle take it too), then count what live runs may
     -- still refund: balance + outstanding reservations must stay within an integer, so
     -- no later refund can overflow.
-    PERFORM FROM farmops.farms AS f WHERE f.id = v_farm FOR UPDATE;
+    PERFORM FROM farmops.farms AS f WHERE f.id = v_farm FOR NO KEY UPDATE;
     SELECT coalesce(sum(r.credits_reserved), 0) INTO v_outstanding
     FROM farmops.ai_runs AS r
     WHERE r.farm_id = v_farm AND r.status IN ('reserved', 'running');
