@@ -8,7 +8,8 @@ calls the SQL functions, talks to Amazon Bedrock, and maps errors to exceptions.
         result = t.ask("...", feature="assistant", max_tokens=512)
 
 Layers, each importing only those before it: ``errors`` -> ``db`` -> ``session`` ->
-``tenancy``, ``credits``, ``write_path``, ``knowledge`` -> ``assistant`` -> ``client`` -> ``cli``.
+``tenancy``, ``credits``, ``write_path``, ``knowledge``, ``maintenance`` -> ``assistant`` ->
+``client`` -> ``cli``.
 """
 
 from .assistant import AskResult

@@ -17,7 +17,7 @@ import click
 import psycopg
 
 from . import db as fdb
-from . import embedded, tenancy
+from . import embedded, maintenance, tenancy
 from . import migrate as migrations
 from .aws import AwsIdentities, has_aws_credentials
 from .client import Client, connect
@@ -402,7 +402,7 @@ def credits_balance(farm_id, user_id, dsn, data_dir) -> None:
         click.echo(t.balance())
 
 
-LEDGER_COLUMNS = ["id", "kind", "delta", "balance_after", "ai_run_id", "actor", "reason", "created_at"]
+LEDGER_COLUMNS = ["seq", "kind", "delta", "balance_after", "ai_run_id", "actor", "reason", "created_at"]
 
 
 @credits.command("ledger")
@@ -600,20 +600,101 @@ def runs_show(run_id, as_json, farm_id, user_id, dsn, data_dir) -> None:
 @json_option
 @member_options
 def check_cmd(as_json, farm_id, user_id, dsn, data_dir) -> None:
-    """Check the financial invariants: one farm as a member, or all as farmops_owner; exit 1 on any."""
+    """Check the financial invariants (one farm as a member, or all as farmops_owner) and the tenant
+    boundary in the catalog (farmops.check_tenancy); exit 1 on any problem."""
     if farm_id or user_id:
         farm_id, user_id = _need(farm_id, user_id)
-        with _client(dsn, data_dir) as client, client.tenant(farm_id, user_id) as t:
-            rows = t.check_invariants()
+        with _client(dsn, data_dir) as client:
+            with client.tenant(farm_id, user_id) as t:
+                rows = t.check_invariants()
+            problems = client.check_tenancy()
     else:
         with _client(dsn, data_dir, role=OWNER_ROLE) as client:
             rows = client.check_invariants()
-    if rows or as_json:
-        emit(rows, as_json, ["farm_id", "invariant", "detail"], title="invariant violations")
+            problems = client.check_tenancy()
+    if as_json:
+        click.echo(
+            json.dumps(_jsonable({"invariants": rows, "tenancy": problems}), indent=2, ensure_ascii=False)
+        )
     else:
-        click.echo("invariants hold")
-    if rows:
+        if rows:
+            emit(rows, False, ["farm_id", "invariant", "detail"], title="invariant violations")
+        else:
+            click.echo("invariants hold")
+        if problems:
+            emit(
+                problems, False, ["object_type", "object_name", "problem", "detail"], title="tenancy problems"
+            )
+        else:
+            click.echo("tenancy holds")
+    if rows or problems:
         sys.exit(EXIT_REFUSED)
+
+
+@main.group(cls=FarmopsGroup)
+def maintenance_group() -> None:
+    """Cross-farm maintenance jobs, as farmops_maintainer (run them from cron or pg_cron)."""
+
+
+main.add_command(maintenance_group, "maintenance")
+
+
+@maintenance_group.command("expire")
+@click.option("--max-runs", type=int, default=10000, show_default=True, help="Runs expired per call at most.")
+@json_option
+@dsn_option
+@data_dir_option
+def maintenance_expire(max_runs, as_json, dsn, data_dir) -> None:
+    """Refund reservations past their expiry and expire drafts past their approval TTL.
+
+    Connects with the DSN as it is and runs each job in its own transaction after SET LOCAL ROLE
+    farmops_maintainer: the DSN's login must be a maintainer login of this installation
+    (tenancy.create_maintainer_login), the package owner or a superuser.
+    """
+    with fdb.connect(resolve_dsn(dsn, data_dir), autocommit=True) as conn:
+        counts = maintenance.expire(conn, max_runs=max_runs)
+    if as_json:
+        click.echo(json.dumps(counts))
+    else:
+        click.echo(f"expired {counts['reservations']} reservations, {counts['drafts']} drafts")
+
+
+@main.group(cls=FarmopsGroup)
+def login() -> None:
+    """Which login roles may act in this installation (roles are cluster-wide), as farmops_owner."""
+
+
+@login.command("allow")
+@click.argument("name")
+@dsn_option
+@data_dir_option
+def login_allow(name, dsn, data_dir) -> None:
+    """Let the existing login role NAME act in this installation (and connect to its database)."""
+    with fdb.connect(resolve_dsn(dsn, data_dir), role=OWNER_ROLE, autocommit=True) as conn:
+        new = tenancy.allow_login(conn, name)
+    click.echo(f"allowed {name}" if new else f"{name} was already allowed")
+
+
+@login.command("disallow")
+@click.argument("name")
+@dsn_option
+@data_dir_option
+def login_disallow(name, dsn, data_dir) -> None:
+    """NAME may no longer act in this installation; its CONNECT granted by farmops is revoked."""
+    with fdb.connect(resolve_dsn(dsn, data_dir), role=OWNER_ROLE, autocommit=True) as conn:
+        listed = tenancy.disallow_login(conn, name)
+    click.echo(f"disallowed {name}" if listed else f"{name} was not allowed")
+
+
+@login.command("list")
+@json_option
+@dsn_option
+@data_dir_option
+def login_list(as_json, dsn, data_dir) -> None:
+    """The logins allowed here, with their groups (review after an upgrade on a shared cluster)."""
+    with fdb.connect(resolve_dsn(dsn, data_dir), role=OWNER_ROLE, autocommit=True) as conn:
+        rows = tenancy.list_logins(conn)
+    emit(rows, as_json, ["login", "groups", "can_login", "allowed_at", "allowed_by"], title="allowed logins")
 
 
 @main.command("demo")

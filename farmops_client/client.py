@@ -24,7 +24,7 @@ from uuid import UUID
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from . import assistant, credits, db, knowledge, tenancy, write_path
+from . import assistant, credits, db, knowledge, maintenance, observability, tenancy, trust, write_path
 from .db import configure_connection
 from .embeddings import Embedder, embedder_named
 from .errors import DatabaseUnavailable
@@ -58,6 +58,8 @@ class Client:
         self.embedder = embedder_named(embedder, bedrock) if isinstance(embedder, str) else embedder
         self.model = model or assistant.DEFAULT_MODEL
         self._owns_pool = owns_pool
+        #: Shared by this client's sessions: values that do not depend on the member (tool specs).
+        self.cache: dict[str, Any] = {}
         if self.embedder is not None:
             log.info("farmops: embeddings by %s", self.embedder.model)
 
@@ -112,14 +114,35 @@ class Client:
             return tenancy.create_farm(conn, name, owner_user_id)
 
     def expire_reservations(self) -> int:
-        """``farmops.expire_reservations()``: refund every reservation past its expiry; returns how many."""
-        with self._transaction() as conn:
-            return credits.expire_reservations(conn)
+        """``farmops.expire_reservations()`` as farmops_maintainer (:mod:`.maintenance`): refund every
+        reservation past its expiry; returns how many. The client's login must be a maintainer."""
+        with self.connection() as conn:
+            return maintenance.expire_reservations(conn)
+
+    def expire(self) -> dict[str, int]:
+        """Both maintenance expiry jobs as farmops_maintainer: ``{"reservations": n, "drafts": m}``."""
+        with self.connection() as conn:
+            return maintenance.expire(conn)
 
     def check_invariants(self, farm_id: UUID | str | None = None) -> list[dict[str, Any]]:
         """``farmops.check_invariants``: violations (empty list = healthy)."""
         with self._transaction() as conn:
             return credits.check_invariants(conn, farm_id)
+
+    def check_tenancy(self) -> list[dict[str, Any]]:
+        """``farmops.check_tenancy()``: the tenant boundary's problems in the catalog (empty = healthy)."""
+        with self._transaction() as conn:
+            return observability.check_tenancy(conn)
+
+    def redact_pii(self, text: str) -> dict[str, Any]:
+        """``farmops.redact_pii`` (no tenant needed): the redacted text and the findings."""
+        with self._transaction() as conn:
+            return trust.redact_pii(conn, text)
+
+    def check_text(self, text: str, stage: str) -> dict[str, Any]:
+        """``farmops.check_text`` with the global guard rules (a session's ``check_text`` adds its farm's)."""
+        with self._transaction() as conn:
+            return trust.check_text(conn, text, stage)
 
 
 class TenantSession(Session):
@@ -127,7 +150,13 @@ class TenantSession(Session):
 
     def __init__(self, client: Client, conn: psycopg.Connection, farm_id: UUID | str, user_id: str):
         super().__init__(
-            conn, farm_id, user_id, embedder=client.embedder, bedrock=client.bedrock, model=client.model
+            conn,
+            farm_id,
+            user_id,
+            embedder=client.embedder,
+            bedrock=client.bedrock,
+            model=client.model,
+            cache=client.cache,
         )
         self.client = client
 
@@ -155,6 +184,15 @@ class TenantSession(Session):
     remember = knowledge.remember
     # the governed run
     ask = assistant.ask
+
+
+#: ``DISCARD ALL`` but for ``DISCARD PLANS``: every session state a borrower can leave goes, one round
+#: trip; the cached plans stay (they hold no data), so the next borrower's governed run does not re-plan
+#: every statement of every function it calls (that made a run's database time several times longer).
+RESET_SESSION = (
+    "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; DEALLOCATE ALL; UNLISTEN *; "
+    "SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES"
+)
 
 
 def connect(
@@ -203,9 +241,9 @@ def connect(
 
     def reset(conn: psycopg.Connection) -> None:
         # A returned connection forgets a borrower's session state (SET, WITH HOLD cursors, LISTEN,
-        # advisory locks, temp tables); DISCARD ALL also resets the role, so set it again.
+        # advisory locks, temp tables); that also resets the role, so set it again.
         with db.translated():
-            conn.execute("DISCARD ALL")
+            conn.execute(RESET_SESSION)
         if role:
             db.set_role(conn, role)
 

@@ -32,7 +32,7 @@ def ledger(t: Session, *, run_id: UUID | str | None = None, limit: int = 100) ->
     """Ledger rows of the farm (newest last), optionally of one run."""
     return t.execute(
         "SELECT * FROM (SELECT * FROM farmops.credit_ledger WHERE %(run)s::uuid IS NULL "
-        "OR ai_run_id = %(run)s::uuid ORDER BY id DESC LIMIT %(limit)s) AS l ORDER BY id",
+        "OR ai_run_id = %(run)s::uuid ORDER BY seq DESC LIMIT %(limit)s) AS l ORDER BY seq",
         {"run": run_id, "limit": limit},
     ).fetchall()
 
@@ -51,7 +51,9 @@ def run(t: Session, run_id: UUID | str) -> dict[str, Any] | None:
         return None
     row["ledger"] = ledger(t, run_id=run_id)
     row["retrievals"] = t.execute(
-        "SELECT * FROM farmops.ai_run_retrievals WHERE ai_run_id = %s::uuid ORDER BY id", [str(run_id)]
+        "SELECT * FROM farmops.ai_run_retrievals WHERE ai_run_id = %s::uuid "
+        "ORDER BY retrieved_at, search_id, rank",
+        [str(run_id)],
     ).fetchall()
     row["drafts"] = t.execute(
         "SELECT * FROM farmops.assistant_drafts WHERE ai_run_id = %s::uuid ORDER BY created_at, id",
@@ -70,50 +72,50 @@ def check_invariants(conn: psycopg.Connection, farm_id: UUID | str | None = None
     return db.call(conn, "check_invariants", farm_id=farm_id)
 
 
-def expire_reservations(conn: psycopg.Connection) -> int:
-    """``farmops.expire_reservations()``: refund every reservation past its expiry; returns how many."""
-    return db.value(conn, "expire_reservations")
-
-
-# -- the run lifecycle, in the caller's (short) transaction -------------------------------------------------
-def estimate_credits(conn: psycopg.Connection, *, model: str, input_tokens: int, output_tokens: int) -> int:
-    """``farmops.estimate_credits``: what that many tokens of ``model`` cost at its rate."""
-    return db.value(
-        conn,
-        "estimate_credits",
-        model=model,
-        max_input_tokens=input_tokens,
-        max_output_tokens=output_tokens,
-    )
-
-
-def reserve_credits(
+# -- the run lifecycle, one round trip per step -------------------------------------------------------------
+def reserve_run_cursor(
     conn: psycopg.Connection,
     *,
+    farm_id: UUID,
+    user_id: str,
     feature: str,
     model: str,
-    credits: int,
+    input_tokens: int,
+    output_tokens: int,
     request_id: str,
     ttl: str,
     input_summary: str | None,
-) -> dict[str, Any]:
-    """``farmops.reserve_credits``: debit ``credits`` and open a run; returns the ``ai_runs`` row."""
-    return db.call(
+) -> psycopg.Cursor[dict[str, Any]]:
+    """``farmops.reserve_run``: membership, price (from the token bounds) and reservation in one call.
+
+    Queued when ``conn`` is in a pipeline: read the ``ai_runs`` row from the cursor after it.
+    """
+    return db.send(
         conn,
-        "reserve_credits",
+        "reserve_run",
         {"ttl": "interval"},
+        farm_id=farm_id,
+        user_id=user_id,
         feature=feature,
         model=model,
-        credits=credits,
+        max_input_tokens=input_tokens,
+        max_output_tokens=output_tokens,
         request_id=request_id,
         ttl=ttl,
         input_summary=input_summary,
-    )[0]
+    )
+
+
+def reserve_run(conn: psycopg.Connection, **kwargs: Any) -> dict[str, Any]:
+    """:func:`reserve_run_cursor` on an autocommit connection: one call, one round trip, its row."""
+    cur = reserve_run_cursor(conn, **kwargs)
+    with db.translated():
+        return cur.fetchone()
 
 
 def start_run(conn: psycopg.Connection, run_id: UUID) -> None:
-    """``farmops.start_run``: the reserved run is now running."""
-    db.call(conn, "start_run", run_id=run_id)
+    """``farmops.start_run``, queued in the caller's (pipelined) transaction: the run is running."""
+    db.send(conn, "start_run", run_id=run_id)
 
 
 def settle_run(
@@ -126,9 +128,12 @@ def settle_run(
     latency_ms: int,
     output_summary: str | None,
     error: str | None,
-) -> dict[str, Any]:
-    """``farmops.settle_run`` with what the provider reported; the database computes the price."""
-    return db.call(
+) -> psycopg.Cursor[dict[str, Any]]:
+    """``farmops.settle_run`` with what the provider reported; the database computes the price.
+
+    Queued in the caller's (pipelined) transaction: read the ``ai_runs`` row from the cursor after it.
+    """
+    return db.send(
         conn,
         "settle_run",
         run_id=run_id,
@@ -139,4 +144,4 @@ def settle_run(
         latency_ms=latency_ms,
         output_summary=output_summary,
         error=error,
-    )[0]
+    )

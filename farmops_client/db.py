@@ -24,9 +24,11 @@ from psycopg.rows import dict_row
 
 from .errors import DatabaseUnavailable, FarmopsError, translate
 
-#: The roles ``sql/bootstrap.sql`` creates: the application's group role and the package owner.
+#: The roles ``sql/bootstrap.sql`` creates: the application's group role, the package owner and
+#: the operator role that runs the cross-farm maintenance jobs.
 APP_ROLE = "farmops_app"
 OWNER_ROLE = "farmops_owner"
+MAINTAINER_ROLE = "farmops_maintainer"
 
 _FUNCTION_NAME_OK = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
 _REGISTER_LOCK = threading.Lock()
@@ -109,11 +111,12 @@ def execute(
         return cur
 
 
-def call(
+def send(
     conn: psycopg.Connection, function: str, casts: Mapping[str, str] | None = None, /, **kwargs: Any
-) -> list[dict[str, Any]]:
-    """``SELECT * FROM farmops.<function>(p_x => %s, ...)`` with named arguments; all rows as dicts.
+) -> psycopg.Cursor[dict[str, Any]]:
+    """``SELECT * FROM farmops.<function>(p_x => %s, ...)`` with named arguments; the cursor, unread.
 
+    In pipeline mode the statement is only queued: read the cursor after the pipeline's sync.
     ``kwargs`` are given without the ``p_`` prefix; ``casts`` optionally maps an argument to a
     SQL type (``{"query": "vector"}``) for values whose Python type does not say it.
     """
@@ -127,7 +130,16 @@ def call(
             placeholder = sql.SQL("{}::{}").format(placeholder, sql.SQL(casts[name]))
         args.append(sql.SQL("{} => {}").format(sql.Identifier(f"p_{name}"), placeholder))
     query = sql.SQL("SELECT * FROM farmops.{}({})").format(sql.Identifier(function), sql.SQL(", ").join(args))
-    return execute(conn, query, kwargs).fetchall()
+    return execute(conn, query, kwargs)
+
+
+def call(
+    conn: psycopg.Connection, function: str, casts: Mapping[str, str] | None = None, /, **kwargs: Any
+) -> list[dict[str, Any]]:
+    """:func:`send`, then all rows as dicts."""
+    cur = send(conn, function, casts, **kwargs)
+    with translated():
+        return cur.fetchall()
 
 
 def value(conn: psycopg.Connection, function: str, casts: Mapping[str, str] | None = None, /, **kwargs: Any):

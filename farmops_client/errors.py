@@ -80,6 +80,12 @@ class ForbiddenForRole(FarmopsError):
     sqlstate = "OF003"
 
 
+class LoginNotAllowedHere(FarmopsError):
+    """OF004: the login is not one of this installation's (``farmops.allow_login``)."""
+
+    sqlstate = "OF004"
+
+
 class LastOwner(FarmopsError):
     """OF005: the last owner of a farm cannot be removed or demoted."""
 
@@ -90,6 +96,12 @@ class InvalidArgument(FarmopsError):
     """OF006: an argument is NULL, out of range or malformed."""
 
     sqlstate = "OF006"
+
+
+class HoldableCursorOpen(FarmopsError):
+    """OF007: the session holds a WITH HOLD cursor; close it (or DISCARD ALL) before a tenant context."""
+
+    sqlstate = "OF007"
 
 
 class IdentityTokenInvalid(FarmopsError):

@@ -63,27 +63,33 @@ def search_vector(
 
 def search_for_run(
     conn: psycopg.Connection, run_id: UUID, vector: Vector, model: str, *, k: int = 4
-) -> list[dict[str, Any]]:
-    """``farmops.search_for_run``: search on behalf of a live run, recording its retrievals."""
-    return db.call(
+) -> psycopg.Cursor[dict[str, Any]]:
+    """``farmops.search_for_run``: search on behalf of a live run, recording its retrievals.
+
+    Queued in the caller's (pipelined) transaction: read the returned cursor after it.
+    """
+    return db.send(
         conn, "search_for_run", {"query": "vector"}, run_id=run_id, **_query_args(vector, model), k=k
     )
 
 
+#: ``farmops.remember`` and ``farmops.embed_memory`` in one statement (one round trip).
+_STORE_MEMORY = (
+    "SELECT m.id AS memory_id "
+    "FROM farmops.remember(p_content => %(content)s, p_run_id => %(run_id)s) AS m(id), "
+    "LATERAL farmops.embed_memory(p_memory_id => m.id, p_embedding => %(embedding)s::vector, "
+    "p_model => %(model)s) AS e"
+)
+
+
 def store_memory(
     conn: psycopg.Connection, content: str, vector: Vector, model: str, run_id: UUID | None = None
-) -> UUID:
-    """In the caller's transaction: ``farmops.remember`` the fact, then index it with its vector."""
-    memory_id = db.value(conn, "remember", content=content, run_id=run_id)
-    db.call(
-        conn,
-        "embed_memory",
-        {"embedding": "vector"},
-        memory_id=memory_id,
-        embedding=vector,
-        model=model,
+) -> psycopg.Cursor[dict[str, Any]]:
+    """In the caller's transaction: ``farmops.remember`` the fact and index it with its vector, in
+    one statement; the cursor gives ``memory_id`` (in a pipelined transaction, read it after)."""
+    return db.execute(
+        conn, _STORE_MEMORY, {"content": content, "run_id": run_id, "embedding": vector, "model": model}
     )
-    return memory_id
 
 
 def search(
@@ -105,7 +111,9 @@ def remember(t: Session, content: str, *, run_id: UUID | None = None) -> UUID:
     """
     embedder = embedder_of(t)
     vector = embed_one(embedder, content)
-    return store_memory(t.begin(), content, vector, embedder.model, run_id)
+    cur = store_memory(t.begin(), content, vector, embedder.model, run_id)
+    with db.translated():
+        return cur.fetchone()["memory_id"]
 
 
 def ingest_document(t: Session, title: str, content: str, *, max_chars: int = 1200) -> UUID:

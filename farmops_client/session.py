@@ -5,7 +5,8 @@ with ``farmops.begin_tenant`` and ended when the session ends: committed without
 rolled back otherwise (or earlier with :meth:`Session.commit` / :meth:`Session.rollback`).
 A governed run is different on purpose: it is several short transactions (reserve, retrieve,
 each tool call, settle) with network calls in between, taken with
-:meth:`Session.short_transaction`, which refuses while the session's own transaction is open.
+:meth:`Session.short_transaction`, which refuses while the session's own transaction is open
+and is pipelined: one round trip each.
 
 The operations (credits, drafts, knowledge, the assistant) are functions of their own modules
 that take a session; :class:`farmops_client.client.TenantSession` binds them as methods.
@@ -41,6 +42,7 @@ class Session:
         embedder: Embedder | None = None,
         bedrock: Any = None,
         model: str | None = None,
+        cache: dict[str, Any] | None = None,
     ):
         self.conn = conn
         self.farm_id = UUID(str(farm_id))
@@ -48,6 +50,8 @@ class Session:
         self.embedder = embedder
         self.bedrock = bedrock
         self.model = model
+        #: Values that do not depend on the member, shared by the sessions of one client (tool specs).
+        self.cache: dict[str, Any] = {} if cache is None else cache
         #: The member's role, as ``farmops.begin_tenant`` returned it (``None`` before any statement).
         self.role: str | None = None
         #: An identity token: when set, every transaction verifies it (``farmops.begin_tenant_verified``)
@@ -86,6 +90,13 @@ class Session:
         else:
             self.role = db.value(self.conn, "begin_tenant", farm_id=self.farm_id, user_id=self.user_id)
 
+    def _send_context(self) -> None:
+        """Queue the tenant context of a pipelined transaction (its result is not needed)."""
+        if self.token is not None:
+            db.send(self.conn, "begin_tenant_verified", token=self.token)
+        else:
+            db.send(self.conn, "begin_tenant", farm_id=self.farm_id, user_id=self.user_id)
+
     def _end(self, exc: BaseException | None) -> None:
         tx, self._tx = self._tx, None
         if tx is not None:
@@ -106,12 +117,30 @@ class Session:
 
     @contextlib.contextmanager
     def short_transaction(self) -> Iterator[psycopg.Connection]:
-        """A separate, committed-at-exit transaction with the tenant context (used by ``ask``)."""
+        """A separate transaction with the tenant context, committed at exit (used by ``ask``).
+
+        Pipelined: the tenant context and the block's statements reach the server together at the
+        end of the block, in ONE round trip, and run as one transaction (on an autocommit
+        connection, the statements before a pipeline sync form one implicit transaction: committed
+        at the sync, rolled back entirely if one fails). Inside the block, queue statements
+        (:func:`farmops_client.db.send`) and read their cursors after it; reading one inside
+        costs an extra round trip.
+        """
         if self._tx is not None:
             raise SessionBusy("commit or roll back the session's transaction before a governed run")
-        with db.translated(), self.conn.transaction():
-            self._set_context()
-            yield self.conn
+        conn = self.conn
+        # A connection that is not autocommit (a pool of your own) gets explicit BEGIN/COMMIT,
+        # which psycopg synchronises: correct, but more round trips.
+        explicit = contextlib.nullcontext() if conn.autocommit else conn.transaction()
+        try:
+            with db.translated(), conn.pipeline(), explicit:
+                self._send_context()
+                yield conn
+        except BaseException:
+            if conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR:
+                with db.translated():
+                    conn.rollback()
+            raise
 
     def execute(self, query, params: Sequence[Any] | Mapping[str, Any] | None = None) -> psycopg.Cursor:
         """Run a statement in the session's transaction (dict rows)."""

@@ -48,14 +48,47 @@ def add_member(t: Session, user_id: str, role: str) -> None:
 
 
 def create_app_login(conn: psycopg.Connection, name: str, password: str | None = None) -> bool:
-    """Make ``name`` an application login: LOGIN NOSUPERUSER NOBYPASSRLS, member of farmops_app.
+    """Make ``name`` an application login of this installation: LOGIN NOSUPERUSER NOBYPASSRLS,
+    member of farmops_app, and listed by ``farmops.allow_login`` (roles are cluster-wide; the
+    list says which logins may act in THIS database and gives them CONNECT).
 
     Idempotent and safe against a concurrent caller creating the same role; returns whether
     this call created it. ``password`` is set (again) when given. A role of that name that
     is a superuser or bypasses RLS is refused: row level security would not apply to it.
-    Needs a connection whose role may create roles (the demo, tests and benchmarks use the
-    superuser); the step is committed with the caller's transaction.
+    Needs a connection whose role may create roles and act as farmops_owner (the demo, tests
+    and benchmarks use the superuser); the step is committed with the caller's transaction.
     """
+    return _create_login(conn, name, db.APP_ROLE, password)
+
+
+def create_maintainer_login(conn: psycopg.Connection, name: str, password: str | None = None) -> bool:
+    """:func:`create_app_login` for the operator's job: a login in farmops_maintainer (the expiry
+    jobs, ``farmops maintenance expire``) instead of farmops_app, allowed in this installation."""
+    return _create_login(conn, name, db.MAINTAINER_ROLE, password)
+
+
+def allow_login(conn: psycopg.Connection, name: str) -> bool:
+    """``farmops.allow_login`` (package owner): ``name`` may act in this installation; True if new."""
+    return db.value(conn, "allow_login", login=name)
+
+
+def disallow_login(conn: psycopg.Connection, name: str) -> bool:
+    """``farmops.disallow_login`` (package owner): ``name`` may no longer act here; True if it was listed."""
+    return db.value(conn, "disallow_login", login=name)
+
+
+def list_logins(conn: psycopg.Connection) -> list[dict[str, Any]]:
+    """The logins allowed in this installation with their farmops groups (package owner)."""
+    return db.execute(
+        conn,
+        "SELECT l.login, l.allowed_at, l.allowed_by, r.rolcanlogin AS can_login, "
+        "array_remove(ARRAY[CASE WHEN pg_has_role(r.oid, 'farmops_app', 'MEMBER') THEN 'farmops_app' END, "
+        "CASE WHEN pg_has_role(r.oid, 'farmops_maintainer', 'MEMBER') THEN 'farmops_maintainer' END], NULL) "
+        "AS groups FROM farmops.app_logins l LEFT JOIN pg_roles r ON r.rolname = l.login ORDER BY l.login",
+    ).fetchall()
+
+
+def _create_login(conn: psycopg.Connection, name: str, group: str, password: str | None) -> bool:
     role = sql.Identifier(name)
     secret = sql.SQL(" PASSWORD {}").format(sql.Literal(password)) if password is not None else sql.SQL("")
     with db.translated(), conn.transaction():
@@ -65,7 +98,7 @@ def create_app_login(conn: psycopg.Connection, name: str, password: str | None =
                 with conn.transaction():  # a savepoint: a concurrent creator wins, we carry on
                     conn.execute(
                         sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER NOBYPASSRLS IN ROLE {}{}").format(
-                            role, sql.Identifier(db.APP_ROLE), secret
+                            role, sql.Identifier(group), secret
                         )
                     )
             except (psycopg.errors.DuplicateObject, psycopg.errors.UniqueViolation):
@@ -73,16 +106,17 @@ def create_app_login(conn: psycopg.Connection, name: str, password: str | None =
         if not created:
             row = db.execute(
                 conn,
-                "SELECT rolsuper, rolbypassrls, rolcanlogin, pg_has_role(oid, %s, 'MEMBER') AS is_app "
+                "SELECT rolsuper, rolbypassrls, rolcanlogin, pg_has_role(oid, %s, 'MEMBER') AS is_member "
                 "FROM pg_roles WHERE rolname = %s",
-                [db.APP_ROLE, name],
+                [group, name],
             ).fetchone()
             if row["rolsuper"] or row["rolbypassrls"]:
                 raise FarmopsError(f"role {name} exists as a superuser or with BYPASSRLS: not an app login")
-            if not row["is_app"]:
-                conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(db.APP_ROLE), role))
+            if not row["is_member"]:
+                conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(group), role))
             if password is not None or not row["rolcanlogin"]:
                 conn.execute(sql.SQL("ALTER ROLE {} LOGIN{}").format(role, secret))
+        allow_login(conn, name)
     return created
 
 

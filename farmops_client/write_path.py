@@ -66,6 +66,9 @@ def record_type_tools(conn: psycopg.Connection) -> list[dict[str, Any]]:
 
 def propose_write(
     conn: psycopg.Connection, run_id: UUID, record_type: str, payload: dict[str, Any]
-) -> dict[str, Any]:
-    """``farmops.propose_write``: the database drafts or writes it; returns draft_id, outcome, record_id."""
-    return db.call(conn, "propose_write", run_id=run_id, record_type=record_type, payload=Jsonb(payload))[0]
+) -> psycopg.Cursor[dict[str, Any]]:
+    """``farmops.propose_write``: the database drafts or writes it (row: draft_id, outcome, record_id).
+
+    Queued in the caller's (pipelined) transaction: read the returned cursor after it.
+    """
+    return db.send(conn, "propose_write", run_id=run_id, record_type=record_type, payload=Jsonb(payload))

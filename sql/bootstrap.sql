@@ -48,9 +48,12 @@ $vector_schema$;
 -- farmops functions that use them are refused for a non-superuser owner.
 DO $load$ BEGIN PERFORM '[1]'::vector; END $load$;
 
--- Two cluster-wide roles. The owner owns every farmops object; the application
--- role is what a service's login role is granted. Neither logs in, and the
--- application role never bypasses row level security.
+-- Three cluster-wide roles. The owner owns every farmops object; the application
+-- role is what a service's login role is granted; the maintainer runs the
+-- cross-farm maintenance jobs (expiry). None logs in, and neither the application
+-- nor the maintainer bypasses row level security. Being cluster-wide, they do not
+-- say which installation a login belongs to: farmops.app_logins does (below, and
+-- sql/functions/10_tenancy/logins.sql).
 DO $roles$
 BEGIN
     IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'farmops_owner') THEN
@@ -58,6 +61,9 @@ BEGIN
     END IF;
     IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'farmops_app') THEN
         CREATE ROLE farmops_app NOLOGIN NOBYPASSRLS;
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'farmops_maintainer') THEN
+        CREATE ROLE farmops_maintainer NOLOGIN NOBYPASSRLS;
     END IF;
 EXCEPTION WHEN duplicate_object THEN
     -- Another database of this cluster created it at the same moment.
@@ -108,6 +114,42 @@ END
 $owner_check$;
 COMMENT ON SCHEMA farmops IS
 'farmops: AI governance as a database primitive (tenancy, credits, runs, drafts, retrieval).';
+
+-- CONNECT to this database: PUBLIC has it by default, so a login of another
+-- installation in this cluster could connect here. When the migrator may (the
+-- database owner or a superuser), PUBLIC loses it and farmops_owner gets it with
+-- the grant option, so that the package owner grants it to each allowed login
+-- (farmops.allow_login, re-applied by policies/090_grants.sql). A role that has a
+-- session in this database right now and is no farmops_app member (another
+-- service of a shared database) keeps it explicitly: an upgrade locks out no
+-- running service. farmops_app members are allowed by the list instead (0058
+-- lists the existing ones on upgrade, told by the setting below). An unprivileged
+-- migrator changes nothing here.
+DO $connect$
+DECLARE
+    v_db name := pg_catalog.current_database();
+    v_role name;
+BEGIN
+    IF NOT pg_catalog.pg_has_role(
+        current_user, (SELECT d.datdba FROM pg_catalog.pg_database AS d WHERE d.datname = v_db), 'MEMBER'
+    ) THEN
+        RETURN;
+    END IF;
+    EXECUTE pg_catalog.format('GRANT CONNECT ON DATABASE %I TO farmops_owner WITH GRANT OPTION', v_db);
+    IF pg_catalog.has_database_privilege('public', v_db, 'CONNECT') THEN
+        FOR v_role IN
+            SELECT DISTINCT r.rolname
+            FROM pg_catalog.pg_stat_activity AS a
+            INNER JOIN pg_catalog.pg_roles AS r ON a.usesysid = r.oid
+            WHERE a.datname = v_db AND NOT r.rolsuper AND NOT pg_catalog.pg_has_role(r.oid, 'farmops_app', 'MEMBER')
+        LOOP
+            EXECUTE pg_catalog.format('GRANT CONNECT ON DATABASE %I TO %I', v_db, v_role);
+        END LOOP;
+        EXECUTE pg_catalog.format('REVOKE CONNECT ON DATABASE %I FROM PUBLIC', v_db);
+        PERFORM pg_catalog.set_config('farmops.public_connect_revoked', 'on', true);
+    END IF;
+END
+$connect$;
 
 -- Everything after this line is created by, and owned by, farmops_owner.
 SET LOCAL ROLE farmops_owner;

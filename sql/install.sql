@@ -140,6 +140,54 @@ SELECT farmops.migration_is_pending('0050_verified_identity.sql', '612eb76be82b7
 INSERT INTO farmops.schema_migrations (filename, sha256)
 VALUES ('0050_verified_identity.sql', '612eb76be82b755f8f0c337ae00b38784d6837710d15a6e5c3e1d967a82f22f4');
 \endif
+SELECT farmops.migration_is_pending('0051_tenant_indexes_lead_with_farm.sql', '550b57c9650d2b1fb30250b83210a4467214fc39a24d2ba47bf6459236ce4f9b') AS pending \gset
+\if :pending
+\ir schema/0051_tenant_indexes_lead_with_farm.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0051_tenant_indexes_lead_with_farm.sql', '550b57c9650d2b1fb30250b83210a4467214fc39a24d2ba47bf6459236ce4f9b');
+\endif
+SELECT farmops.migration_is_pending('0052_per_farm_ids.sql', 'fff168de30170382593e57b22f1c32298fdba4c854aa826e5f3c75f4279509ac') AS pending \gset
+\if :pending
+\ir schema/0052_per_farm_ids.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0052_per_farm_ids.sql', 'fff168de30170382593e57b22f1c32298fdba4c854aa826e5f3c75f4279509ac');
+\endif
+SELECT farmops.migration_is_pending('0053_farm_locks.sql', 'cc1436d583ec448c77ba7a24508ac45ddb58eb2eba5426deb05bb5d79d53a72f') AS pending \gset
+\if :pending
+\ir schema/0053_farm_locks.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0053_farm_locks.sql', 'cc1436d583ec448c77ba7a24508ac45ddb58eb2eba5426deb05bb5d79d53a72f');
+\endif
+SELECT farmops.migration_is_pending('0055_private_search_candidates.sql', '9ffa91d518c9184e13d06be29fd90ce7778f494bc1065a9a4306214387af4f18') AS pending \gset
+\if :pending
+\ir schema/0055_private_search_candidates.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0055_private_search_candidates.sql', '9ffa91d518c9184e13d06be29fd90ce7778f494bc1065a9a4306214387af4f18');
+\endif
+SELECT farmops.migration_is_pending('0056_finite_default_rate.sql', 'b781896826d0dfc2ad4e8128425ff5c46d5a8ee1c132dd8c083f3c0320e6c9ee') AS pending \gset
+\if :pending
+\ir schema/0056_finite_default_rate.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0056_finite_default_rate.sql', 'b781896826d0dfc2ad4e8128425ff5c46d5a8ee1c132dd8c083f3c0320e6c9ee');
+\endif
+SELECT farmops.migration_is_pending('0058_installation_logins.sql', '09a502e4c8dd5d6c64520a725ab90c2bc3f4ccd19e493b23ae0a5c00b14a254b') AS pending \gset
+\if :pending
+\ir schema/0058_installation_logins.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0058_installation_logins.sql', '09a502e4c8dd5d6c64520a725ab90c2bc3f4ccd19e493b23ae0a5c00b14a254b');
+\endif
+SELECT farmops.migration_is_pending('0060_fast_path_reserve.sql', '376a9d515b55a04c8e3cced9334990fd9e47cc162d019f8c7939e8ed7c871f47') AS pending \gset
+\if :pending
+\ir schema/0060_fast_path_reserve.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0060_fast_path_reserve.sql', '376a9d515b55a04c8e3cced9334990fd9e47cc162d019f8c7939e8ed7c871f47');
+\endif
+SELECT farmops.migration_is_pending('0065_search_farms_exactly.sql', '7112f0159753776980acaf42e1b5b52a928f42229596b9cdf3d80363a4a5473f') AS pending \gset
+\if :pending
+\ir schema/0065_search_farms_exactly.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0065_search_farms_exactly.sql', '7112f0159753776980acaf42e1b5b52a928f42229596b9cdf3d80363a4a5473f');
+\endif
 SELECT farmops.migration_is_pending('0075_guard_rules.sql', '5107629c946c6bac430ffd959df4b90a7cb2a704995c8b7b457e1dba55eabb2f') AS pending \gset
 \if :pending
 \ir schema/0075_guard_rules.sql
@@ -153,6 +201,8 @@ VALUES ('0075_guard_rules.sql', '5107629c946c6bac430ffd959df4b90a7cb2a704995c8b7
 \ir functions/00_core/secure_tenant_table.sql
 \ir functions/10_tenancy/capabilities.sql
 \ir functions/10_tenancy/context.sql
+\ir functions/10_tenancy/farm_locks.sql
+\ir functions/10_tenancy/logins.sql
 \ir functions/10_tenancy/members.sql
 \ir functions/10_tenancy/verified_identity.sql
 \ir functions/20_credits/expire.sql
@@ -181,6 +231,7 @@ VALUES ('0075_guard_rules.sql', '5107629c946c6bac430ffd959df4b90a7cb2a704995c8b7
 \ir functions/50_trust/guard_rules_shipped_2_other.sql
 \ir functions/50_trust/guards.sql
 \ir functions/50_trust/pii.sql
+\ir functions/70_observability/check_tenancy.sql
 \ir policies/000_revoke_by_default.sql
 \ir policies/010_row_level_security.sql
 \ir policies/090_grants.sql

@@ -1,8 +1,9 @@
 """Pytest fixtures: one real PostgreSQL + pgvector server per session (started by ``support.server``).
 
 Migrations are applied once to a template database; every test gets a fresh copy of it and
-connects as ``admin`` (superuser, setup only), ``owner`` (farmops_owner) or ``app`` (the
-application login role, which proves every rule). Plain helpers live in ``tests/support``.
+connects as ``admin`` (superuser, setup only), ``owner`` (farmops_owner), ``app`` (the
+application login role, which proves every rule) or ``maintainer`` (the login of the cross-farm
+expiry jobs). Plain helpers live in ``tests/support``.
 """
 
 from __future__ import annotations
@@ -54,6 +55,12 @@ def admin(connect) -> psycopg.Connection:
 def owner(connect) -> psycopg.Connection:
     """Connection acting as farmops_owner."""
     return connect("owner")
+
+
+@pytest.fixture
+def maintainer(connect) -> psycopg.Connection:
+    """Connection as the maintainer login (the expiry jobs; no tenant context)."""
+    return connect("maintainer")
 
 
 @pytest.fixture

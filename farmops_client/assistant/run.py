@@ -1,14 +1,16 @@
 """The governed run: reserve, retrieve, converse with tools, settle.
 
-Order of operations, each database step its own short committed transaction and no
-transaction ever open during a network call:
+Order of operations, each database step its own short committed transaction of ONE round trip
+(a fused call, or a pipelined transaction) and no transaction ever open during a network call:
 
-1. ``farmops.estimate_credits`` + ``farmops.reserve_credits`` (commit): the upper bound of the
-   whole run (:mod:`.sizing`) is reserved before anything is sent to Bedrock. Not enough credits
-   -> :class:`InsufficientCredits`, nothing else happens.
+1. ``farmops.reserve_run`` (autocommit; membership, price and reservation in one call): the upper
+   bound of the whole run (:mod:`.sizing`) is reserved before anything is sent to Bedrock. Not
+   enough credits -> :class:`InsufficientCredits`, nothing else happens. A session on an identity
+   token pipelines ``begin_tenant_verified`` before it instead.
 2. the prompt is embedded by the session's embedder, then ``farmops.start_run`` +
-   ``farmops.search_for_run`` (commit): retrieved passages are recorded as the run's retrievals
-   and given to the model as context, along with the tools (:mod:`.tools`).
+   ``farmops.search_for_run`` (pipelined): retrieved passages are recorded as the run's
+   retrievals and given to the model as context, along with the tools (:mod:`.tools`, whose
+   specs are cached by the client).
 3. Bedrock Converse, looping over ``tool_use`` up to ``max_tool_turns`` times (:mod:`.converse`);
    each toolUse goes to the database in its own transaction and the model reads its outcome.
 4. ``farmops.settle_run`` in a ``finally`` that also runs on cancellation (``BaseException``),
@@ -169,20 +171,24 @@ def _reserve(
     request_id: str | None,
     ttl: str,
 ) -> AskResult:
-    """Price the run's upper bound and reserve it, committed before the model is called."""
-    with t.short_transaction() as conn:
-        price = credits.estimate_credits(
-            conn, model=model, input_tokens=bound.input_tokens, output_tokens=bound.output_tokens
-        )
-        run = credits.reserve_credits(
-            conn,
-            feature=feature,
-            model=model,
-            credits=price,
-            request_id=request_id or str(uuid.uuid4()),
-            ttl=ttl,
-            input_summary=_summary(prompt),
-        )
+    """Price the run's upper bound and reserve it, committed before the model is called (one round trip)."""
+    args = dict(
+        farm_id=t.farm_id,
+        user_id=t.user_id,
+        feature=feature,
+        model=model,
+        input_tokens=bound.input_tokens,
+        output_tokens=bound.output_tokens,
+        request_id=request_id or str(uuid.uuid4()),
+        ttl=ttl,
+        input_summary=_summary(prompt),
+    )
+    if t.token is None:
+        run = credits.reserve_run(t.conn, **args)  # autocommit: the call is the transaction
+    else:
+        with t.short_transaction() as conn:  # the verified context, then the same call
+            cur = credits.reserve_run_cursor(conn, **args)
+        run = cur.fetchone()
     result = AskResult(run_id=run["id"], status="running", text="", stop_reason=None)
     result.credits_reserved = run["credits_reserved"]
     return result
@@ -194,7 +200,8 @@ def _start(t: Session, run_id: UUID, prompt: str, k: int) -> list[dict[str, Any]
     vector = knowledge.embed_one(embedder, prompt)
     with t.short_transaction() as conn:
         credits.start_run(conn, run_id)
-        return knowledge.search_for_run(conn, run_id, vector, embedder.model, k=k)
+        cur = knowledge.search_for_run(conn, run_id, vector, embedder.model, k=k)
+    return cur.fetchall()
 
 
 def _tool_use(t: Session, result: AskResult, name: str, payload: dict[str, Any], k: int) -> ToolCall:
@@ -225,7 +232,7 @@ def _settled(t: Session, result: AskResult, usage: Usage, answer, max_tool_turns
         result.status, result.error = status, error
         try:
             with t.short_transaction() as conn:
-                settled = credits.settle_run(
+                cur = credits.settle_run(
                     conn,
                     result.run_id,
                     status=status,
@@ -235,6 +242,7 @@ def _settled(t: Session, result: AskResult, usage: Usage, answer, max_tool_turns
                     output_summary=_summary(result.text or None),
                     error=_summary(error),
                 )
+            settled = cur.fetchone()
             result.credits_actual = settled.get("credits_actual")
             result.credits_shortfall = settled.get("credits_shortfall") or 0
         except Exception as settle_exc:

@@ -8,11 +8,12 @@ outcome (an :class:`Outcome`), never the client's own guess.
 from __future__ import annotations
 
 import enum
+import time
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
-from .. import knowledge, write_path
+from .. import db, knowledge, write_path
 from ..errors import InvalidPayload, SuggestOnly, UnknownRecordType
 from ..session import Session
 
@@ -89,10 +90,23 @@ class ToolCall:
         }
 
 
+#: How long a client reuses the record types' tool specs (``farmops.register_record_type`` adds
+#: types rarely; a proposal of an unknown type, or ``client.cache.clear()``, drops them at once).
+TOOL_SPECS_TTL = 300.0
+
+
 def tool_specs(t: Session) -> list[dict[str, Any]]:
-    """The Converse tool specs of this farm's record types, plus remember and search."""
+    """The Converse tool specs of the registered record types, plus remember and search.
+
+    Cached in ``t.cache`` (one per client) for :data:`TOOL_SPECS_TTL` seconds: record types are
+    global, so a governed run does not fetch them every time.
+    """
+    cached = t.cache.get("tool_specs")
+    if cached is not None and cached[0] > time.monotonic():
+        return cached[1]
     with t.short_transaction() as conn:
-        rows = write_path.record_type_tools(conn)
+        cur = db.send(conn, "record_type_tools")
+    rows = cur.fetchall()
     tools = [
         {
             "toolSpec": {
@@ -103,7 +117,9 @@ def tool_specs(t: Session) -> list[dict[str, Any]]:
         }
         for row in rows
     ]
-    return [*tools, {"toolSpec": REMEMBER_TOOL}, {"toolSpec": SEARCH_TOOL}]
+    specs = [*tools, {"toolSpec": REMEMBER_TOOL}, {"toolSpec": SEARCH_TOOL}]
+    t.cache["tool_specs"] = (time.monotonic() + TOOL_SPECS_TTL, specs)
+    return specs
 
 
 def context_block(passages: list[dict[str, Any]]) -> str:
@@ -121,7 +137,8 @@ def retrieve(t: Session, run_id: UUID, query: str, k: int) -> list[dict[str, Any
     embedder = knowledge.embedder_of(t)
     vector = knowledge.embed_one(embedder, query)
     with t.short_transaction() as conn:
-        return knowledge.search_for_run(conn, run_id, vector, embedder.model, k=k)
+        cur = knowledge.search_for_run(conn, run_id, vector, embedder.model, k=k)
+    return cur.fetchall()
 
 
 def run_tool(t: Session, run_id: UUID, name: str, payload: dict[str, Any], k: int) -> ToolCall:
@@ -140,7 +157,8 @@ def _remember(t: Session, run_id: UUID, payload: dict[str, Any]) -> ToolCall:
     vector = knowledge.embed_one(embedder, fact)  # network call: outside any transaction
     try:
         with t.short_transaction() as conn:
-            memory_id = knowledge.store_memory(conn, fact, vector, embedder.model, run_id)
+            cur = knowledge.store_memory(conn, fact, vector, embedder.model, run_id)
+        memory_id = cur.fetchone()["memory_id"]
     except InvalidPayload as exc:
         return ToolCall(REMEMBER_TOOL["name"], payload, Outcome.REJECTED, f"not accepted: {exc}")
     text = f"remembered (memory {memory_id})"
@@ -151,10 +169,13 @@ def _propose(t: Session, run_id: UUID, name: str, payload: dict[str, Any]) -> To
     record_type = name.removeprefix("create_")
     try:
         with t.short_transaction() as conn:
-            row = write_path.propose_write(conn, run_id, record_type, payload)
+            cur = write_path.propose_write(conn, run_id, record_type, payload)
+        row = cur.fetchone()
     except SuggestOnly:
         return ToolCall(name, payload, Outcome.REFUSED, "not allowed: suggest only")
     except (InvalidPayload, UnknownRecordType) as exc:
+        if isinstance(exc, UnknownRecordType):
+            t.cache.pop("tool_specs", None)  # the model saw a type that is gone: fetch them again
         return ToolCall(name, payload, Outcome.REJECTED, f"not accepted: {exc}")
     outcome = PROPOSED[row["outcome"]]
     if outcome is Outcome.WRITTEN:

@@ -41,48 +41,34 @@ USING (true) WITH CHECK (true);
 -- with or without one); the global knowledge base only inside one.
 -- record_types, ai_eval_rules and role_capabilities carry no RLS: nothing in
 -- them is secret, and the application holds only SELECT on them.
-DO $global_rows$
+DO $global_tables$
 DECLARE
-    v_table regclass;
+    v_global record;
 BEGIN
-    FOREACH v_table IN ARRAY ARRAY['farmops.model_rates', 'farmops.guard_rules']::regclass [] LOOP
-        EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', v_table);
-        EXECUTE format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', v_table);
-        EXECUTE format('DROP POLICY IF EXISTS "every application session reads the global rows" ON %s', v_table);
+    FOR v_global IN
+        SELECT t.tbl::regclass AS tbl, t.policy, t.readable_when
+        FROM (VALUES
+            ('farmops.model_rates', 'every application session reads the global rows', 'true'),
+            ('farmops.guard_rules', 'every application session reads the global rows', 'true'),
+            ('farmops.global_documents', 'every farm reads the global knowledge base',
+                '(SELECT farmops.current_farm_id()) IS NOT NULL'),
+            ('farmops.global_embeddings', 'every farm reads the global knowledge base',
+                '(SELECT farmops.current_farm_id()) IS NOT NULL')
+        ) AS t (tbl, policy, readable_when)
+    LOOP
+        EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', v_global.tbl);
+        EXECUTE format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', v_global.tbl);
+        EXECUTE format('DROP POLICY IF EXISTS %I ON %s', v_global.policy, v_global.tbl);
         EXECUTE format(
-            'CREATE POLICY "every application session reads the global rows" ON %s FOR SELECT TO farmops_app '
-            'USING (true)',
-            v_table
+            'CREATE POLICY %I ON %s FOR SELECT TO farmops_app USING (%s)',
+            v_global.policy, v_global.tbl, v_global.readable_when
         );
-        EXECUTE format('DROP POLICY IF EXISTS "the package owner maintains every row" ON %s', v_table);
+        EXECUTE format('DROP POLICY IF EXISTS "the package owner maintains every row" ON %s', v_global.tbl);
         EXECUTE format(
             'CREATE POLICY "the package owner maintains every row" ON %s FOR ALL TO farmops_owner '
             'USING (true) WITH CHECK (true)',
-            v_table
+            v_global.tbl
         );
     END LOOP;
 END
-$global_rows$;
-
-DO $global_knowledge$
-DECLARE
-    v_table regclass;
-BEGIN
-    FOREACH v_table IN ARRAY ARRAY['farmops.global_documents', 'farmops.global_embeddings']::regclass [] LOOP
-        EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', v_table);
-        EXECUTE format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', v_table);
-        EXECUTE format('DROP POLICY IF EXISTS "every farm reads the global knowledge base" ON %s', v_table);
-        EXECUTE format(
-            'CREATE POLICY "every farm reads the global knowledge base" ON %s FOR SELECT TO farmops_app '
-            'USING ((SELECT farmops.current_farm_id()) IS NOT NULL)',
-            v_table
-        );
-        EXECUTE format('DROP POLICY IF EXISTS "the package owner maintains every row" ON %s', v_table);
-        EXECUTE format(
-            'CREATE POLICY "the package owner maintains every row" ON %s FOR ALL TO farmops_owner '
-            'USING (true) WITH CHECK (true)',
-            v_table
-        );
-    END LOOP;
-END
-$global_knowledge$;
+$global_tables$;

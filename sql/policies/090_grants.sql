@@ -1,10 +1,13 @@
 -- Grants, computed from one visible rule and applied last (000 revoked all):
 --   functions: every farmops function whose name does not start with an
 --     underscore is the API and executable by farmops_app, except the package
---     owner's functions listed below; underscore functions are private.
+--     owner's functions and the maintenance jobs listed below; underscore
+--     functions are private. The maintenance jobs are farmops_maintainer's.
 --   tables: farmops_app may SELECT every farmops table (RLS decides which rows),
 --     except private ones (leading underscore, or listed below); it writes none
 --     (functions do).
+--   CONNECT on the database: every login of farmops.app_logins, nobody else
+--     through farmops (bootstrap revoked it from PUBLIC where it could).
 
 DO $grant_functions$
 DECLARE
@@ -27,7 +30,12 @@ BEGIN
                 'delete_global_document',
                 'set_identity_key',         -- verified identity: the auth service's keys
                 'drop_identity_key',
-                'require_verified_identity'
+                'require_verified_identity',
+                'allow_login',              -- which logins are this installation's
+                'disallow_login',
+                -- The maintenance jobs (granted to farmops_maintainer below).
+                'expire_reservations',
+                'expire_drafts'
             )
         ORDER BY 1
     LOOP
@@ -47,7 +55,9 @@ BEGIN
             AND left(c.relname, 1) <> '_'
             -- Private tables: the installer's ledger and the secrets (the tenant
             -- context's signing key, the identity keys and their setting).
-            AND c.relname NOT IN ('schema_migrations', 'context_signing_key', 'identity_keys', 'identity_settings')
+            AND c.relname NOT IN (
+                'schema_migrations', 'context_signing_key', 'identity_keys', 'identity_settings', 'app_logins'
+            )
         ORDER BY c.relname
     LOOP
         EXECUTE format('GRANT SELECT ON %s TO farmops_app', v_table);
@@ -58,3 +68,19 @@ $grant_tables$;
 -- Append-only, twice over: nobody holds the privileges to change the ledger (the
 -- owner gave up its own), and a trigger refuses it for every role.
 REVOKE UPDATE, DELETE, TRUNCATE ON farmops.credit_ledger FROM public, farmops_app, farmops_owner;
+
+-- The maintenance jobs: cross-farm work no tenant context scopes, so they see and
+-- count every farm. The operator's role runs them (a cron job, pg_cron: README),
+-- never the application. The complete list, kept in step with the exclusion above:
+--   expire_reservations: refunds runs past their deadline (crashed workers);
+--   expire_drafts: marks pending drafts past their approval TTL expired.
+-- (check_invariants is not one: as the application RLS scopes it to the tenant,
+-- and across farms it is the package owner's.)
+GRANT EXECUTE ON FUNCTION
+farmops.expire_reservations(integer),
+farmops.expire_drafts()
+TO farmops_maintainer;
+
+-- CONNECT follows the allowed logins (re-applied: a login listed by hand, or a
+-- grant revoked by hand, is brought back in line).
+SELECT farmops._sync_login_connect();

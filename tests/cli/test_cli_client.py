@@ -8,6 +8,7 @@ import sys
 
 import pytest
 from click.testing import CliRunner
+from support.tenancy import unexpected
 
 from farmops_client.cli import main
 
@@ -96,8 +97,13 @@ def test_superuser_dsn_still_acts_under_rls(cli, db):
 
 def test_check_as_operator_and_as_member(cli):
     farm = cli("farm", "create", "A", "--owner", "alice").output.strip()
-    assert cli("check").output.strip() == "invariants hold"
-    assert json.loads(cli("check", "--json", "--farm", farm, "--user", "alice").output) == []
+    # Exit 1 while check_tenancy still reports the known offenders (tests/tenancy_support.py).
+    operator = cli("check", ok=False)
+    assert operator.output.startswith("invariants hold\n")
+    member = cli("check", "--json", "--farm", farm, "--user", "alice", ok=False)
+    report = json.loads(member.output)
+    assert report["invariants"] == [] and unexpected(report["tenancy"]) == set()
+    assert operator.exit_code == member.exit_code == (1 if report["tenancy"] else 0)
 
 
 def test_a_whole_session_through_the_cli(cli, tmp_path):

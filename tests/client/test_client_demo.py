@@ -19,6 +19,10 @@ def test_demo_runs_the_whole_loop(db, admin):
     assert "not allowed: suggest only" in text
     assert "refused, NotAMember [OF002]" in text
     assert "invariants: hold" in text
+    assert "card [PAYMENT_CARD]; call him on [PHONE] or [EMAIL]" in text
+    assert "check_text(input): block (instruction_override" in text
+    assert "check_text(input): allow (-)  Ignore the weak birds" in text
+    assert "check_text(retrieved): block (data_exfiltration)  Feed note. ![status]" in text
     runs = dict(admin.execute("SELECT id, status FROM farmops.ai_runs").fetchall())
     assert runs == {ids["run_a"]: "succeeded", ids["run_b"]: "succeeded"}
     sales = admin.execute("SELECT count(*) FROM farmops.sale_records WHERE farm_id = %s", [ids["farm_a"]])

@@ -8,7 +8,7 @@ import sys
 import textwrap
 
 import pytest
-from support import APP_LOGIN, REPO, concurrently
+from support import APP_LOGIN, MAINTAINER_LOGIN, REPO, concurrently
 
 import farmops_client
 from farmops_client.embeddings import TitanEmbedder
@@ -59,7 +59,7 @@ def legs(admin, run_id):
     return [
         r[0]
         for r in admin.execute(
-            "SELECT kind FROM farmops.credit_ledger WHERE ai_run_id = %s ORDER BY id", [run_id]
+            "SELECT kind FROM farmops.credit_ledger WHERE ai_run_id = %s ORDER BY seq", [run_id]
         )
     ]
 
@@ -263,15 +263,17 @@ def test_crash_between_reserve_and_settle_is_refunded_by_expiry(client, farm, db
     assert status == "running"
     with client.tenant(farm, "alice") as t:
         assert t.balance() == 1000 - reserved
-    assert client.expire_reservations() == 0  # not expired yet
+    job = farmops_client.connect(db.dsn(MAINTAINER_LOGIN), max_size=1)  # the operator's job, not the app's
+    assert job.expire_reservations() == 0  # not expired yet
     admin.execute("ALTER TABLE farmops.ai_runs DISABLE TRIGGER USER")  # time travel, setup only
     admin.execute(
         "UPDATE farmops.ai_runs SET reserved_at = now() - interval '2 hours',"
         " expires_at = now() - interval '1 second'"
     )
     admin.execute("ALTER TABLE farmops.ai_runs ENABLE TRIGGER USER")
-    assert client.expire_reservations() == 1
-    assert client.expire_reservations() == 0
+    assert job.expire_reservations() == 1
+    assert job.expire() == {"reservations": 0, "drafts": 0}
+    job.close()
     assert run_row(admin, run_id)["status"] == "expired"
     assert legs(admin, run_id) == ["reserve", "expire_refund"]
     with client.tenant(farm, "alice") as t:

@@ -16,7 +16,7 @@ def test_grant_returns_new_balance_and_writes_a_grant_leg(app, admin, owner, far
     assert grant(app, farm, 5) == 30
     rows = admin.execute(
         "SELECT kind, delta, balance_after, reason, actor, ai_run_id FROM farmops.credit_ledger"
-        " WHERE farm_id = %s ORDER BY id",
+        " WHERE farm_id = %s ORDER BY seq",
         [farm],
     ).fetchall()
     assert rows == [

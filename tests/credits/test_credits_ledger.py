@@ -71,8 +71,8 @@ def test_invariants_catch_a_tampered_balance(owner, admin, booked):
 def test_invariants_catch_a_broken_chain_and_a_missing_leg(owner, admin, booked):
     # An 'adjust' row with a wrong balance_after, inserted behind the functions' backs.
     admin.execute(
-        "INSERT INTO farmops.credit_ledger (farm_id, kind, delta, balance_after, actor)"
-        " VALUES (%s, 'adjust', 1, 999, 'intruder')",
+        "INSERT INTO farmops.credit_ledger (farm_id, seq, kind, delta, balance_after, actor)"
+        " VALUES (%s, 1000, 'adjust', 1, 999, 'intruder')",
         [booked],
     )
     found = {r["invariant"] for r in invariants(owner, booked)}

@@ -11,7 +11,7 @@ from support.credits import add_member, balance, counts, expire, grant, invarian
 
 def _legs(admin, run_id):
     return admin.execute(
-        "SELECT kind, delta, balance_after FROM farmops.credit_ledger WHERE ai_run_id = %s ORDER BY id",
+        "SELECT kind, delta, balance_after FROM farmops.credit_ledger WHERE ai_run_id = %s ORDER BY seq",
         [run_id],
     ).fetchall()
 

@@ -196,6 +196,8 @@ def _extensions_db(empty_db) -> str:
 
 def _search_as_the_app(dsn: str) -> list[str]:
     one = "[" + ",".join(["1"] + ["0"] * 1023) + "]"
+    with psycopg.connect(dsn, autocommit=True) as admin:  # roles are cluster-wide: allow it in this database
+        admin.execute("SELECT farmops.allow_login(%s)", [APP_LOGIN])
     with psycopg.connect(dsn.replace("postgres@", f"{APP_LOGIN}@"), autocommit=True) as app:
         farm = create_farm(app)
         with tenant(app, farm, "alice"):

@@ -90,13 +90,15 @@ def test_every_retrieval_table_and_function_has_a_comment(admin):
     assert missing == []
 
 
-def test_search_is_security_invoker_and_pins_its_search_path(admin):
+def test_search_lends_its_private_helpers_and_pins_its_search_path(admin):
     rows = admin.execute(
         "SELECT proname, prosecdef, proconfig FROM pg_proc WHERE pronamespace = 'farmops'::regnamespace "
-        "AND proname IN ('search', 'farm_search_candidates', 'global_search_candidates') ORDER BY proname"
+        "AND proname IN ('search', '_farm_search_candidates', '_global_search_candidates') ORDER BY proname"
     ).fetchall()
+    assert len(rows) == 3
     for name, secdef, config in rows:
-        assert secdef is False, name
+        # search() is the definer (its helpers are private); the helpers run as their caller.
+        assert secdef is (name == "search"), name
         # pg_catalog, pgvector's schema (public here), pg_temp: kept FROM CURRENT (bootstrap.sql).
         assert any(
             p in config

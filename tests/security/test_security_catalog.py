@@ -7,9 +7,11 @@ from __future__ import annotations
 import psycopg
 import pytest
 from support import APP_LOGIN
+from support.tenancy import unexpected
 
 #: Every farmops function the application role may EXECUTE: by the rule of sql/policies/090_grants.sql,
-#: every function without a leading underscore except the package owner's (registries, global writes).
+#: every function without a leading underscore except the package owner's (registries, global writes)
+#: and the maintenance jobs (farmops_maintainer's: tests/security/test_installations.py).
 APP_FUNCTIONS = {
     "farmops.add_member(uuid,text,text)",
     "farmops.assert_embedding_model(text,boolean)",
@@ -17,6 +19,7 @@ APP_FUNCTIONS = {
     "farmops.begin_tenant(uuid,text)",
     "farmops.begin_tenant_verified(text)",
     "farmops.check_invariants(uuid)",
+    "farmops.check_tenancy()",
     "farmops.check_text(text,text)",
     "farmops.confirm_draft(uuid,jsonb)",
     "farmops.create_farm(text,text)",
@@ -33,13 +36,9 @@ APP_FUNCTIONS = {
     "farmops.estimate_credits(text,integer,integer)",
     "farmops.evaluate_run(uuid,text)",
     "farmops.exact_search_max_rows()",
-    "farmops.expire_drafts()",
-    "farmops.expire_reservations(integer)",
-    "farmops.farm_search_candidates(uuid,public.vector,integer,text[])",
     "farmops.embed_memory(uuid,public.vector,text)",
     "farmops.forget(uuid)",
     "farmops.give_feedback(uuid,boolean,text)",
-    "farmops.global_search_candidates(public.vector,integer)",
     "farmops.grant_credits(uuid,integer,text)",
     "farmops.has_capability(text)",
     "farmops.ingest_document(text,text,text[],public.vector[],text)",
@@ -56,6 +55,7 @@ APP_FUNCTIONS = {
     "farmops.require_capability(text)",
     "farmops.require_tenant()",
     "farmops.reserve_credits(text,text,integer,text,interval,text)",
+    "farmops.reserve_run(uuid,text,text,text,integer,integer,integer,text,interval,text)",
     "farmops.resolve_autonomy(text)",
     "farmops.resolve_autonomy_for(text,text,text,jsonb,jsonb)",
     "farmops.search(public.vector,integer,boolean,text[],text)",
@@ -72,6 +72,8 @@ APP_FUNCTIONS = {
 #: farmops.require_capability() (or be a deliberate, documented global maintenance job).
 SECURITY_DEFINER = {
     "farmops.add_member(uuid,text,text)",
+    "farmops.allow_login(text)",
+    "farmops.disallow_login(text)",
     "farmops.begin_tenant(uuid,text)",
     "farmops.begin_tenant_verified(text)",
     "farmops.confirm_draft(uuid,jsonb)",
@@ -97,6 +99,8 @@ SECURITY_DEFINER = {
     "farmops.remove_member(uuid,text)",
     "farmops.replace_source_embeddings(text,uuid,text[],public.vector[],text)",
     "farmops.reserve_credits(text,text,integer,text,interval,text)",
+    "farmops.reserve_run(uuid,text,text,text,integer,integer,integer,text,interval,text)",
+    "farmops.search(public.vector,integer,boolean,text[],text)",
     "farmops.search_for_run(uuid,public.vector,integer,boolean,text[],text)",
     "farmops.set_autonomy(text,jsonb,jsonb)",
     "farmops.settle_run(uuid,text,integer,integer,integer,integer,text,text)",
@@ -123,6 +127,7 @@ GLOBAL_TABLES = {
 #: Private tables the application cannot read at all.
 PRIVATE_TABLES = {
     "_package_version",
+    "app_logins",
     "context_signing_key",
     "identity_keys",
     "identity_settings",
@@ -135,6 +140,13 @@ def _catalog(conn: psycopg.Connection, sql: str, params=None) -> list[tuple]:
     with conn.transaction():
         conn.execute("SET LOCAL search_path = pg_catalog")
         return conn.execute(sql, params).fetchall()
+
+
+def tenancy_problems(conn: psycopg.Connection, *problems: str) -> set[tuple[str, str, str]]:
+    """farmops.check_tenancy(), the one implementation of the boundary's catalog rules: the problems of
+    these kinds it reports beyond the known offenders (tests/tenancy_support.py)."""
+    rows = conn.execute("SELECT * FROM farmops.check_tenancy() WHERE problem = ANY(%s)", [list(problems)])
+    return unexpected(rows.fetchall())
 
 
 def test_the_app_role_executes_exactly_these_functions(app):
@@ -169,11 +181,10 @@ def test_the_app_role_reads_these_tables_and_writes_none(app):
     assert {r[0] for r in rows if r[2]} == APP_READABLE_TABLES
     assert [r[0] for r in rows if r[3] or r[4] or r[5]] == []
     assert [r[0] for r in rows if r[1] in ("v", "m", "f")] == [], "a view would bypass RLS: review it"
-    schema = app.execute(
-        "SELECT has_schema_privilege('farmops', 'CREATE'), pg_has_role('farmops_owner', 'MEMBER'),"
-        " r.rolsuper, r.rolbypassrls FROM pg_roles AS r WHERE r.rolname = current_user"
-    ).fetchone()
-    assert schema == (False, False, False, False)
+    assert app.execute("SELECT has_schema_privilege('farmops', 'CREATE')").fetchone() == (False,)
+    # This login and every other member of farmops_app: not superuser, no BYPASSRLS, not the owner.
+    roles = ("app_role_is_superuser", "app_role_bypasses_rls", "app_role_is_package_owner")
+    assert tenancy_problems(app, *roles) == set()
 
 
 def test_every_tenant_table_has_forced_rls_and_an_app_policy_scoped_to_the_context(admin):
@@ -197,11 +208,12 @@ def test_every_tenant_table_has_forced_rls_and_an_app_policy_scoped_to_the_conte
             app_policies.setdefault(rel, []).append((cmd, permissive, roles, qual, check))
     tenant_tables = {rel for rel, _, _, has_farm in tables if has_farm}
     farm_scope = "(farm_id = ( SELECT farmops.current_farm_id() AS current_farm_id))"
-    for rel, rls, forced, has_farm in tables:
+    assert tenancy_problems(admin, "rls_not_enabled", "rls_not_forced", "no_member_policy") == set()
+    for rel, _, _, has_farm in tables:
         if rel in PRIVATE_TABLES:
             continue
         if has_farm or rel == "farms":
-            assert rls and forced, f"{rel}: RLS must be enabled AND forced"
+            # RLS enabled and forced: check_tenancy above. Here the exact policy is pinned.
             expected = farm_scope if has_farm else farm_scope.replace("farm_id =", "id =")
             assert app_policies.get(rel) == [("r", True, ["farmops_app"], expected, None)], rel
         else:
@@ -222,12 +234,9 @@ def test_every_function_pins_its_search_path(admin):
     pinned = ("search_path=pg_catalog, pg_temp", "search_path=pg_catalog, public, pg_temp")
     for name, config in rows:
         assert config is not None and any(p in config for p in pinned), name
-    owners = _catalog(
-        admin,
-        "SELECT DISTINCT pg_get_userbyid(p.proowner) FROM pg_proc AS p"
-        " WHERE p.pronamespace = 'farmops'::regnamespace",
-    )
-    assert owners == [("farmops_owner",)]
+    # Every function and table owned by the package owner; no definer without a path; none run by PUBLIC.
+    hygiene = ("not_owned_by_package_owner", "security_definer_without_search_path", "executable_by_public")
+    assert tenancy_problems(admin, *hygiene) == set()
 
 
 def test_a_function_the_owner_adds_later_is_not_executable_by_the_app(db, connect):

@@ -7,14 +7,28 @@ from here: ``from support import call, raises_sqlstate, tenant``. Domain helpers
 
 from .calls import call, message_of, raises_sqlstate, row, sqlstate_of, sqlstates, value
 from .concurrency import concurrently, race
-from .server import APP_LOGIN, PG_HOST, PG_PORT, REPO, Database, create_farm, psql, server_dsn, tenant
+from .server import (
+    APP_LOGIN,
+    MAINTAINER_LOGIN,
+    PG_HOST,
+    PG_PORT,
+    REPO,
+    Database,
+    as_maintainer,
+    create_farm,
+    psql,
+    server_dsn,
+    tenant,
+)
 
 __all__ = [
     "APP_LOGIN",
+    "MAINTAINER_LOGIN",
     "PG_HOST",
     "PG_PORT",
     "REPO",
     "Database",
+    "as_maintainer",
     "call",
     "concurrently",
     "create_farm",

@@ -37,8 +37,10 @@ def concurrently(actions: list[Callable[[], Any]], *, timeout: float = 120) -> l
 def race(
     connect: Callable[..., psycopg.Connection],
     actions: list[Callable[[psycopg.Connection], Any]],
-    who: str = "app",
+    who: str | list[str] = "app",
 ) -> list[Any]:
-    """:func:`concurrently`, each action on its own connection ``connect(who)`` (the ``connect`` fixture)."""
-    conns = [connect(who) for _ in actions]
+    """:func:`concurrently`, each action on its own connection ``connect(who)`` (the ``connect`` fixture);
+    ``who`` is one login for all, or one per action."""
+    logins = [who] * len(actions) if isinstance(who, str) else who
+    conns = [connect(w) for w in logins]
     return concurrently([lambda a=a, c=c: a(c) for a, c in zip(actions, conns, strict=True)])

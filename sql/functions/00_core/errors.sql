@@ -15,8 +15,18 @@ AS $fn$
     ('OF001', 'tenant_context_missing', 'No tenant context: call farmops.begin_tenant() in this transaction first.'),
     ('OF002', 'not_a_member', 'The user is not a member of the farm (or the farm does not exist).'),
     ('OF003', 'forbidden_for_role', 'The member''s role may not do this (e.g. viewer writing, agent approving).'),
+    (
+        'OF004', 'login_not_allowed_here',
+        'The login is not one of this installation''s (farmops.app_logins): roles are cluster-wide, and a '
+        'login of another farmops database in the cluster may not act here.'
+    ),
     ('OF005', 'last_owner', 'The last owner of a farm cannot be removed or demoted.'),
     ('OF006', 'invalid_argument', 'An argument is NULL, out of range or malformed.'),
+    (
+        'OF007', 'holdable_cursor_open',
+        'The session holds a WITH HOLD cursor, which outlives transactions: close it (or DISCARD ALL) before '
+        'entering a tenant context.'
+    ),
     -- verified identity (begin_tenant_verified)
     ('OF021', 'identity_token_invalid', 'The identity token is malformed, not HS256, or its signature does not verify.'),
     ('OF022', 'identity_token_expired', 'The identity token''s exp has passed (beyond the 30 s leeway).'),

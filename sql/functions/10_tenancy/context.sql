@@ -93,6 +93,14 @@ DECLARE
 BEGIN
     PERFORM farmops._assert_given(p_farm_id, 'farm id');
     PERFORM farmops._assert_given(p_user_id, 'user id');
+    -- A WITH HOLD cursor outlives its transaction together with the rows it read, so
+    -- one left in this session may carry an earlier tenant's rows into this one (a
+    -- connection reused without DISCARD ALL). Refuse to enter a context beside it.
+    IF EXISTS (SELECT FROM pg_catalog.pg_cursors AS c WHERE c.is_holdable) THEN
+        RAISE EXCEPTION 'this session holds a WITH HOLD cursor (%): close it, or DISCARD ALL, before begin_tenant',
+            (SELECT string_agg(c.name, ', ' ORDER BY c.name) FROM pg_catalog.pg_cursors AS c WHERE c.is_holdable)
+            USING ERRCODE = 'OF007';
+    END IF;
     SELECT m.role INTO v_role
     FROM farmops.farm_members AS m
     WHERE m.farm_id = p_farm_id AND m.user_id = p_user_id;
@@ -118,6 +126,8 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
+    -- OF004: a login of another installation in this cluster (sql/functions/10_tenancy/logins.sql).
+    PERFORM farmops._assert_login_allowed();
     -- OF024 when the installation requires farmops.begin_tenant_verified() instead.
     PERFORM farmops._assert_unverified_identity_allowed();
     RETURN farmops._enter_tenant(p_farm_id, p_user_id);
@@ -125,4 +135,5 @@ END
 $fn$;
 COMMENT ON FUNCTION farmops.begin_tenant(uuid, text) IS
 'Checks membership, then sets the transaction-local, signed tenant context; returns the role. OF002: not a member; '
-'OF024: the installation requires farmops.begin_tenant_verified().';
+'OF007: the session holds a WITH HOLD cursor; OF024: the installation requires farmops.begin_tenant_verified(); '
+'OF004: the login may not act in this installation.';

@@ -9,10 +9,14 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
-    v_name text := farmops._text_argument(p_name, 'farm name', 200);
-    v_owner text := farmops._text_argument(p_owner_user_id, 'user id', 256);
+    v_name text;
+    v_owner text;
     v_farm_id uuid;
 BEGIN
+    -- OF004 before anything else: a login of another installation creates nothing here.
+    PERFORM farmops._assert_login_allowed();
+    v_name := farmops._text_argument(p_name, 'farm name', 200);
+    v_owner := farmops._text_argument(p_owner_user_id, 'user id', 256);
     INSERT INTO farmops.farms (name) VALUES (v_name) RETURNING id INTO v_farm_id;
     -- The creator is the first owner (the one role every farm starts with).
     INSERT INTO farmops.farm_members (farm_id, user_id, role) VALUES (v_farm_id, v_owner, 'owner');
@@ -20,7 +24,8 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION farmops.create_farm(text, text) IS
-'Creates a farm (zero credits, draft autonomy) with p_owner_user_id as its owner; returns the farm id.';
+'Creates a farm (zero credits, draft autonomy) with p_owner_user_id as its owner; returns the farm id. '
+'OF004: the login may not act in this installation.';
 
 CREATE OR REPLACE FUNCTION farmops._assert_not_last_manager(p_farm_id uuid)
 RETURNS void

@@ -142,6 +142,8 @@ DECLARE
     v_key bytea;
     v_claims jsonb;
 BEGIN
+    -- 0. The login: first, so another installation's login learns nothing about tokens here.
+    PERFORM farmops._assert_login_allowed();
     -- 1. Shape: three unpadded base64url parts, a bounded length, a JSON header.
     IF p_token IS NULL OR octet_length(p_token) > 8192
         OR p_token !~ '^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$' THEN
@@ -211,7 +213,7 @@ $fn$;
 COMMENT ON FUNCTION farmops.begin_tenant_verified(text) IS
 'Verifies an HS256 JWT of the product''s auth service (claims farm_id, sub, exp; nbf/iat honoured; 30 s leeway), '
 'then does what begin_tenant does; returns the role. OF021 invalid, OF022 expired, OF023 not yet valid, '
-'OF002 not a member.';
+'OF002 not a member, OF004 the login may not act in this installation.';
 
 -- Owner functions: not granted to the application (sql/policies revoke by default),
 -- and they run as the caller, who must be able to write the private tables.

@@ -20,20 +20,21 @@ BEGIN
     -- Hold the farm row (reserve and settle take it too), then count what live runs may
     -- still refund: balance + outstanding reservations must stay within an integer, so
     -- no later refund can overflow.
-    PERFORM FROM farmops.farms AS f WHERE f.id = v_farm FOR UPDATE;
+    PERFORM FROM farmops.farms AS f WHERE f.id = v_farm FOR NO KEY UPDATE;
     SELECT coalesce(sum(r.credits_reserved), 0) INTO v_outstanding
     FROM farmops.ai_runs AS r
     WHERE r.farm_id = v_farm AND r.status IN ('reserved', 'running');
     WITH credit AS (
         UPDATE farmops.farms AS f
-        SET credit_balance = f.credit_balance + p_credits
+        SET credit_balance = f.credit_balance + p_credits,
+            ledger_seq = f.ledger_seq + 1  -- per-farm ledger seq (0052)
         WHERE f.id = v_farm AND f.credit_balance::bigint + v_outstanding + p_credits <= 2147483647
-        RETURNING f.id, f.credit_balance
+        RETURNING f.id, f.credit_balance, f.ledger_seq
     ),
 
     leg AS (
-        INSERT INTO farmops.credit_ledger (farm_id, kind, delta, balance_after, reason, actor)
-        SELECT c.id, 'grant', p_credits, c.credit_balance, v_reason, farmops.current_user_id()
+        INSERT INTO farmops.credit_ledger (farm_id, seq, kind, delta, balance_after, reason, actor)
+        SELECT c.id, c.ledger_seq, 'grant', p_credits, c.credit_balance, v_reason, farmops.current_user_id()
         FROM credit AS c
     )
 

@@ -31,12 +31,12 @@ BEGIN
         AND f.credit_balance IS DISTINCT FROM coalesce(l.total, 0)
 
     UNION ALL
-    -- 2. Each ledger row's balance_after is the running sum of its farm's rows in id order.
+    -- 2. Each ledger row's balance_after is the running sum of its farm's rows in seq order.
     SELECT c.farm_id, 'balance_after_chains',
-        format('ledger row %s: balance_after %s, running sum %s', c.id, c.balance_after, c.running)
+        format('ledger row %s: balance_after %s, running sum %s', c.seq, c.balance_after, c.running)
     FROM (
-        SELECT cl.farm_id, cl.id, cl.balance_after,
-            sum(cl.delta) OVER (PARTITION BY cl.farm_id ORDER BY cl.id) AS running
+        SELECT cl.farm_id, cl.seq, cl.balance_after,
+            sum(cl.delta) OVER (PARTITION BY cl.farm_id ORDER BY cl.seq) AS running
         FROM farmops.credit_ledger AS cl
         WHERE p_farm_id IS NULL OR cl.farm_id = p_farm_id
     ) AS c

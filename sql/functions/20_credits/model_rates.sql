@@ -38,6 +38,11 @@ DECLARE
     v_rate farmops.model_rates := farmops.model_rate_at(p_model, p_at);
     v_credits numeric;
 BEGIN
+    -- A negative count would price a run below nothing (NULL counts as 0).
+    IF p_input_tokens < 0 OR p_output_tokens < 0 THEN
+        RAISE EXCEPTION 'token counts must not be negative (% input, % output)', p_input_tokens, p_output_tokens
+            USING ERRCODE = 'OF006';
+    END IF;
     -- numeric: token counts times rates overflow integer long before they make sense.
     v_credits := ceil(
         (coalesce(p_input_tokens, 0)::numeric * v_rate.input_credits_per_1k
@@ -51,7 +56,8 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION farmops.credits_for_tokens(text, timestamptz, integer, integer) IS
-'Credits for token counts at the rate in force at p_at, rounded up (NULL tokens count as 0).';
+'Credits for token counts at the rate in force at p_at, rounded up (NULL tokens count as 0); OF006 for '
+'negative counts, OF108 if no rate is in force.';
 
 CREATE OR REPLACE FUNCTION farmops.estimate_credits(
     p_model text, p_max_input_tokens integer, p_max_output_tokens integer
@@ -97,6 +103,10 @@ BEGIN
     IF p_effective_from IS NULL OR p_effective_from < now() THEN
         RAISE EXCEPTION 'a rate cannot take effect in the past (%)', p_effective_from USING ERRCODE = 'OF006';
     END IF;
+    -- 'infinity' would never take effect; clients cannot load infinite timestamps either.
+    IF NOT isfinite(p_effective_from) THEN
+        RAISE EXCEPTION 'a rate takes effect at a finite instant, not %', p_effective_from USING ERRCODE = 'OF006';
+    END IF;
     INSERT INTO farmops.model_rates AS r (model, effective_from, input_credits_per_1k, output_credits_per_1k)
     VALUES (v_model, p_effective_from, p_input_credits_per_1k, p_output_credits_per_1k)
     ON CONFLICT (model, effective_from) DO UPDATE
@@ -107,4 +117,5 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION farmops.set_model_rate(text, integer, integer, timestamptz) IS
-'Package owner only: sets a model''s (or ''*'') credits per 1k input/output tokens from p_effective_from on.';
+'Package owner only: sets a model''s (or ''*'') credits per 1k input/output tokens from p_effective_from on '
+'(now or later, finite; OF006 otherwise).';

@@ -1,6 +1,6 @@
 -- A run after its reservation: start it, then settle it with what it really cost.
 -- Who may: the member who reserved it, or one holding drive_others_runs (20_credits/runs.sql).
--- Lock order everywhere: the run row, then the farm row (no deadlock with the expirer).
+-- Lock order (see 20_credits/reserve.sql): the farm row, then the run row.
 
 CREATE OR REPLACE FUNCTION farmops.start_run(p_run_id uuid)
 RETURNS farmops.ai_runs
@@ -59,6 +59,7 @@ DECLARE
     v_old_balance integer;
     v_charged integer := 0;
     v_balance integer;
+    v_seq bigint;  -- per-farm ledger seq (0052)
 BEGIN
     PERFORM farmops._assert_given(p_run_id, 'run id');
     IF p_status IS NULL OR p_status NOT IN ('succeeded', 'failed') THEN
@@ -69,6 +70,10 @@ BEGIN
         RAISE EXCEPTION 'credits, tokens and latency cannot be negative' USING ERRCODE = 'OF006';
     END IF;
 
+    -- The farm row first, then the run row, as reserve, expire and grant take them: so a
+    -- transaction that reserved (and holds the farm row) can settle a run that another
+    -- settle is after, instead of deadlocking with it.
+    PERFORM FROM farmops.farms AS f WHERE f.id = v_farm FOR NO KEY UPDATE;
     v_run := farmops._lock_run(v_farm, p_run_id, false, true);
     PERFORM farmops._assert_may_drive_run(v_run);
     IF v_run.status = 'expired' THEN
@@ -98,29 +103,31 @@ BEGIN
     END IF;
 
     -- A live run past expires_at that the expirer has not claimed yet may still settle:
-    -- we hold its row, so the expirer (SKIP LOCKED) cannot refund it as well.
+    -- we hold its farm and its row, so the expirer cannot refund it as well.
     IF v_actual < v_run.credits_reserved THEN
         WITH refund AS (
             UPDATE farmops.farms AS f
-            SET credit_balance = f.credit_balance + (v_run.credits_reserved - v_actual)
+            SET credit_balance = f.credit_balance + (v_run.credits_reserved - v_actual),
+                ledger_seq = f.ledger_seq + 1  -- per-farm ledger seq (0052)
             WHERE f.id = v_farm
-            RETURNING f.id, f.credit_balance
+            RETURNING f.id, f.credit_balance, f.ledger_seq
         )
 
-        INSERT INTO farmops.credit_ledger (farm_id, ai_run_id, kind, delta, balance_after, reason, actor)
-        SELECT f.id, p_run_id, 'settle_refund', v_run.credits_reserved - v_actual, f.credit_balance,
+        INSERT INTO farmops.credit_ledger (farm_id, seq, ai_run_id, kind, delta, balance_after, reason, actor)
+        SELECT f.id, f.ledger_seq, p_run_id, 'settle_refund', v_run.credits_reserved - v_actual, f.credit_balance,
             'unused reservation', v_user
         FROM refund AS f;
     ELSIF v_actual > v_run.credits_reserved THEN
         -- Charge what remains available; the rest is recorded as the run's shortfall.
-        SELECT f.credit_balance INTO v_old_balance FROM farmops.farms AS f WHERE f.id = v_farm FOR UPDATE;
+        SELECT f.credit_balance INTO v_old_balance FROM farmops.farms AS f WHERE f.id = v_farm;  -- held above
         v_charged := least(v_old_balance, v_actual - v_run.credits_reserved);
         IF v_charged > 0 THEN
-            UPDATE farmops.farms AS f SET credit_balance = f.credit_balance - v_charged
+            UPDATE farmops.farms AS f SET credit_balance = f.credit_balance - v_charged,
+                ledger_seq = f.ledger_seq + 1  -- per-farm ledger seq (0052)
             WHERE f.id = v_farm
-            RETURNING f.credit_balance INTO v_balance;
-            INSERT INTO farmops.credit_ledger (farm_id, ai_run_id, kind, delta, balance_after, reason, actor)
-            VALUES (v_farm, p_run_id, 'settle_charge', -v_charged, v_balance, 'cost above the reservation', v_user);
+            RETURNING f.credit_balance, f.ledger_seq INTO v_balance, v_seq;
+            INSERT INTO farmops.credit_ledger (farm_id, seq, ai_run_id, kind, delta, balance_after, reason, actor)
+            VALUES (v_farm, v_seq, p_run_id, 'settle_charge', -v_charged, v_balance, 'cost above the reservation', v_user);
         END IF;
     END IF;
 

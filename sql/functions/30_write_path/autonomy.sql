@@ -107,9 +107,13 @@ BEGIN
     RETURNING f.* INTO v_new;
     IF (v_old.ai_autonomy, v_old.ai_auto_categories, v_old.ai_record_autonomy)
         IS DISTINCT FROM (v_new.ai_autonomy, v_new.ai_auto_categories, v_new.ai_record_autonomy) THEN
-        INSERT INTO farmops.autonomy_changes (farm_id, changed_by, old_settings, new_settings)
+        -- The next per-farm seq: read under the farm row lock taken above, so no
+        -- concurrent change of this farm can take the same number.
+        INSERT INTO farmops.autonomy_changes (farm_id, seq, changed_by, old_settings, new_settings)
         VALUES (
-            v_farm_id, farmops.current_user_id(),
+            v_farm_id,
+            (SELECT coalesce(max(c.seq), 0) + 1 FROM farmops.autonomy_changes AS c WHERE c.farm_id = v_farm_id),
+            farmops.current_user_id(),
             jsonb_build_object('ai_autonomy', v_old.ai_autonomy, 'ai_auto_categories', v_old.ai_auto_categories,
                 'ai_record_autonomy', v_old.ai_record_autonomy),
             jsonb_build_object('ai_autonomy', v_new.ai_autonomy, 'ai_auto_categories', v_new.ai_auto_categories,

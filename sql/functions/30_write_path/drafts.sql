@@ -148,6 +148,9 @@ AS $fn$
 DECLARE
     v_count integer;
 BEGIN
+    -- Cross-farm, so farmops_maintainer's only (policies/090_grants.sql); OF004 for a
+    -- maintainer login of another installation.
+    PERFORM farmops._assert_login_allowed();
     -- SKIP LOCKED: a draft a human is deciding right now is left to them (or to the next run).
     WITH due AS (
         SELECT d.farm_id, d.id
@@ -163,8 +166,8 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION farmops.expire_drafts() IS
-'Maintenance (no tenant context needed): marks every pending draft past expires_at expired; returns how many. '
-'Idempotent and safe to run concurrently (each draft is expired once).';
+'Maintenance (farmops_maintainer; no tenant context needed): marks every pending draft past expires_at '
+'expired; returns how many. Idempotent and safe to run concurrently (each draft is expired once).';
 
 -- Drafts are created pending (or auto_applied, already terminal); only a pending draft is
 -- decided, once; the proposal itself never changes and no draft is ever deleted.

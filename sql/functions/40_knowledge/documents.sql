@@ -119,8 +119,9 @@ BEGIN
     v_model := farmops._text_argument(p_model, 'model', 200);
     PERFORM farmops._assert_valid_chunks(p_chunks, p_embeddings);
     PERFORM farmops._assert_embedding_model_for_write(v_farm, v_model);
-    -- Serialise replacements of one source so two writers cannot interleave chunks.
-    PERFORM pg_advisory_xact_lock(hashtextextended(concat_ws('|', v_farm, p_source_type, p_source_id), 6));
+    -- Serialise replacements of one source so two writers cannot interleave chunks: a
+    -- row lock only this farm's functions reach (no outside session can stall it).
+    PERFORM farmops._lock_in_farm(v_farm, p_source_type || ':' || p_source_id);
     DELETE FROM farmops.embeddings AS e
     WHERE e.farm_id = v_farm AND e.source_type = p_source_type AND e.source_id = p_source_id;
     INSERT INTO farmops.embeddings (farm_id, source_type, source_id, chunk_index, content, embedding, model)

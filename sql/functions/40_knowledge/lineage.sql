@@ -34,31 +34,64 @@ BEGIN
     -- Share lock: the run cannot be settled or expired while its lineage is written.
     PERFORM farmops._lock_run(v_farm, p_run_id, true);
 
+    -- A chunk found by the search may be deleted by a concurrent transaction
+    -- (delete_document, forget, embed_memory, replace_source_embeddings,
+    -- delete_global_document) before its lineage row is written; its foreign key
+    -- would then fail (raw 23503). So each chunk is key-share locked in the
+    -- statement that records it, and a chunk already gone, or being deleted right
+    -- now (SKIP LOCKED: never wait on a deleter, which may be waiting on this
+    -- transaction's lineage rows), is neither recorded nor returned. The caller gets
+    -- exactly the rows recorded, ranked 1..n.
     RETURN QUERY
     WITH hits AS MATERIALIZED (
         SELECT s.*
         FROM farmops.search(p_query, p_k, p_include_global, p_source_types, p_model) WITH ORDINALITY AS s
     ),
 
+    farm_chunks AS MATERIALIZED (
+        SELECT e.id
+        FROM farmops.embeddings AS e
+        WHERE e.farm_id = v_farm AND e.id IN (SELECT h.id FROM hits AS h WHERE NOT h.is_global)
+        FOR KEY SHARE SKIP LOCKED
+    ),
+
+    global_chunks AS MATERIALIZED (
+        SELECT g.id
+        FROM farmops.global_embeddings AS g
+        WHERE g.id IN (SELECT h.id FROM hits AS h WHERE h.is_global)
+        FOR KEY SHARE SKIP LOCKED
+    ),
+
+    kept AS MATERIALIZED (
+        SELECT h.*, row_number() OVER (ORDER BY h.ordinality)::integer AS rank
+        FROM hits AS h
+        WHERE h.id IN (SELECT f.id FROM farm_chunks AS f WHERE NOT h.is_global)
+            OR h.id IN (SELECT g.id FROM global_chunks AS g WHERE h.is_global)
+    ),
+
     lineage AS (
-        INSERT INTO farmops.ai_run_retrievals (
+        INSERT INTO farmops.ai_run_retrievals AS r (
             farm_id, ai_run_id, search_id, rank, score, is_global, embedding_id, global_embedding_id,
             source_type, source_id, chunk_index
         )
         SELECT
-            v_farm, p_run_id, v_search_id, h.ordinality::integer, h.score, h.is_global,
-            CASE WHEN NOT h.is_global THEN h.id END,
-            CASE WHEN h.is_global THEN h.id END,
-            h.source_type, h.source_id, h.chunk_index
-        FROM hits AS h
+            v_farm, p_run_id, v_search_id, k.rank, k.score, k.is_global,
+            CASE WHEN NOT k.is_global THEN k.id END,
+            CASE WHEN k.is_global THEN k.id END,
+            k.source_type, k.source_id, k.chunk_index
+        FROM kept AS k
+        RETURNING r.rank
     )
 
-    SELECT h.id, h.source, h.content, h.score, h.source_type, h.source_id, h.chunk_index, h.is_global
-    FROM hits AS h
-    ORDER BY h.ordinality;
+    SELECT k.id, k.source, k.content, k.score, k.source_type, k.source_id, k.chunk_index, k.is_global
+    FROM kept AS k
+    JOIN lineage AS l ON l.rank = k.rank
+    ORDER BY k.rank;
 END
 $fn$;
 COMMENT ON FUNCTION farmops.search_for_run(uuid, vector, integer, boolean, text[], text) IS
 'farmops.search() on behalf of a live (reserved or running) AI run of the current farm, recording each result '
 '(rank, score, chunk) in ai_run_retrievals. Any member but viewer (run_ai; OF003): viewers use farmops.search(). '
-'OF102 if the run is not in this farm, OF205 if it is settled, expired or past expires_at; OF303 as search().';
+'OF102 if the run is not in this farm, OF205 if it is settled, expired or past expires_at; OF303 as search(). '
+'A chunk deleted while the search runs is left out (not returned, not recorded): the rows returned are the '
+'rows recorded, ranked 1..n.';

@@ -108,15 +108,19 @@ SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
     -- Two first ingests of an empty index with different models must not both pass:
-    -- while there is no row to compare with, writers of this index take turns.
+    -- while there is no row to compare with, writers of this index take turns, on a
+    -- lock no outside session can take (a farm's lock row; for the global base a
+    -- table lock mode that needs write privilege on it, which only the owner has).
     IF NOT EXISTS (
         SELECT FROM farmops.embeddings AS e WHERE p_farm_id IS NOT NULL AND e.farm_id = p_farm_id
         UNION ALL
         SELECT FROM farmops.global_embeddings AS g WHERE p_farm_id IS NULL
     ) THEN
-        PERFORM pg_advisory_xact_lock(
-            hashtextextended('farmops.embedding_model:' || coalesce(p_farm_id::text, 'global'), 0)
-        );
+        IF p_farm_id IS NULL THEN
+            LOCK TABLE farmops.global_embeddings IN SHARE ROW EXCLUSIVE MODE;
+        ELSE
+            PERFORM farmops._lock_in_farm(p_farm_id, 'embedding_model');
+        END IF;
     END IF;
     PERFORM farmops.assert_embedding_model(p_model, true);
 END

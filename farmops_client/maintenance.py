@@ -1,0 +1,46 @@
+"""The maintenance jobs: cross-farm work that belongs to the operator, never to the application.
+
+``farmops.expire_reservations`` and ``farmops.expire_drafts`` see every farm, so they are
+executable by ``farmops_maintainer`` only. Each job here runs in its own transaction after
+``SET LOCAL ROLE farmops_maintainer``: the connection's login must be a member of that role
+(:func:`farmops_client.tenancy.create_maintainer_login`), the package owner or a superuser, and
+allowed in this installation (``farmops.allow_login``); the role ends with the transaction, so a
+pooled connection goes back to what it was.
+"""
+
+from __future__ import annotations
+
+import psycopg
+from psycopg import sql
+
+from . import db
+from .errors import FarmopsError
+
+
+def _as_maintainer(conn: psycopg.Connection) -> None:
+    try:
+        conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(db.MAINTAINER_ROLE)))
+    except psycopg.errors.InsufficientPrivilege as exc:
+        reason = exc.diag.message_primary
+        raise FarmopsError(
+            f"the login may not act as {db.MAINTAINER_ROLE} (create_maintainer_login): {reason}"
+        ) from exc
+
+
+def expire_reservations(conn: psycopg.Connection, max_runs: int = 10000) -> int:
+    """``farmops.expire_reservations``: refund up to ``max_runs`` runs past their expiry; how many."""
+    with db.translated(), conn.transaction():
+        _as_maintainer(conn)
+        return db.value(conn, "expire_reservations", max_runs=max_runs)
+
+
+def expire_drafts(conn: psycopg.Connection) -> int:
+    """``farmops.expire_drafts``: mark every pending draft past its approval TTL expired; how many."""
+    with db.translated(), conn.transaction():
+        _as_maintainer(conn)
+        return db.value(conn, "expire_drafts")
+
+
+def expire(conn: psycopg.Connection, max_runs: int = 10000) -> dict[str, int]:
+    """Both expiry jobs, each in its own transaction: ``{"reservations": n, "drafts": m}``."""
+    return {"reservations": expire_reservations(conn, max_runs), "drafts": expire_drafts(conn)}
