@@ -365,13 +365,14 @@ def test_an_upgrade_numbers_existing_ledger_rows_per_farm_in_their_old_order(emp
     """A database of the pre-restructure tree with interleaved activity of two farms: migrating
     numbers each farm's ledger and autonomy rows 1, 2, 3 in their old id order, the chains still
     hold, the next row takes the next number, and the append-only guards are back in place."""
-    from conftest import REPO, load_farmops
+    from support import REPO
+    from support.server import load_farmops
 
     from farmops_client import migrate as migrations
 
     dsn = empty_db()
     with psycopg.connect(dsn) as conn:
-        migrations.migrate(conn, root=REPO / "tests" / "fixtures" / "sql_before_restructure")
+        migrations.migrate(conn, root=REPO / "tests" / "install" / "fixtures" / "sql_before_restructure")
         farm_a, farm_b = uuid.uuid4(), uuid.uuid4()
         conn.execute(
             "INSERT INTO farmops.farms (id, name, credit_balance) VALUES (%s, 'A', 11), (%s, 'B', 10)",
