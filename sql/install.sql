@@ -194,6 +194,12 @@ SELECT farmops.migration_is_pending('0075_guard_rules.sql', '5107629c946c6bac430
 INSERT INTO farmops.schema_migrations (filename, sha256)
 VALUES ('0075_guard_rules.sql', '5107629c946c6bac430ffd959df4b90a7cb2a704995c8b7b457e1dba55eabb2f');
 \endif
+SELECT farmops.migration_is_pending('0100_observability_steps_and_counters.sql', 'a0d428a650a33133efda37688ac52f38c7115d67d5b6be4135e4c1727820263a') AS pending \gset
+\if :pending
+\ir schema/0100_observability_steps_and_counters.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0100_observability_steps_and_counters.sql', 'a0d428a650a33133efda37688ac52f38c7115d67d5b6be4135e4c1727820263a');
+\endif
 \ir functions/00_core/arguments.sql
 \ir functions/00_core/errors.sql
 \ir functions/00_core/guards.sql
@@ -232,7 +238,11 @@ VALUES ('0075_guard_rules.sql', '5107629c946c6bac430ffd959df4b90a7cb2a704995c8b7
 \ir functions/50_trust/guards.sql
 \ir functions/50_trust/pii.sql
 \ir functions/70_observability/check_tenancy.sql
+\ir functions/70_observability/metrics.sql
+\ir functions/70_observability/run_lineage.sql
+\ir functions/70_observability/run_steps.sql
 \ir policies/000_revoke_by_default.sql
 \ir policies/010_row_level_security.sql
+\ir policies/050_observability.sql
 \ir policies/090_grants.sql
 COMMIT;

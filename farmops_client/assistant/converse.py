@@ -8,6 +8,7 @@ caller can settle with what the provider reported even when a later call fails.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,19 +50,31 @@ def converse(
     max_tool_turns: int,
     usage: Usage,
     on_tool_use: Callable[[str, dict[str, Any]], ToolCall],
+    on_model_call: Callable[[int, str | None], AbstractContextManager[Any]] | None = None,
 ) -> Reply:
-    """Converse with tools: at most ``max_tool_turns`` rounds of toolUse, so ``max_tool_turns + 1`` calls."""
+    """Converse with tools: at most ``max_tool_turns`` rounds of toolUse, so ``max_tool_turns + 1`` calls.
+
+    ``on_model_call(turn, input_text)``, when given, is entered around each call and its value's
+    ``response`` set to the response (the run's steps and spans: :mod:`.steps`).
+    """
     messages: list[dict[str, Any]] = [{"role": "user", "content": [{"text": prompt}]}]
     texts: list[str] = []
     stop_reason = None
     for turn in range(max_tool_turns + 1):
-        response = bedrock.converse(
-            modelId=model,
-            system=[{"text": text} for text in system],
-            messages=messages,
-            toolConfig={"tools": tools},
-            inferenceConfig=inference,
+        said = "\n".join(
+            b.get("text") or b.get("toolResult", {}).get("content", [{}])[0].get("text", "")
+            for b in messages[-1]["content"]
         )
+        with on_model_call(turn, said) if on_model_call else nullcontext() as observed:
+            response = bedrock.converse(
+                modelId=model,
+                system=[{"text": text} for text in system],
+                messages=messages,
+                toolConfig={"tools": tools},
+                inferenceConfig=inference,
+            )
+            if observed is not None:
+                observed.response = response
         usage.add(response)
         message = response["output"]["message"]
         stop_reason = response.get("stopReason")

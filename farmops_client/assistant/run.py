@@ -21,6 +21,7 @@ Order of operations, each database step its own short committed transaction of O
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from .. import credits, knowledge
 from ..errors import ModelCallFailed, NotConfigured
 from ..session import Session
-from . import sizing, tools
+from . import sizing, steps, tools
 from .converse import Reply, Usage, converse
 from .tools import Outcome, ToolCall
 
@@ -46,6 +47,8 @@ SYSTEM_PROMPT = (
 )
 #: stopReasons after which the model's answer is complete.
 FINISHED = ("end_turn", "stop_sequence", "max_tokens")
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -68,6 +71,8 @@ class AskResult:
     credits_actual: int | None = None
     credits_shortfall: int = 0
     error: str | None = None
+    #: True when the request id named a finished run: its stored result, no model call, no charge.
+    replayed: bool = False
 
     @property
     def credits_charged(self) -> int:
@@ -138,27 +143,36 @@ def ask(
         max_tokens=max_tokens,
         max_tool_turns=max_tool_turns,
     )
-    result = _reserve(t, prompt, bound, feature=feature, model=model, request_id=request_id, ttl=ttl)
-    usage = Usage()
-    inference: dict[str, Any] = {"maxTokens": max_tokens}
-    if temperature is not None:
-        inference["temperature"] = temperature
-
-    def answer() -> Reply:
-        result.retrievals = _start(t, result.run_id, prompt, k)
-        return converse(
-            t.bedrock,
-            model=model,
-            system=[system, tools.context_block(result.retrievals)],
-            prompt=prompt,
-            tools=tools.tool_specs(t),
-            inference=inference,
-            max_tool_turns=max_tool_turns,
-            usage=usage,
-            on_tool_use=lambda name, payload: _tool_use(t, result, name, payload, k),
+    with steps.RunRecorder(t, prompt, model=model, feature=feature, max_tokens=max_tokens) as recorder:
+        with recorder.span("farmops.reserve"):
+            result = _reserve(t, prompt, bound, feature=feature, model=model, request_id=request_id, ttl=ttl)
+        recorder.reserved(
+            {"id": result.run_id, "credits_reserved": result.credits_reserved, "status": result.status}
         )
+        if result.status != "reserved":  # the request id's run exists and was started: replay it
+            return _replayed(t, result, prompt)
+        result.status = "running"
+        usage = Usage()
+        inference: dict[str, Any] = {"maxTokens": max_tokens}
+        if temperature is not None:
+            inference["temperature"] = temperature
 
-    return _settled(t, result, usage, answer, max_tool_turns)
+        def answer() -> Reply:
+            result.retrievals = _start(t, result.run_id, prompt, k, recorder)
+            return converse(
+                t.bedrock,
+                model=model,
+                system=[system, tools.context_block(result.retrievals)],
+                prompt=prompt,
+                tools=tools.tool_specs(t),
+                inference=inference,
+                max_tool_turns=max_tool_turns,
+                usage=usage,
+                on_tool_use=lambda name, payload: _tool_use(t, result, name, payload, k, recorder),
+                on_model_call=recorder.model_call,
+            )
+
+        return _settled(t, result, usage, answer, max_tool_turns, recorder)
 
 
 def _reserve(
@@ -189,28 +203,58 @@ def _reserve(
         with t.short_transaction() as conn:  # the verified context, then the same call
             cur = credits.reserve_run_cursor(conn, **args)
         run = cur.fetchone()
-    result = AskResult(run_id=run["id"], status="running", text="", stop_reason=None)
+    # status: 'reserved' for a new run; another for a request id whose run was started before.
+    result = AskResult(run_id=run["id"], status=run["status"], text="", stop_reason=None)
     result.credits_reserved = run["credits_reserved"]
     return result
 
 
-def _start(t: Session, run_id: UUID, prompt: str, k: int) -> list[dict[str, Any]]:
-    """Embed the prompt (outside any transaction), then start the run and retrieve for it."""
+def _replayed(t: Session, result: AskResult, prompt: str) -> AskResult:
+    """The stored result of the request id's run (IdempotencyConflict for another prompt, RunInProgress)."""
+    stored = steps.replay(t, result.run_id, prompt, _summary(prompt))
+    result.replayed = True
+    result.status, result.text, result.stop_reason = stored["status"], stored["text"], stored["stop_reason"]
+    result.error = stored["error"]
+    result.input_tokens, result.output_tokens = stored["input_tokens"], stored["output_tokens"]
+    result.latency_ms = stored["latency_ms"]
+    result.credits_actual, result.credits_shortfall = stored["credits_actual"], stored["credits_shortfall"]
+    for call in stored["tool_calls"]:
+        result.record(steps.replayed_tool_call(call))
+    return result
+
+
+def _start(
+    t: Session, run_id: UUID, prompt: str, k: int, recorder: steps.RunRecorder
+) -> list[dict[str, Any]]:
+    """Embed the prompt (outside any transaction), then start the run, claim it for this prompt
+    (its input step) and retrieve for it."""
     embedder = knowledge.embedder_of(t)
-    vector = knowledge.embed_one(embedder, prompt)
-    with t.short_transaction() as conn:
-        credits.start_run(conn, run_id)
-        cur = knowledge.search_for_run(conn, run_id, vector, embedder.model, k=k)
-    return cur.fetchall()
+    with recorder.span(f"embeddings {embedder.model}", {"gen_ai.operation.name": "embeddings"}):
+        vector = knowledge.embed_one(embedder, prompt)
+    with recorder.span("farmops.retrieve", {"gen_ai.request.model": embedder.model}) as current:
+        with t.short_transaction() as conn:
+            credits.start_run(conn, run_id)
+            recorder.send_input(conn)
+            cur = knowledge.search_for_run(conn, run_id, vector, embedder.model, k=k)
+        passages = cur.fetchall()
+        current.set_attribute("farmops.retrieval.passages", len(passages))
+    recorder.retrieved(passages)
+    return passages
 
 
-def _tool_use(t: Session, result: AskResult, name: str, payload: dict[str, Any], k: int) -> ToolCall:
-    call = tools.run_tool(t, result.run_id, name, payload, k)
+def _tool_use(
+    t: Session, result: AskResult, name: str, payload: dict[str, Any], k: int, recorder: steps.RunRecorder
+) -> ToolCall:
+    with recorder.tool_call(name) as done:
+        call = tools.run_tool(t, result.run_id, name, payload, k)
+        done.append(call)
     result.record(call)
     return call
 
 
-def _settled(t: Session, result: AskResult, usage: Usage, answer, max_tool_turns: int) -> AskResult:
+def _settled(
+    t: Session, result: AskResult, usage: Usage, answer, max_tool_turns: int, recorder: steps.RunRecorder
+) -> AskResult:
     """Run ``answer`` and settle the run whatever happens, cancellation included."""
     started = time.monotonic()
     status, error = "failed", "interrupted before the model answered"
@@ -231,7 +275,10 @@ def _settled(t: Session, result: AskResult, usage: Usage, answer, max_tool_turns
         result.input_tokens, result.output_tokens = usage.input_tokens, usage.output_tokens
         result.status, result.error = status, error
         try:
-            with t.short_transaction() as conn:
+            with (
+                recorder.span("farmops.settle", {"farmops.run.status": status}),
+                t.short_transaction() as conn,
+            ):
                 cur = credits.settle_run(
                     conn,
                     result.run_id,
@@ -242,6 +289,7 @@ def _settled(t: Session, result: AskResult, usage: Usage, answer, max_tool_turns
                     output_summary=_summary(result.text or None),
                     error=_summary(error),
                 )
+                recorder.send_pending(conn)  # the run's steps, in the same transaction
             settled = cur.fetchone()
             result.credits_actual = settled.get("credits_actual")
             result.credits_shortfall = settled.get("credits_shortfall") or 0
@@ -250,6 +298,9 @@ def _settled(t: Session, result: AskResult, usage: Usage, answer, max_tool_turns
                 raise
             # Keep the original exception; the reservation expires and is refunded by expiry.
             interrupted.add_note(f"farmops: settling run {result.run_id} failed too: {settle_exc}")
+            logger.warning("settling run %s failed: %s", result.run_id, settle_exc)
+    if settled is not None:
+        recorder.settled(result)
     if failure is not None:
         code = failure.response.get("Error", {}).get("Code") if isinstance(failure, ClientError) else None
         raise ModelCallFailed(

@@ -74,6 +74,7 @@ class ToolCall:
     result: str  # the text the model reads
     draft_id: UUID | None = None
     record_id: UUID | None = None
+    passages: int = 0  # search_knowledge: how many passages the search recorded and returned
     status: str = field(init=False)  # Converse's toolResult status: 'success' | 'error'
 
     def __post_init__(self) -> None:
@@ -145,7 +146,7 @@ def run_tool(t: Session, run_id: UUID, name: str, payload: dict[str, Any], k: in
     """Send one toolUse to the database; the database's outcome becomes the tool result."""
     if name == SEARCH_TOOL["name"]:
         hits = retrieve(t, run_id, str(payload.get("query", "")), int(payload.get("k") or k))
-        return ToolCall(name, payload, Outcome.SEARCHED, context_block(hits))
+        return ToolCall(name, payload, Outcome.SEARCHED, context_block(hits), passages=len(hits))
     if name == REMEMBER_TOOL["name"]:
         return _remember(t, run_id, payload)
     return _propose(t, run_id, name, payload)

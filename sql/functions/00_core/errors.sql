@@ -57,6 +57,11 @@ AS $fn$
         'The vectors come from another embedding model than those already in the farm''s index or the '
         'global knowledge base: vectors of two models are not comparable.'
     ),
+    -- observability (run steps, replay)
+    (
+        'OF501', 'run_in_progress',
+        'The request id names a run that is still being driven: ask again once it has settled to get its result.'
+    ),
     -- installation
     ('OF900', 'pgvector_missing', 'The server does not have the pgvector extension installed.'),
     ('OF901', 'migration_changed', 'An applied schema migration file was edited afterwards.'),
