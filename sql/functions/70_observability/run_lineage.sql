@@ -152,7 +152,7 @@ BEGIN
         SELECT
             'ledger:' || l.seq, 'ledger', l.created_at, ARRAY['run:' || v_run.id],
             jsonb_build_object(
-                'seq', l.seq, 'kind', l.kind, 'delta', l.delta, 'balance_after', l.balance_after, 'actor', l.actor
+                'seq', l.seq, 'leg', l.kind, 'delta', l.delta, 'balance_after', l.balance_after, 'actor', l.actor
             )
         FROM farmops.credit_ledger AS l
         WHERE l.farm_id = v_run.farm_id AND l.ai_run_id = v_run.id
@@ -176,14 +176,15 @@ BEGIN
     )
 
     SELECT jsonb_agg(
-        jsonb_build_object('id', n.id, 'kind', n.kind, 'at', n.at, 'parents', to_jsonb(n.parents)) || n.data
+        n.data || jsonb_build_object('id', n.id, 'kind', n.kind, 'at', n.at, 'parents', to_jsonb(n.parents))
         ORDER BY
+            n.at,
             array_position(
                 ARRAY['run', 'input', 'guard', 'retrieval', 'model_call', 'tool_call', 'draft', 'record', 'ledger',
                     'eval', 'feedback'],
                 n.kind
-            ) IS NULL,
-            n.at, n.id
+            ) NULLS LAST,
+            n.id
     ) INTO v_nodes
     FROM nodes AS n;
 

@@ -2,6 +2,30 @@
 -- recorded in the transactions the client already opens, and the replay of a
 -- finished run asked again with the same request id.
 
+CREATE OR REPLACE FUNCTION farmops._assert_input_step_free(p_farm_id uuid, p_run farmops.ai_runs, p_sha256 text)
+RETURNS void
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_sha text;
+BEGIN
+    SELECT st.prompt_sha256 INTO v_sha
+    FROM farmops.ai_run_steps AS st
+    WHERE st.farm_id = p_farm_id AND st.ai_run_id = p_run.id AND st.step_no = 0;
+    IF FOUND THEN
+        IF v_sha IS DISTINCT FROM p_sha256 THEN
+            RAISE EXCEPTION 'request id % was used for a different prompt', p_run.request_id USING ERRCODE = 'OF106';
+        END IF;
+        RAISE EXCEPTION 'run % is already being driven for this request', p_run.id
+            USING ERRCODE = 'OF501', HINT = 'Ask again with the same request id once it has settled.';
+    END IF;
+END
+$fn$;
+COMMENT ON FUNCTION farmops._assert_input_step_free(uuid, farmops.ai_runs, text) IS
+'Private: raises OF106 when the run''s input step holds another prompt, OF501 when it holds this one.';
+
 CREATE OR REPLACE FUNCTION farmops.record_run_steps(p_run_id uuid, p_steps jsonb)
 RETURNS integer
 LANGUAGE plpgsql
@@ -15,8 +39,8 @@ DECLARE
     v_farm uuid := farmops.require_capability('run_ai');
     v_run farmops.ai_runs;
     v_input jsonb;
-    v_sha text;
     v_count integer;
+    v_claimed boolean;
 BEGIN
     PERFORM farmops._assert_given(p_steps, 'steps');
     IF jsonb_typeof(p_steps) <> 'array' OR jsonb_array_length(p_steps) > 200 THEN
@@ -31,19 +55,10 @@ BEGIN
     -- The input step claims the run for one prompt: the same request id asked again
     -- with another prompt is an idempotency conflict, with the same prompt a replay
     -- of a run somebody is still driving.
+    -- (Checked again after the insert: a racer's step 0 is seen once ON CONFLICT waited for it.)
     SELECT s.v INTO v_input FROM jsonb_array_elements(p_steps) AS s (v) WHERE s.v ->> 'kind' = 'input' LIMIT 1;
     IF v_input IS NOT NULL THEN
-        SELECT st.prompt_sha256 INTO v_sha
-        FROM farmops.ai_run_steps AS st
-        WHERE st.farm_id = v_farm AND st.ai_run_id = p_run_id AND st.step_no = 0;
-        IF FOUND THEN
-            IF v_sha IS DISTINCT FROM v_input ->> 'prompt_sha256' THEN
-                RAISE EXCEPTION 'request id % was used for a different prompt', v_run.request_id
-                    USING ERRCODE = 'OF106';
-            END IF;
-            RAISE EXCEPTION 'run % is already being driven for this request', p_run_id
-                USING ERRCODE = 'OF501', HINT = 'Ask again with the same request id once it has settled.';
-        END IF;
+        PERFORM farmops._assert_input_step_free(v_farm, v_run, v_input ->> 'prompt_sha256');
     END IF;
 
     -- Live, or settled by this very transaction (the client sends its steps right
@@ -71,9 +86,10 @@ BEGIN
             FROM farmops.ai_run_retrievals AS r
             WHERE r.farm_id = v_farm AND r.ai_run_id = p_run_id
             GROUP BY r.search_id
-        )
+        ),
 
-        INSERT INTO farmops.ai_run_steps AS st (
+        ins AS (
+            INSERT INTO farmops.ai_run_steps AS st (
             farm_id, ai_run_id, step_no, kind, turn, model, input_tokens, output_tokens,
             cache_read_tokens, cache_write_tokens, latency_ms, stop_reason, guardrail, tool_name,
             tool_input, outcome, reason, draft_id, record_id, search_id, prompt_sha256,
@@ -90,12 +106,20 @@ BEGIN
             left((farmops.redact_pii(left(g.output_summary, 8000))).redacted, 4000),
             g.provider_request_id, coalesce(g.detail, '{}'::jsonb)
         FROM given AS g
-        ON CONFLICT (farm_id, ai_run_id, step_no) DO NOTHING;
-        GET DIAGNOSTICS v_count = ROW_COUNT;
+            ON CONFLICT (farm_id, ai_run_id, step_no) DO NOTHING
+            RETURNING st.step_no
+        )
+
+        SELECT count(*), coalesce(bool_or(i.step_no = 0), false) INTO v_count, v_claimed FROM ins AS i;
     EXCEPTION
         WHEN not_null_violation OR check_violation OR data_exception OR invalid_text_representation THEN
             RAISE EXCEPTION 'a step is malformed: %', sqlerrm USING ERRCODE = 'OF006';
     END;
+
+    IF v_input IS NOT NULL AND NOT v_claimed THEN
+        -- A racer with the same request id wrote step 0 first (ON CONFLICT waited for it).
+        PERFORM farmops._assert_input_step_free(v_farm, v_run, v_input ->> 'prompt_sha256');
+    END IF;
 
     -- What a step points at must be this run's: its drafts, their records, the farm's memories.
     IF EXISTS (
