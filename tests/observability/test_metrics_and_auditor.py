@@ -39,7 +39,7 @@ def two_farms_busy(client, fake, farm, other_farm):
 
 
 def test_metrics_are_per_farm_and_count_what_happened(client, fake, farm, other_farm, app, auditor):
-    first, second = two_farms_busy(client, fake, farm, other_farm)
+    first, _ = two_farms_busy(client, fake, farm, other_farm)
     with tenant(app, farm, "vic"):  # a viewer reads its farm's metrics
         mine = call(app, "metrics")
     assert {r["labels"]["farm"] for r in mine} == {str(farm)}
@@ -152,16 +152,16 @@ def test_what_the_auditor_can_and_cannot_do(client, fake, farm, other_farm, audi
     auditor.execute("SELECT title FROM farmops.documents")
     # Writes nothing, reads no content, runs no tenant function.
     for statement in (
-        "INSERT INTO farmops.metric_counters (farm_id, name) VALUES ('%s', 'farmops_x_total')" % farm,
+        f"INSERT INTO farmops.metric_counters (farm_id, name) VALUES ('{farm}', 'farmops_x_total')",
         "UPDATE farmops.farms SET credit_balance = 1000000",
         "DELETE FROM farmops.ai_run_steps",
         "SELECT content FROM farmops.documents",
         "SELECT * FROM farmops.memories",
         "SELECT * FROM farmops.embeddings",
         "SELECT * FROM farmops.app_logins",
-        "SELECT farmops.begin_tenant('%s', 'alice')" % farm,
-        "SELECT farmops.reserve_run('%s', 'alice', 'f', 'm', p_credits => 1)" % farm,
-        "SELECT farmops.grant_credits('%s', 5, 'x')" % farm,
+        f"SELECT farmops.begin_tenant('{farm}', 'alice')",
+        f"SELECT farmops.reserve_run('{farm}', 'alice', 'f', 'm', p_credits => 1)",
+        f"SELECT farmops.grant_credits('{farm}', 5, 'x')",
         "SELECT farmops.expire_reservations()",
         "SET ROLE farmops_owner",
         "SET ROLE farmops_app",
