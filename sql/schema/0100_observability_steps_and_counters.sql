@@ -15,16 +15,16 @@
 CREATE TABLE farmops.ai_run_steps (
     farm_id uuid NOT NULL REFERENCES farmops.farms (id),
     ai_run_id uuid NOT NULL,
-    step_no integer NOT NULL CHECK (step_no BETWEEN 0 AND 10000),
+    step_no bigint NOT NULL CHECK (step_no BETWEEN 0 AND 10000),
     kind text NOT NULL CONSTRAINT run_step_kind_is_known CHECK (kind IN ('input', 'guard', 'model', 'tool')),
     -- model and tool steps: the Converse turn (0-based) that made or answered them.
-    turn integer CHECK (turn BETWEEN 0 AND 10000),
+    turn bigint CHECK (turn BETWEEN 0 AND 10000),
     model text CHECK (char_length(model) BETWEEN 1 AND 200),
-    input_tokens integer CHECK (input_tokens >= 0),
-    output_tokens integer CHECK (output_tokens >= 0),
-    cache_read_tokens integer CHECK (cache_read_tokens >= 0),
-    cache_write_tokens integer CHECK (cache_write_tokens >= 0),
-    latency_ms integer CHECK (latency_ms >= 0),
+    input_tokens bigint CHECK (input_tokens >= 0),
+    output_tokens bigint CHECK (output_tokens >= 0),
+    cache_read_tokens bigint CHECK (cache_read_tokens >= 0),
+    cache_write_tokens bigint CHECK (cache_write_tokens >= 0),
+    latency_ms bigint CHECK (latency_ms >= 0),
     stop_reason text CHECK (char_length(stop_reason) BETWEEN 1 AND 100),
     -- model: the provider guardrail's outcome (e.g. 'intervened'); guard: the verdict.
     guardrail text CHECK (char_length(guardrail) BETWEEN 1 AND 100),
