@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -110,3 +111,82 @@ def serve(port: int, fetch, addr: str = "0.0.0.0"):
     """Serve ``/metrics`` on ``port`` (a thread; returns ``(server, thread)``); each scrape runs ``fetch``."""
     logger.info("serving farmops metrics on %s:%s", addr, port)
     return start_http_server(port, addr=addr, registry=registry_for(fetch))
+
+
+#: Width of one line of the lineage tree (a person reads it in one screen).
+TREE_WIDTH = 110
+
+
+def _short(value: Any, width: int = 60) -> str:
+    text = " ".join(str(value).split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def describe(node: dict[str, Any]) -> str:
+    """One line for one node of the lineage."""
+    kind = node["kind"]
+    if kind == "run":
+        credits = f"{node.get('credits_actual')}/{node.get('credits_reserved')} credits"
+        what = f"{node['status']} {node['feature']} {node['model']}"
+        return f"run {node['run_id']} {what} user {node['user_id']} {credits}"
+    if kind == "input":
+        return f"input: {_short(node.get('input_summary', ''))!r}"
+    if kind == "guard":
+        detail = node.get("detail", {})
+        cats = ",".join(detail.get("categories", [])) or "-"
+        return f"guard {detail.get('stage', '?')}: {node.get('guardrail')} [{cats}]"
+    if kind == "retrieval":
+        where = node.get("document") or node.get("source_type")
+        withheld = " WITHHELD" if node.get("withheld") else ""
+        score = f"score {node['score']:.3f}"
+        return f"retrieval #{node['rank']} {where} chunk {node['chunk_index']} {score}{withheld}"
+    if kind == "model_call":
+        tokens = f"{node.get('input_tokens', 0)}+{node.get('output_tokens', 0)} tok"
+        said = _short(node.get("output_summary", ""), 40)
+        how = f"{node.get('stop_reason')} {tokens} {node.get('latency_ms')} ms"
+        return f"model call turn {node.get('turn')} {how} {said!r}"
+    if kind == "tool_call":
+        reason = f" ({_short(node['reason'], 40)})" if node.get("reason") else ""
+        given = _short(json.dumps(node.get("input")), 40)
+        return f"tool {node.get('tool')} -> {node.get('outcome')}{reason} {given}"
+    if kind == "draft":
+        return f"draft {node['draft_id']} {node['record_type']} {node['status']}" + (
+            f" by {node['decided_by']}" if node.get("decided_by") else ""
+        )
+    if kind == "record":
+        return f"record {node['record_id']} ({node['record_type']})"
+    if kind == "ledger":
+        return f"ledger #{node['seq']} {node['leg']} {node['delta']:+d} -> {node['balance_after']}"
+    if kind == "eval":
+        return f"eval {node['rule']}: {'pass' if node['passed'] else 'FAIL'} ({node['severity']})"
+    if kind == "feedback":
+        thumbs = "+1" if node["thumbs_up"] else "-1"
+        return f"feedback {node['user_id']}: {thumbs} {_short(node.get('comment') or '', 40)}"
+    return f"{kind} {node['id']}"
+
+
+def lineage_tree(lineage: dict[str, Any]) -> list[str]:
+    """The DAG as an indented tree: each node under its first parent (others noted), in time order."""
+    nodes = lineage.get("nodes") or []
+    children: dict[str, list[dict[str, Any]]] = {}
+    roots = []
+    for node in nodes:
+        parents = node.get("parents") or []
+        if parents:
+            children.setdefault(parents[0], []).append(node)
+        else:
+            roots.append(node)
+    lines: list[str] = []
+
+    def walk(node: dict[str, Any], prefix: str, last: bool, top: bool) -> None:
+        branch = "" if top else ("└─ " if last else "├─ ")
+        extra = node.get("parents", [])[1:]
+        also = f"  (also after {', '.join(extra[:3])}{'…' if len(extra) > 3 else ''})" if extra else ""
+        lines.append(_short(prefix + branch + describe(node) + also, TREE_WIDTH))
+        kids = children.get(node["id"], [])
+        for i, kid in enumerate(kids):
+            walk(kid, prefix + ("" if top else ("   " if last else "│  ")), i == len(kids) - 1, False)
+
+    for root in roots:
+        walk(root, "", True, True)
+    return lines

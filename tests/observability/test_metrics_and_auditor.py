@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 from prometheus_client.parser import text_string_to_metric_families
 from psycopg.types.json import Jsonb
-from support import as_maintainer, call, raises_sqlstate, tenant
+from support import REPO, as_maintainer, call, raises_sqlstate, tenant
 
 from farmops_client import observability
 from farmops_client.testing import FakeBedrock as F
@@ -169,3 +172,32 @@ def test_what_the_auditor_can_and_cannot_do(client, fake, farm, other_farm, audi
     ):
         with raises_sqlstate("42501"):
             auditor.execute(statement)
+
+
+#: Metrics the dashboard reads that other branches provide (money-budgets, pii-guards); wired at merge.
+FROM_OTHER_BRANCHES = {
+    "farmops_cost_microdollars_total",
+    "farmops_budget_spent_microdollars",
+    "farmops_budget_limit_microdollars",
+    "farmops_pii_findings_total",
+}
+
+
+def test_the_dashboard_reads_only_known_metrics(app):
+    dashboard = json.loads((REPO / "docs" / "grafana-farmops.json").read_text())
+    titles = {p["title"] for p in dashboard["panels"]}
+    assert {
+        "Cost per tenant (per day)",
+        "Projected month-to-date vs budget",
+        "PII redactions per day",
+        "Injection blocks",
+        "Drafts waiting",
+    } <= titles
+    used = {
+        name
+        for p in dashboard["panels"]
+        for target in p["targets"]
+        for name in re.findall(r"\b(farmops_[a-z0-9_]+)", target["expr"])
+    }
+    known = {r["name"] for r in call(app, "metric_help")}
+    assert used - known <= FROM_OTHER_BRANCHES, used - known - FROM_OTHER_BRANCHES
