@@ -8,8 +8,9 @@ measures, alternating ON and OFF slices so that load from elsewhere hits both al
    ``begin_tenant`` + ``settle_run`` pipelined, as ``ask()`` does. OFF = the three counter triggers
    disabled.
 2. ``t.ask()`` (FakeBedrock, lexical embedder): a text answer and one tool call, round trips counted
-   on the wire and wall time per run. OFF = counter triggers disabled AND the client sends no steps
-   (``RunRecorder.send_input`` / ``send_pending`` made no-ops): the run as it was before.
+   on the wire and wall time per run. OFF = the client sends no steps (``RunRecorder.send_input`` /
+   ``send_pending`` made no-ops), alternating run by run with ON; the counters stay enabled (their
+   settle cost is measured in 1.).
 
 Prints ratios ON / OFF (medians); results in ``bench/results/observe.txt``.
 """
@@ -47,7 +48,7 @@ TRIGGERS = [
 
 def set_counters(admin: psycopg.Connection, on: bool) -> None:
     for table, trigger in TRIGGERS:
-        admin.execute(f"ALTER TABLE {table} {'ENABLE' if on else 'DISABLE'} TRIGGER {trigger}")
+        admin.execute(f"ALTER TABLE {table} {'ENABLE ALWAYS' if on else 'DISABLE'} TRIGGER {trigger}")
 
 
 class StepsSwitch:
@@ -123,32 +124,35 @@ def main(argv: list[str] | None = None) -> int:
         settle = {True: [], False: []}
         asks = {(on, kind): [] for on in (True, False) for kind in ("text", "tool")}
         trips = {(on, kind): [] for on in (True, False) for kind in ("text", "tool")}
+        # 1. reserve + settle: slices with the counter triggers enabled / disabled (DDL between slices).
         for i in range(args.slices * 2 + 2):
             on = i % 2 == 0
-            warm = i < 2
             set_counters(admin, on)
-            switch.set(on)
-            times = settle_loop(app, farm, args.settles if not warm else 20)
-            if not warm:
+            times = settle_loop(app, farm, args.settles if i >= 2 else 20)
+            if i >= 2:
                 settle[on] += times
-            for kind in ("text", "tool"):
-                for j in range(args.asks if not warm else 3):
-                    if kind == "text":
-                        fake.push(FakeBedrock.text("Give water first."))
-                    else:
-                        fake.push(
-                            FakeBedrock.tool_use(("create_note", {"title": "water", "body": f"pen {j}"})),
-                            FakeBedrock.text("Noted."),
-                        )
-                    with client.tenant(farm, "alice") as t:
-                        relay.reset()
-                        started = time.perf_counter()
-                        t.ask("When do I vaccinate broilers?", max_tokens=100, max_input_tokens=100)
-                        elapsed = (time.perf_counter() - started) * 1000
-                        rt = relay.reset()
-                    if not warm:
-                        asks[(on, kind)].append(elapsed)
-                        trips[(on, kind)].append(rt)
+        set_counters(admin, True)
+        # 2. t.ask(): counters on; the client's steps on and off alternately, run by run (no DDL).
+        for kind in ("text", "tool"):
+            for j in range(args.asks * args.slices * 2 + 4):
+                on = j % 2 == 0
+                switch.set(on)
+                if kind == "text":
+                    fake.push(FakeBedrock.text("Give water first."))
+                else:
+                    fake.push(
+                        FakeBedrock.tool_use(("create_note", {"title": "water", "body": f"pen {j}"})),
+                        FakeBedrock.text("Noted."),
+                    )
+                with client.tenant(farm, "alice") as t:
+                    relay.reset()
+                    started = time.perf_counter()
+                    t.ask("When do I vaccinate broilers?", max_tokens=100, max_input_tokens=100)
+                    elapsed = (time.perf_counter() - started) * 1000
+                    rt = relay.reset()
+                if j >= 4:
+                    asks[(on, kind)].append(elapsed)
+                    trips[(on, kind)].append(rt)
         set_counters(admin, True)
         switch.set(True)
         client.close()
@@ -163,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
 
         lines = [
             "observability ON vs OFF, side by side in one process (alternating slices; medians)",
-            f"slices {args.slices} x (reserve+settle {args.settles}, asks {args.asks} per kind); "
+            f"settle: {args.slices} slices x {args.settles} per side; "
+            f"asks: {args.asks * args.slices} per side and kind; "
             f"load average {' '.join(load)}",
             "",
             f"{'path':34} {'ON p50 ms':>10} {'OFF p50 ms':>10} {'ON/OFF p50':>10} {'ON/OFF p95':>10} "
@@ -188,8 +193,9 @@ def main(argv: list[str] | None = None) -> int:
             )
         lines += [
             "",
-            "ON: counter triggers enabled and the client records its steps (input step in the start",
-            "pipeline, the rest after settle_run in its pipeline). OFF: triggers disabled, no steps.",
+            "settle: ON/OFF = counter triggers enabled/disabled (slices). ask: ON/OFF = the client sends",
+            "its steps or not, alternating run by run (input step in the start pipeline, the rest",
+            "after settle_run in its pipeline); the counters stay on.",
             "reserve_run is an INSERT: no counter fires on it (bench_reserve.py's matrix is untouched).",
             f"After the run: {steps_rows} step rows, check_invariants problems: {problems}.",
         ]

@@ -45,9 +45,10 @@ CREATE TABLE farmops.ai_run_steps (
     PRIMARY KEY (farm_id, ai_run_id, step_no),
     FOREIGN KEY (farm_id, ai_run_id) REFERENCES farmops.ai_runs (farm_id, id),
     CONSTRAINT input_step_is_step_zero CHECK ((kind = 'input') = (step_no = 0)),
-    CHECK ((kind = 'input') = (prompt_sha256 IS NOT NULL)),
+    CONSTRAINT only_the_input_step_has_a_prompt_hash CHECK ((kind = 'input') = (prompt_sha256 IS NOT NULL)),
+    CONSTRAINT a_tool_step_names_its_tool_and_outcome
     CHECK ((kind = 'tool') = (tool_name IS NOT NULL AND outcome IS NOT NULL)),
-    CHECK (outcome IN ('refused', 'rejected') OR reason IS NULL)
+    CONSTRAINT only_refusals_have_a_reason CHECK (outcome IN ('refused', 'rejected') OR reason IS NULL)
 );
 COMMENT ON TABLE farmops.ai_run_steps IS
 'Lineage: what a governed run did, in order: input (redacted), guard checks, model calls, tool calls and the '

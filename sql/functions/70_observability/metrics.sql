@@ -11,6 +11,7 @@
 --   a gauge: a view farmops.metrics_<what> WITH (security_invoker = true) returning
 --     (name text, labels jsonb, value double precision) with a 'farm' label, plus its
 --     row in metric_help(). metrics() picks every metrics_* view up.
+-- Counter triggers fire ALWAYS, like every farmops trigger (replica sessions too).
 -- Never count on the reservation path (a hot row under the farm lock): a run's
 -- reservation is counted when it closes (reserved = closed reservations + held).
 
@@ -67,6 +68,7 @@ AFTER UPDATE OF status ON farmops.ai_runs
 FOR EACH ROW
 WHEN (old.status IN ('reserved', 'running') AND new.status IN ('succeeded', 'failed', 'expired'))
 EXECUTE FUNCTION farmops._count_closed_run();
+ALTER TABLE farmops.ai_runs ENABLE ALWAYS TRIGGER ai_runs_are_counted_when_closed;
 
 -- A draft is made or decided.
 CREATE OR REPLACE FUNCTION farmops._count_draft()
@@ -92,12 +94,14 @@ CREATE TRIGGER assistant_drafts_are_counted_when_made
 AFTER INSERT ON farmops.assistant_drafts
 FOR EACH ROW
 EXECUTE FUNCTION farmops._count_draft();
+ALTER TABLE farmops.assistant_drafts ENABLE ALWAYS TRIGGER assistant_drafts_are_counted_when_made;
 DROP TRIGGER IF EXISTS assistant_drafts_are_counted_when_decided ON farmops.assistant_drafts;
 CREATE TRIGGER assistant_drafts_are_counted_when_decided
 AFTER UPDATE OF status ON farmops.assistant_drafts
 FOR EACH ROW
 WHEN (old.status IS DISTINCT FROM new.status)
 EXECUTE FUNCTION farmops._count_draft();
+ALTER TABLE farmops.assistant_drafts ENABLE ALWAYS TRIGGER assistant_drafts_are_counted_when_decided;
 
 -- Steps recorded: model calls by stop reason, tool calls by outcome, guard verdicts
 -- by stage and category. One statement per batch (a transition table).
@@ -158,6 +162,7 @@ AFTER INSERT ON farmops.ai_run_steps
 REFERENCING NEW TABLE AS new_steps
 FOR EACH STATEMENT
 EXECUTE FUNCTION farmops._count_steps();
+ALTER TABLE farmops.ai_run_steps ENABLE ALWAYS TRIGGER ai_run_steps_are_counted;
 
 -- The views. Every one WITH (security_invoker = true): the caller's row level
 -- security applies to the tables below.
