@@ -197,7 +197,8 @@ class RunRecorder:
                 "guardrail": guardrail,
                 "provider_request_id": _text(request_id, 200),
                 "search": search,
-                "input_summary": _text(call.input_summary),
+                # Turn 0's input is the prompt, already the input step's: not stored twice.
+                "input_summary": _text(call.input_summary) if call.turn else None,
                 "output_summary": _text("\n".join(said)),
             }
         )

@@ -39,23 +39,24 @@ DECLARE
     v_labels jsonb := jsonb_build_object('feature', new.feature, 'model', new.model);
     v_charged bigint := coalesce(new.credits_actual, 0) - new.credits_shortfall;
 BEGIN
-    PERFORM farmops._count(new.farm_id, 'farmops_runs_total', v_labels || jsonb_build_object('status', new.status));
-    PERFORM farmops._count(new.farm_id, 'farmops_internal_credits_reserved_closed', v_labels, new.credits_reserved);
-    PERFORM farmops._count(new.farm_id, 'farmops_credits_charged_total', v_labels, v_charged);
-    PERFORM farmops._count(
-        new.farm_id, 'farmops_credits_refunded_total', v_labels,
-        greatest(new.credits_reserved - coalesce(new.credits_actual, 0), 0)
-    );
-    PERFORM farmops._count(new.farm_id, 'farmops_credits_shortfall_total', v_labels, new.credits_shortfall);
-    PERFORM farmops._count(
-        new.farm_id, 'farmops_tokens_total', v_labels || '{"kind": "input"}', coalesce(new.input_tokens, 0)
-    );
-    PERFORM farmops._count(
-        new.farm_id, 'farmops_tokens_total', v_labels || '{"kind": "output"}', coalesce(new.output_tokens, 0)
-    );
-    IF new.status = 'expired' THEN
-        PERFORM farmops._count(new.farm_id, 'farmops_reservations_expired_total', v_labels);
-    END IF;
+    -- One statement for every counter of the closing run (the settle path holds the farm row).
+    INSERT INTO farmops.metric_counters AS c (farm_id, name, labels, value)
+    SELECT new.farm_id, k.name, k.labels, k.delta
+    FROM (VALUES
+        ('farmops_runs_total', v_labels || jsonb_build_object('status', new.status), 1::bigint),
+        ('farmops_internal_credits_reserved_closed', v_labels, new.credits_reserved::bigint),
+        ('farmops_credits_charged_total', v_labels, v_charged),
+        (
+            'farmops_credits_refunded_total', v_labels,
+            greatest(new.credits_reserved - coalesce(new.credits_actual, 0), 0)::bigint
+        ),
+        ('farmops_credits_shortfall_total', v_labels, new.credits_shortfall::bigint),
+        ('farmops_tokens_total', v_labels || '{"kind": "input"}', coalesce(new.input_tokens, 0)::bigint),
+        ('farmops_tokens_total', v_labels || '{"kind": "output"}', coalesce(new.output_tokens, 0)::bigint),
+        ('farmops_reservations_expired_total', v_labels, (new.status = 'expired')::integer::bigint)
+    ) AS k (name, labels, delta)
+    WHERE k.delta > 0
+    ON CONFLICT (farm_id, name, labels) DO UPDATE SET value = c.value + excluded.value, updated_at = now();
     RETURN NULL;
 END
 $fn$;
