@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import socket
+import urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
 from psycopg.types.json import Jsonb
@@ -201,3 +203,24 @@ def test_the_dashboard_reads_only_known_metrics(app):
     }
     known = {r["name"] for r in call(app, "metric_help")}
     assert used - known <= FROM_OTHER_BRANCHES, used - known - FROM_OTHER_BRANCHES
+
+
+def test_metrics_serve_answers_a_scrape(client, fake, farm, other_farm, auditor):
+    two_farms_busy(client, fake, farm, other_farm)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    scrapes = []
+
+    def fetch():
+        scrapes.append(1)
+        return observability.metrics(auditor), observability.metric_help(auditor)
+
+    server, thread = observability.serve(port, fetch, addr="127.0.0.1")
+    try:
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    finally:
+        server.shutdown()
+        thread.join(5)
+    assert scrapes == [1]  # one database read per scrape
+    assert f'farm="{other_farm}"' in body and "# TYPE farmops_runs_total counter" in body
