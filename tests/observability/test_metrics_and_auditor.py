@@ -7,10 +7,12 @@ import re
 import socket
 import urllib.request
 
+import psycopg
 from prometheus_client.parser import text_string_to_metric_families
 from psycopg.types.json import Jsonb
 from support import REPO, as_maintainer, call, raises_sqlstate, tenant
 
+from farmops_client import migrate as migrations
 from farmops_client import observability
 from farmops_client.testing import FakeBedrock as F
 
@@ -224,3 +226,15 @@ def test_metrics_serve_answers_a_scrape(client, fake, farm, other_farm, auditor)
         thread.join(5)
     assert scrapes == [1]  # one database read per scrape
     assert f'farm="{other_farm}"' in body and "# TYPE farmops_runs_total counter" in body
+
+
+def test_a_second_migrate_keeps_the_auditor_as_it_was(db, admin, client, fake, farm, other_farm, auditor):
+    two_farms_busy(client, fake, farm, other_farm)
+    before = call(auditor, "metrics")
+    with psycopg.connect(db.dsn(), autocommit=False) as conn:
+        migrations.migrate(conn)  # bootstrap and policies re-applied: idempotent
+        conn.commit()
+    assert admin.execute("SELECT count(*) FROM pg_roles WHERE rolname = 'farmops_auditor'").fetchone() == (1,)
+    assert sorted(map(str, call(auditor, "metrics"))) == sorted(map(str, before))
+    with raises_sqlstate("42501"):
+        auditor.execute("SELECT * FROM farmops.memories")

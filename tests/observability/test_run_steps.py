@@ -324,3 +324,24 @@ def test_steps_are_visible_to_their_farm_only(client, farm, other_farm, fake, ap
         assert app.execute("SELECT count(*) FROM farmops.ai_run_steps").fetchone()[0] == 0
     assert app.execute("SELECT count(*) FROM farmops.ai_run_steps").fetchone()[0] == 0
     assert result.status == "succeeded"
+
+
+def test_replay_run_refusals(app, farm, other_farm):
+    run_id = live_run(app, farm)
+    with tenant(app, farm, "alice"):
+        call(app, "settle_run", run_id=run_id, status="succeeded", credits_actual=1)
+    sha = prompt_sha256("hello")
+    with raises_sqlstate("OF001"):  # no tenant context
+        value(app, "replay_run", run_id=run_id, prompt_sha256=sha)
+    with tenant(app, other_farm, "bob"), raises_sqlstate("OF102"):  # another farm's run
+        value(app, "replay_run", run_id=run_id, prompt_sha256=sha)
+    with tenant(app, farm, "vic"), raises_sqlstate("OF003"):  # a viewer
+        value(app, "replay_run", run_id=run_id, prompt_sha256=sha)
+    for bad in ({"run_id": None, "prompt_sha256": sha}, {"run_id": run_id, "prompt_sha256": None}):
+        with tenant(app, farm, "alice"), raises_sqlstate("OF006"):
+            value(app, "replay_run", **bad)
+    with tenant(app, farm, "alice"), raises_sqlstate("OF106"):  # no input step: the summary decides
+        value(app, "replay_run", run_id=run_id, prompt_sha256=sha, input_summary="x" * 100_000)
+    with tenant(app, farm, "alice"):
+        stored = value(app, "replay_run", run_id=run_id, prompt_sha256=sha)  # reserved without a summary
+    assert (stored["status"], stored["credits_actual"], stored["tool_calls"]) == ("succeeded", 1, [])
