@@ -21,6 +21,7 @@ no charge.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import hashlib
 import json
 import logging
@@ -38,6 +39,17 @@ from ..session import Session
 from .tools import Outcome, ToolCall
 
 logger = logging.getLogger(__name__)
+
+#: The recorder of the run this context is driving (``None`` outside ``ask()``): code that runs
+#: inside a governed run (the guards) records its checks with ``current().guard(...)`` without
+#: the recorder being passed down.
+_CURRENT: contextvars.ContextVar[RunRecorder | None] = contextvars.ContextVar("farmops_run", default=None)
+
+
+def current() -> RunRecorder | None:
+    """The :class:`RunRecorder` of the governed run in progress in this context, if any."""
+    return _CURRENT.get()
+
 
 SUMMARY_CHARS = 4000
 #: Tool input kept per step (bytes of its JSON); larger inputs are stored truncated, as text.
@@ -92,6 +104,8 @@ class RunRecorder:
 
     # -- the run's span -----------------------------------------------------------------------
     def __enter__(self) -> RunRecorder:
+        token = _CURRENT.set(self)
+        self._stack.callback(_CURRENT.reset, token)
         self.root = self._stack.enter_context(
             tracing.span(
                 "farmops.ask",
