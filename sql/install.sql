@@ -194,11 +194,11 @@ SELECT farmops.migration_is_pending('0075_guard_rules.sql', '5107629c946c6bac430
 INSERT INTO farmops.schema_migrations (filename, sha256)
 VALUES ('0075_guard_rules.sql', '5107629c946c6bac430ffd959df4b90a7cb2a704995c8b7b457e1dba55eabb2f');
 \endif
-SELECT farmops.migration_is_pending('0100_observability_steps_and_counters.sql', 'e540e7074ad3bf823b75c0a94b3ba7375583b3daafaaa7fd164d0289f953d93a') AS pending \gset
+SELECT farmops.migration_is_pending('0100_observability_steps_and_counters.sql', '43f50a0b74d4b94b36c5521297f95d81782caa1e3cb906415e65567a44e0b92e') AS pending \gset
 \if :pending
 \ir schema/0100_observability_steps_and_counters.sql
 INSERT INTO farmops.schema_migrations (filename, sha256)
-VALUES ('0100_observability_steps_and_counters.sql', 'e540e7074ad3bf823b75c0a94b3ba7375583b3daafaaa7fd164d0289f953d93a');
+VALUES ('0100_observability_steps_and_counters.sql', '43f50a0b74d4b94b36c5521297f95d81782caa1e3cb906415e65567a44e0b92e');
 \endif
 \ir functions/00_core/arguments.sql
 \ir functions/00_core/errors.sql

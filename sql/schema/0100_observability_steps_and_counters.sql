@@ -76,3 +76,50 @@ CREATE TABLE farmops.metric_counters (
 COMMENT ON TABLE farmops.metric_counters IS
 'Cumulative counters per farm behind farmops.metrics() (bumped by farmops._count() where a run closes, a draft '
 'is decided, a guard verdict is recorded): no metric scans history.';
+
+-- An installation that existed before: its counters start from its history, read
+-- once here (later only the triggers count, never a scan). Runs closed so far and
+-- drafts in their current state (each draft counted once, as it stands now).
+INSERT INTO farmops.metric_counters (farm_id, name, labels, value)
+SELECT
+    k.farm_id,
+    k.name,
+    k.labels,
+    sum(k.delta)::bigint AS value
+FROM (
+    SELECT
+        r.farm_id,
+        x.name,
+        jsonb_build_object('feature', r.feature, 'model', r.model) || x.extra AS labels,
+        x.delta
+    FROM farmops.ai_runs AS r
+    CROSS JOIN
+        LATERAL (
+            VALUES
+            ('farmops_runs_total', jsonb_build_object('status', r.status), 1::bigint),
+            ('farmops_internal_credits_reserved_closed', '{}'::jsonb, r.credits_reserved::bigint),
+            (
+                'farmops_credits_charged_total',
+                '{}'::jsonb,
+                (coalesce(r.credits_actual, 0) - r.credits_shortfall)::bigint
+            ),
+            (
+                'farmops_credits_refunded_total', '{}'::jsonb,
+                greatest(r.credits_reserved - coalesce(r.credits_actual, 0), 0)::bigint
+            ),
+            ('farmops_credits_shortfall_total', '{}'::jsonb, r.credits_shortfall::bigint),
+            ('farmops_tokens_total', '{"kind": "input"}'::jsonb, coalesce(r.input_tokens, 0)::bigint),
+            ('farmops_tokens_total', '{"kind": "output"}'::jsonb, coalesce(r.output_tokens, 0)::bigint),
+            ('farmops_reservations_expired_total', '{}'::jsonb, (r.status = 'expired')::integer::bigint)
+        ) AS x (name, extra, delta)
+    WHERE r.status IN ('succeeded', 'failed', 'expired')
+    UNION ALL
+    SELECT
+        d.farm_id,
+        'farmops_drafts_total' AS name,
+        jsonb_build_object('record_type', d.record_type, 'status', d.status) AS labels,
+        1 AS delta
+    FROM farmops.assistant_drafts AS d
+) AS k
+WHERE k.delta > 0
+GROUP BY k.farm_id, k.name, k.labels;
