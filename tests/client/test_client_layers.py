@@ -30,6 +30,7 @@ LAYERS = {
     "farmops_client.aws": 0,
     "farmops_client.embeddings": 1,
     "farmops_client.db": 1,
+    "farmops_client.arguments": 1,
     "farmops_client.testing": 2,
     "farmops_client.embedded": 2,
     "farmops_client.migrate": 2,
@@ -44,9 +45,10 @@ LAYERS = {
     "farmops_client.assistant": 4,
     "farmops_client.assistant.sizing": 4,
     "farmops_client.assistant.tools": 4,
-    "farmops_client.assistant.converse": 4,
+    "farmops_client.assistant.core": 4,
     "farmops_client.assistant.run": 4,
     "farmops_client.client": 5,
+    "farmops_client.aio": 6,  # the asyncio twin of client (its pool reset)
     "farmops_client.demo": 6,
     "farmops_client.cli": 7,
     "farmops_client": 8,  # the package's face re-exports the public names
