@@ -10,8 +10,9 @@ Nothing here decides anything: a governed run is the same effect generator as th
 (:func:`farmops_client.assistant.core.governed_run`); this module only executes its effects with
 ``psycopg.AsyncConnection`` from a ``psycopg_pool.AsyncConnectionPool``, one borrowed connection
 per database step, returned before any model or embedding call. Bedrock is called through the
-same botocore client in a worker thread (``asyncio.to_thread``: aiobotocore is not required), a
-stream's events too, one at a time; the event loop never blocks on the network.
+same botocore client in the client's worker threads (``AsyncClient.offload``, like
+``asyncio.to_thread`` with a pool sized for many chats: aiobotocore is not required), a stream's
+events too, one at a time; the event loop never blocks on the network.
 
 Differences from the sync session, on purpose: an :class:`AsyncTenantSession` has no long
 transaction of its own; each operation is one short transaction with the tenant context.
@@ -24,8 +25,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from uuid import UUID
 
@@ -75,6 +78,7 @@ class AsyncClient:
         embedder: Embedder | str | None = None,
         model: str | None = None,
         owns_pool: bool = False,
+        model_threads: int = 64,
     ):
         self.pool = pool
         self.bedrock = bedrock
@@ -83,11 +87,20 @@ class AsyncClient:
         self._owns_pool = owns_pool
         #: Shared by this client's sessions: values that do not depend on the member (tool specs).
         self.cache: dict[str, Any] = {}
+        #: Threads that run the blocking botocore calls (Bedrock, embeddings): asyncio's default
+        #: executor has only min(32, CPUs + 4) threads, fewer than a service's chats in flight.
+        self.executor = ThreadPoolExecutor(max_workers=model_threads, thread_name_prefix="farmops-bedrock")
+
+    async def offload(self, function: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """Run a blocking call (botocore) in this client's threads; the event loop keeps running."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, functools.partial(function, *args, **kwargs))
 
     async def close(self) -> None:
-        """Close the pool if this client created it."""
+        """Close the pool if this client created it, and the model-call threads."""
         if self._owns_pool:
             await self.pool.close()
+        self.executor.shutdown(wait=False, cancel_futures=True)
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -190,6 +203,13 @@ class AsyncTenantSession:
         )
         return rows[0]["credit_balance"]
 
+    async def runs(self, *, limit: int = 50) -> list[dict[str, Any]]:
+        """The farm's most recent AI runs."""
+        return await self.execute(
+            "SELECT * FROM farmops.ai_runs ORDER BY reserved_at DESC, id LIMIT %(n)s",
+            {"n": int_arg(limit, "limit", 1)},
+        )
+
     async def run(self, run_id: UUID | str) -> dict[str, Any] | None:
         """One run with its ledger legs, retrievals and drafts (``None`` if not visible)."""
         r = {"r": uuid_arg(run_id, "run id")}
@@ -256,7 +276,7 @@ class AsyncTenantSession:
     async def _embed(self, texts: list[str]) -> list[Vector]:
         if self.embedder is None:
             raise NotConfigured("no embedder configured: pass embedder= to farmops_client.aio.connect()")
-        vectors = await asyncio.to_thread(self.embedder.embed, texts)
+        vectors = await self.client.offload(self.embedder.embed, texts)
         return [Vector(v) for v in vectors]
 
     async def search(
@@ -399,13 +419,11 @@ class AsyncTenantSession:
                     if not closed:
                         yield effect.event
                 elif isinstance(effect, core.ModelCall) and effect.stream:
-                    response = await asyncio.to_thread(
-                        lambda r=effect.request: self.bedrock.converse_stream(**r)
-                    )
+                    response = await self.client.offload(self.bedrock.converse_stream, **effect.request)
                     events = response["stream"]
                     iterator = core.stream_events(events)
                     try:
-                        while (event := await asyncio.to_thread(next, iterator, None)) is not None:
+                        while (event := await self.client.offload(next, iterator, None)) is not None:
                             delta = effect.assembler.feed(event)
                             if delta and not closed:
                                 yield TextDelta(delta)
@@ -440,17 +458,17 @@ class _Effects:
             if args is None:
                 return None
             try:
-                response = await asyncio.to_thread(lambda: t.bedrock.count_tokens(**args))
+                response = await t.client.offload(t.bedrock.count_tokens, **args)
             except Exception as exc:
                 return core.counted(None, exc, effect.request, t.cache)
             return core.counted(response, None, effect.request, t.cache)
         if isinstance(effect, core.ModelCall):
-            return await asyncio.to_thread(lambda: t.bedrock.converse(**effect.request))
+            return await t.client.offload(t.bedrock.converse, **effect.request)
         if isinstance(effect, core.RunServiceTool):
             handler: Callable[[dict[str, Any]], Any] = effect.tool.handler
             if inspect.iscoroutinefunction(handler):
                 return await handler(effect.payload)
-            return await asyncio.to_thread(handler, effect.payload)
+            return await t.client.offload(handler, effect.payload)
         if isinstance(effect, core.Emit):
             return None
         raise TypeError(f"unknown effect {effect!r}")
@@ -474,6 +492,7 @@ async def connect(
     max_size: int = 8,
     connect_timeout: int = 10,
     role: str | None = None,
+    model_threads: int = 64,
 ) -> AsyncClient:
     """Open an :class:`AsyncClient` on a DSN (an ``AsyncConnectionPool`` is created) or on your own pool.
 
@@ -519,4 +538,6 @@ async def connect(
         name="farmops-aio",
     )
     await pool.open()
-    return AsyncClient(pool, bedrock=bedrock, embedder=embedder, model=model, owns_pool=True)
+    return AsyncClient(
+        pool, bedrock=bedrock, embedder=embedder, model=model, owns_pool=True, model_threads=model_threads
+    )

@@ -500,8 +500,8 @@ def _request(plan: Plan, system: list[str], messages: list[dict[str, Any]], tool
 def _call_bound(plan: Plan, request: dict[str, Any], counted: int | None) -> sizing.CallBound:
     if plan.max_input_tokens is not None:
         input_tokens = plan.max_input_tokens
-    elif counted is not None:
-        input_tokens = counted
+    elif counted is not None:  # the provider's count, with a margin for what a template adds
+        input_tokens = counted + counted // 10 + sizing.REQUEST_OVERHEAD_TOKENS
     else:
         input_tokens = sizing.estimate_input_tokens(request)
     return sizing.CallBound(input_tokens, sizing.output_bound(request))
@@ -556,13 +556,12 @@ def governed_run(plan: Plan, cache: dict[str, Any]) -> Generator[Effect, Any, As
     interrupted: BaseException | None = None
     try:
         # 2. retrieve for the run (the prompt embedded outside any transaction)
-        vector = yield Embed(plan.prompt)
-        _, hits = yield Db(
-            (
-                Call("start_run", {"run_id": result.run_id}),
-                _search_for_run(result.run_id, vector, plan.embedder_model, plan.k),
-            )
-        )
+        start = Call("start_run", {"run_id": result.run_id})
+        if plan.k > 0:
+            vector = yield Embed(plan.prompt)
+            _, hits = yield Db((start, _search_for_run(result.run_id, vector, plan.embedder_model, plan.k)))
+        else:  # no retrieval asked for: no embedding, no context block
+            _, hits = (yield Db((start,))), []
         result.retrievals = hits
         if plan.k > 0:
             system = [*system, context_block(hits)]

@@ -3,8 +3,9 @@
 A run reserves the bound of its first model call; before each further call the hold is extended
 (``farmops.extend_reservation``) to cover the tokens the provider reported so far plus the next
 call's bound. Each call's output is bounded by its ``maxTokens``; its input by a real count where
-the provider offers one (Bedrock ``CountTokens``) or else by :func:`estimate_input_tokens`, a
-documented conservative estimate. Settling charges what the provider reported, which is never more
+the provider offers one (Bedrock ``CountTokens``, plus 10% and :data:`REQUEST_OVERHEAD_TOKENS` of
+margin) or else by :func:`estimate_input_tokens`, a documented conservative estimate. Settling
+charges what the provider reported, which is never more
 than the hold, and refunds the rest.
 
 The conservative estimate is one token per UTF-8 byte of the request as JSON (system blocks,
