@@ -520,11 +520,12 @@ def governed_run(plan: Plan, cache: dict[str, Any]) -> Generator[Effect, Any, As
     tools = yield from tool_specs(plan, cache)
     system = list(plan.system)
     messages: list[dict[str, Any]] = [*plan.history, {"role": "user", "content": [{"text": plan.prompt}]}]
-    # 1. reserve the first call's bound (the context passages are retrieved after: room for them)
+    # 1. reserve the first call's bound, before anything is sent to the model
     first = _request(plan, system, messages, tools)
     bound = yield from _bound_of(plan, first)
-    room = 0 if plan.max_input_tokens is not None else sizing.context_room(plan.k)
-    covered = sizing.RunBound(bound.input_tokens + room, bound.output_tokens)
+    # The context passages are not known yet: the hold grows to cover them before the first call
+    # (a reservation sized for k passages of the longest kind would hold several times the cost).
+    covered = sizing.RunBound(bound.input_tokens, bound.output_tokens)
     reserve = Call(
         "reserve_run",
         {

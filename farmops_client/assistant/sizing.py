@@ -25,9 +25,6 @@ from typing import Any
 REQUEST_OVERHEAD_TOKENS = 64
 #: Added per message: its role markers.
 MESSAGE_OVERHEAD_TOKENS = 8
-#: Room reserved up front for one retrieved passage (the client ingests chunks of at most 1200
-#: characters; a longer passage is covered by an extension before the first call).
-PASSAGE_ROOM_TOKENS = 1400
 
 
 @dataclass(frozen=True)
@@ -55,11 +52,6 @@ def estimate_input_tokens(request: dict[str, Any]) -> int:
     counted = {key: request.get(key) for key in ("system", "messages", "toolConfig") if request.get(key)}
     size = len(json.dumps(counted, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
     return size + REQUEST_OVERHEAD_TOKENS + MESSAGE_OVERHEAD_TOKENS * len(request.get("messages") or ())
-
-
-def context_room(k: int) -> int:
-    """Tokens reserved up front for ``k`` retrieved passages (they are retrieved after the reservation)."""
-    return max(0, k) * PASSAGE_ROOM_TOKENS
 
 
 def output_bound(request: dict[str, Any]) -> int:
