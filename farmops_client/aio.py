@@ -125,6 +125,20 @@ class AsyncClient:
         """A session acting as ``user_id`` in ``farm_id``; it holds no connection between its steps."""
         yield AsyncTenantSession(self, farm_id, user_id)
 
+    @contextlib.asynccontextmanager
+    async def tenant_from_token(self, token: str) -> AsyncIterator[AsyncTenantSession]:
+        """A session as the farm and user a signed identity token names; the database verifies the
+        token here and again in every transaction of the session."""
+        async with self.connection() as conn, conn.transaction():
+            await _send(conn, core.Call("begin_tenant_verified", {"token": token}))
+            cur = await _send(
+                conn, core.Statement("SELECT farm_id, user_id FROM farmops.tenant_context()", {})
+            )
+            ctx = (await _rows(cur))[0]
+        session = AsyncTenantSession(self, ctx["farm_id"], ctx["user_id"])
+        session.token = token
+        yield session
+
     async def create_farm(self, name: str, owner_user_id: str) -> UUID:
         """``farmops.create_farm``: a new farm with ``owner_user_id`` as its owner."""
         return (await self._call("create_farm", name=name, owner_user_id=owner_user_id))[0]["create_farm"]
@@ -190,6 +204,47 @@ class AsyncTenantSession:
         return (await self.run_steps([core.Statement(query, params or {})]))[0]
 
     # -- operations (the sync session's names) ---------------------------------------------------------
+    async def farm(self) -> dict[str, Any]:
+        """The farm row as this member sees it."""
+        return (await self.execute("SELECT * FROM farmops.farms WHERE id = %(f)s", {"f": self.farm_id}))[0]
+
+    async def members(self) -> list[dict[str, Any]]:
+        """The farm's members."""
+        return await self.execute("SELECT * FROM farmops.farm_members ORDER BY user_id")
+
+    async def ledger(self, *, run_id: UUID | str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Ledger rows of the farm (newest last), optionally of one run."""
+        return await self.execute(
+            "SELECT * FROM (SELECT * FROM farmops.credit_ledger WHERE %(run)s::uuid IS NULL "
+            "OR ai_run_id = %(run)s::uuid ORDER BY seq DESC LIMIT %(limit)s) AS l ORDER BY seq",
+            {
+                "run": None if run_id is None else uuid_arg(run_id, "run id"),
+                "limit": int_arg(limit, "limit", 1),
+            },
+        )
+
+    async def check_invariants(self) -> list[dict[str, Any]]:
+        """``farmops.check_invariants`` for this farm (empty list = healthy)."""
+        return await self.call("check_invariants", farm_id=self.farm_id)
+
+    async def draft(self, draft_id: UUID | str) -> dict[str, Any] | None:
+        """One draft, or ``None`` if not visible."""
+        rows = await self.execute(
+            "SELECT * FROM farmops.assistant_drafts WHERE id = %(d)s", {"d": uuid_arg(draft_id, "draft id")}
+        )
+        return rows[0] if rows else None
+
+    async def delete_document(self, document_id: UUID | str) -> None:
+        """``farmops.delete_document``."""
+        await self.call("delete_document", document_id=uuid_arg(document_id, "document id"))
+
+    async def remember(self, content: str, *, run_id: UUID | str | None = None) -> UUID:
+        """Store a durable farm fact and make it retrievable (embedded first, no connection held)."""
+        run_id = None if run_id is None else uuid_arg(run_id, "run id")
+        (vector,) = await self._embed([content])
+        args = {"content": content, "run_id": run_id, "embedding": vector, "model": self.embedder.model}
+        return (await self.run_steps([core.Statement(core.STORE_MEMORY, args)]))[0][0]["memory_id"]
+
     async def grant_credits(self, credits: int, reason: str) -> int:
         """``farmops.grant_credits`` for this farm (owner only); returns the new balance."""
         credits = int_arg(credits, "credits", 1)

@@ -418,7 +418,7 @@ def run_tool(
         fact = str(payload.get("fact", ""))
         vector = yield Embed(fact)
         try:
-            (rows,) = yield Db((Statement(_STORE_MEMORY, _memory_args(fact, vector, plan, run_id)),))
+            (rows,) = yield Db((Statement(STORE_MEMORY, _memory_args(fact, vector, plan, run_id)),))
         except InvalidPayload as exc:
             return ToolCall(name, payload, Outcome.REJECTED, f"not accepted: {exc}")
         memory_id = rows[0]["memory_id"]
@@ -458,7 +458,7 @@ def _small_int(value: Any, default: int) -> int:
 
 
 #: ``farmops.remember`` and ``farmops.embed_memory`` in one statement (one round trip).
-_STORE_MEMORY = (
+STORE_MEMORY = (
     "SELECT m.id AS memory_id "
     "FROM farmops.remember(p_content => %(content)s, p_run_id => %(run_id)s) AS m(id), "
     "LATERAL farmops.embed_memory(p_memory_id => m.id, p_embedding => %(embedding)s::vector, "
