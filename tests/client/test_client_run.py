@@ -658,3 +658,17 @@ def test_every_error_class_is_exported_from_the_package():
         if isinstance(obj, type) and issubclass(obj, Exception) and obj.__module__ == errors.__name__:
             assert issubclass(obj, farmops_client.FarmopsError) and getattr(farmops_client, name) is obj
     assert (REPO / "farmops_client" / "py.typed").exists()
+
+
+def test_a_model_that_cannot_count_is_bounded_by_the_estimate_and_asked_once(client, farm, fake, admin):
+    fake.count_tokens = False
+    fake.push(F.tool_use(("create_note", NOTE)), F.text("ok"), F.text("again"))
+    with client.tenant(farm, "alice") as t:
+        first = t.ask("note it")
+        second = t.ask("and again")
+    assert first.status == second.status == "succeeded"
+    assert len(fake.seen("CountTokens")) == 1  # refused once: the client stops asking for this model
+    for result in (first, second):
+        row = run_row(admin, result.run_id)
+        assert row["credits_actual"] <= row["credits_reserved"] and row["credits_shortfall"] == 0
+    assert healthy(admin)
