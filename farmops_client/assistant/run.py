@@ -31,6 +31,7 @@ from typing import Any
 import psycopg
 
 from .. import db, knowledge
+from ..errors import SessionBusy
 from ..session import Session
 from . import core
 from .core import (
@@ -98,6 +99,7 @@ def ask(
     call's bound, and :class:`ModelCallFailed` (after settling the run as failed, which refunds the
     unused hold) when Bedrock refuses or fails a call.
     """
+    _not_busy(t)
     plan = core.make_plan(
         t,
         prompt,
@@ -144,6 +146,7 @@ def ask_stream(
     Closing the iterator early (or an error in the consumer) still settles the run, exactly once:
     with the usage the stream reported, or the interrupted call's held bound when it never did.
     """
+    _not_busy(t)
     plan = core.make_plan(
         t,
         prompt,
@@ -164,6 +167,11 @@ def ask_stream(
         history=history,
     )
     return _stream(core.governed_run(plan, t.cache), _Effects(t))
+
+
+def _not_busy(t: Session) -> None:
+    if t.in_transaction:  # refused before anything is counted, reserved or sent
+        raise SessionBusy("commit or roll back the session's transaction before a governed run")
 
 
 def drive(run: Generator[Any, Any, AskResult], handle: Callable[[Any], Any]) -> AskResult:

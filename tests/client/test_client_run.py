@@ -672,3 +672,31 @@ def test_a_model_that_cannot_count_is_bounded_by_the_estimate_and_asked_once(cli
         row = run_row(admin, result.run_id)
         assert row["credits_actual"] <= row["credits_reserved"] and row["credits_shortfall"] == 0
     assert healthy(admin)
+
+
+def test_a_connection_dropped_during_converse_settles_at_the_held_bound(client, farm, fake, admin):
+    from botocore.exceptions import ConnectionClosedError
+
+    def drop(_body):
+        raise ConnectionClosedError(endpoint_url="https://bedrock-runtime.us-east-1.amazonaws.com")
+
+    fake.default = drop
+    with client.tenant(farm, "alice") as t, pytest.raises(ModelCallFailed) as info:
+        t.ask("hello", k=1)
+    row = run_row(admin, info.value.run_id)
+    # botocore retried, then gave up; the provider may have run the call and never reported: its bound
+    assert row["status"] == "failed" and "ConnectionClosedError" in row["error"]
+    assert 0 < row["credits_actual"] <= row["credits_reserved"] and row["credits_shortfall"] == 0
+    assert healthy(admin)
+
+
+def test_ask_refuses_inside_the_sessions_transaction_before_anything_runs(sync_client, fake, admin):
+    farm = sync_client.create_farm("Busy", "alice")
+    with sync_client.tenant(farm, "alice") as t:
+        t.grant_credits(100, "test")  # opens the session's transaction
+        with pytest.raises(farmops_client.SessionBusy):
+            t.ask("hello")
+        with pytest.raises(farmops_client.SessionBusy):
+            t.ask_stream("hello")
+    assert fake.seen() == []
+    assert admin.execute("SELECT count(*) FROM farmops.ai_runs").fetchone()[0] == 0
