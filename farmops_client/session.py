@@ -43,6 +43,7 @@ class Session:
         bedrock: Any = None,
         model: str | None = None,
         cache: dict[str, Any] | None = None,
+        db_role: str | None = None,
     ):
         self.conn = conn
         self.farm_id = UUID(str(farm_id))
@@ -57,6 +58,9 @@ class Session:
         #: An identity token: when set, every transaction verifies it (``farmops.begin_tenant_verified``)
         #: instead of calling ``farmops.begin_tenant``.
         self.token: str | None = None
+        #: The database role every transaction of the session acts as (``SET LOCAL ROLE``, first in
+        #: the transaction), or ``None`` for the login's own: nothing of it outlives the transaction.
+        self.db_role = db_role
         self._tx: psycopg.Transaction | None = None
 
     def __enter__(self):
@@ -85,6 +89,8 @@ class Session:
         return self.conn
 
     def _set_context(self) -> None:
+        if self.db_role:
+            db.set_local_role(self.conn, self.db_role)
         if self.token is not None:
             self.role = db.value(self.conn, "begin_tenant_verified", token=self.token)
         else:
@@ -92,6 +98,8 @@ class Session:
 
     def _send_context(self) -> None:
         """Queue the tenant context of a pipelined transaction (its result is not needed)."""
+        if self.db_role:
+            db.send_local_role(self.conn, self.db_role)
         if self.token is not None:
             db.send(self.conn, "begin_tenant_verified", token=self.token)
         else:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import click
 
-from .. import db as fdb
 from .. import tenancy
 from .base import (
     OWNER_ROLE,
@@ -17,7 +16,7 @@ from .base import (
     main,
     member_options,
     open_client,
-    resolve_dsn,
+    owner_transaction,
 )
 
 
@@ -85,7 +84,7 @@ def login() -> None:
 @data_dir_option
 def login_allow(name, dsn, data_dir) -> None:
     """Let the existing login role NAME act in this installation (and connect to its database)."""
-    with fdb.connect(resolve_dsn(dsn, data_dir), role=OWNER_ROLE, autocommit=True) as conn:
+    with owner_transaction(dsn, data_dir) as conn:
         new = tenancy.allow_login(conn, name)
     click.echo(f"allowed {name}" if new else f"{name} was already allowed")
 
@@ -96,7 +95,7 @@ def login_allow(name, dsn, data_dir) -> None:
 @data_dir_option
 def login_disallow(name, dsn, data_dir) -> None:
     """NAME may no longer act in this installation; its CONNECT granted by farmops is revoked."""
-    with fdb.connect(resolve_dsn(dsn, data_dir), role=OWNER_ROLE, autocommit=True) as conn:
+    with owner_transaction(dsn, data_dir) as conn:
         listed = tenancy.disallow_login(conn, name)
     click.echo(f"disallowed {name}" if listed else f"{name} was not allowed")
 
@@ -107,6 +106,6 @@ def login_disallow(name, dsn, data_dir) -> None:
 @data_dir_option
 def login_list(as_json, dsn, data_dir) -> None:
     """The logins allowed here, with their groups (review after an upgrade on a shared cluster)."""
-    with fdb.connect(resolve_dsn(dsn, data_dir), role=OWNER_ROLE, autocommit=True) as conn:
+    with owner_transaction(dsn, data_dir) as conn:
         rows = tenancy.list_logins(conn)
     emit(rows, as_json, ["login", "groups", "can_login", "allowed_at", "allowed_by"], title="allowed logins")

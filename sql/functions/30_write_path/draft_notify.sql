@@ -18,11 +18,11 @@ CREATE OR REPLACE FUNCTION farmops.draft_channel()
 RETURNS text
 LANGUAGE plpgsql
 STABLE
-SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
-    RETURN farmops._draft_channel(farmops.require_capability('read'));
+    -- The name farmops._draft_channel() gives (the app may not execute private functions).
+    RETURN 'farmops_drafts_' || farmops.require_capability('read')::text;
 END
 $fn$;
 COMMENT ON FUNCTION farmops.draft_channel() IS
