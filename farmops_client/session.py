@@ -90,20 +90,23 @@ class Session:
 
     def _set_context(self) -> None:
         if self.db_role:
-            db.set_local_role(self.conn, self.db_role)
-        if self.token is not None:
+            # The role (transaction-local, so first) and the context in one round trip.
+            with db.translated(), self.conn.pipeline():
+                cur = self._send_context()
+            with db.translated():
+                self.role = next(iter(cur.fetchone().values()))
+        elif self.token is not None:
             self.role = db.value(self.conn, "begin_tenant_verified", token=self.token)
         else:
             self.role = db.value(self.conn, "begin_tenant", farm_id=self.farm_id, user_id=self.user_id)
 
-    def _send_context(self) -> None:
-        """Queue the tenant context of a pipelined transaction (its result is not needed)."""
+    def _send_context(self) -> psycopg.Cursor:
+        """Queue the role and the tenant context of a pipelined transaction; the context's cursor."""
         if self.db_role:
             db.send_local_role(self.conn, self.db_role)
         if self.token is not None:
-            db.send(self.conn, "begin_tenant_verified", token=self.token)
-        else:
-            db.send(self.conn, "begin_tenant", farm_id=self.farm_id, user_id=self.user_id)
+            return db.send(self.conn, "begin_tenant_verified", token=self.token)
+        return db.send(self.conn, "begin_tenant", farm_id=self.farm_id, user_id=self.user_id)
 
     def _end(self, exc: BaseException | None) -> None:
         tx, self._tx = self._tx, None
