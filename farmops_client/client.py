@@ -182,6 +182,8 @@ class TenantSession(Session):
     farm = tenancy.farm
     members = tenancy.members
     add_member = tenancy.add_member
+    remove_member = tenancy.remove_member
+    set_member_role = tenancy.set_member_role
     # credits and runs
     grant_credits = credits.grant_credits
     balance = credits.balance
@@ -195,9 +197,19 @@ class TenantSession(Session):
     confirm_draft = write_path.confirm_draft
     discard_draft = write_path.discard_draft
     set_autonomy = write_path.set_autonomy
+    autonomy = write_path.autonomy
+    set_draft_ttl = write_path.set_draft_ttl
+    draft_channel = write_path.draft_channel
+    recommendations = write_path.recommendations
+    decide_recommendation = write_path.decide_recommendation
+    give_feedback = write_path.give_feedback
+    feedback = write_path.feedback
+    evals = write_path.evals
+    eval_rules = write_path.eval_rules
     # knowledge
     ingest_document = knowledge.ingest_document
     delete_document = knowledge.delete_document
+    documents = knowledge.documents
     search = knowledge.search
     remember = knowledge.remember
     # the governed run

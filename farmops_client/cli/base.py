@@ -250,6 +250,46 @@ def owner_transaction(dsn: str | None, data_dir: Path | None):
         yield conn
 
 
+@contextlib.contextmanager
+def progress_bar(total: int | None, description: str):
+    """A progress bar on stderr for long work; yields ``advance(n=1)``. Shown on a terminal (or with
+    ``FARMOPS_PROGRESS=1``) and for more than one step only, so that pipes and scripts stay clean."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    forced = os.environ.get("FARMOPS_PROGRESS") == "1"
+    console = Console(stderr=True, force_terminal=True if forced else None)
+    if not console.is_terminal or (total is not None and total <= 1):
+        yield lambda n=1: None
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=not forced) as progress:
+        task = progress.add_task(description, total=total)
+        yield lambda n=1: progress.advance(task, n)
+
+
+class ProgressEmbedder:
+    """An embedder that embeds in batches and shows a progress bar (ingesting a large file)."""
+
+    def __init__(self, inner: Embedder, description: str = "embedding", batch: int = 16):
+        self.inner = inner
+        self.description = description
+        self.batch = batch
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)  # model, dimension, token counts: the wrapped embedder's
+
+    def embed(self, texts):
+        """The wrapped embedder's vectors, ``batch`` texts at a time, the bar advancing per batch."""
+        out: list[list[float]] = []
+        with progress_bar(len(texts), self.description) as advance:
+            for start in range(0, len(texts), self.batch):
+                part = list(texts[start : start + self.batch])
+                out.extend(self.inner.embed(part))
+                advance(len(part))
+        return out
+
+
 def bedrock_from_env():
     """A Bedrock runtime client from the environment's AWS credentials, or a FarmopsError."""
     ids = AwsIdentities.from_env()
@@ -302,7 +342,8 @@ def _csv_cell(value) -> str:
     return str(value)
 
 
-def _csv(rows: list[dict], columns: list[str]) -> str:
+def csv_text(rows: list[dict], columns: list[str]) -> str:
+    """``rows`` as CSV: a header line of ``columns``, then one line per row (JSON for structures)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(columns)
@@ -336,7 +377,7 @@ def emit(rows: list[dict], as_json: bool, columns: list[str] | None = None, titl
         return
     columns = columns or (list(rows[0].keys()) if rows else [])
     if fmt == "csv":
-        click.echo(_csv(rows, columns), nl=False)
+        click.echo(csv_text(rows, columns), nl=False)
         return
     from rich.console import Console
     from rich.table import Table
@@ -362,7 +403,7 @@ def emit_one(row: dict, as_json: bool) -> None:
         click.echo(json.dumps(jsonable(row), indent=2, ensure_ascii=False))
         return
     if fmt == "csv":
-        click.echo(_csv([row], list(row)), nl=False)
+        click.echo(csv_text([row], list(row)), nl=False)
         return
     for key, value in row.items():
         click.echo(f"{key:18} {cell(value)}")

@@ -19,6 +19,9 @@ from .base import (
     owner_transaction,
 )
 
+#: The member roles of farmops.role_capabilities.
+ROLES = ["owner", "manager", "worker", "viewer", "agent"]
+
 
 @main.group(cls=FarmopsGroup)
 def farm() -> None:
@@ -54,13 +57,34 @@ def member() -> None:
 
 @member.command("add")
 @click.argument("new_user")
-@click.argument("role", type=click.Choice(["owner", "manager", "worker", "viewer", "agent"]))
+@click.argument("role", type=click.Choice(ROLES))
 @member_options
 def member_add(new_user, role, farm_id, user_id, dsn, data_dir) -> None:
     """Add NEW_USER with ROLE to the farm (the acting --user must be an owner)."""
     with as_member(farm_id, user_id, dsn, data_dir) as t:
         t.add_member(new_user, role)
     click.echo(f"added {new_user} as {role}")
+
+
+@member.command("remove")
+@click.argument("member_user")
+@member_options
+def member_remove(member_user, farm_id, user_id, dsn, data_dir) -> None:
+    """Remove MEMBER_USER from the farm (owner only; the last owner stays)."""
+    with as_member(farm_id, user_id, dsn, data_dir) as t:
+        t.remove_member(member_user)
+    click.echo(f"removed {member_user}")
+
+
+@member.command("role")
+@click.argument("member_user")
+@click.argument("role", type=click.Choice(ROLES))
+@member_options
+def member_role(member_user, role, farm_id, user_id, dsn, data_dir) -> None:
+    """Change MEMBER_USER's role to ROLE (owner only; never adds a member; the last owner stays)."""
+    with as_member(farm_id, user_id, dsn, data_dir) as t:
+        t.set_member_role(member_user, role)
+    click.echo(f"{member_user} is now {role}")
 
 
 @member.command("list")
@@ -70,7 +94,7 @@ def member_list(as_json, farm_id, user_id, dsn, data_dir) -> None:
     """List the farm's members."""
     with as_member(farm_id, user_id, dsn, data_dir) as t:
         rows = t.members()
-    emit(rows, as_json, ["user_id", "role"], title="members")
+    emit(rows, as_json, ["user_id", "role", "created_at"], title="members")
 
 
 @main.group(cls=FarmopsGroup)
