@@ -161,8 +161,8 @@ def ask_cmd(
         raise click.UsageError("--script replays a fake model: give --fake too")
     prompt = read_prompt(text, prompt_file)
     if fake:
-        click.echo(f"Bedrock: {FakeBedrock.LABEL}", err=True)
         turns = script_turns(script) if script is not None else []
+        click.echo(f"Bedrock: {FakeBedrock.LABEL}", err=True)
         bedrock = fake_bedrock_client(FakeBedrock(turns, default=FakeBedrock.text("(scripted) noted.")))
     else:
         bedrock = bedrock_from_env()
