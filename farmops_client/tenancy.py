@@ -133,7 +133,7 @@ def set_member_role(t: Session, user_id: str, role: str) -> None:
     """Change an existing member's role (``farmops.add_member``, owner only); unlike :func:`add_member`
     it never adds anyone: :class:`~farmops_client.errors.NotAMember` if ``user_id`` is no member."""
     found = t.execute(
-        "SELECT 1 FROM farmops.farm_members WHERE farm_id = %s AND user_id = %s FOR UPDATE",
+        "SELECT 1 FROM farmops.farm_members WHERE farm_id = %s AND user_id = %s",
         [t.farm_id, user_id],
     ).fetchone()
     if found is None:

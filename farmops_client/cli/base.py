@@ -246,8 +246,10 @@ def as_member(farm_id: str | None, user_id: str | None, dsn: str | None, data_di
 @contextlib.contextmanager
 def owner_transaction(dsn: str | None, data_dir: Path | None):
     """One transaction as farmops_owner (``SET LOCAL ROLE``) on a connection of its own."""
-    with fdb.connect(resolve_dsn(dsn, data_dir), autocommit=True) as conn, fdb.local_role(conn, OWNER_ROLE):
-        yield conn
+    with fdb.connect(resolve_dsn(dsn, data_dir), autocommit=True) as conn:
+        fdb.ensure_vector(conn)
+        with fdb.local_role(conn, OWNER_ROLE):
+            yield conn
 
 
 @contextlib.contextmanager
@@ -383,15 +385,21 @@ def emit(rows: list[dict], as_json: bool, columns: list[str] | None = None, titl
     from rich.table import Table
 
     table = Table(title=title, show_lines=False)
+    needed = 1  # the table's width when its ids are whole and the other columns narrow
     for col in columns:
         if any(_is_id(row.get(col)) for row in rows):
             # An id is copied whole into the next command: one line, never folded nor cut.
             table.add_column(col, no_wrap=True, min_width=36, overflow="ignore")
+            needed += 36 + 3
         else:
             table.add_column(col, overflow="fold")
+            needed += min(len(col), 8) + 3
     for row in rows:
         table.add_row(*(cell(row.get(c)) for c in columns))
-    Console(soft_wrap=False).print(table)
+    console = Console()
+    if console.width < needed:  # a narrow terminal: the lines get longer than it, the ids stay whole
+        console = Console(width=needed)
+    console.print(table)
     if not rows:
         click.echo("(no rows)")
 

@@ -24,7 +24,6 @@ from .base import (
     csv_text,
     emit,
     emit_one,
-    fail,
     json_option,
     jsonable,
     main,
@@ -116,14 +115,14 @@ def drafts_confirm(draft_ids, edits, farm_id, user_id, dsn, data_dir) -> None:
                 t.commit()
             except FarmopsError as exc:
                 t.rollback()
+                if len(ids) == 1:
+                    raise  # one line, its DETAIL and HINT, exit 1
                 failed.append(exc)
                 code = f" [{exc.sqlstate}]" if exc.sqlstate else ""
                 click.echo(f"farmops: {draft_id}: {type(exc).__name__}: {exc}{code}", err=True)
             else:
                 click.echo(f"confirmed {row['id']} -> record {row.get('record_id')}")
             advance()
-    if len(failed) == 1 and len(ids) == 1:
-        fail(failed[0])
     if failed:
         click.echo(f"farmops: {len(failed)} of {len(ids)} drafts not confirmed", err=True)
         sys.exit(EXIT_REFUSED)

@@ -134,8 +134,9 @@ def kb_global_add(file: Path, title, embedder, dsn, data_dir) -> None:
 @dsn_option
 @data_dir_option
 def kb_global_list(limit, as_json, dsn, data_dir) -> None:
-    """The global base's documents, newest first (as farmops_app: any installation login may read)."""
-    with open_client(dsn, data_dir) as client, client.connection() as conn:
+    """The global base's documents, newest first, as farmops_owner (members read them only through
+    search, inside a tenant context)."""
+    with owner_transaction(dsn, data_dir) as conn:
         rows = knowledge.global_documents(conn, limit=limit)
     emit(rows, as_json, DOCUMENT_COLUMNS, title="global documents")
 
