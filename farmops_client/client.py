@@ -247,8 +247,8 @@ def connect(
     :class:`Client`). ``role`` is the database role every transaction acts as: ``SET LOCAL ROLE``
     first in each one, never a session ``SET ROLE``, so nothing outlives a transaction (PgBouncer's
     transaction mode). The CLI uses ``farmops_app`` so that even a superuser DSN acts under row level
-    security, which superusers otherwise bypass. Ignored with your own ``pool``: set it in its
-    transactions yourself (:func:`farmops_client.db.local_role`).
+    security, which superusers otherwise bypass. With your own ``pool`` the client's transactions set
+    it the same way; statements you run on that pool yourself use :func:`farmops_client.db.local_role`.
     """
     if isinstance(dsn, ConnectionPool):
         dsn, pool = None, dsn
