@@ -18,6 +18,11 @@ COMMANDS = [
     ["credits", "ledger"], ["drafts", "list"], ["drafts", "show"], ["drafts", "confirm"],
     ["drafts", "discard"],
     ["kb", "add"], ["kb", "search"], ["ask"], ["runs", "list"], ["runs", "show"], ["check"], ["demo"],
+    ["member", "remove"], ["member", "role"], ["autonomy", "show"], ["autonomy", "set"], ["kb", "list"],
+    ["kb", "delete"], ["kb", "global", "add"], ["kb", "global", "list"], ["kb", "global", "delete"],
+    ["feedback", "give"], ["feedback", "list"], ["evals", "list"], ["evals", "rules"],
+    ["recommendations", "list"], ["recommendations", "decide"], ["drafts", "watch"],
+    ["maintenance", "expire"], ["login", "list"],
     ["db", "start"], ["migrate"], ["install-script"], ["errors"],
 ]  # fmt: skip
 
