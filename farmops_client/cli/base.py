@@ -49,6 +49,9 @@ class FarmopsGroup(click.Group):
         except click.exceptions.Abort:
             click.echo("farmops: aborted", err=True)
             sys.exit(EXIT_REFUSED)
+        except click.exceptions.NoArgsIsHelpError as exc:  # a group without its command: its help
+            exc.show()
+            sys.exit(exc.exit_code)
         except click.ClickException as exc:
             usage(exc.format_message(), exc.exit_code)
         sys.exit(rv if isinstance(rv, int) else 0)

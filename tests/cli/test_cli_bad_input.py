@@ -98,3 +98,9 @@ def test_bad_input_exits_2_with_one_line(files, args, says):
 def test_help_still_exits_0():
     result = CliRunner().invoke(main, ["drafts", "--help"])
     assert result.exit_code == 0 and "watch" in result.output
+
+
+def test_a_group_without_its_command_shows_its_help():
+    result = CliRunner().invoke(main, ["drafts"])
+    assert "drafts [OPTIONS] COMMAND" in result.output and "confirm" in result.output
+    assert "farmops: usage:" not in result.output
