@@ -36,15 +36,18 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
-    -- Delivered at commit, once per draft; a rolled-back proposal announces nothing.
-    PERFORM pg_notify(farmops._draft_channel(NEW.farm_id), NEW.id::text);
+    -- Delivered at commit, once per draft; a rolled-back proposal announces nothing, nor does an
+    -- auto-applied write (created terminal: nobody needs to decide it).
+    IF NEW.status = 'pending' THEN
+        PERFORM pg_notify(farmops._draft_channel(NEW.farm_id), NEW.id::text);
+    END IF;
     RETURN NULL;
 END
 $fn$;
 COMMENT ON FUNCTION farmops._notify_new_draft() IS
 'Private trigger function: NOTIFY farmops._draft_channel(farm) with the id of a new pending draft.';
 
-DROP TRIGGER IF EXISTS new_pending_drafts_are_announced ON farmops.assistant_drafts;
-CREATE TRIGGER new_pending_drafts_are_announced
-AFTER INSERT ON farmops.assistant_drafts
-FOR EACH ROW WHEN (new.status = 'pending') EXECUTE FUNCTION farmops._notify_new_draft();
+SELECT farmops._attach_always(
+    'farmops.assistant_drafts', '_announce_new_pending_ones', 'AFTER INSERT', 'ROW',
+    'farmops._notify_new_draft()'
+);

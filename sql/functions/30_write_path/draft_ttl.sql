@@ -55,7 +55,8 @@ $fn$;
 COMMENT ON FUNCTION farmops._fill_draft_expiry() IS
 'Private trigger function: a draft inserted without expires_at expires after its farm''s draft_ttl.';
 
-DROP TRIGGER IF EXISTS drafts_expire_after_their_farms_ttl ON farmops.assistant_drafts;
-CREATE TRIGGER drafts_expire_after_their_farms_ttl
-BEFORE INSERT ON farmops.assistant_drafts
-FOR EACH ROW EXECUTE FUNCTION farmops._fill_draft_expiry();
+-- ENABLE ALWAYS, like every farmops trigger (a replica session's insert gets its expiry too).
+SELECT farmops._attach_always(
+    'farmops.assistant_drafts', '_expire_after_their_farms_ttl', 'BEFORE INSERT', 'ROW',
+    'farmops._fill_draft_expiry()'
+);
