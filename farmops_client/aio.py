@@ -61,6 +61,14 @@ async def _send(conn: psycopg.AsyncConnection, step: core.Call | core.Statement)
     return cur
 
 
+async def _local_role(conn: psycopg.AsyncConnection, role: str | None) -> None:
+    """``SET LOCAL ROLE role`` first in the current transaction (nothing outlives it), if any role."""
+    if role:
+        await _send(
+            conn, core.Statement("SELECT pg_catalog.set_config('role', %(role)s, true)", {"role": role})
+        )
+
+
 async def _rows(cur: psycopg.AsyncCursor) -> list[dict[str, Any]]:
     with db.translated():
         return await cur.fetchall()
@@ -79,8 +87,11 @@ class AsyncClient:
         model: str | None = None,
         owns_pool: bool = False,
         model_threads: int = 64,
+        role: str | None = None,
     ):
         self.pool = pool
+        #: The database role every transaction acts as (``SET LOCAL ROLE``, first), or ``None``.
+        self.role = role
         self.bedrock = bedrock
         self.embedder = embedder_named(embedder, bedrock) if isinstance(embedder, str) else embedder
         self.model = model or core.DEFAULT_MODEL
@@ -130,6 +141,7 @@ class AsyncClient:
         """A session as the farm and user a signed identity token names; the database verifies the
         token here and again in every transaction of the session."""
         async with self.connection() as conn, conn.transaction():
+            await _local_role(conn, self.role)
             await _send(conn, core.Call("begin_tenant_verified", {"token": token}))
             cur = await _send(
                 conn, core.Statement("SELECT farm_id, user_id FROM farmops.tenant_context()", {})
@@ -151,7 +163,10 @@ class AsyncClient:
 
     async def _call(self, function: str, **kwargs: Any) -> list[dict[str, Any]]:
         async with self.connection() as conn:
-            return await _rows(await _send(conn, core.Call(function, kwargs)))
+            async with conn.transaction():
+                await _local_role(conn, self.role)
+                cur = await _send(conn, core.Call(function, kwargs))
+            return await _rows(cur)
 
 
 class AsyncTenantSession:
@@ -177,6 +192,7 @@ class AsyncTenantSession:
             try:
                 with db.translated():
                     async with conn.pipeline(), explicit:
+                        await _local_role(conn, self.client.role)
                         if self.token is not None:
                             await _send(conn, core.Call("begin_tenant_verified", {"token": self.token}))
                         else:
@@ -530,7 +546,7 @@ class _Effects:
 
     async def db(self, effect: core.Db) -> list[list[dict[str, Any]]]:
         t = self.t
-        if not effect.context and t.token is None and len(effect.steps) == 1:
+        if not effect.context and t.token is None and not t.client.role and len(effect.steps) == 1:
             async with t.client.connection() as conn:
                 if conn.autocommit:  # the call is the transaction: one round trip
                     return [await _rows(await _send(conn, effect.steps[0]))]
@@ -552,10 +568,11 @@ async def connect(
     """Open an :class:`AsyncClient` on a DSN (an ``AsyncConnectionPool`` is created) or on your own pool.
 
     Connections are autocommit, without server-side prepared statements (PgBouncer transaction mode),
-    and reset when they return to the pool, as the sync client's (:func:`farmops_client.connect`).
+    and reset when they return to the pool; ``role`` is ``SET LOCAL ROLE`` first in every transaction,
+    never a session ``SET ROLE`` (ADR 0026), as the sync client's (:func:`farmops_client.connect`).
     """
     if isinstance(dsn, AsyncConnectionPool):
-        return AsyncClient(dsn, bedrock=bedrock, embedder=embedder, model=model)
+        return AsyncClient(dsn, bedrock=bedrock, embedder=embedder, model=model, role=role)
     if not dsn:
         raise FarmopsError("connect() needs a DSN or a pool")
     kwargs = {"autocommit": True, "connect_timeout": connect_timeout, "prepare_threshold": None}
@@ -565,22 +582,22 @@ async def connect(
         raise DatabaseUnavailable(
             f"cannot connect to the database: {str(exc).strip().splitlines()[0]}"
         ) from exc
-    await probe.close()
-
-    async def set_role(conn: psycopg.AsyncConnection) -> None:
-        if role:
-            with db.translated():
-                await conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
+    try:  # the role checked in a transaction of its own (a session SET ROLE would outlive it)
+        async with probe.transaction():
+            try:
+                await _local_role(probe, role)
+            except FarmopsError as exc:
+                raise FarmopsError(f"the DSN's role may not act as {role}: {exc}") from exc
+    finally:
+        await probe.close()
 
     async def configure(conn: psycopg.AsyncConnection) -> None:
-        await set_role(conn)
         with db.translated():
             await register_vector_async(conn)
 
     async def reset(conn: psycopg.AsyncConnection) -> None:
         with db.translated():
             await conn.execute(RESET_SESSION)
-        await set_role(conn)
 
     pool = AsyncConnectionPool(
         dsn,
@@ -594,5 +611,11 @@ async def connect(
     )
     await pool.open()
     return AsyncClient(
-        pool, bedrock=bedrock, embedder=embedder, model=model, owns_pool=True, model_threads=model_threads
+        pool,
+        bedrock=bedrock,
+        embedder=embedder,
+        model=model,
+        owns_pool=True,
+        model_threads=model_threads,
+        role=role,
     )

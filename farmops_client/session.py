@@ -52,6 +52,7 @@ class Session:
         bedrock: Any = None,
         model: str | None = None,
         cache: dict[str, Any] | None = None,
+        db_role: str | None = None,
     ):
         if isinstance(conn, psycopg.Connection):
             fixed = conn
@@ -70,6 +71,9 @@ class Session:
         #: An identity token: when set, every transaction verifies it (``farmops.begin_tenant_verified``)
         #: instead of calling ``farmops.begin_tenant``.
         self.token: str | None = None
+        #: The database role every transaction of the session acts as (``SET LOCAL ROLE``, first in
+        #: the transaction), or ``None`` for the login's own: nothing of it outlives the transaction.
+        self.db_role = db_role
         self._tx: psycopg.Transaction | None = None
         self._conn: psycopg.Connection | None = None
         self._loan: contextlib.AbstractContextManager[psycopg.Connection] | None = None
@@ -125,7 +129,13 @@ class Session:
 
     def _set_context(self) -> None:
         conn = self._conn
-        if self.token is not None:
+        if self.db_role:
+            # The role (transaction-local, so first) and the context in one round trip.
+            with db.translated(), conn.pipeline():
+                cur = self._send_context(conn)
+            with db.translated():
+                self.role = next(iter(cur.fetchone().values()))
+        elif self.token is not None:
             self.role = db.value(conn, "begin_tenant_verified", token=self.token)
         else:
             self.role = db.value(conn, "begin_tenant", farm_id=self.farm_id, user_id=self.user_id)
@@ -136,10 +146,12 @@ class Session:
             return "begin_tenant_verified", {"token": self.token}
         return "begin_tenant", {"farm_id": self.farm_id, "user_id": self.user_id}
 
-    def _send_context(self, conn: psycopg.Connection) -> None:
-        """Queue the tenant context of a pipelined transaction (its result is not needed)."""
+    def _send_context(self, conn: psycopg.Connection) -> psycopg.Cursor:
+        """Queue the role and the tenant context of a pipelined transaction; the context's cursor."""
+        if self.db_role:
+            db.send_local_role(conn, self.db_role)
         function, kwargs = self.context_call()
-        db.send(conn, function, **kwargs)
+        return db.send(conn, function, **kwargs)
 
     def _end(self, exc: BaseException | None) -> None:
         tx, self._tx = self._tx, None

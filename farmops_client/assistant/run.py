@@ -243,7 +243,7 @@ class _Effects:
 
     def db(self, effect: Db) -> list[list[dict[str, Any]]]:
         t = self.t
-        if not effect.context and t.token is None and len(effect.steps) == 1:
+        if not effect.context and t.token is None and not t.db_role and len(effect.steps) == 1:
             with t.lent() as conn:
                 if conn.autocommit:  # the call is the transaction: one round trip
                     cur = _send(conn, effect.steps[0])
