@@ -29,6 +29,7 @@ import functools
 import inspect
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
@@ -46,7 +47,7 @@ from .assistant import core
 from .assistant.core import AskResult, Finished, TextDelta, Tool, ToolOutcome
 from .client import RESET_SESSION
 from .embeddings import Embedder, embedder_named
-from .errors import DatabaseUnavailable, FarmopsError, NotConfigured
+from .errors import DatabaseUnavailable, FarmopsError, NotAMember, NotConfigured
 
 __all__ = ["AsyncClient", "AsyncTenantSession", "connect"]
 
@@ -342,6 +343,110 @@ class AsyncTenantSession:
         """``farmops.add_member`` to this farm (owner only)."""
         await self.call(
             "add_member", farm_id=self.farm_id, user_id=text_arg(user_id, "user id", 256), role=role
+        )
+
+    async def remove_member(self, user_id: str) -> None:
+        """``farmops.remove_member`` (owner only): OF002 if ``user_id`` is no member, OF005 the last owner."""
+        await self.call("remove_member", farm_id=self.farm_id, user_id=text_arg(user_id, "user id", 256))
+
+    async def set_member_role(self, user_id: str, role: str) -> None:
+        """Change an existing member's role (owner only); never adds anyone (:class:`NotAMember`)."""
+        user_id = text_arg(user_id, "user id", 256)
+        found = await self.execute(
+            "SELECT 1 FROM farmops.farm_members WHERE farm_id = %(f)s AND user_id = %(u)s",
+            {"f": self.farm_id, "u": user_id},
+        )
+        if not found:
+            raise NotAMember(f"{user_id} is not a member of this farm")
+        await self.add_member(user_id, role)
+
+    async def autonomy(self) -> dict[str, Any]:
+        """The farm's AI settings and, per record type, the autonomy it resolves to now (``types``)."""
+        settings, types = await self.run_steps(
+            [
+                core.Statement(
+                    "SELECT ai_autonomy, ai_auto_categories, ai_record_autonomy, draft_ttl "
+                    "FROM farmops.farms WHERE id = %(f)s",
+                    {"f": self.farm_id},
+                ),
+                core.Statement(
+                    "SELECT name AS record_type, class, farmops.resolve_autonomy(name) AS effective "
+                    "FROM farmops.record_types ORDER BY name",
+                    {},
+                ),
+            ]
+        )
+        return {**(settings[0] if settings else {}), "types": types}
+
+    async def set_draft_ttl(self, ttl: timedelta) -> timedelta:
+        """``farmops.set_draft_ttl`` (owner only): how long new drafts wait for a human."""
+        return (await self.call("set_draft_ttl", ttl=ttl))[0]["set_draft_ttl"]
+
+    async def draft_channel(self) -> str:
+        """``farmops.draft_channel()``: the channel to LISTEN on for this farm's new pending drafts."""
+        return (await self.call("draft_channel"))[0]["draft_channel"]
+
+    async def recommendations(
+        self, *, status: str | None = "pending", limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """The farm's AI recommendations (by default the pending ones), newest first."""
+        return await self.execute(
+            "SELECT * FROM farmops.ai_recommendations WHERE %(status)s::text IS NULL OR status = %(status)s "
+            "ORDER BY created_at DESC, id LIMIT %(limit)s",
+            {"status": status, "limit": int_arg(limit, "limit", 1)},
+        )
+
+    async def decide_recommendation(
+        self, recommendation_id: UUID | str, approve: bool, reason: str | None = None
+    ) -> dict[str, Any]:
+        """``farmops.decide_recommendation`` as this (human) member; returns the recommendation row."""
+        rec = uuid_arg(recommendation_id, "recommendation id")
+        return (
+            await self.call("decide_recommendation", recommendation_id=rec, approve=approve, reason=reason)
+        )[0]
+
+    async def give_feedback(
+        self, run_id: UUID | str, thumbs_up: bool, comment: str | None = None
+    ) -> dict[str, Any]:
+        """``farmops.give_feedback``: this member's thumbs up/down on a run (a second call replaces it)."""
+        run = uuid_arg(run_id, "run id")
+        return (await self.call("give_feedback", run_id=run, thumbs_up=thumbs_up, comment=comment))[0]
+
+    async def feedback(self, *, run_id: UUID | str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """The farm's feedback on runs (optionally one run's), newest first."""
+        return await self.execute(
+            "SELECT * FROM farmops.ai_feedback WHERE %(run)s::uuid IS NULL OR ai_run_id = %(run)s::uuid "
+            "ORDER BY updated_at DESC, ai_run_id, user_id LIMIT %(limit)s",
+            {
+                "run": None if run_id is None else uuid_arg(run_id, "run id"),
+                "limit": int_arg(limit, "limit", 1),
+            },
+        )
+
+    async def evals(self, *, run_id: UUID | str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """The farm's eval results (optionally one run's), newest first."""
+        return await self.execute(
+            "SELECT * FROM farmops.ai_evals WHERE %(run)s::uuid IS NULL OR ai_run_id = %(run)s::uuid "
+            "ORDER BY created_at DESC, id DESC LIMIT %(limit)s",
+            {
+                "run": None if run_id is None else uuid_arg(run_id, "run id"),
+                "limit": int_arg(limit, "limit", 1),
+            },
+        )
+
+    async def eval_rules(self) -> list[dict[str, Any]]:
+        """The installation's eval rules (global; registered by the package owner)."""
+        return await self.execute("SELECT * FROM farmops.ai_eval_rules ORDER BY name")
+
+    async def documents(self, *, limit: int = 100) -> list[dict[str, Any]]:
+        """The farm's documents (no content: title, size, chunks, model), newest first."""
+        return await self.execute(
+            "SELECT d.id, d.title, char_length(d.content) AS characters, "
+            "(SELECT count(*) FROM farmops.embeddings AS e "
+            "WHERE e.farm_id = d.farm_id AND e.document_id = d.id) AS chunks, "
+            "d.model, d.created_by, d.created_at "
+            "FROM farmops.documents AS d ORDER BY d.created_at DESC, d.id LIMIT %(limit)s",
+            {"limit": int_arg(limit, "limit", 1)},
         )
 
     async def _embed(self, texts: list[str]) -> list[Vector]:
