@@ -700,3 +700,22 @@ def test_ask_refuses_inside_the_sessions_transaction_before_anything_runs(sync_c
             t.ask_stream("hello")
     assert fake.seen() == []
     assert admin.execute("SELECT count(*) FROM farmops.ai_runs").fetchone()[0] == 0
+
+
+def test_the_async_client_acts_as_its_role_per_transaction_and_leaves_none_behind(db, admin):
+    async def scenario():
+        client = await aio.connect(db.dsn("postgres"), role="farmops_app", max_size=1, embedder="lexical")
+        farm = await client.create_farm("Role", "alice")
+        async with client.tenant(farm, "alice") as t:
+            inside = await t.execute("SELECT current_user AS who")
+            members = await t.members()
+        async with client.connection() as conn:  # the same server connection, after the transactions
+            cur = await conn.execute("SELECT current_user, current_setting('role')")
+            after = await cur.fetchone()
+        await client.close()
+        return inside, members, after
+
+    inside, members, after = asyncio.run(scenario())
+    assert inside == [{"who": "farmops_app"}]  # under row level security, though the DSN is a superuser's
+    assert [m["user_id"] for m in members] == ["alice"]
+    assert after == ("postgres", "none")  # SET LOCAL ROLE: nothing outlived the transaction
