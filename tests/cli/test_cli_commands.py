@@ -351,3 +351,12 @@ def test_demo_reuses_its_farms_on_a_second_run(db, admin):
     assert "reusing farm" not in first.stdout and second.stdout.count("reusing farm") == 2
     farms = admin.execute("SELECT name, count(*) FROM farmops.farms GROUP BY name ORDER BY name").fetchall()
     assert farms == [("Kaduna Poultry", 1), ("Lagos Layers", 1)]
+
+
+def test_a_refusal_shows_the_database_detail(cli, farm, script):
+    draft = json.loads(cli("ask", "x", "--fake", "--script", str(script), "--json", *farm).stdout)["drafts"][
+        0
+    ]
+    refused = cli("drafts", "confirm", draft, "--edits", '{"bogus": 1}', *farm, ok=False)
+    one_line_refusal(refused, "OF202")
+    assert "additionalProperties is false" in refused.stderr
