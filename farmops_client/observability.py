@@ -102,6 +102,12 @@ def fetcher(
     return fetch
 
 
+def exposition(rows: list[dict[str, Any]], help_rows: list[dict[str, Any]]) -> str:
+    """``farmops.metrics()`` and ``farmops.metric_help()`` rows in the Prometheus text format."""
+    help_ = {r["name"]: {"kind": r["kind"], "help": r["help"]} for r in help_rows}
+    return generate_latest(registry_for(lambda: (rows, help_))).decode()
+
+
 def prometheus_text(conn: psycopg.Connection) -> str:
     """The metrics the connection's role may see, in the Prometheus text exposition format."""
     return generate_latest(registry_for(lambda: (metrics(conn), metric_help(conn)))).decode()

@@ -194,11 +194,23 @@ SELECT farmops.migration_is_pending('0075_guard_rules.sql', '5107629c946c6bac430
 INSERT INTO farmops.schema_migrations (filename, sha256)
 VALUES ('0075_guard_rules.sql', '5107629c946c6bac430ffd959df4b90a7cb2a704995c8b7b457e1dba55eabb2f');
 \endif
-SELECT farmops.migration_is_pending('0100_observability_steps_and_counters.sql', '43f50a0b74d4b94b36c5521297f95d81782caa1e3cb906415e65567a44e0b92e') AS pending \gset
+SELECT farmops.migration_is_pending('0100_observability_steps_and_counters.sql', '5002b4dc46231499c0b7abe2319c83901f4aa514585712fca620c5418d40d463') AS pending \gset
 \if :pending
 \ir schema/0100_observability_steps_and_counters.sql
 INSERT INTO farmops.schema_migrations (filename, sha256)
-VALUES ('0100_observability_steps_and_counters.sql', '43f50a0b74d4b94b36c5521297f95d81782caa1e3cb906415e65567a44e0b92e');
+VALUES ('0100_observability_steps_and_counters.sql', '5002b4dc46231499c0b7abe2319c83901f4aa514585712fca620c5418d40d463');
+\endif
+SELECT farmops.migration_is_pending('0110_credits_extend_reservation.sql', 'fa58ee22dd0c46e11ad0e46cc30e19c6a8428f21167e6010dfa8865977a09cc1') AS pending \gset
+\if :pending
+\ir schema/0110_credits_extend_reservation.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0110_credits_extend_reservation.sql', 'fa58ee22dd0c46e11ad0e46cc30e19c6a8428f21167e6010dfa8865977a09cc1');
+\endif
+SELECT farmops.migration_is_pending('0115_write_path_draft_ttl.sql', 'c4b03c785c59ed4a9e9a75e3ea778cd3b0b2ed6ec89ca64530e5eb29aaf3b2f6') AS pending \gset
+\if :pending
+\ir schema/0115_write_path_draft_ttl.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0115_write_path_draft_ttl.sql', 'c4b03c785c59ed4a9e9a75e3ea778cd3b0b2ed6ec89ca64530e5eb29aaf3b2f6');
 \endif
 \ir functions/00_core/arguments.sql
 \ir functions/00_core/errors.sql
@@ -212,6 +224,7 @@ VALUES ('0100_observability_steps_and_counters.sql', '43f50a0b74d4b94b36c5521297
 \ir functions/10_tenancy/members.sql
 \ir functions/10_tenancy/verified_identity.sql
 \ir functions/20_credits/expire.sql
+\ir functions/20_credits/extend.sql
 \ir functions/20_credits/grant.sql
 \ir functions/20_credits/invariants.sql
 \ir functions/20_credits/ledger.sql
@@ -220,6 +233,8 @@ VALUES ('0100_observability_steps_and_counters.sql', '43f50a0b74d4b94b36c5521297
 \ir functions/20_credits/runs.sql
 \ir functions/20_credits/settle.sql
 \ir functions/30_write_path/autonomy.sql
+\ir functions/30_write_path/draft_notify.sql
+\ir functions/30_write_path/draft_ttl.sql
 \ir functions/30_write_path/drafts.sql
 \ir functions/30_write_path/evals.sql
 \ir functions/30_write_path/feedback.sql

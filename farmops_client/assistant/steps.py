@@ -14,42 +14,27 @@ A :class:`RunRecorder` follows one ``ask()``:
 - guard checks (:meth:`RunRecorder.guard`) are steps too, for the guards the run applies;
 - each of them is an OpenTelemetry span (:mod:`farmops_client.tracing`) under the run's span.
 
-A request id whose run has finished is replayed (:func:`replay`): the stored result, no model call,
-no charge.
+A request id whose run has finished is replayed (:func:`replay_args`, :func:`replayed`): the
+stored result, no model call, no charge.
 """
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import hashlib
 import json
 import logging
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
-import psycopg
+from opentelemetry import trace
 from psycopg.types.json import Jsonb
 
-from .. import db, tracing
-from ..session import Session
+from .. import tracing
 from .tools import Outcome, ToolCall
 
 logger = logging.getLogger(__name__)
-
-#: The recorder of the run this context is driving (``None`` outside ``ask()``): code that runs
-#: inside a governed run (the guards) records its checks with ``current().guard(...)`` without
-#: the recorder being passed down.
-_CURRENT: contextvars.ContextVar[RunRecorder | None] = contextvars.ContextVar("farmops_run", default=None)
-
-
-def current() -> RunRecorder | None:
-    """The :class:`RunRecorder` of the governed run in progress in this context, if any."""
-    return _CURRENT.get()
-
 
 SUMMARY_CHARS = 4000
 #: Tool input kept per step (bytes of its JSON); larger inputs are stored truncated, as text.
@@ -74,20 +59,26 @@ def _tool_input(payload: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass
 class ModelCall:
-    """One Converse call while it runs; :meth:`RunRecorder.model_call` fills it in."""
+    """One Converse call while it runs (its turn, the input it was sent, when, its span)."""
 
     turn: int
     model: str
     input_summary: str | None = None
-    response: dict[str, Any] | None = None
     started: float = field(default_factory=time.monotonic)
+    span: Any = None
 
 
 class RunRecorder:
-    """The steps and spans of one governed run (see the module docstring)."""
+    """The steps and spans of one governed run, without I/O (see the module docstring).
 
-    def __init__(self, t: Session, prompt: str, *, model: str, feature: str, max_tokens: int):
-        self.t = t
+    :func:`farmops_client.assistant.core.governed_run` calls it; it returns the arguments of
+    ``farmops.record_run_steps`` that the run adds to the transactions it already opens. Spans are
+    started with an explicit parent and ended by hand (never attached to the current context), so
+    they are the same under the sync and the asyncio drivers.
+    """
+
+    def __init__(self, farm_id: Any, prompt: str, *, model: str, feature: str, max_tokens: int):
+        self.farm_id = farm_id
         self.prompt = prompt
         self.model = model
         self.feature = feature
@@ -99,35 +90,51 @@ class RunRecorder:
         self.searches = 0  # searches of the run that recorded passages (ai_run_retrievals)
         self.first_search: int | None = None
         self.turn = 0  # the Converse turn of the latest model call
-        self.root: Any = None
-        self._stack = contextlib.ExitStack()
-
-    # -- the run's span -----------------------------------------------------------------------
-    def __enter__(self) -> RunRecorder:
-        token = _CURRENT.set(self)
-        self._stack.callback(_CURRENT.reset, token)
-        self.root = self._stack.enter_context(
-            tracing.span(
-                "farmops.ask",
+        self._tracer = tracing.tracer()
+        self.root = self._tracer.start_span(
+            "farmops.ask",
+            kind=trace.SpanKind.INTERNAL,
+            attributes=tracing.clean(
                 {
                     tracing.OPERATION: "invoke_agent",
                     tracing.PROVIDER: tracing.BEDROCK,
                     tracing.SYSTEM: tracing.BEDROCK,
-                    tracing.REQUEST_MODEL: self.model,
-                    tracing.REQUEST_MAX_TOKENS: self.max_tokens,
-                    tracing.FARM: self.t.farm_id,
-                    tracing.FEATURE: self.feature,
-                },
-            )
+                    tracing.REQUEST_MODEL: model,
+                    tracing.REQUEST_MAX_TOKENS: max_tokens,
+                    tracing.FARM: farm_id,
+                    tracing.FEATURE: feature,
+                }
+            ),
         )
-        return self
+        self._open: list[Any] = []
+        self._model_call: ModelCall | None = None
 
-    def __exit__(self, *exc: Any) -> bool | None:
-        return self._stack.__exit__(*exc)
+    # -- spans ----------------------------------------------------------------------------------
+    def start(self, name: str, attributes: dict[str, Any] | None = None, *, client: bool = False) -> Any:
+        """Start a child span of the run (ended by :meth:`end`, or by :meth:`finish` if left open)."""
+        current = self._tracer.start_span(
+            name,
+            context=trace.set_span_in_context(self.root),
+            kind=trace.SpanKind.CLIENT if client else trace.SpanKind.INTERNAL,
+            attributes=tracing.clean({tracing.RUN: self.run_id, **(attributes or {})}),
+        )
+        self._open.append(current)
+        return current
 
-    def span(self, name: str, attributes: dict[str, Any] | None = None):
-        """A child span of the run (reserve, embed, retrieve, settle)."""
-        return tracing.span(name, {tracing.RUN: self.run_id, **(attributes or {})})
+    def end(self, current: Any, attributes: dict[str, Any] | None = None) -> None:
+        """End a child span, with more attributes."""
+        tracing.annotate(current, attributes or {})
+        current.end()
+        if current in self._open:
+            self._open.remove(current)
+
+    def failed(self, exc: BaseException) -> None:
+        """End every open child span with status ERROR (a failing effect was thrown into the run)."""
+        for current in reversed(self._open):
+            current.record_exception(exc)
+            current.set_status(trace.Status(trace.StatusCode.ERROR, type(exc).__name__))
+            current.end()
+        self._open.clear()
 
     def reserved(self, run: dict[str, Any]) -> None:
         """The reservation is made (or found, for a request id asked before)."""
@@ -140,15 +147,15 @@ class RunRecorder:
         )
 
     # -- steps ----------------------------------------------------------------------------------
-    def send_input(self, conn: psycopg.Connection) -> psycopg.Cursor:
-        """Queue the input step (step 0) in the transaction that starts the run."""
+    def input_args(self) -> dict[str, Any]:
+        """``record_run_steps`` of the input step (step 0), sent with ``start_run``: it claims the run."""
         step = {
             "step_no": 0,
             "kind": "input",
             "prompt_sha256": self.sha256,
             "input_summary": _text(self.prompt),
         }
-        return db.send(conn, "record_run_steps", run_id=self.run_id, steps=Jsonb([step]))
+        return {"run_id": self.run_id, "steps": Jsonb([step])}
 
     def retrieved(self, passages: list[dict[str, Any]]) -> None:
         """The run's first search returned ``passages`` (recorded by ``search_for_run`` when any)."""
@@ -161,12 +168,11 @@ class RunRecorder:
         self.next_step += 1
         self.pending.append({k: v for k, v in step.items() if v is not None})
 
-    @contextlib.contextmanager
-    def model_call(self, turn: int, input_summary: str | None = None) -> Iterator[ModelCall]:
-        """Around one Converse call: a ``chat <model>`` span, then a model step from the response."""
+    def model_started(self, turn: int, input_summary: str | None = None) -> ModelCall:
+        """A Converse call is about to be sent: its ``chat <model>`` span."""
         self.turn = turn
         call = ModelCall(turn=turn, model=self.model, input_summary=input_summary)
-        with tracing.span(
+        call.span = self.start(
             f"chat {self.model}",
             {
                 tracing.OPERATION: "chat",
@@ -174,18 +180,15 @@ class RunRecorder:
                 tracing.SYSTEM: tracing.BEDROCK,
                 tracing.REQUEST_MODEL: self.model,
                 tracing.REQUEST_MAX_TOKENS: self.max_tokens,
-                tracing.RUN: self.run_id,
-                tracing.FARM: self.t.farm_id,
+                tracing.FARM: self.farm_id,
                 tracing.TURN: turn,
             },
-            kind=tracing.trace.SpanKind.CLIENT,
-        ) as current:
-            yield call
-            if call.response is not None:
-                self._model_step(call, current)
+            client=True,
+        )
+        return call
 
-    def _model_step(self, call: ModelCall, current: Any) -> None:
-        response = call.response or {}
+    def model_done(self, call: ModelCall, response: dict[str, Any]) -> None:
+        """The call answered: a model step, and its span ended."""
         usage = response.get("usage", {})
         stop = response.get("stopReason")
         request_id = response.get("ResponseMetadata", {}).get("RequestId")
@@ -196,7 +199,6 @@ class RunRecorder:
         if guardrail is None and response.get("trace", {}).get("guardrail"):
             guardrail = "assessed"
         latency = int((time.monotonic() - call.started) * 1000)
-        search = self.first_search if call.turn == 0 else None
         self._add(
             {
                 "kind": "model",
@@ -210,14 +212,14 @@ class RunRecorder:
                 "stop_reason": _text(stop, 100),
                 "guardrail": guardrail,
                 "provider_request_id": _text(request_id, 200),
-                "search": search,
+                "search": self.first_search if call.turn == 0 else None,
                 # Turn 0's input is the prompt, already the input step's: not stored twice.
                 "input_summary": _text(call.input_summary) if call.turn else None,
                 "output_summary": _text("\n".join(said)),
             }
         )
-        tracing.annotate(
-            current,
+        self.end(
+            call.span,
             {
                 tracing.RESPONSE_FINISH_REASONS: [stop] if stop else None,
                 tracing.USAGE_INPUT_TOKENS: usage.get("inputTokens"),
@@ -229,26 +231,15 @@ class RunRecorder:
             "run %s turn %s: %s (%s ms, request %s)", self.run_id, call.turn, stop, latency, request_id
         )
 
-    @contextlib.contextmanager
-    def tool_call(self, name: str) -> Iterator[list[ToolCall]]:
-        """Around one toolUse sent to the database: an ``execute_tool`` span, then a tool step."""
-        turn = self.turn
-        done: list[ToolCall] = []
-        with tracing.span(
+    def start_tool(self, name: str) -> Any:
+        """A toolUse is about to go to the database: its ``execute_tool`` span."""
+        return self.start(
             f"execute_tool {name}",
-            {
-                tracing.OPERATION: "execute_tool",
-                tracing.TOOL_NAME: name,
-                tracing.RUN: self.run_id,
-                tracing.TURN: turn,
-            },
-        ) as current:
-            yield done
-            for call in done:
-                self._tool_step(call, turn)
-                tracing.annotate(current, {tracing.OUTCOME: call.outcome.value})
+            {tracing.OPERATION: "execute_tool", tracing.TOOL_NAME: name, tracing.TURN: self.turn},
+        )
 
-    def _tool_step(self, call: ToolCall, turn: int) -> None:
+    def tool_done(self, current: Any, call: ToolCall) -> None:
+        """The database answered the toolUse: a tool step, and its span ended."""
         search = None
         if call.outcome is Outcome.SEARCHED and call.passages:
             self.searches += 1
@@ -257,7 +248,7 @@ class RunRecorder:
         self._add(
             {
                 "kind": "tool",
-                "turn": turn,
+                "turn": self.turn,
                 "tool_name": _text(call.name, 200),
                 "tool_input": _tool_input(call.input),
                 "outcome": call.outcome.value,
@@ -267,6 +258,7 @@ class RunRecorder:
                 "search": search,
             }
         )
+        self.end(current, {tracing.OUTCOME: call.outcome.value})
         logger.debug("run %s tool %s: %s", self.run_id, call.name, call.outcome.value)
 
     def guard(
@@ -292,15 +284,21 @@ class RunRecorder:
             detail["withheld"] = [str(w) for w in withheld]
         self._add({"kind": "guard", "guardrail": verdict, "detail": detail})
 
-    def send_pending(self, conn: psycopg.Connection) -> psycopg.Cursor | None:
-        """Queue the steps not sent yet (after ``settle_run``, in its transaction)."""
+    def pending_args(self) -> dict[str, Any] | None:
+        """``record_run_steps`` of the steps not sent yet (sent after ``settle_run``, in its transaction)."""
         if not self.pending or self.run_id is None:
             return None
         steps, self.pending = self.pending, []
-        return db.send(conn, "record_run_steps", run_id=self.run_id, steps=Jsonb(steps))
+        return {"run_id": self.run_id, "steps": Jsonb(steps)}
 
-    def settled(self, result: Any) -> None:
-        """Annotate the run's span with how it ended, and log it."""
+    def finish(self, result: Any, exc: BaseException | None = None) -> None:
+        """Annotate and end the run's span (and any child left open), and log how the run ended."""
+        if exc is not None:
+            self.failed(exc)
+            self.root.record_exception(exc)
+            self.root.set_status(trace.Status(trace.StatusCode.ERROR, type(exc).__name__))
+        else:
+            self.failed(RuntimeError("left open"))
         tracing.annotate(
             self.root,
             {
@@ -308,16 +306,20 @@ class RunRecorder:
                 tracing.OUTCOME: result.status,
                 tracing.USAGE_INPUT_TOKENS: result.input_tokens,
                 tracing.USAGE_OUTPUT_TOKENS: result.output_tokens,
+                tracing.CREDITS_RESERVED: result.credits_reserved,
                 tracing.CREDITS_ACTUAL: result.credits_actual,
                 tracing.CREDITS_CHARGED: result.credits_charged,
                 "farmops.drafts": len(result.drafts),
                 "farmops.records": len(result.records),
+                "farmops.replayed": result.replayed,
             },
         )
+        self.root.end()
         logger.info(
-            "run %s %s: %s+%s tokens, %s credits charged of %s reserved",
+            "run %s %s%s: %s+%s tokens, %s credits charged of %s reserved",
             self.run_id,
             result.status,
+            " (replayed)" if result.replayed else "",
             result.input_tokens,
             result.output_tokens,
             result.credits_charged,
@@ -325,15 +327,23 @@ class RunRecorder:
         )
 
 
-def replay(t: Session, run_id: UUID, prompt: str, summary: str | None) -> dict[str, Any]:
-    """``farmops.replay_run``: a finished run's stored result (OF106 another prompt, OF501 still live)."""
-    with t.short_transaction() as conn:
-        cur = db.send(
-            conn, "replay_run", run_id=run_id, prompt_sha256=prompt_sha256(prompt), input_summary=summary
-        )
-    stored = cur.fetchone()["replay_run"]
-    logger.info("run %s replayed for its request id (%s)", run_id, stored["status"])
-    return stored
+def replay_args(run_id: UUID, prompt: str, summary: str | None) -> dict[str, Any]:
+    """``farmops.replay_run``'s arguments: the stored result of a finished run (OF106, OF501)."""
+    return {"run_id": run_id, "prompt_sha256": prompt_sha256(prompt), "input_summary": summary}
+
+
+def replayed(result: Any, stored: dict[str, Any]) -> Any:
+    """Fill an :class:`AskResult` with a replayed run's stored result."""
+    result.replayed = True
+    result.status, result.text, result.stop_reason = stored["status"], stored["text"], stored["stop_reason"]
+    result.error = stored["error"]
+    result.input_tokens, result.output_tokens = stored["input_tokens"], stored["output_tokens"]
+    result.latency_ms = stored["latency_ms"]
+    result.credits_actual, result.credits_shortfall = stored["credits_actual"], stored["credits_shortfall"]
+    for call in stored["tool_calls"]:
+        result.record(replayed_tool_call(call))
+    logger.info("run %s replayed for its request id (%s)", result.run_id, result.status)
+    return result
 
 
 def replayed_tool_call(stored: dict[str, Any]) -> ToolCall:

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 from . import (  # noqa: F401  (they register)
     assistant,
+    autonomy,
     credits,
     database,
     drafts,
     knowledge,
     metrics,
     operations,
+    review,
     runs,
     tenancy,
 )

@@ -31,7 +31,7 @@ CREATE TABLE farmops.ai_run_steps (
     tool_name text CHECK (char_length(tool_name) BETWEEN 1 AND 200),
     tool_input jsonb CHECK (octet_length(tool_input::text) <= 65536),
     outcome text CONSTRAINT run_step_outcome_is_known
-    CHECK (outcome IN ('drafted', 'written', 'refused', 'rejected', 'remembered', 'searched')),
+    CHECK (outcome IN ('drafted', 'written', 'refused', 'rejected', 'remembered', 'searched', 'handled')),
     reason text CHECK (char_length(reason) <= 1000),
     draft_id uuid,
     record_id uuid,
@@ -54,7 +54,8 @@ COMMENT ON TABLE farmops.ai_run_steps IS
 'Lineage: what a governed run did, in order: input (redacted), guard checks, model calls, tool calls and the '
 'database''s outcome of each. Written by farmops.record_run_steps(); append-only.';
 COMMENT ON COLUMN farmops.ai_run_steps.outcome IS
-'Tool steps: what the database did (drafted, written, refused with its reason, rejected, remembered, searched).';
+'Tool steps: what the database did (drafted, written, refused with its reason, rejected, remembered, searched), '
+'or handled by one of the service''s own tools.';
 COMMENT ON COLUMN farmops.ai_run_steps.search_id IS
 'The search (ai_run_retrievals.search_id) whose passages this step used: the first model call uses the '
 'run''s first search; a search_knowledge tool call its own.';
