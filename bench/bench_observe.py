@@ -8,8 +8,8 @@ measures, alternating ON and OFF slices so that load from elsewhere hits both al
    ``begin_tenant`` + ``settle_run`` pipelined, as ``ask()`` does. OFF = the three counter triggers
    disabled.
 2. ``t.ask()`` (FakeBedrock, lexical embedder): a text answer and one tool call, round trips counted
-   on the wire and wall time per run. OFF = the client sends no steps (``RunRecorder.send_input`` /
-   ``send_pending`` made no-ops), alternating run by run with ON; the counters stay enabled (their
+   on the wire and wall time per run. OFF = the client sends no steps (``RunRecorder.input_args`` /
+   ``pending_args`` give nothing), alternating run by run with ON; the counters stay enabled (their
    settle cost is measured in 1.).
 
 Prints ratios ON / OFF (medians); results in ``bench/results/observe.txt``.
@@ -55,12 +55,12 @@ class StepsSwitch:
     """Turns the client's step recording off (no-op sends) and back on."""
 
     def __init__(self):
-        self.send_input = steps.RunRecorder.send_input
-        self.send_pending = steps.RunRecorder.send_pending
+        self.input_args = steps.RunRecorder.input_args
+        self.pending_args = steps.RunRecorder.pending_args
 
     def set(self, on: bool) -> None:
-        steps.RunRecorder.send_input = self.send_input if on else (lambda self, conn: None)
-        steps.RunRecorder.send_pending = self.send_pending if on else (lambda self, conn: None)
+        steps.RunRecorder.input_args = self.input_args if on else (lambda self: None)
+        steps.RunRecorder.pending_args = self.pending_args if on else (lambda self: None)
 
 
 def settle_loop(conn: psycopg.Connection, farm, n: int) -> list[float]:

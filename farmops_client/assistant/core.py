@@ -595,18 +595,19 @@ def governed_run(plan: Plan, cache: dict[str, Any]) -> Generator[Effect, Any, As
     try:
         # 2. retrieve for the run (the prompt embedded outside any transaction)
         start = Call("start_run", {"run_id": result.run_id})
-        claim = Call("record_run_steps", rec.input_args())  # the input step claims the run
+        claim = rec.input_args()  # the input step claims the run for this prompt
+        steps_of_start = (start,) + ((Call("record_run_steps", claim),) if claim else ())
         if plan.k > 0:
             span = rec.start(f"embeddings {plan.embedder_model}", {OPERATION: "embeddings"})
             vector = yield Embed(plan.prompt)
             rec.end(span)
             span = rec.start("farmops.retrieve", {MODEL: plan.embedder_model})
             search = _search_for_run(result.run_id, vector, plan.embedder_model, plan.k)
-            _, _, hits = yield Db((start, claim, search))
+            hits = (yield Db((*steps_of_start, search)))[-1]
             rec.end(span, {PASSAGES: len(hits)})
         else:  # no retrieval asked for: no embedding, no context block
             span = rec.start("farmops.retrieve")
-            _, _ = yield Db((start, claim))
+            yield Db(steps_of_start)
             hits = []
             rec.end(span)
         rec.retrieved(hits)

@@ -147,7 +147,7 @@ class RunRecorder:
         )
 
     # -- steps ----------------------------------------------------------------------------------
-    def input_args(self) -> dict[str, Any]:
+    def input_args(self) -> dict[str, Any] | None:
         """``record_run_steps`` of the input step (step 0), sent with ``start_run``: it claims the run."""
         step = {
             "step_no": 0,
