@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
 from psycopg.types.json import Jsonb
-from support import call, concurrently, raises_sqlstate, tenant, value
+from support import APP_LOGIN, call, concurrently, raises_sqlstate, tenant, value
 
-from farmops_client import knowledge
+from farmops_client import aio, knowledge
 from farmops_client.assistant.steps import prompt_sha256
+from farmops_client.embeddings import TitanEmbedder
 from farmops_client.errors import IdempotencyConflict, ModelCallFailed, RunInProgress
 from farmops_client.testing import FakeBedrock as F
+from farmops_client.testing import fake_bedrock_client
 
 SALE = {"item": "broilers", "quantity": 40, "amount_kobo": 18_000_000, "buyer": "Musa"}
 NOTE = {"title": "water", "body": "Pen 3 drinkers cleaned"}
@@ -376,3 +379,27 @@ def test_guard_steps_and_withheld_passages_in_the_lineage(client, farm, fake):
     model = next(n for n in lineage["nodes"] if n["kind"] == "model_call")
     assert {p for p in model["parents"] if p.startswith("retrieval:")} == {r["id"] for r in retrievals}
     assert nodes[guard["parents"][0]]["kind"] == "input"
+
+
+def test_the_asyncio_driver_records_the_same_steps_and_replays(db, fake, farm, admin):
+    bedrock = fake_bedrock_client(fake, max_attempts=3)
+    fake.push(F.tool_use(("create_sale", SALE)), F.text("drafted"))
+
+    async def scenario():
+        client = await aio.connect(
+            db.dsn(APP_LOGIN), bedrock=bedrock, embedder=TitanEmbedder(bedrock), max_size=2
+        )
+        async with client.tenant(farm, "alice") as t:
+            first = await t.ask("Sold 40 broilers", request_id="async-1")
+            again = await t.ask("Sold 40 broilers", request_id="async-1")
+            lineage = await t.lineage(first.run_id)
+            text = await t.prometheus_text()
+        await client.close()
+        return first, again, lineage, text
+
+    first, again, lineage, text = asyncio.run(scenario())
+    kinds = [s["kind"] for s in steps_of(admin, first.run_id)]
+    assert kinds == ["input", "model", "tool", "model"]
+    assert again.replayed and again.drafts == first.drafts and again.run_id == first.run_id
+    assert any(n["kind"] == "draft" for n in lineage["nodes"])
+    assert "farmops_tool_calls_total" in text
