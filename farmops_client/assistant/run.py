@@ -30,7 +30,7 @@ from uuid import UUID
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .. import credits, knowledge
-from ..errors import ModelCallFailed, NotConfigured
+from ..errors import ModelCallFailed, NotConfigured, RunAwaitsApproval
 from ..session import Session
 from . import sizing, tools
 from .converse import Reply, Usage, converse
@@ -189,6 +189,13 @@ def _reserve(
         with t.short_transaction() as conn:  # the verified context, then the same call
             cur = credits.reserve_run_cursor(conn, **args)
         run = cur.fetchone()
+    if run.get("approval") == "pending":  # held by a require_approval policy: the model is not called
+        raise RunAwaitsApproval(
+            f"run {run['id']} awaits approval (policy {run['approval_rule']}); "
+            "retry with the same request_id once an owner or manager approved it",
+            run_id=run["id"],
+            rule=run["approval_rule"],
+        )
     result = AskResult(run_id=run["id"], status="running", text="", stop_reason=None)
     result.credits_reserved = run["credits_reserved"]
     return result
