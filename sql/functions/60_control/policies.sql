@@ -170,14 +170,16 @@ COMMENT ON FUNCTION farmops._policy_sentence(text, text, text, text, text, text,
 'Private: a rule as one English sentence (what the listing and explain_policy show).';
 
 CREATE OR REPLACE FUNCTION farmops._matching_policies(p_farm_id uuid, p_action text, p_attributes jsonb)
-RETURNS TABLE (source text, name text, rank integer, decision text, masked_kinds text[], explanation text)
+RETURNS TABLE (
+    source text, name text, rank integer, decision text, masked_kinds text[], feature text, model text,
+    record_type text, member_role text, capability text, conditions jsonb
+)
 LANGUAGE sql
 STABLE
 SET search_path = pg_catalog, pg_temp
 AS $fn$
-    SELECT r.source, r.name, r.rank, r.decision, r.masked_kinds,
-        farmops._policy_sentence(p_action, r.feature, r.model, r.record_type, r.member_role, r.capability,
-            r.conditions, r.decision, r.masked_kinds)
+    SELECT r.source, r.name, r.rank, r.decision, r.masked_kinds, r.feature, r.model, r.record_type,
+        r.member_role, r.capability, r.conditions
     FROM (
         SELECT 1 AS tier, 'farm' AS source, p.name, p.rank, p.decision, p.masked_kinds, p.feature, p.model,
             p.record_type, p.member_role, p.capability, p.conditions
@@ -229,14 +231,17 @@ LANGUAGE sql
 STABLE
 SET search_path = pg_catalog, pg_temp
 AS $fn$
-    SELECT d.decision, d.rule_name, d.rule_source, d.rule_rank, d.explanation
+    -- The sentence only for the rule that decides.
+    SELECT d.decision, d.rule_name, d.rule_source, d.rule_rank,
+        coalesce(farmops._policy_sentence(p_action, d.feature, d.model, d.record_type, d.member_role, d.capability,
+            d.conditions, d.decision, d.masked_kinds), 'no rule matches: allowed (the documented default)')
     FROM (
-        SELECT m.decision, m.name AS rule_name, m.source AS rule_source, m.rank AS rule_rank,
-            m.explanation, 1 AS tier, m.ordinality
+        SELECT m.decision, m.name AS rule_name, m.source AS rule_source, m.rank AS rule_rank, m.feature, m.model,
+            m.record_type, m.member_role, m.capability, m.conditions, m.masked_kinds, 1 AS tier, m.ordinality
         FROM farmops._matching_policies(p_farm_id, p_action, p_attributes) WITH ORDINALITY AS m
         WHERE m.decision <> 'mask'
         UNION ALL
-        SELECT 'allow', NULL, 'default', NULL, 'no rule matches: allowed (the documented default)', 2, 0
+        SELECT 'allow', NULL, 'default', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 2, 0
     ) AS d
     ORDER BY d.tier, d.ordinality
     LIMIT 1

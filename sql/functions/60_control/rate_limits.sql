@@ -86,33 +86,42 @@ DECLARE
     v_decision record;
 BEGIN
     -- The reservation's control step (one call line in 20_credits/reserve.sql): the
-    -- policy decision and the limits that apply, read without locking anything; the
-    -- GCRA keys move in _reserve's statement.
+    -- policy decision and the limits that apply, read in one statement without locking
+    -- anything; the GCRA keys move in _reserve's statement. Nothing else runs for a farm
+    -- without rules or limits.
     SELECT m.role, f.requests_per_minute AS farm_rpm, f.tokens_per_minute AS farm_tpm,
         coalesce(m.requests_per_minute, f.member_requests_per_minute) AS member_rpm,
-        coalesce(m.tokens_per_minute, f.member_tokens_per_minute) AS member_tpm
+        coalesce(m.tokens_per_minute, f.member_tokens_per_minute) AS member_tpm,
+        EXISTS (SELECT FROM farmops.policies AS p WHERE p.farm_id = f.id AND p.action = 'reserve')
+        OR EXISTS (SELECT FROM farmops.default_policies AS d WHERE d.action = 'reserve') AS has_rules
     INTO v_limits
     FROM farmops.farms AS f
     LEFT JOIN farmops.farm_members AS m ON m.farm_id = f.id AND m.user_id = p_user_id
     WHERE f.id = p_farm_id;
 
     member_limited := v_limits.member_rpm IS NOT NULL OR v_limits.member_tpm IS NOT NULL;
-    IF v_limits.farm_tpm IS NOT NULL OR v_limits.member_tpm IS NOT NULL
-        OR EXISTS (SELECT FROM farmops.policies AS p WHERE p.farm_id = p_farm_id AND p.action = 'reserve')
-        OR EXISTS (SELECT FROM farmops.default_policies AS d WHERE d.action = 'reserve') THEN
+    tokens := p_tokens;
+    IF tokens IS NULL AND (v_limits.has_rules OR v_limits.farm_tpm IS NOT NULL OR v_limits.member_tpm IS NOT NULL) THEN
         tokens := farmops._tokens_of_request(p_model, p_credits, p_tokens);
-    ELSE
-        tokens := p_tokens;
     END IF;
-
-    farm_requests_step := farmops._gcra_step(NULL, v_limits.farm_rpm);
-    farm_requests_room := farm_requests_step * (v_limits.farm_rpm - 1);
-    farm_tokens_step := farmops._gcra_step(tokens, v_limits.farm_tpm);
-    farm_tokens_room := interval '1 minute' - farm_tokens_step;
-    member_requests_step := farmops._gcra_step(NULL, v_limits.member_rpm);
-    member_requests_room := member_requests_step * (v_limits.member_rpm - 1);
-    member_tokens_step := farmops._gcra_step(tokens, v_limits.member_tpm);
-    member_tokens_room := interval '1 minute' - member_tokens_step;
+    -- The steps (farmops._gcra_step, written out: this runs on every reservation).
+    IF v_limits.farm_rpm IS NOT NULL THEN
+        farm_requests_step := interval '1 microsecond' * (60000000 / v_limits.farm_rpm);
+        farm_requests_room := farm_requests_step * (v_limits.farm_rpm - 1);
+    END IF;
+    IF v_limits.member_rpm IS NOT NULL THEN
+        member_requests_step := interval '1 microsecond' * (60000000 / v_limits.member_rpm);
+        member_requests_room := member_requests_step * (v_limits.member_rpm - 1);
+    END IF;
+    IF v_limits.farm_tpm IS NOT NULL THEN
+        farm_tokens_step := interval '1 microsecond' * ceil(60000000::numeric * tokens / v_limits.farm_tpm)::bigint;
+        farm_tokens_room := interval '1 minute' - farm_tokens_step;
+    END IF;
+    IF v_limits.member_tpm IS NOT NULL THEN
+        member_tokens_step := interval '1 microsecond'
+            * ceil(60000000::numeric * tokens / v_limits.member_tpm)::bigint;
+        member_tokens_room := interval '1 minute' - member_tokens_step;
+    END IF;
     IF farm_tokens_room < interval '0' OR member_tokens_room < interval '0' THEN
         RAISE EXCEPTION 'a request of % tokens exceeds the % tokens per minute limit: it can never pass', tokens,
             least(v_limits.farm_tpm, v_limits.member_tpm)
@@ -121,9 +130,7 @@ BEGIN
                 coalesce(v_limits.farm_tpm::text, 'none'), coalesce(v_limits.member_tpm::text, 'none'));
     END IF;
 
-    -- The policy decision (tokens were computed only if a rule could read them).
-    IF EXISTS (SELECT FROM farmops.policies AS p WHERE p.farm_id = p_farm_id AND p.action = 'reserve')
-        OR EXISTS (SELECT FROM farmops.default_policies AS d WHERE d.action = 'reserve') THEN
+    IF v_limits.has_rules THEN
         SELECT d.* INTO v_decision FROM farmops._policy_decision(p_farm_id, 'reserve', farmops._policy_attributes(
             p_farm_id, jsonb_build_object(
                 'feature', p_feature, 'model', p_model, 'role', v_limits.role, 'credits', p_credits, 'tokens', tokens
