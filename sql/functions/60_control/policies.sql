@@ -131,11 +131,13 @@ CREATE OR REPLACE FUNCTION farmops._policy_sentence(
     p_conditions jsonb, p_decision text, p_masked_kinds text[]
 )
 RETURNS text
-LANGUAGE sql
+LANGUAGE plpgsql
 IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $fn$
-    SELECT CASE p_decision
+BEGIN
+    -- PL/pgSQL, not SQL: its plan is cached (a SQL function with SET is planned per call).
+    RETURN CASE p_decision
             WHEN 'require_approval' THEN 'hold for approval'
             WHEN 'mask' THEN 'keep ' || array_to_string(p_masked_kinds, ', ') || ' masked in'
             ELSE p_decision
@@ -164,7 +166,8 @@ AS $fn$
                 )
             ), ''),
             ' (always)'
-        )
+        );
+END
 $fn$;
 COMMENT ON FUNCTION farmops._policy_sentence(text, text, text, text, text, text, jsonb, text, text[]) IS
 'Private: a rule as one English sentence (what the listing and explain_policy show).';
@@ -174,10 +177,13 @@ RETURNS TABLE (
     source text, name text, rank integer, decision text, masked_kinds text[], feature text, model text,
     record_type text, member_role text, capability text, conditions jsonb
 )
-LANGUAGE sql
+LANGUAGE plpgsql
 STABLE
 SET search_path = pg_catalog, pg_temp
 AS $fn$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
     SELECT r.source, r.name, r.rank, r.decision, r.masked_kinds, r.feature, r.model, r.record_type,
         r.member_role, r.capability, r.conditions
     FROM (
@@ -200,7 +206,8 @@ AS $fn$
             WHERE c.role = p_attributes ->> 'role' AND c.capability = r.capability
         ))
         AND farmops._policy_conditions_hold(r.conditions, p_attributes)
-    ORDER BY r.tier, r.rank, r.name
+    ORDER BY r.tier, r.rank, r.name;
+END
 $fn$;
 COMMENT ON FUNCTION farmops._matching_policies(uuid, text, jsonb) IS
 'Private: every rule of the farm, then of the package, whose subject and conditions match, in evaluation order.';
@@ -227,24 +234,56 @@ COMMENT ON FUNCTION farmops._policy_attributes(uuid, jsonb, timestamptz) IS
 
 CREATE OR REPLACE FUNCTION farmops._policy_decision(p_farm_id uuid, p_action text, p_attributes jsonb)
 RETURNS TABLE (decision text, rule_name text, rule_source text, rule_rank integer, explanation text)
-LANGUAGE sql
+LANGUAGE plpgsql
 STABLE
 SET search_path = pg_catalog, pg_temp
 AS $fn$
-    -- The sentence only for the rule that decides.
-    SELECT d.decision, d.rule_name, d.rule_source, d.rule_rank,
-        coalesce(farmops._policy_sentence(p_action, d.feature, d.model, d.record_type, d.member_role, d.capability,
-            d.conditions, d.decision, d.masked_kinds), 'no rule matches: allowed (the documented default)')
-    FROM (
-        SELECT m.decision, m.name AS rule_name, m.source AS rule_source, m.rank AS rule_rank, m.feature, m.model,
-            m.record_type, m.member_role, m.capability, m.conditions, m.masked_kinds, 1 AS tier, m.ordinality
-        FROM farmops._matching_policies(p_farm_id, p_action, p_attributes) WITH ORDINALITY AS m
-        WHERE m.decision <> 'mask'
-        UNION ALL
-        SELECT 'allow', NULL, 'default', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 2, 0
-    ) AS d
-    ORDER BY d.tier, d.ordinality
-    LIMIT 1
+DECLARE
+    v_rule record;
+BEGIN
+    -- The rules whose subject matches, in order; conditions are evaluated one rule at a
+    -- time and the first decisive match ends the search (this runs in every reservation).
+    FOR v_rule IN
+        SELECT r.source, r.name, r.rank, r.decision, r.masked_kinds, r.feature, r.model, r.record_type,
+            r.member_role, r.capability, r.conditions
+        FROM (
+            SELECT 1 AS tier, 'farm' AS source, p.name, p.rank, p.decision, p.masked_kinds, p.feature, p.model,
+                p.record_type, p.member_role, p.capability, p.conditions
+            FROM farmops.policies AS p
+            WHERE p.farm_id = p_farm_id AND p.action = p_action AND p.decision <> 'mask'
+            UNION ALL
+            SELECT 2, 'package', d.name, d.rank, d.decision, d.masked_kinds, d.feature, d.model,
+                d.record_type, d.member_role, d.capability, d.conditions
+            FROM farmops.default_policies AS d
+            WHERE d.action = p_action AND d.decision <> 'mask'
+        ) AS r
+        WHERE (r.feature IS NULL OR r.feature = p_attributes ->> 'feature')
+            AND (r.model IS NULL OR r.model = p_attributes ->> 'model')
+            AND (r.record_type IS NULL OR r.record_type = p_attributes ->> 'record_type')
+            AND (r.member_role IS NULL OR r.member_role = p_attributes ->> 'role')
+            AND (r.capability IS NULL OR EXISTS (
+                SELECT FROM farmops.role_capabilities AS c
+                WHERE c.role = p_attributes ->> 'role' AND c.capability = r.capability
+            ))
+        ORDER BY r.tier, r.rank, r.name
+    LOOP
+        CONTINUE WHEN v_rule.conditions <> '[]'::jsonb
+        AND NOT farmops._policy_conditions_hold(v_rule.conditions, p_attributes);
+        decision := v_rule.decision;
+        rule_name := v_rule.name;
+        rule_source := v_rule.source;
+        rule_rank := v_rule.rank;
+        -- The sentence only for the rule that decides.
+        explanation := farmops._policy_sentence(p_action, v_rule.feature, v_rule.model, v_rule.record_type,
+            v_rule.member_role, v_rule.capability, v_rule.conditions, v_rule.decision, v_rule.masked_kinds);
+        RETURN NEXT;
+        RETURN;
+    END LOOP;
+    decision := 'allow';
+    rule_source := 'default';
+    explanation := 'no rule matches: allowed (the documented default)';
+    RETURN NEXT;
+END
 $fn$;
 COMMENT ON FUNCTION farmops._policy_decision(uuid, text, jsonb) IS
 'Private: the first matching allow / deny / require_approval rule, or the default (allow) when none matches.';
@@ -253,16 +292,20 @@ CREATE OR REPLACE FUNCTION farmops._policy_masked_kinds(
     p_farm_id uuid, p_action text DEFAULT 'reserve', p_attributes jsonb DEFAULT '{}'::jsonb
 )
 RETURNS text[]
-LANGUAGE sql
+LANGUAGE plpgsql
 STABLE
 SET search_path = pg_catalog, pg_temp
 AS $fn$
+BEGIN
+    RETURN (
     SELECT coalesce(array_agg(DISTINCT k.kind ORDER BY k.kind), '{}')
     FROM farmops._matching_policies(
         p_farm_id, p_action, farmops._policy_attributes(p_farm_id, p_attributes)
     ) AS m
     CROSS JOIN LATERAL unnest(m.masked_kinds) AS k (kind)
     WHERE m.decision = 'mask'
+    );
+END
 $fn$;
 COMMENT ON FUNCTION farmops._policy_masked_kinds(uuid, text, jsonb) IS
 'Private (for the PII guard): the PII kinds every matching mask rule keeps masked, sorted; {} when none. '

@@ -18,13 +18,14 @@
 
 CREATE OR REPLACE FUNCTION farmops._tokens_of_request(p_model text, p_credits integer, p_tokens bigint)
 RETURNS bigint
-LANGUAGE sql
+LANGUAGE plpgsql
 STABLE
 SET search_path = pg_catalog, pg_temp
 AS $fn$
+BEGIN
     -- The request's token bound as given (reserve_run: max input + output tokens), else
     -- derived from the credits at the model's cheaper rate in force (an upper bound).
-    SELECT coalesce(
+    RETURN coalesce(
         p_tokens,
         (
             SELECT ceil(p_credits::numeric * 1000 / greatest(least(r.input_credits_per_1k, r.output_credits_per_1k), 1))
@@ -34,7 +35,8 @@ AS $fn$
             LIMIT 1
         )::bigint,
         p_credits::bigint * 1000
-    )
+    );
+END
 $fn$;
 COMMENT ON FUNCTION farmops._tokens_of_request(text, integer, bigint) IS
 'Private: the tokens a reservation counts against token limits: p_tokens, else credits at the model''s cheaper '
@@ -92,6 +94,7 @@ BEGIN
     SELECT m.role, f.requests_per_minute AS farm_rpm, f.tokens_per_minute AS farm_tpm,
         coalesce(m.requests_per_minute, f.member_requests_per_minute) AS member_rpm,
         coalesce(m.tokens_per_minute, f.member_tokens_per_minute) AS member_tpm,
+        now() AT TIME ZONE f.time_zone AS local_now,
         EXISTS (SELECT FROM farmops.policies AS p WHERE p.farm_id = f.id AND p.action = 'reserve')
         OR EXISTS (SELECT FROM farmops.default_policies AS d WHERE d.action = 'reserve') AS has_rules
     INTO v_limits
@@ -131,10 +134,10 @@ BEGIN
     END IF;
 
     IF v_limits.has_rules THEN
-        SELECT d.* INTO v_decision FROM farmops._policy_decision(p_farm_id, 'reserve', farmops._policy_attributes(
-            p_farm_id, jsonb_build_object(
-                'feature', p_feature, 'model', p_model, 'role', v_limits.role, 'credits', p_credits, 'tokens', tokens
-            )
+        SELECT d.* INTO v_decision FROM farmops._policy_decision(p_farm_id, 'reserve', jsonb_build_object(
+            'feature', p_feature, 'model', p_model, 'role', v_limits.role, 'credits', p_credits, 'tokens', tokens,
+            'hour', extract(HOUR FROM v_limits.local_now)::integer,
+            'weekday', extract(ISODOW FROM v_limits.local_now)::integer
         )) AS d;
         PERFORM farmops._assert_policy_allows('reserving credits', v_decision.decision, v_decision.rule_name,
             v_decision.rule_source, v_decision.explanation);
