@@ -2,43 +2,11 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 
 import click
 
-from .base import FarmopsGroup, as_member, emit, emit_one, jsonable, main, member_options
-
-format_option = click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["table", "json", "csv"]),
-    default=None,
-    help="Output format (default table; --json is --format json).",
-)
-json_flag = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-
-
-def listing(
-    rows: list[dict], as_json: bool, output_format: str | None, columns: list[str], title: str
-) -> None:
-    """Print a listing as a table, JSON or CSV (of ``columns``)."""
-    chosen = "json" if as_json else (output_format or "table")
-    if chosen == "csv":
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(columns)
-        for row in jsonable(rows):
-            writer.writerow(
-                [
-                    json.dumps(row.get(c)) if isinstance(row.get(c), dict | list) else row.get(c)
-                    for c in columns
-                ]
-            )
-        click.echo(out.getvalue(), nl=False)
-        return
-    emit(rows, chosen == "json", columns, title=title)
+from .base import INT32, UUID, FarmopsGroup, as_member, emit, emit_one, json_option, main, member_options
 
 
 def limit_value(value: str | None) -> int | None:
@@ -46,9 +14,12 @@ def limit_value(value: str | None) -> int | None:
     if value is None or value.lower() == "none":
         return None
     try:
-        return int(value)
+        number = int(value)
     except ValueError:
         raise click.BadParameter(f"{value!r} is not a number or 'none'") from None
+    if not -(2**31) <= number < 2**31:
+        raise click.BadParameter(f"{value} is outside PostgreSQL's integer")
+    return number
 
 
 # -- policy -------------------------------------------------------------------------------------------------
@@ -61,21 +32,20 @@ POLICY_COLUMNS = ["source", "action", "rank", "name", "decision", "explanation",
 
 
 @policy.command("list")
-@json_flag
-@format_option
+@json_option
 @member_options
-def policy_list(as_json, output_format, farm_id, user_id, dsn, data_dir) -> None:
+def policy_list(as_json, farm_id, user_id, dsn, data_dir) -> None:
     """The rules that apply to the farm, in evaluation order, each with an explanation."""
     with as_member(farm_id, user_id, dsn, data_dir) as t:
         rows = t.policies()
-    listing(rows, as_json, output_format, POLICY_COLUMNS, "policies")
+    emit(rows, as_json, POLICY_COLUMNS, title="policies")
 
 
 @policy.command("set")
 @click.argument("name")
 @click.option("--action", type=click.Choice(["reserve", "propose_write"]), required=True)
 @click.option("--decision", type=click.Choice(["allow", "deny", "require_approval", "mask"]), required=True)
-@click.option("--rank", type=int, default=100, show_default=True, help="Evaluation order (lower first).")
+@click.option("--rank", type=INT32, default=100, show_default=True, help="Evaluation order (lower first).")
 @click.option("--feature")
 @click.option("--model")
 @click.option("--record-type")
@@ -126,7 +96,7 @@ def policy_drop(name, farm_id, user_id, dsn, data_dir) -> None:
     "--attr", "attrs", multiple=True, help="key=value (numbers as numbers), e.g. credits=500; repeat."
 )
 @click.option("--attributes", default="{}", help="All attributes as one JSON object.")
-@json_flag
+@json_option
 @member_options
 def policy_explain(action, attrs, attributes, as_json, farm_id, user_id, dsn, data_dir) -> None:
     """Which decision the rules give ACTION with these attributes, and the rule that made it."""
@@ -154,19 +124,18 @@ def approvals() -> None:
 
 
 @approvals.command("list")
-@json_flag
-@format_option
+@json_option
 @member_options
-def approvals_list(as_json, output_format, farm_id, user_id, dsn, data_dir) -> None:
+def approvals_list(as_json, farm_id, user_id, dsn, data_dir) -> None:
     """The farm's live runs awaiting approval."""
     with as_member(farm_id, user_id, dsn, data_dir) as t:
         rows = t.runs_awaiting_approval()
     columns = ["id", "user_id", "feature", "model", "credits_reserved", "approval_rule", "expires_at"]
-    listing(rows, as_json, output_format, columns, "runs awaiting approval")
+    emit(rows, as_json, columns, title="runs awaiting approval")
 
 
 @approvals.command("approve")
-@click.argument("run_id")
+@click.argument("run_id", type=UUID)
 @member_options
 def approvals_approve(run_id, farm_id, user_id, dsn, data_dir) -> None:
     """Let the held run RUN_ID start (owner or manager, not its requester)."""
@@ -176,7 +145,7 @@ def approvals_approve(run_id, farm_id, user_id, dsn, data_dir) -> None:
 
 
 @approvals.command("reject")
-@click.argument("run_id")
+@click.argument("run_id", type=UUID)
 @click.option("--reason")
 @member_options
 def approvals_reject(run_id, reason, farm_id, user_id, dsn, data_dir) -> None:
@@ -203,14 +172,13 @@ LIMIT_COLUMNS = [
 
 
 @limits.command("show")
-@json_flag
-@format_option
+@json_option
 @member_options
-def limits_show(as_json, output_format, farm_id, user_id, dsn, data_dir) -> None:
+def limits_show(as_json, farm_id, user_id, dsn, data_dir) -> None:
     """The farm's limits and what each admits right now."""
     with as_member(farm_id, user_id, dsn, data_dir) as t:
         rows = t.rate_limits()
-    listing(rows, as_json, output_format, LIMIT_COLUMNS, "rate limits")
+    emit(rows, as_json, LIMIT_COLUMNS, title="rate limits")
 
 
 @limits.command("set")
