@@ -117,6 +117,15 @@ def policy_explain(action, attrs, attributes, as_json, farm_id, user_id, dsn, da
     emit_one(row, as_json)
 
 
+@policy.command("time-zone")
+@click.argument("zone")
+@member_options
+def policy_time_zone(zone, farm_id, user_id, dsn, data_dir) -> None:
+    """Set the zone in which the farm's rules read hour and weekday (owner only; IANA name)."""
+    with as_member(farm_id, user_id, dsn, data_dir) as t:
+        click.echo(t.set_farm_time_zone(zone))
+
+
 # -- approvals ----------------------------------------------------------------------------------------------
 @main.group(cls=FarmopsGroup)
 def approvals() -> None:

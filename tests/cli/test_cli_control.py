@@ -59,15 +59,19 @@ def test_policy_commands(cli, farm):
     )
     assert cli("policy", "drop", "no-big", *who).output.strip() == "dropped no-big"
     missing = cli("policy", "drop", "no-big", *who, ok=False)
-    assert missing.exit_code == 1 and missing.output.strip().endswith("[OF404]")
+    assert missing.exit_code == 1 and missing.output.splitlines()[0].endswith("[OF404]")
     # a worker may read but not write rules; a malformed rule is a refusal, not a traceback
     assert cli("policy", "list", "--json", "--farm", farm, "--user", "wes").exit_code == 0
     deny_x = ["policy", "set", "x", "--action", "reserve", "--decision", "deny"]
     refused = cli(*deny_x, "--farm", farm, "--user", "wes", ok=False)
-    assert refused.exit_code == 1 and refused.output.strip().endswith("[OF003]")
+    assert refused.exit_code == 1 and refused.output.splitlines()[0].endswith("[OF003]")
     bad = cli(*deny_x, "--when", '[{"attribute": "x"}]', *who, ok=False)
-    assert bad.exit_code == 1 and bad.output.strip().endswith("[OF006]")
+    assert bad.exit_code == 1 and bad.output.splitlines()[0].endswith("[OF006]")
     assert cli(*deny_x, "--when", "{", *who, ok=False).exit_code == 2
+    assert cli("policy", "time-zone", "Africa/Lagos", *who).output.strip() == "Africa/Lagos"
+    assert (
+        cli("policy", "time-zone", "Mars/Olympus", *who, ok=False).output.splitlines()[0].endswith("[OF006]")
+    )
 
 
 def test_limits_commands(cli, farm):
@@ -80,7 +84,7 @@ def test_limits_commands(cli, farm):
     assert by_scope[("member", "wes")]["requests_per_minute"] == 2
     assert cli("limits", "show", "--format", "csv", *who).output.startswith("scope,user_id,")
     refused = cli("limits", "set", "--requests", "0", *who, ok=False)
-    assert refused.exit_code == 1 and refused.output.strip().endswith("[OF006]")
+    assert refused.exit_code == 1 and refused.output.splitlines()[0].endswith("[OF006]")
     assert cli("limits", "set", "--requests", "lots", *who, ok=False).exit_code == 2
 
 
@@ -106,4 +110,4 @@ def test_approvals_commands(cli, farm, app):
     assert cli("approvals", "approve", str(run), *who).output.strip() == f"approved {run}"
     assert json.loads(cli("approvals", "list", "--json", *who).output) == []
     again = cli("approvals", "reject", str(run), *who, ok=False)
-    assert again.exit_code == 1 and again.output.strip().endswith("[OF103]")
+    assert again.exit_code == 1 and again.output.splitlines()[0].endswith("[OF103]")

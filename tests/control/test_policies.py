@@ -361,3 +361,12 @@ def test_concurrent_rule_writers_and_reservations(app, owner, connect, funded):
     assert set(sqlstates(results[6:])) <= {None, "OF401"}
     assert len(policies(app, funded)) == 1
     assert invariants(owner, funded) == []
+
+
+def test_a_farm_has_at_most_100_rules(app, funded):
+    with tenant(app, funded, "alice"):
+        for i in range(100):
+            call(app, "set_policy", name=f"r{i}", action="reserve", decision="allow", model=f"m{i}")
+    set_policy(app, funded, "r5", "reserve", "deny", model="m5")  # replacing one is fine
+    with raises_sqlstate("OF006", match="at most 100"):
+        set_policy(app, funded, "one-more", "reserve", "deny")

@@ -81,6 +81,10 @@ BEGIN
     IF v_error IS NOT NULL THEN
         RAISE EXCEPTION '%', v_error USING ERRCODE = 'OF006';
     END IF;
+    -- Every reservation reads the farm's rules: a bounded list.
+    IF (SELECT count(*) FROM farmops.policies AS p WHERE p.farm_id = v_farm AND p.name <> v_name) >= 100 THEN
+        RAISE EXCEPTION 'a farm has at most 100 policy rules' USING ERRCODE = 'OF006';
+    END IF;
     INSERT INTO farmops.policies AS p (
         farm_id, name, rank, action, feature, model, record_type, member_role, capability, conditions,
         decision, masked_kinds, description, updated_by, updated_at
