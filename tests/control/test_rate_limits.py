@@ -180,3 +180,28 @@ def test_concurrent_member_limit_exactly_n(app, owner, connect, funded):
     outcomes = concurrently([lambda c=c: one(c) for c in conns])
     assert sum(not isinstance(r, Exception) for r in outcomes) == 5
     assert invariants(owner, funded) == []
+
+
+def test_extensions_count_against_token_limits(app, owner, funded):
+    """A right-sized run grows its hold by extensions: the tokens they add are counted too."""
+    owner.execute("SELECT farmops.set_model_rate('priced', 10, 20)")
+    grant(app, funded, 1000)
+    set_limits(app, funded, tokens=10_000)
+    # 6000 tokens
+    run = reserve_run(app, funded, model="priced", max_input_tokens=3000, max_output_tokens=3000)
+    with tenant(app, funded, "alice"), pytest.raises(RateLimited) as caught:
+        call(app, "extend_reservation", run_id=run["id"], credits=50)  # 5000 tokens at 10 per 1k
+    assert caught.value.retry_after >= 1
+    with tenant(app, funded, "alice"):
+        grown = call(app, "extend_reservation", run_id=run["id"], credits=40)[0]  # 4000: exactly the limit
+    assert grown["credits_reserved"] == run["credits_reserved"] + 40
+    with tenant(app, funded, "alice"), raises_sqlstate("OF405"):
+        call(app, "extend_reservation", run_id=run["id"], credits=200)  # 20000 tokens: never
+
+
+def test_extensions_without_token_limits_count_nothing(app, admin, funded):
+    set_limits(app, funded, requests=100)
+    run = reserve_run(app, funded, credits=1)
+    with tenant(app, funded, "alice"):
+        call(app, "extend_reservation", run_id=run["id"], credits=5)
+    assert admin.execute("SELECT tokens_tat FROM farmops.farms WHERE id = %s", [funded]).fetchone()[0] is None

@@ -338,3 +338,69 @@ $fn$;
 COMMENT ON FUNCTION farmops.set_farm_time_zone(text) IS
 'Owner (manage_policies): the time zone in which the farm''s policies read hour and weekday (default UTC). '
 'OF006 unknown zone.';
+
+CREATE OR REPLACE FUNCTION farmops._count_extension_tokens(
+    p_farm_id uuid, p_user_id text, p_model text, p_credits bigint
+)
+RETURNS void
+LANGUAGE plpgsql
+VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_limits record;
+    v_tokens bigint;
+    v_step interval;
+BEGIN
+    -- A run's hold grows by extensions (20_credits/extend.sql): the tokens it adds count
+    -- against the token limits too, else a run reserving one call's bound and extending
+    -- would pass them. Nothing runs without a token limit. The extension holds its run
+    -- row, then this takes the member's row and the farm's row, in reserve's order; the
+    -- farm row stays locked (a few statements) until the extension's debit commits.
+    SELECT f.tokens_per_minute AS farm_tpm, coalesce(m.tokens_per_minute, f.member_tokens_per_minute) AS member_tpm
+    INTO v_limits
+    FROM farmops.farms AS f
+    LEFT JOIN farmops.farm_members AS m ON m.farm_id = f.id AND m.user_id = p_user_id
+    WHERE f.id = p_farm_id;
+    IF v_limits.farm_tpm IS NULL AND v_limits.member_tpm IS NULL THEN
+        RETURN;
+    END IF;
+    -- The credits added, as tokens at the model's cheaper rate (as a reservation without bounds).
+    v_tokens := farmops._tokens_of_request(p_model, least(p_credits, 2147483647)::integer, NULL);
+    IF v_limits.member_tpm IS NOT NULL THEN
+        v_step := interval '1 microsecond' * ceil(60000000::numeric * v_tokens / v_limits.member_tpm)::bigint;
+        IF v_step > interval '1 minute' THEN
+            RAISE EXCEPTION 'extending by % tokens exceeds the member''s % tokens per minute: it can never pass',
+                v_tokens, v_limits.member_tpm USING ERRCODE = 'OF405';
+        END IF;
+        UPDATE farmops.farm_members AS m
+        SET tokens_tat = greatest(m.tokens_tat, clock_timestamp()) + v_step
+        WHERE m.farm_id = p_farm_id AND m.user_id = p_user_id
+            AND greatest(m.tokens_tat, clock_timestamp()) + v_step - clock_timestamp() <= interval '1 minute';
+        IF NOT FOUND THEN
+            PERFORM farmops._assert_within_rate_limits(p_farm_id, p_user_id, v_tokens);  -- OF402
+            RAISE EXCEPTION 'rate limit reached (member tokens_per_minute=%)', v_limits.member_tpm
+                USING ERRCODE = 'OF402', DETAIL = 'retry_after=1';
+        END IF;
+    END IF;
+    IF v_limits.farm_tpm IS NOT NULL THEN
+        v_step := interval '1 microsecond' * ceil(60000000::numeric * v_tokens / v_limits.farm_tpm)::bigint;
+        IF v_step > interval '1 minute' THEN
+            RAISE EXCEPTION 'extending by % tokens exceeds the farm''s % tokens per minute: it can never pass',
+                v_tokens, v_limits.farm_tpm USING ERRCODE = 'OF405';
+        END IF;
+        UPDATE farmops.farms AS f
+        SET tokens_tat = greatest(f.tokens_tat, clock_timestamp()) + v_step
+        WHERE f.id = p_farm_id
+            AND greatest(f.tokens_tat, clock_timestamp()) + v_step - clock_timestamp() <= interval '1 minute';
+        IF NOT FOUND THEN
+            PERFORM farmops._assert_within_rate_limits(p_farm_id, p_user_id, v_tokens);  -- OF402
+            RAISE EXCEPTION 'rate limit reached (farm tokens_per_minute=%)', v_limits.farm_tpm
+                USING ERRCODE = 'OF402', DETAIL = 'retry_after=1';
+        END IF;
+    END IF;
+END
+$fn$;
+COMMENT ON FUNCTION farmops._count_extension_tokens(uuid, text, text, bigint) IS
+'Private (extend_reservation): counts the tokens an extension adds against the member''s and the farm''s token '
+'limits (GCRA); OF402 with retry_after when a limit refuses now, OF405 when it never could.';
