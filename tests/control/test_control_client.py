@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 from support import APP_LOGIN, concurrently
+from support.aio import BlockingClient, EventLoopThread
 
 import farmops_client
-from farmops_client import credits
+from farmops_client import aio, credits
 from farmops_client.embeddings import TitanEmbedder
 from farmops_client.errors import PolicyDenied, PolicyNotFound, RateLimited, RunAwaitsApproval
 from farmops_client.testing import FakeBedrock, fake_bedrock_client
@@ -22,7 +23,7 @@ def fake():
 
 
 @pytest.fixture
-def client(db, fake):
+def sync_client(db, fake):
     """A library client as the app role whose Bedrock is ``fake``."""
     bedrock = fake_bedrock_client(fake, max_attempts=3)
     c = farmops_client.connect(
@@ -30,6 +31,22 @@ def client(db, fake):
     )
     yield c
     c.close()
+
+
+@pytest.fixture(params=["sync", "async"])
+def client(request, db, fake):
+    """The sync client, or the asyncio client driven through the same surface (support.aio)."""
+    if request.param == "sync":
+        yield request.getfixturevalue("sync_client")
+        return
+    bedrock = fake_bedrock_client(fake, max_attempts=3)
+    runner = EventLoopThread()
+    c = runner.run(
+        aio.connect(db.dsn(APP_LOGIN), bedrock=bedrock, embedder=TitanEmbedder(bedrock), max_size=4)
+    )
+    yield BlockingClient(runner, c)
+    runner.run(c.close())
+    runner.close()
 
 
 @pytest.fixture
@@ -60,7 +77,7 @@ def test_ask_held_for_approval_then_approved(client, farm, fake):
     assert result.run_id == held.value.run_id and result.status == "succeeded"
 
 
-def test_typed_refusals(client, farm):
+def test_typed_refusals(client, farm, sync_client):
     with client.tenant(farm, "alice") as t:
         t.set_policy("no-opus", "reserve", "deny", model="opus")
         t.set_rate_limits(requests_per_minute=2, tokens_per_minute=None, scope="member", user_id="bot")
@@ -73,7 +90,7 @@ def test_typed_refusals(client, farm):
     assert denied.value.rule == "no-opus"
 
     def reserve():
-        with client.connection() as conn:
+        with sync_client.connection() as conn:
             try:
                 return credits.reserve_run(
                     conn,
