@@ -41,7 +41,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from . import db
+from . import db, observability
 from .arguments import int_arg, text_arg, uuid_arg
 from .assistant import core
 from .assistant.core import AskResult, Finished, TextDelta, Tool, ToolOutcome
@@ -221,6 +221,19 @@ class AsyncTenantSession:
         return (await self.run_steps([core.Statement(query, params or {})]))[0]
 
     # -- operations (the sync session's names) ---------------------------------------------------------
+    async def lineage(self, run_id: UUID | str) -> dict[str, Any]:
+        """``farmops.run_lineage``: one run of this farm as a DAG (RunNotFound for another farm's)."""
+        return (await self.call("run_lineage", run_id=uuid_arg(run_id, "run id")))[0]["run_lineage"]
+
+    async def metrics(self) -> list[dict[str, Any]]:
+        """``farmops.metrics()``: this farm's metrics (row level security)."""
+        return await self.call("metrics")
+
+    async def prometheus_text(self) -> str:
+        """This farm's metrics in the Prometheus text format (one transaction)."""
+        rows, help_rows = await self.run_steps([core.Call("metrics", {}), core.Call("metric_help", {})])
+        return observability.exposition(rows, help_rows)
+
     async def farm(self) -> dict[str, Any]:
         """The farm row as this member sees it."""
         return (await self.execute("SELECT * FROM farmops.farms WHERE id = %(f)s", {"f": self.farm_id}))[0]

@@ -75,6 +75,11 @@ AS $fn$
         'OF405', 'over_rate_limit_capacity',
         'One request needs more tokens than the per-minute token limit allows: it can never pass.'
     ),
+    -- observability (run steps, replay)
+    (
+        'OF501', 'run_in_progress',
+        'The request id names a run that is still being driven: ask again once it has settled to get its result.'
+    ),
     -- installation
     ('OF900', 'pgvector_missing', 'The server does not have the pgvector extension installed.'),
     ('OF901', 'migration_changed', 'An applied schema migration file was edited afterwards.'),
