@@ -206,6 +206,13 @@ class AsyncTenantSession:
                         await conn.rollback()
                 raise
 
+    async def commit(self) -> None:
+        """Nothing to do: each operation of an async session is a transaction of its own, committed
+        when it returns (kept so that code written for the sync session reads the same)."""
+
+    async def rollback(self) -> None:
+        """Nothing to do: an async session has no transaction open between its operations."""
+
     async def run_steps(self, steps: Sequence[core.Call | core.Statement]) -> list[list[dict[str, Any]]]:
         """Steps in one short transaction: each one's rows."""
         async with self.short_transaction() as conn:
