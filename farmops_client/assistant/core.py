@@ -27,6 +27,7 @@ from uuid import UUID
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from .. import knowledge
 from ..errors import InsufficientCredits, InvalidPayload, ModelCallFailed, SuggestOnly, UnknownRecordType
 from . import sizing
 from .tools import REMEMBER_TOOL, SEARCH_TOOL, Outcome, ToolCall
@@ -418,7 +419,7 @@ def run_tool(
         fact = str(payload.get("fact", ""))
         vector = yield Embed(fact)
         try:
-            (rows,) = yield Db((Statement(STORE_MEMORY, _memory_args(fact, vector, plan, run_id)),))
+            (rows,) = yield Db((Statement(knowledge.STORE_MEMORY, _memory_args(fact, vector, plan, run_id)),))
         except InvalidPayload as exc:
             return ToolCall(name, payload, Outcome.REJECTED, f"not accepted: {exc}")
         memory_id = rows[0]["memory_id"]
@@ -455,15 +456,6 @@ def _small_int(value: Any, default: int) -> int:
     except (TypeError, ValueError):
         return default
     return min(max(number, 1), 10)
-
-
-#: ``farmops.remember`` and ``farmops.embed_memory`` in one statement (one round trip).
-STORE_MEMORY = (
-    "SELECT m.id AS memory_id "
-    "FROM farmops.remember(p_content => %(content)s, p_run_id => %(run_id)s) AS m(id), "
-    "LATERAL farmops.embed_memory(p_memory_id => m.id, p_embedding => %(embedding)s::vector, "
-    "p_model => %(model)s) AS e"
-)
 
 
 def _memory_args(fact: str, vector: Any, plan: Plan, run_id: UUID) -> dict[str, Any]:
