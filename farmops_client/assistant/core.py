@@ -713,6 +713,12 @@ def make_plan(
     if t.embedder is None:  # refuse before reserving, not after
         raise NotConfigured("no embedder configured: pass embedder= to farmops_client.connect()")
     prompt = text_arg(prompt, "prompt", 1_000_000)
+    for name, value in (
+        ("inference_config", inference_config),
+        ("additional_model_request_fields", additional_model_request_fields),
+    ):
+        if value is not None and not isinstance(value, dict):
+            raise InvalidArgument(f"{name} must be a dict, not {type(value).__name__}")
     config = dict(inference_config or {})
     if temperature is not None:
         config["temperature"] = temperature

@@ -633,6 +633,8 @@ def test_history_continues_a_conversation(client, farm, fake):
         lambda t: t.ask("hi", k="4"),
         lambda t: t.ask("hi", history="not a list"),
         lambda t: t.ask("nul \x00 byte"),
+        lambda t: t.ask("hi", inference_config=["maxTokens", 5]),
+        lambda t: t.ask("hi", tools=[42]),
     ],
 )
 def test_bad_ids_and_numbers_are_typed_errors_before_any_sql(client, farm, fake, admin, action):
