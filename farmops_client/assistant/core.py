@@ -27,6 +27,7 @@ from uuid import UUID
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from .. import knowledge
 from ..errors import (
     InsufficientCredits,
     InvalidPayload,
@@ -427,7 +428,7 @@ def run_tool(
         fact = str(payload.get("fact", ""))
         vector = yield Embed(fact)
         try:
-            (rows,) = yield Db((Statement(STORE_MEMORY, _memory_args(fact, vector, plan, run_id)),))
+            (rows,) = yield Db((Statement(knowledge.STORE_MEMORY, _memory_args(fact, vector, plan, run_id)),))
         except InvalidPayload as exc:
             return ToolCall(name, payload, Outcome.REJECTED, f"not accepted: {exc}")
         memory_id = rows[0]["memory_id"]
@@ -464,15 +465,6 @@ def _small_int(value: Any, default: int) -> int:
     except (TypeError, ValueError):
         return default
     return min(max(number, 1), 10)
-
-
-#: ``farmops.remember`` and ``farmops.embed_memory`` in one statement (one round trip).
-STORE_MEMORY = (
-    "SELECT m.id AS memory_id "
-    "FROM farmops.remember(p_content => %(content)s, p_run_id => %(run_id)s) AS m(id), "
-    "LATERAL farmops.embed_memory(p_memory_id => m.id, p_embedding => %(embedding)s::vector, "
-    "p_model => %(model)s) AS e"
-)
 
 
 def _memory_args(fact: str, vector: Any, plan: Plan, run_id: UUID) -> dict[str, Any]:
@@ -797,6 +789,12 @@ def make_plan(
     if t.embedder is None:  # refuse before reserving, not after
         raise NotConfigured("no embedder configured: pass embedder= to farmops_client.connect()")
     prompt = text_arg(prompt, "prompt", 1_000_000)
+    for name, value in (
+        ("inference_config", inference_config),
+        ("additional_model_request_fields", additional_model_request_fields),
+    ):
+        if value is not None and not isinstance(value, dict):
+            raise InvalidArgument(f"{name} must be a dict, not {type(value).__name__}")
     config = dict(inference_config or {})
     if temperature is not None:
         config["temperature"] = temperature
