@@ -194,6 +194,12 @@ SELECT farmops.migration_is_pending('0075_guard_rules.sql', '5107629c946c6bac430
 INSERT INTO farmops.schema_migrations (filename, sha256)
 VALUES ('0075_guard_rules.sql', '5107629c946c6bac430ffd959df4b90a7cb2a704995c8b7b457e1dba55eabb2f');
 \endif
+SELECT farmops.migration_is_pending('0120_knowledge_search_without_farm_helper.sql', '4007cc8cbee3fc9d64ae854427785c63c22a82d0b431b76249877619026db41a') AS pending \gset
+\if :pending
+\ir schema/0120_knowledge_search_without_farm_helper.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0120_knowledge_search_without_farm_helper.sql', '4007cc8cbee3fc9d64ae854427785c63c22a82d0b431b76249877619026db41a');
+\endif
 \ir functions/00_core/arguments.sql
 \ir functions/00_core/errors.sql
 \ir functions/00_core/guards.sql
