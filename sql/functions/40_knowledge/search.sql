@@ -171,11 +171,18 @@ BEGIN
     END IF;
 
     IF NOT p_include_global OR NOT (p_source_types IS NULL OR 'document' = ANY (p_source_types)) THEN
-        -- The farm's rows only: the exact scan, then the k winners' content and titles.
+        -- The farm's rows only: the exact scan, then the k winners' content and titles, each
+        -- looked up by key. (A plain join let the generic plan guess 10% of the farm for
+        -- LIMIT p_k and hash-join a second scan of the farm's rows: 1.6x the exact scan on
+        -- a 1,000-row farm. LIMIT 1 keeps the lookup a lateral subquery, i.e. a key lookup.)
         RETURN QUERY
         SELECT
             t.hit_id,
-            CASE WHEN e.source_type = 'document' THEN d.title ELSE e.source_type || ':' || e.source_id::text END,
+            CASE
+                WHEN e.source_type = 'document'
+                    THEN (SELECT d.title FROM farmops.documents AS d WHERE d.farm_id = v_farm AND d.id = e.document_id)
+                ELSE e.source_type || ':' || e.source_id::text
+            END,
             e.content,
             1 - t.d,
             e.source_type,
@@ -189,8 +196,12 @@ BEGIN
             ORDER BY d, x.id
             LIMIT p_k
         ) AS t
-        INNER JOIN farmops.embeddings AS e ON e.farm_id = v_farm AND e.id = t.hit_id
-        LEFT JOIN farmops.documents AS d ON d.farm_id = v_farm AND d.id = e.document_id
+        CROSS JOIN LATERAL (
+            SELECT y.source_type, y.source_id, y.document_id, y.content, y.chunk_index
+            FROM farmops.embeddings AS y
+            WHERE y.farm_id = v_farm AND y.id = t.hit_id
+            LIMIT 1
+        ) AS e
         ORDER BY t.d, t.hit_id;
         RETURN;
     END IF;
@@ -215,11 +226,13 @@ BEGIN
         SELECT h.g, h.hit_id, h.d FROM hits AS h ORDER BY h.d, h.g, h.hit_id LIMIT p_k
     )
 
+    -- Each winner's content and title by key (lateral lookups, as above), only in its own table.
     SELECT
         t.hit_id,
         CASE
-            WHEN t.g THEN gd.title
-            WHEN e.source_type = 'document' THEN d.title
+            WHEN t.g THEN ge.title
+            WHEN e.source_type = 'document'
+                THEN (SELECT d.title FROM farmops.documents AS d WHERE d.farm_id = v_farm AND d.id = e.document_id)
             ELSE e.source_type || ':' || e.source_id::text
         END,
         coalesce(ge.content, e.content),
@@ -229,10 +242,22 @@ BEGIN
         coalesce(ge.chunk_index, e.chunk_index),
         t.g
     FROM top_hits AS t
-    LEFT JOIN farmops.embeddings AS e ON NOT t.g AND e.farm_id = v_farm AND e.id = t.hit_id
-    LEFT JOIN farmops.documents AS d ON d.farm_id = v_farm AND d.id = e.document_id
-    LEFT JOIN farmops.global_embeddings AS ge ON t.g AND ge.id = t.hit_id
-    LEFT JOIN farmops.global_documents AS gd ON gd.id = ge.document_id
+    LEFT JOIN LATERAL (
+        SELECT y.source_type, y.source_id, y.document_id, y.content, y.chunk_index
+        FROM farmops.embeddings AS y
+        WHERE NOT t.g AND y.farm_id = v_farm AND y.id = t.hit_id
+        LIMIT 1
+    ) AS e ON true
+    LEFT JOIN LATERAL (
+        SELECT
+            z.content,
+            z.document_id,
+            z.chunk_index,
+            (SELECT gd.title FROM farmops.global_documents AS gd WHERE gd.id = z.document_id) AS title
+        FROM farmops.global_embeddings AS z
+        WHERE t.g AND z.id = t.hit_id
+        LIMIT 1
+    ) AS ge ON true
     ORDER BY t.d, t.g, t.hit_id;
 END
 $fn$;
