@@ -17,7 +17,7 @@ socket and the scheduler of a shared machine add as little noise as possible:
    succeeded) on three copies of ``farmops.ai_runs``: with the guard as installed now, with the
    guard as of ``--before``, and without any trigger (the floor).
 
-Variants alternate within each round; the median round is reported. Nothing is asserted.
+Variants are interleaved call by call; the median call is reported. Nothing is asserted.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import statistics
 import sys
 import uuid
 from dataclasses import dataclass
@@ -55,7 +54,6 @@ class Fixed:
     dim: int
     global_rows: int
     before: str | None
-    rounds: int
     calls: int
 
 
@@ -100,6 +98,8 @@ def load(
     return farms
 
 
+# Variants interleaved call by call (rotating which goes first); each call timed on its own and the
+# median taken, so a preemption by another job on a shared machine spoils one sample, not a round.
 SEARCH_LOOP = """
 DO $$
 DECLARE
@@ -107,36 +107,45 @@ DECLARE
     f uuid := %(farm)s;
     g boolean := %(g)s;
     n integer := %(calls)s;
+    vs text[] := %(variants)s;
+    nv integer := cardinality(%(variants)s);
+    samples float8[] := array_fill(0::float8, ARRAY[n * nv]);
     x integer;
+    j integer;
     v text;
     t timestamptz;
     out jsonb := '{}';
 BEGIN
-    FOR r IN 1 .. %(rounds)s LOOP
-        FOREACH v IN ARRAY (CASE WHEN r %% 2 = 0 THEN %(order)s ELSE %(reverse)s END) LOOP
+    FOR i IN 1 .. n LOOP
+        FOR k IN 0 .. nv - 1 LOOP
+            j := (i + k) %% nv + 1;
+            v := vs[j];
             t := clock_timestamp();
-            FOR i IN 1 .. n LOOP
-                IF v = 'now' THEN
-                    SELECT count(*) INTO x FROM farmops.search(q, 10, g);
-                ELSIF v = 'before' THEN
-                    SELECT count(*) INTO x FROM bench_before.search(q, 10, g);
-                ELSIF NOT g THEN
-                    SELECT count(*) INTO x FROM (
-                        SELECT e.id, cosine_distance(e.embedding, q) AS d FROM farmops.embeddings AS e
-                        WHERE e.farm_id = f ORDER BY d LIMIT 10) AS s;
-                ELSE
-                    SELECT count(*) INTO x FROM (
-                        (SELECT e.id, cosine_distance(e.embedding, q) AS d FROM farmops.embeddings AS e
-                         WHERE e.farm_id = f ORDER BY d LIMIT 10)
-                        UNION ALL
-                        (SELECT ge.id, cosine_distance(ge.embedding, q) AS d
-                         FROM farmops.global_embeddings AS ge ORDER BY d LIMIT 10)
-                        ORDER BY d LIMIT 10) AS s;
-                END IF;
-            END LOOP;
-            out := jsonb_set(out, ARRAY[v], coalesce(out -> v, '[]') || to_jsonb(
-                extract(EPOCH FROM clock_timestamp() - t) * 1e6 / n));
+            IF v = 'now' THEN
+                SELECT count(*) INTO x FROM farmops.search(q, 10, g);
+            ELSIF v = 'before' THEN
+                SELECT count(*) INTO x FROM bench_before.search(q, 10, g);
+            ELSIF NOT g THEN
+                SELECT count(*) INTO x FROM (
+                    SELECT e.id, cosine_distance(e.embedding, q) AS d FROM farmops.embeddings AS e
+                    WHERE e.farm_id = f ORDER BY d LIMIT 10) AS s;
+            ELSE
+                SELECT count(*) INTO x FROM (
+                    (SELECT e.id, cosine_distance(e.embedding, q) AS d FROM farmops.embeddings AS e
+                     WHERE e.farm_id = f ORDER BY d LIMIT 10)
+                    UNION ALL
+                    (SELECT ge.id, cosine_distance(ge.embedding, q) AS d
+                     FROM farmops.global_embeddings AS ge ORDER BY d LIMIT 10)
+                    ORDER BY d LIMIT 10) AS s;
+            END IF;
+            samples[(j - 1) * n + i] := extract(EPOCH FROM clock_timestamp() - t) * 1e6;
         END LOOP;
+    END LOOP;
+    FOR j IN 1 .. nv LOOP
+        out := out || jsonb_build_object(vs[j], (
+            SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY u.x)
+            FROM unnest(samples[(j - 1) * n + 1 : j * n]) AS u (x)
+        ));
     END LOOP;
     RAISE NOTICE 'bench %%', out;
 END
@@ -147,27 +156,36 @@ GUARD_LOOP = """
 DO $$
 DECLARE
     n integer := %(calls)s;
+    vs text[] := %(variants)s;
+    nv integer := cardinality(%(variants)s);
+    samples float8[] := array_fill(0::float8, ARRAY[n * nv]);
     f uuid := gen_random_uuid();
+    j integer;
     t timestamptz;
     out jsonb := '{}';
     v text;
     v_id uuid;
 BEGIN
-    FOR r IN 1 .. %(rounds)s LOOP
-        FOREACH v IN ARRAY (CASE WHEN r %% 2 = 0 THEN %(order)s ELSE %(reverse)s END) LOOP
+    FOR i IN 1 .. n LOOP
+        FOR k IN 0 .. nv - 1 LOOP
+            j := (i + k) %% nv + 1;
+            v := vs[j];
             t := clock_timestamp();
-            FOR i IN 1 .. n LOOP
-                EXECUTE format('INSERT INTO %%I.ai_runs (farm_id, user_id, feature, model, '
-                    'credits_reserved, request_id, expires_at) VALUES ($1, ''u'', ''bench'', ''m'', 1, $2, '
-                    'now() + interval ''1h'') RETURNING id', v) INTO v_id USING f, gen_random_uuid()::text;
-                EXECUTE format('UPDATE %%I.ai_runs SET status = ''running'' '
-                    'WHERE farm_id = $1 AND id = $2', v) USING f, v_id;
-                EXECUTE format('UPDATE %%I.ai_runs SET status = ''succeeded'', credits_actual = 1, '
-                    'settled_at = now() WHERE farm_id = $1 AND id = $2', v) USING f, v_id;
-            END LOOP;
-            out := jsonb_set(out, ARRAY[v], coalesce(out -> v, '[]') || to_jsonb(
-                extract(EPOCH FROM clock_timestamp() - t) * 1e6 / n));
+            EXECUTE format('INSERT INTO %%I.ai_runs (farm_id, user_id, feature, model, '
+                'credits_reserved, request_id, expires_at) VALUES ($1, ''u'', ''bench'', ''m'', 1, $2, '
+                'now() + interval ''1h'') RETURNING id', v) INTO v_id USING f, gen_random_uuid()::text;
+            EXECUTE format('UPDATE %%I.ai_runs SET status = ''running'' '
+                'WHERE farm_id = $1 AND id = $2', v) USING f, v_id;
+            EXECUTE format('UPDATE %%I.ai_runs SET status = ''succeeded'', credits_actual = 1, '
+                'settled_at = now() WHERE farm_id = $1 AND id = $2', v) USING f, v_id;
+            samples[(j - 1) * n + i] := extract(EPOCH FROM clock_timestamp() - t) * 1e6;
         END LOOP;
+    END LOOP;
+    FOR j IN 1 .. nv LOOP
+        out := out || jsonb_build_object(vs[j], (
+            SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY u.x)
+            FROM unnest(samples[(j - 1) * n + 1 : j * n]) AS u (x)
+        ));
     END LOOP;
     RAISE NOTICE 'bench %%', out;
 END
@@ -176,15 +194,13 @@ $$
 
 
 def loop(conn: psycopg.Connection, statement: str, params: dict, variants: list[str]) -> dict[str, float]:
-    """Run one DO loop; the median round per variant, in microseconds."""
+    """Run one DO loop; the median microseconds of a call per variant."""
     found: list[str] = []
     conn.add_notice_handler(lambda d: found.append(d.message_primary or ""))
-    arr = "ARRAY[" + ", ".join(f"'{v}'" for v in variants) + "]"
-    rev = "ARRAY[" + ", ".join(f"'{v}'" for v in reversed(variants)) + "]"
-    statement = statement.replace("%(order)s", arr).replace("%(reverse)s", rev)
+    literal = "ARRAY[" + ", ".join(f"'{v}'" for v in variants) + "]::text[]"
+    statement = statement.replace("%(variants)s", literal)
     conn.execute(psycopg.ClientCursor(conn).mogrify(statement, params))
-    data = json.loads(next(m for m in found if m.startswith("bench ")).removeprefix("bench "))
-    return {v: statistics.median(data[v]) for v in variants}
+    return json.loads(next(m for m in found if m.startswith("bench ")).removeprefix("bench "))
 
 
 def guard_tables(conn: psycopg.Connection, before: str | None) -> list[str]:
@@ -209,9 +225,7 @@ def guard_tables(conn: psycopg.Connection, before: str | None) -> list[str]:
     return schemas
 
 
-def run(
-    host: str, port: int, *, dim: int, global_rows: int, rounds: int, calls: int, before: str | None
-) -> Fixed:
+def run(host: str, port: int, *, dim: int, global_rows: int, calls: int, before: str | None) -> Fixed:
     """Measure both fixed costs in a fresh database; drop it afterwards."""
     dbname = common.fresh_database(
         host, port, "farmops_bench_fixed", {"farmops.embedding_dimension": str(dim)}
@@ -237,7 +251,7 @@ def run(
             schemas = guard_tables(admin, before)
             admin.autocommit = True
             admin.execute("VACUUM ANALYZE")
-            guard = loop(admin, GUARD_LOOP, {"calls": calls, "rounds": rounds}, schemas)
+            guard = loop(admin, GUARD_LOOP, {"calls": calls}, schemas)
         variants = ["exact", "now"] + (["before"] if before else [])
         search: dict = {}
         with psycopg.connect(common.dsn(host, port, common.APP_LOGIN, dbname)) as app:
@@ -249,10 +263,10 @@ def run(
                         app.execute("SELECT farmops.begin_tenant(%s, 'bench')", [farm])
                         search[(n, g)] = loop(
                             app, SEARCH_LOOP,
-                            {"q": q, "farm": farm, "g": g, "calls": calls, "rounds": rounds}, variants,
+                            {"q": q, "farm": farm, "g": g, "calls": calls}, variants,
                         )  # fmt: skip
                     common.log(f"fixed: search {n} rows {'farm+global' if g else 'farm'}: {search[(n, g)]}")
-        return Fixed(search, guard, dim, global_rows, before, rounds, calls)
+        return Fixed(search, guard, dim, global_rows, before, calls)
     finally:
         common.drop_database(host, port, dbname)
 
@@ -260,8 +274,8 @@ def run(
 def render(r: Fixed) -> list[str]:
     """The two tables of fixed costs."""
     lines = [
-        f"Search, microseconds per call inside the server (median of {r.rounds} alternating rounds of "
-        f"{r.calls} calls; {r.dim}-d, k 10, global base {r.global_rows:,} rows scanned exactly; "
+        f"Search, microseconds per call inside the server (median of {r.calls} calls per variant, "
+        f"interleaved call by call; {r.dim}-d, k 10, global base {r.global_rows:,} rows scanned exactly; "
         f"before = {r.before or 'not available'})"
     ]
     rows = []
@@ -284,7 +298,7 @@ def render(r: Fixed) -> list[str]:
     lines += [
         "",
         f"Run-state guard, microseconds per run lifecycle (INSERT, UPDATE to running, UPDATE to succeeded; "
-        f"median of {r.rounds} alternating rounds of {r.calls}):",
+        f"median of {r.calls}, interleaved):",
         f"  no trigger {g['bench_none']:.0f}, guard now {g['bench_after']:.0f} "
         f"(+{g['bench_after'] - g['bench_none']:.0f})"
         + (
@@ -301,12 +315,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dim", type=int, default=256)
     ap.add_argument("--global-rows", type=int, default=2000)
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--calls", type=int, default=300)
+    ap.add_argument("--calls", type=int, default=2000, help="calls per variant")
     ap.add_argument("--before", default=BEFORE, help="git revision of the 'before' functions ('' = none)")
     args = ap.parse_args(argv)
     host, port = common.serve()
-    r = run(host, port, dim=args.dim, global_rows=args.global_rows, rounds=args.rounds, calls=args.calls,
+    r = run(host, port, dim=args.dim, global_rows=args.global_rows, calls=args.calls,
             before=args.before or None)  # fmt: skip
     text = "\n".join([*common.machine(host, port), "", *render(r)])
     print(text)

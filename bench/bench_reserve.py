@@ -95,10 +95,11 @@ WITH run AS (
     VALUES ({farm}, 'owner', 'bench', 'bench-model', 1, gen_random_uuid()::text,
         now() + interval '15 minutes')
     ON CONFLICT (farm_id, request_id) DO NOTHING RETURNING r.*),
-debit AS (UPDATE farmops.farms AS f SET credit_balance = f.credit_balance - 1
-    WHERE f.id = {farm} AND f.credit_balance >= 1 AND EXISTS (SELECT FROM run) RETURNING f.credit_balance)
-INSERT INTO farmops.credit_ledger (farm_id, ai_run_id, kind, delta, balance_after, reason, actor)
-SELECT r.farm_id, r.id, 'reserve', -1, d.credit_balance, r.feature, r.user_id
+debit AS (UPDATE farmops.farms AS f SET credit_balance = f.credit_balance - 1, ledger_seq = f.ledger_seq + 1
+    WHERE f.id = {farm} AND f.credit_balance >= 1 AND EXISTS (SELECT FROM run)
+    RETURNING f.credit_balance, f.ledger_seq)
+INSERT INTO farmops.credit_ledger (farm_id, seq, ai_run_id, kind, delta, balance_after, reason, actor)
+SELECT r.farm_id, d.ledger_seq, r.id, 'reserve', -1, d.credit_balance, r.feature, r.user_id
 FROM run AS r CROSS JOIN debit AS d;
 """,
     "fused": """\\set n random(1, :farms)

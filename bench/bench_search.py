@@ -72,7 +72,7 @@ BUCKETS = [
 ]
 RESULTS = REPO / "bench" / "results" / "search.txt"
 # --quick (the default of bench/run.py): a few minutes on 2 shared cores, every bucket still present.
-QUICK = {"rows": 120_000, "dim": 128, "global_rows": 20_000, "farms": 400, "queries": 20}
+QUICK = {"rows": 120_000, "dim": 128, "global_rows": 20_000, "farms": 400, "queries": 15}
 
 
 @dataclass

@@ -9,8 +9,8 @@ One embedded server (``.tmp/bench-pg``), one process, each part side by side wit
 2. The governed run (``bench_reserve``): round trips on the wire and database milliseconds of
    ``t.ask()``, a text answer and one tool call.
 3. Search (``bench_search``): recall@10 and p50/p95 per farm-size bucket, near and off-topic
-   queries, farm-only and with the global base, beside the exact scan (and beside search() as of
-   the commit before this work).
+   queries, farm-only and with the global base, beside the exact scan (with ``--full``, also beside
+   search() as of the commit before this work; quick runs compare it in part 4 only).
 4. Fixed costs (``bench_fixed``): microseconds per search call on small farms and per run
    lifecycle of the run-state guard, now and before, measured inside the server.
 
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     if "fixed" in parts:
         t = time.perf_counter()
         fixed = bench_fixed.run(
-            host, port, dim=args.dim, global_rows=2000, rounds=5, calls=200 if quick else 500,
+            host, port, dim=args.dim, global_rows=2000, calls=1000 if quick else 3000,
             before=args.before or None,
         )  # fmt: skip
         timings.append(f"fixed {time.perf_counter() - t:.0f}s")
@@ -148,7 +148,10 @@ def main(argv: list[str] | None = None) -> int:
         timings.append(f"reservations and governed runs {time.perf_counter() - t:.0f}s")
     if "search" in parts:
         t = time.perf_counter()
-        search = bench_search.run(host, port, args)
+        # Quick: search() as before is timed in section 4 only (a third of this part's time).
+        search = bench_search.run(
+            host, port, argparse.Namespace(**{**vars(args), "before": "" if quick else args.before})
+        )
         timings.append(f"search {time.perf_counter() - t:.0f}s")
 
     lines = [

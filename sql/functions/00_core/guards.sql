@@ -119,10 +119,11 @@ DECLARE
 BEGIN
     -- The rule is written as each trigger's WHEN condition, which the executor
     -- evaluates without calling a function: the guard function runs only for a row
-    -- that breaks the rule, to raise the precise error. (A PL/pgSQL trigger called for
-    -- every insert and update of a run cost ~0.1 ms per row on the reservation path,
-    -- bench/results/; the rule and its errors are unchanged.) WHEN cannot name OLD in
-    -- an INSERT trigger nor NEW in a DELETE trigger, hence three triggers.
+    -- that breaks the rule, to raise the precise error; the rule and its errors are
+    -- unchanged. Measured per run lifecycle (insert, start, settle; bench/bench_fixed.py):
+    -- the PL/pgSQL trigger on every row cost ~80 us over no trigger, the WHEN conditions
+    -- ~40 us, and a reservation's INSERT into ai_runs fires no trigger at all. WHEN cannot
+    -- name OLD in an INSERT trigger nor NEW in a DELETE trigger, hence three triggers.
     PERFORM farmops._attach_always(
         p_table, '_move_forward_only', 'BEFORE UPDATE',
         format(
