@@ -522,9 +522,8 @@ def run(host: str, port: int, args: argparse.Namespace) -> SearchResult:
 
 LEGEND = (
     "farmops = farmops.search(p_query, p_k, p_include_global) as the application role under RLS; exact = "
-    "ORDER BY cosine_distance LIMIT k over the same rows (merged with the global base's), same role; "
-    "before = search() as of {before}, loaded beside it. short = answers with fewer than min(k, candidate "
-    "rows) rows. "
+    "ORDER BY cosine_distance LIMIT k over the same rows (merged with the global base's), same role{before}. "
+    "short = answers with fewer than min(k, candidate rows) rows. "
     "Latency: the search statement alone, wall clock over the Unix socket, alternating per query."
 )
 
@@ -569,7 +568,7 @@ def render(r: SearchResult) -> list[str]:
         r.data_line,
         *common.table(header, rows),
         summary,
-        LEGEND.format(before=r.before or "-"),
+        LEGEND.format(before=f"; before = search() as of {r.before}, loaded beside it" if r.before else ""),
         *r.notes,
     ]
 
