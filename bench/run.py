@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     if "fixed" in parts:
         t = time.perf_counter()
         fixed = bench_fixed.run(
-            host, port, dim=args.dim, global_rows=2000, calls=1000 if quick else 3000,
+            host, port, dim=args.dim, global_rows=2000, calls=600 if quick else 3000,
             before=args.before or None,
         )  # fmt: skip
         timings.append(f"fixed {time.perf_counter() - t:.0f}s")
