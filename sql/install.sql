@@ -194,6 +194,18 @@ SELECT farmops.migration_is_pending('0075_guard_rules.sql', '5107629c946c6bac430
 INSERT INTO farmops.schema_migrations (filename, sha256)
 VALUES ('0075_guard_rules.sql', '5107629c946c6bac430ffd959df4b90a7cb2a704995c8b7b457e1dba55eabb2f');
 \endif
+SELECT farmops.migration_is_pending('0090_control_policies_and_rate_limits.sql', 'b45895ca4031f296d86e3b946740dd75009822de098c608e85803efc2ca25e34') AS pending \gset
+\if :pending
+\ir schema/0090_control_policies_and_rate_limits.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0090_control_policies_and_rate_limits.sql', 'b45895ca4031f296d86e3b946740dd75009822de098c608e85803efc2ca25e34');
+\endif
+SELECT farmops.migration_is_pending('0100_observability_steps_and_counters.sql', '5002b4dc46231499c0b7abe2319c83901f4aa514585712fca620c5418d40d463') AS pending \gset
+\if :pending
+\ir schema/0100_observability_steps_and_counters.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0100_observability_steps_and_counters.sql', '5002b4dc46231499c0b7abe2319c83901f4aa514585712fca620c5418d40d463');
+\endif
 SELECT farmops.migration_is_pending('0110_credits_extend_reservation.sql', 'fa58ee22dd0c46e11ad0e46cc30e19c6a8428f21167e6010dfa8865977a09cc1') AS pending \gset
 \if :pending
 \ir schema/0110_credits_extend_reservation.sql
@@ -252,8 +264,16 @@ VALUES ('0120_knowledge_search_without_farm_helper.sql', '4007cc8cbee3fc9d64ae85
 \ir functions/50_trust/guard_rules_shipped_2_other.sql
 \ir functions/50_trust/guards.sql
 \ir functions/50_trust/pii.sql
+\ir functions/60_control/approvals.sql
+\ir functions/60_control/policies.sql
+\ir functions/60_control/policies_manage.sql
+\ir functions/60_control/rate_limits.sql
 \ir functions/70_observability/check_tenancy.sql
+\ir functions/70_observability/metrics.sql
+\ir functions/70_observability/run_lineage.sql
+\ir functions/70_observability/run_steps.sql
 \ir policies/000_revoke_by_default.sql
 \ir policies/010_row_level_security.sql
+\ir policies/050_observability.sql
 \ir policies/090_grants.sql
 COMMIT;
