@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export LC_ALL := C.UTF-8
 
-.PHONY: demo test test-pg16 lint fmt migrate db stress bench clean pgbouncer
+.PHONY: demo test test-pg16 lint fmt migrate db stress bench bench-extra clean pgbouncer
 
 $(BIN)/farmops: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -64,8 +64,17 @@ db: $(BIN)/farmops
 stress: $(BIN)/farmops
 	$(PYTEST) -m slow -q
 
+# One combined table of issue 11's measurements (reservations, governed run, search, fixed costs),
+# written to bench/results/bench-<mode>.txt. Quick by default (a few minutes on 2 cores);
+# `make bench BENCH=--full` for the standalone sizes, `BENCH=--scale` for 1M x 1024-d search.
+BENCH ?= --quick
 bench: $(BIN)/farmops
-	@for b in $(wildcard bench/bench_*.py); do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	$(BIN)/python bench/run.py $(BENCH)
+
+# The other benches (PII redaction, guard rules, embedder, transaction-local role, spend control,
+# observability), each its own table.
+bench-extra: $(BIN)/farmops
+	@for b in bench/bench_pii.py bench/bench_guards.py bench/bench_embedder.py bench/bench_role.py bench/bench_control.py bench/bench_observe.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) .tmp .pytest_cache .ruff_cache

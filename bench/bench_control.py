@@ -35,8 +35,8 @@ from bench_reserve import (
     check_cell,
     drop_database,
     fresh_database,
-    machine,
 )
+from common import machine
 from psycopg.types.json import Jsonb
 
 from farmops_client import embedded
@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
                     problems += [f"{farms} x {clients}: {p}" for p in check_cell(check)]
                     rows.append((farms, clients, tps))
                     print(f"{farms} farms x {clients} clients: {tps}", file=sys.stderr, flush=True)
-        lines = [*machine(host, port, dbname), ""]
+        lines = [*machine(host, port), ""]
         lines.append(
             f"reserve_run per second, pgbench -M prepared, {args.seconds:g} s per run, "
             f"median of {args.reps} alternating runs"

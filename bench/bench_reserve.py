@@ -35,9 +35,7 @@ Nothing about time is asserted; the exit code is 1 only if an invariant is viola
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
-import platform
 import re
 import selectors
 import socket
@@ -47,28 +45,29 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
-from collections.abc import Callable
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import farmops_client  # noqa: E402
-from farmops_client import embedded  # noqa: E402
-from farmops_client import migrate as migrations  # noqa: E402
-from farmops_client.embeddings import LexicalEmbedder  # noqa: E402
-from farmops_client.tenancy import create_app_login  # noqa: E402
-from farmops_client.testing import FakeBedrock, fake_bedrock_client  # noqa: E402
+import common
+from common import APP_LOGIN, REPO
 
-APP_LOGIN = "farmops_bench_app"
+import farmops_client
+from farmops_client import embedded
+from farmops_client.embeddings import LexicalEmbedder
+from farmops_client.testing import FakeBedrock, fake_bedrock_client
+
 CLIENTS = (1, 8, 32)
 FARM_COUNTS = (1, 100)
 STARTING_CREDITS = 1_000_000_000
 RESULTS = REPO / "bench" / "results" / "reserve.txt"
+# --quick (the default of bench/run.py): 1 s per pgbench run, median of 2, 15 governed runs per kind.
+QUICK = {"seconds": 1.0, "reps": 2, "runs": 15}
+FULL = {"seconds": 2.0, "reps": 3, "runs": 40}
 
 # Farm ids are fixed so that a pgbench script can name them: variant letter, then the number.
 FARM_ID = "('0000000{v}-0000-0000-0000-' || lpad(:n::text, 12, '0'))::uuid"
@@ -96,10 +95,11 @@ WITH run AS (
     VALUES ({farm}, 'owner', 'bench', 'bench-model', 1, gen_random_uuid()::text,
         now() + interval '15 minutes')
     ON CONFLICT (farm_id, request_id) DO NOTHING RETURNING r.*),
-debit AS (UPDATE farmops.farms AS f SET credit_balance = f.credit_balance - 1
-    WHERE f.id = {farm} AND f.credit_balance >= 1 AND EXISTS (SELECT FROM run) RETURNING f.credit_balance)
-INSERT INTO farmops.credit_ledger (farm_id, ai_run_id, kind, delta, balance_after, reason, actor)
-SELECT r.farm_id, r.id, 'reserve', -1, d.credit_balance, r.feature, r.user_id
+debit AS (UPDATE farmops.farms AS f SET credit_balance = f.credit_balance - 1, ledger_seq = f.ledger_seq + 1
+    WHERE f.id = {farm} AND f.credit_balance >= 1 AND EXISTS (SELECT FROM run)
+    RETURNING f.credit_balance, f.ledger_seq)
+INSERT INTO farmops.credit_ledger (farm_id, seq, ai_run_id, kind, delta, balance_after, reason, actor)
+SELECT r.farm_id, d.ledger_seq, r.id, 'reserve', -1, d.credit_balance, r.feature, r.user_id
 FROM run AS r CROSS JOIN debit AS d;
 """,
     "fused": """\\set n random(1, :farms)
@@ -144,12 +144,8 @@ def farm_uuid(variant: str, n: int) -> str:
 # -- setup ------------------------------------------------------------------------------------------------
 def fresh_database(host: str, port: int) -> str:
     """A new migrated database with the app login, the seed tables and every variant's farms."""
-    dbname = f"farmops_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(host=host, port=port, user="postgres", dbname="postgres", autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{dbname}"')
+    dbname = common.fresh_database(host, port, "farmops_bench")
     with psycopg.connect(host=host, port=port, user="postgres", dbname=dbname) as conn:
-        migrations.migrate(conn)
-        create_app_login(conn, APP_LOGIN)
         conn.execute(SEED_SCHEMA)
         n = max(FARM_COUNTS)
         for variant in ("bare", "farmops", "fused", "writes"):
@@ -174,9 +170,7 @@ def fresh_database(host: str, port: int) -> str:
     return dbname
 
 
-def drop_database(host: str, port: int, dbname: str) -> None:
-    with psycopg.connect(host=host, port=port, user="postgres", dbname="postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+drop_database = common.drop_database
 
 
 # -- pgbench ----------------------------------------------------------------------------------------------
@@ -388,128 +382,104 @@ def governed_runs(host: str, port: int, dbname: str, runs: int, log) -> dict[str
 
 
 # -- report -----------------------------------------------------------------------------------------------
-def machine(host: str, port: int, dbname: str) -> list[str]:
-    cpu = "unknown CPU"
-    with contextlib_suppress():
-        cpu = next(
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        )
-    mem = ""
-    with contextlib_suppress():
-        kb = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))
-        mem = f", {kb / 1024 / 1024:.0f} GiB RAM"
-    with psycopg.connect(host=host, port=port, user="postgres", dbname=dbname) as conn:
-        settings = dict(
-            conn.execute(
-                "SELECT name, setting FROM pg_settings WHERE name IN ('server_version', 'fsync', "
-                "'synchronous_commit', 'shared_buffers', 'wal_sync_method', 'max_connections')"
-            ).fetchall()
-        )
-    rev = subprocess.run(
-        ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    )
-    return [
-        f"date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M UTC}; commit {rev.stdout.strip() or '?'}",
-        f"machine: {cpu}, {os.cpu_count()} CPUs visible{mem}; {platform.platform()}; "
-        f"Python {platform.python_version()}",
-        f"PostgreSQL {settings.get('server_version')} (embedded, Unix socket): "
-        f"fsync={settings.get('fsync')}, "
-        f"synchronous_commit={settings.get('synchronous_commit')}, "
-        f"wal_sync_method={settings.get('wal_sync_method')}, "
-        f"shared_buffers={settings.get('shared_buffers')} x 8kB",
-    ]
+@dataclass
+class ReserveResult:
+    """The reservation matrix {(farms, clients): {variant: tps}}, the governed runs, problems found."""
+
+    matrix: dict
+    variants: list[str]
+    runs: dict
+    problems: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    reps: int = 0
 
 
-class contextlib_suppress:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return exc[0] is not None and issubclass(exc[0], Exception)
+RATIOS = [("farmops", "seed"), ("farmops", "bare"), ("fused", "seed"), ("fused", "bare"), ("writes", "seed")]
 
 
-def render(
-    matrix: dict, variants: list[str], runs: dict, header: list[str], seconds: float, reps: int
-) -> str:
-    lines = [*header, ""]
-    lines.append(
-        f"Reservations per second: pgbench -M prepared, {seconds:g} s per run, "
-        f"median of {reps} alternating runs"
-    )
-    cols = ["farms", "clients", *[LABEL[v] for v in variants]]
-    pairs = [
-        ("farmops", "seed"),
-        ("farmops", "bare"),
-        ("fused", "seed"),
-        ("fused", "bare"),
-        ("writes", "seed"),
-    ]
-    ratio_cols = [(v, base) for v, base in pairs if v in variants]
-    cols += [f"{LETTER[v]}/{LETTER[base]}" for v, base in ratio_cols]
-    rows = []
-    for (farms, clients), tps in matrix.items():
-        row = ["1 (hot)" if farms == 1 else str(farms), str(clients)]
-        row += [f"{tps[v]:,.0f}" for v in variants]
-        row += [f"{tps[v] / tps[base]:.2f}x" for v, base in ratio_cols]
-        rows.append(row)
-    widths = [max([len(c), *(len(r[i]) for r in rows)]) for i, c in enumerate(cols)]
-    lines.append("  ".join(c.rjust(w) for c, w in zip(cols, widths, strict=True)))
-    lines += ["  ".join(x.rjust(w) for x, w in zip(r, widths, strict=True)) for r in rows]
-    lines.append(LEGEND)
-    if runs:
-        lines += [
-            "",
-            "Governed run t.ask() (FakeBedrock, lexical embedder): database round trips and milliseconds",
-        ]
-        lines.append("(database ms = wall time minus the time inside the model and the embedder; without")
-        lines.append(" flush wait = the same with synchronous_commit=off: what is not this disk's WAL flush)")
-        for kind, m in runs.items():
-            lines.append(
-                f"  {kind:<14} round trips {m['round_trips']:.0f}"
-                f"   db ms p50 {m['p50']:.2f}  p95 {m['p95']:.2f}"
-                f"   without flush wait p50 {m['async_p50']:.2f}  p95 {m['async_p95']:.2f}"
-            )
-    return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=2.0, help="length of each pgbench run (default 2)")
-    parser.add_argument("--reps", type=int, default=3, help="alternating runs per cell (median; default 3)")
-    parser.add_argument("--runs", type=int, default=40, help="governed runs per kind (default 40)")
-    parser.add_argument(
-        "--data-dir", type=Path, default=REPO / ".tmp" / "bench-pg", help="embedded server data"
-    )
-    parser.add_argument("--no-matrix", action="store_true", help="skip the reservation matrix")
-    parser.add_argument("--output", type=Path, default=RESULTS, help="where the table is written")
-    args = parser.parse_args(argv)
-    log: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
-
-    host, port = embedded.serve(args.data_dir, stop_at_exit=True)
+def run(host: str, port: int, *, seconds: float, reps: int, runs: int, matrix: bool = True) -> ReserveResult:
+    """The reservation matrix (unless not ``matrix``) and the governed runs, in a fresh database."""
     dbname = fresh_database(host, port)
     try:
         with psycopg.connect(host=host, port=port, user="postgres", dbname=dbname) as conn:
             fused = conn.execute("SELECT to_regproc('farmops.reserve_run') IS NOT NULL").fetchone()[0]
         variants = ["bare", "seed", "farmops"] + (["fused", "writes"] if fused else [])
-        matrix, problems = (
-            ({}, [])
-            if args.no_matrix
-            else reservation_matrix(host, port, dbname, args.seconds, args.reps, variants, log)
+        cells, problems = (
+            reservation_matrix(host, port, dbname, seconds, reps, variants, common.log)
+            if matrix
+            else ({}, [])
         )
-        runs = governed_runs(host, port, dbname, args.runs, log) if args.runs else {}
-        text = render(matrix, variants, runs, machine(host, port, dbname), args.seconds, args.reps)
-        verdict = "no overdraft, check_invariants clean, seed ledger consistent."
-        if problems:
-            verdict = f"{len(problems)} PROBLEMS: {problems[:5]}"
-        text += "\n\nAfter every cell: " + verdict
-        print(text)
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(text + "\n")
-        return 1 if problems else 0
+        governed = governed_runs(host, port, dbname, runs, common.log) if runs else {}
+        return ReserveResult(cells, variants, governed, problems, seconds, reps)
     finally:
         drop_database(host, port, dbname)
+
+
+def render_matrix(r: ReserveResult) -> list[str]:
+    """Reservations per second per variant and cell, and the ratios."""
+    lines = [
+        f"Reservations per second: pgbench -M prepared, {r.seconds:g} s per run, median of {r.reps} "
+        "alternating runs"
+    ]
+    ratio_cols = [(v, base) for v, base in RATIOS if v in r.variants]
+    cols = ["farms", "clients", *[LABEL[v] for v in r.variants]]
+    cols += [f"{LETTER[v]}/{LETTER[base]}" for v, base in ratio_cols]
+    rows = []
+    for (farms, clients), tps in r.matrix.items():
+        row = ["1 (hot)" if farms == 1 else str(farms), str(clients)]
+        row += [f"{tps[v]:,.0f}" for v in r.variants]
+        row += [f"{tps[v] / tps[base]:.2f}x" for v, base in ratio_cols]
+        rows.append(row)
+    lines += common.table(cols, rows)
+    lines.append(LEGEND)
+    verdict = "no overdraft, check_invariants clean, seed ledger consistent."
+    if r.problems:
+        verdict = f"{len(r.problems)} PROBLEMS: {r.problems[:5]}"
+    lines.append("After every cell: " + verdict)
+    return lines
+
+
+def render_runs(r: ReserveResult) -> list[str]:
+    """Round trips and database milliseconds of the governed run."""
+    if not r.runs:
+        return []
+    lines = [
+        "Governed run t.ask() (FakeBedrock, lexical embedder): database round trips and milliseconds",
+        "(database ms = wall time minus the time inside the model and the embedder; without flush wait = the",
+        " same with synchronous_commit=off: what is not this disk's WAL flush)",
+    ]
+    for kind, m in r.runs.items():
+        lines.append(
+            f"  {kind:<14} round trips {m['round_trips']:.0f}"
+            f"   db ms p50 {m['p50']:.2f}  p95 {m['p95']:.2f}"
+            f"   without flush wait p50 {m['async_p50']:.2f}  p95 {m['async_p95']:.2f}"
+        )
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run standalone: print the tables and write bench/results/reserve.txt."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="1 s runs, median of 2, 15 governed runs")
+    parser.add_argument("--seconds", type=float, help="length of each pgbench run (default 2)")
+    parser.add_argument("--reps", type=int, help="alternating runs per cell (median; default 3)")
+    parser.add_argument("--runs", type=int, help="governed runs per kind (default 40)")
+    parser.add_argument("--data-dir", type=Path, default=common.DATA_DIR, help="embedded server data")
+    parser.add_argument("--no-matrix", action="store_true", help="skip the reservation matrix")
+    parser.add_argument("--output", type=Path, default=RESULTS, help="where the table is written")
+    args = parser.parse_args(argv)
+    sizes = QUICK if args.quick else FULL
+    seconds = args.seconds or sizes["seconds"]
+    reps = args.reps or sizes["reps"]
+    runs = sizes["runs"] if args.runs is None else args.runs
+
+    host, port = common.serve(args.data_dir)
+    r = run(host, port, seconds=seconds, reps=reps, runs=runs, matrix=not args.no_matrix)
+    text = "\n".join([*common.machine(host, port), "", *render_matrix(r), "", *render_runs(r)])
+    print(text)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(text + "\n")
+    return 1 if r.problems else 0
 
 
 if __name__ == "__main__":

@@ -22,7 +22,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from bench_reserve import TurnCounter, drop_database, machine  # noqa: E402
+from bench_reserve import TurnCounter, drop_database  # noqa: E402
+from common import machine  # noqa: E402
 
 import farmops_client  # noqa: E402
 from farmops_client import embedded  # noqa: E402
@@ -101,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         header = f"{'operation':36} {'client':22} {'turns':>5} {'p50 ms':>8} {'p95 ms':>8} {'ratio':>7}"
         text = "\n".join(
             [
-                *machine(host, port, dbname),
+                *machine(host, port),
                 f"{args.runs} operations per client and kind, alternating slices of 10, one pooled conn.",
                 header,
                 *rows,

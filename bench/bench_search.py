@@ -41,8 +41,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
-import platform
 import sys
 import time
 import uuid
@@ -53,15 +51,15 @@ import numpy as np
 import psycopg
 from pgvector.psycopg import register_vector
 from psycopg import sql
-from rich.console import Console
-from rich.table import Table
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from farmops_client import embedded  # noqa: E402
-from farmops_client import migrate as migrations  # noqa: E402
-from farmops_client.tenancy import create_app_login  # noqa: E402
+import common
+from bench_fixed import BEFORE
+from common import REPO
+
+from farmops_client import migrate as migrations
+from farmops_client.tenancy import create_app_login
 
 BENCH_DB = "farmops_bench_search"
 APP_LOGIN = "farmops_bench_app"
@@ -73,7 +71,8 @@ BUCKETS = [
     (20000, 10**12, ">=20k"),
 ]
 RESULTS = REPO / "bench" / "results" / "search.txt"
-console = Console(width=180)
+# --quick (the default of bench/run.py): a few minutes on 2 shared cores, every bucket still present.
+QUICK = {"rows": 120_000, "dim": 128, "global_rows": 20_000, "farms": 400, "queries": 15}
 
 
 @dataclass
@@ -94,9 +93,8 @@ class Cell:
         return float(np.mean(self.recalls)) if self.recalls else float("nan")
 
 
-def parse_args() -> argparse.Namespace:
-    """Command-line options."""
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    """The search bench's options (shared with bench/run.py)."""
     ap.add_argument(
         "--scale", action="store_true", help="1M farm rows x 1024-d, 100k global rows (a bigger box)"
     )
@@ -105,25 +103,41 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument(
         "--global-rows", type=int, help="global knowledge rows (default 20000; 100000 with --scale)"
     )
-    ap.add_argument("--farms", type=int, default=600, help="number of farms (Zipf sizes)")
+    ap.add_argument("--farms", type=int, help="number of farms (Zipf sizes; default 600)")
     ap.add_argument("--zipf", type=float, default=1.1, help="Zipf exponent of farm sizes")
     ap.add_argument("--topics", type=int, default=64, help="topic centres shared by all farms")
-    ap.add_argument("--queries", type=int, default=60, help="queries per cell (bucket x type x scope)")
+    ap.add_argument("--queries", type=int, help="queries per cell (bucket x type x scope; default 60)")
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--seed", type=int, default=20240601)
     ap.add_argument("--exact-max", type=int, help="farmops.exact_search_max_rows for this run")
     ap.add_argument(
         "--reuse", action="store_true", help="keep the loaded database of an identical earlier run"
     )
-    ap.add_argument("--pgdata", type=Path, default=REPO / ".tmp" / "bench-pg")
-    ap.add_argument("--out", type=Path, default=RESULTS, help="where to write the table")
-    args = ap.parse_args()
-    args.rows = args.rows or (1_000_000 if args.scale else 200_000)
-    args.dim = args.dim or (1024 if args.scale else 256)
-    args.global_rows = (
-        args.global_rows if args.global_rows is not None else (100_000 if args.scale else 20_000)
+    ap.add_argument(
+        "--before", default=BEFORE, help="git revision whose search() is timed beside today's ('' = none)"
     )
+
+
+def resolve(args: argparse.Namespace, quick: bool = False) -> argparse.Namespace:
+    """Fill the sizes not given: --scale, else --quick, else the full defaults."""
+    full = {"rows": 200_000, "dim": 256, "global_rows": 20_000, "farms": 600, "queries": 60}
+    scale = {"rows": 1_000_000, "dim": 1024, "global_rows": 100_000, "farms": 600, "queries": 60}
+    base = scale if args.scale else QUICK if quick else full
+    for key, value in base.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
     return args
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options of the standalone run."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(ap)
+    ap.add_argument("--quick", action="store_true", help="the quick sizes of bench/run.py")
+    ap.add_argument("--pgdata", type=Path, default=common.DATA_DIR)
+    ap.add_argument("--out", type=Path, default=RESULTS, help="where to write the table")
+    args = ap.parse_args(argv)
+    return resolve(args, args.quick)
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -195,9 +209,7 @@ def query(data: Data, rng: np.random.Generator, farm: int, off_topic: bool) -> n
     return unit(data.centres[topic] + noise)
 
 
-def dsn(host: str, port: int, user: str, db: str) -> str:
-    """A libpq URI over the Unix socket."""
-    return f"postgresql://{user}@/{db}?host={host}&port={port}"
+dsn = common.dsn
 
 
 def fingerprint(args: argparse.Namespace) -> str:
@@ -315,45 +327,33 @@ def expected_scale_memory(args: argparse.Namespace, m: int = 16) -> str:
     )
 
 
-def machine(conn: psycopg.Connection) -> str:
-    """One line describing where this ran."""
-    pg, vector = conn.execute(
-        "SELECT current_setting('server_version'), extversion FROM pg_extension WHERE extname = 'vector'"
-    ).fetchone()
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
-    return (
-        f"machine: {os.cpu_count()} CPUs ({model or platform.processor() or platform.machine()}), "
-        f"{mem:.0f} GiB RAM, {platform.system()} {platform.release()}; PostgreSQL {pg}, pgvector {vector}"
-    )
+@dataclass
+class SearchResult:
+    """One run: a row per (bucket, query type, scope), the worst cells, notes on data and memory."""
+
+    rows: list[dict]
+    worst: dict
+    data_line: str
+    notes: list[str]
+    before: str | None
 
 
-def main() -> int:
-    """Build the data set, run farmops and the exact scan per cell, print and write one table."""
-    args = parse_args()
-    if args.scale:
-        console.print("--scale: " + expected_scale_memory(args))
+def run(host: str, port: int, args: argparse.Namespace) -> SearchResult:
+    """Build (or reuse) the data set, time farmops, the exact scan and (optionally) the search of
+    ``args.before`` per cell, alternating, as the application role."""
     t_start = time.perf_counter()
     rng = np.random.default_rng(args.seed)
     data = generate(args, rng)
     farm_ids = [uuid.UUID(int=(f + 1) << 64 | (args.seed & 0xFFFFFFFF)) for f in range(len(data.sizes))]
-    host, port = embedded.serve(args.pgdata, stop_at_exit=True)
     fresh = install(host, port, args)
 
     admin = psycopg.connect(dsn(host, port, "postgres", BENCH_DB))
     register_vector(admin)
     builds: list[tuple[str, float]] = []
     if fresh:
-        console.print(
-            f"loading {len(data.vecs):,} farm rows + {len(data.global_vecs):,} global rows x {args.dim}-d "
-            f"into {len(data.sizes)} farms ..."
+        common.log(
+            f"search: loading {len(data.vecs):,} farm rows + {len(data.global_vecs):,} global rows "
+            f"x {args.dim}-d into {len(data.sizes)} farms ..."
         )
         builds = load(admin, data, farm_ids)
         admin.execute(
@@ -362,15 +362,25 @@ def main() -> int:
             )
         )
         admin.commit()
+    before = args.before or None
+    if before:
+        sources = [
+            common.git_show(before, f"sql/functions/{p}")
+            for p in ("10_tenancy/capabilities.sql", "40_knowledge/search.sql")
+        ]
+        if all(sources):
+            common.load_functions_into(admin, "bench_before", sources)
+            admin.commit()
+        else:
+            before = None
     admin.autocommit = True
     sizes_now = index_sizes(admin)
-    machine_line = machine(admin)
     load_s = time.perf_counter() - t_start
 
     # Prepared at once and planned generically, like the statements inside farmops' functions
     # (which pin force_generic_plan): the baseline's custom plan for a big farm is a seq scan of the
     # whole table, which would flatter farmops.
-    app = psycopg.connect(dsn(host, port, APP_LOGIN, BENCH_DB), autocommit=True, prepare_threshold=0)
+    app = psycopg.connect(dsn(host, port, common.APP_LOGIN, BENCH_DB), autocommit=True, prepare_threshold=0)
     app.execute("SET plan_cache_mode = force_generic_plan")
     register_vector(app)
     if args.exact_max is not None:
@@ -378,8 +388,8 @@ def main() -> int:
     exact_max = app.execute("SELECT farmops.exact_search_max_rows()").fetchone()[0]
 
     k = args.k
-    farmops_sql = (
-        "SELECT is_global, chunk_index FROM farmops.search(p_query => %(q)s, p_k => %(k)s,"
+    search_sql = (
+        "SELECT is_global, chunk_index FROM {}.search(p_query => %(q)s, p_k => %(k)s,"
         " p_include_global => %(g)s)"
     )
     exact_farm = (
@@ -394,12 +404,18 @@ def main() -> int:
             "ORDER BY d LIMIT %(k)s)) AS u ORDER BY d, g LIMIT %(k)s"
         ),
     }
+    methods = ["farmops", "exact"] + (["before"] if before else [])
 
-    def timed(statement: str, farm: uuid.UUID, params: dict) -> tuple[list, float]:
+    def statement(method: str, with_global: bool) -> str:
+        if method == "exact":
+            return exact_sql[with_global]
+        return search_sql.format("farmops" if method == "farmops" else "bench_before")
+
+    def timed(text: str, farm: uuid.UUID, params: dict) -> tuple[list, float]:
         with app.transaction():
             app.execute("SELECT farmops.begin_tenant(%s, 'bench')", [farm])
             t0 = time.perf_counter()
-            rows = app.execute(statement, params).fetchall()
+            rows = app.execute(text, params).fetchall()
             return rows, (time.perf_counter() - t0) * 1000
 
     def score(rows: list, f: int, q: np.ndarray, with_global: bool) -> tuple[float, bool]:
@@ -421,37 +437,25 @@ def main() -> int:
             hits += bool(ok and in_farm and 1.0 - float(v @ q) <= kth + 1e-6)
         return hits / want, len(rows) < want
 
-    header = (
-        f"top-{k}: {len(data.vecs):,} farm rows in {len(data.sizes)} farms (Zipf {args.zipf}, largest "
-        f"{int(data.sizes.max()):,}) + {len(data.global_vecs):,} global rows, {args.dim}-d, "
-        f"{args.topics} shared topics; {args.queries} queries per cell (x4 below 10k rows); "
-        f"exact_search_max_rows={exact_max}"
-    )
-    table = Table(title=header, title_justify="left")
-    for col in ("bucket", "farms", "query", "scope", "recall farmops", "recall exact", "short"):
-        table.add_column(col, justify="right")
-    table.add_column("farmops p50/p95 ms", justify="right")
-    table.add_column("exact p50/p95 ms", justify="right")
-    table.add_column("p95 farmops/exact", justify="right")
-    worst = {"recall": 1.0, "ratio": 0.0, "ratio_1ms": 0.0, "short": 0, "overhead": []}
-
+    out_rows: list[dict] = []
+    worst = {"recall": 1.0, "ratio": 0.0, "ratio_1ms": 0.0, "short": 0, "overhead": [], "overhead_before": []}
     for lo, hi, label in BUCKETS:
         members = [f for f, n in enumerate(data.sizes) if lo <= n <= hi]
         if not members:
             continue
         for off_topic in (False, True):
             for with_global in (False, True):
-                cells = {"farmops": Cell(), "exact": Cell()}
-                # Small farms answer in a millisecond: four times the queries for a steadier p95.
-                n_queries = args.queries * (4 if hi < 10000 else 1)
+                cells = {m: Cell() for m in methods}
+                # Small farms answer in a millisecond: four times the queries for a steadier p95;
+                # twice above 10k rows (a p95 of 15 samples is their maximum: one preemption).
+                n_queries = args.queries * (4 if hi < 10000 else 2)
                 for qi in range(n_queries + 3):  # three warm-up queries per cell, not counted
                     f = members[qi % len(members)]
                     q = query(data, rng, f, off_topic)
                     params = {"q": q, "k": k, "g": with_global, "farm": farm_ids[f]}
-                    order = ("farmops", "exact") if qi % 2 else ("exact", "farmops")
-                    for method in order:
-                        statement = farmops_sql if method == "farmops" else exact_sql[with_global]
-                        rows, ms = timed(statement, farm_ids[f], params)
+                    shift = qi % len(methods)
+                    for method in methods[shift:] + methods[:shift]:  # each method first in turn
+                        rows, ms = timed(statement(method, with_global), farm_ids[f], params)
                         if qi < 3:
                             continue
                         recall, short = score(rows, f, q, with_global)
@@ -466,57 +470,121 @@ def main() -> int:
                     worst["ratio_1ms"] = max(worst["ratio_1ms"], ratio)
                 if not with_global and lo == BUCKETS[0][0]:
                     worst["overhead"].append(ours.p(0.5) - exact.p(0.5))
+                    if before:
+                        worst["overhead_before"].append(cells["before"].p(0.5) - exact.p(0.5))
                 worst["short"] += ours.short
-                table.add_row(
-                    label,
-                    str(len(members)),
-                    "off-topic" if off_topic else "near",
-                    "farm+global" if with_global else "farm",
-                    f"{ours.recall():.3f}",
-                    f"{exact.recall():.3f}",
-                    f"{ours.short}/{n_queries}",
-                    f"{ours.p(0.5):.1f} / {ours.p(0.95):.1f}",
-                    f"{exact.p(0.5):.1f} / {exact.p(0.95):.1f}",
-                    f"{ratio:.2f}x",
+                row = {
+                    "bucket": label,
+                    "farms": len(members),
+                    "query": "off-topic" if off_topic else "near",
+                    "scope": "farm+global" if with_global else "farm",
+                    "queries": n_queries,
+                    "recall": ours.recall(),
+                    "recall_exact": exact.recall(),
+                    "short": ours.short,
+                    "p50": ours.p(0.5),
+                    "p95": ours.p(0.95),
+                    "exact_p50": exact.p(0.5),
+                    "exact_p95": exact.p(0.95),
+                    "ratio": ratio,
+                }
+                if before:
+                    row |= {
+                        "before_p50": cells["before"].p(0.5),
+                        "before_p95": cells["before"].p(0.95),
+                        "before_ratio": cells["before"].p(0.95) / exact.p(0.95),
+                    }
+                out_rows.append(row)
+                common.log(
+                    f"search: {label} {row['query']} {row['scope']}: recall {row['recall']:.3f}, "
+                    f"p95 {row['p95']:.1f} ms = {ratio:.2f}x exact"
                 )
-
-    build_line = "index builds: " + (
-        ", ".join(f"{n} {s:.1f}s" for n, s in builds) if builds else "none this run (reused database)"
-    )
-    size_line = "HNSW index sizes: " + ", ".join(f"{n} {b / 1024**2:.0f} MiB" for n, b in sizes_now)
-    summary = (
-        f"worst cell: recall@{k} {worst['recall']:.3f} (goal >= 0.99), p95 {worst['ratio']:.2f}x "
-        f"the exact scan (goal <= 1.5x; {worst['ratio_1ms']:.2f}x where the exact scan's p50 is >= 1 ms), "
-        f"{worst['short']} short answers (goal 0). Farms of 10-99 rows, farm-only, p50 farmops - exact: "
-        f"{max(worst['overhead'] or [float('nan')]):.2f} ms (the fixed cost of the call: tenant check, "
-        "argument checks, function layers)"
-    )
-    notes = (
-        "farmops = farmops.search(p_query, p_k, p_include_global) as an application role under RLS; exact = "
-        "ORDER BY cosine_distance LIMIT k over the same rows (and the global base, merged), "
-        "same role. "
-        "'short' = answers with fewer than min(k, candidate rows) rows. Latency: the search statement alone, "
-        f"wall clock over the Unix socket. Setup {load_s:.0f}s, total {time.perf_counter() - t_start:.0f}s."
-    )
-    out = Console(width=180, record=True, file=open(os.devnull, "w"))  # noqa: SIM115 - recorded, not written
-    for c in (console, out):
-        c.print(machine_line)
-        c.print(table)
-        c.print(summary)
-        c.print(build_line)
-        c.print(size_line)
-        c.print(notes)
-        c.print("this run: " + expected_scale_memory(args))
-        if not args.scale:
-            scale = argparse.Namespace(
-                **{**vars(args), "rows": 1_000_000, "dim": 1024, "global_rows": 100_000}
-            )
-            c.print("--scale (not run here): " + expected_scale_memory(scale))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(out.export_text())
-    console.print(f"written to {args.out.relative_to(REPO) if args.out.is_relative_to(REPO) else args.out}")
-    admin.close()
     app.close()
+    admin.close()
+
+    data_line = (
+        f"top-{k}: {len(data.vecs):,} farm rows in {len(data.sizes)} farms (Zipf {args.zipf}, largest "
+        f"{int(data.sizes.max()):,}) + {len(data.global_vecs):,} global rows, {args.dim}-d, "
+        f"{args.topics} shared topics; {args.queries} queries per cell (x4 below 10k rows, x2 above); "
+        f"exact_search_max_rows={exact_max}"
+    )
+    notes = [
+        "index builds: "
+        + (", ".join(f"{n} {s:.1f}s" for n, s in builds) if builds else "none this run (reused database)"),
+        "HNSW index sizes: " + ", ".join(f"{n} {b / 1024**2:.0f} MiB" for n, b in sizes_now),
+        f"setup {load_s:.0f}s, total {time.perf_counter() - t_start:.0f}s",
+        "this run: " + expected_scale_memory(args),
+    ]
+    if not args.scale:
+        scale = argparse.Namespace(**{**vars(args), "rows": 1_000_000, "dim": 1024, "global_rows": 100_000})
+        notes.append("--scale (not run here): " + expected_scale_memory(scale))
+    return SearchResult(out_rows, worst, data_line, notes, before)
+
+
+LEGEND = (
+    "farmops = farmops.search(p_query, p_k, p_include_global) as the application role under RLS; exact = "
+    "ORDER BY cosine_distance LIMIT k over the same rows (merged with the global base's), same role{before}. "
+    "short = answers with fewer than min(k, candidate rows) rows. "
+    "Latency: the search statement alone, wall clock over the Unix socket, alternating per query."
+)
+
+
+def render(r: SearchResult) -> list[str]:
+    """The per-bucket table, the worst cells and the notes."""
+    header = [
+        "bucket",
+        "farms",
+        "query",
+        "scope",
+        "recall",
+        "exact",
+        "short",
+        "p50/p95 ms",
+        "exact ms",
+        "p95/exact",
+    ]
+    if r.before:
+        header += ["before ms", "before/exact"]
+    rows = []
+    for x in r.rows:
+        row = [
+            x["bucket"], str(x["farms"]), x["query"], x["scope"],
+            f"{x['recall']:.3f}", f"{x['recall_exact']:.3f}",
+            f"{x['short']}/{x['queries']}", f"{x['p50']:.1f} / {x['p95']:.1f}",
+            f"{x['exact_p50']:.1f} / {x['exact_p95']:.1f}", f"{x['ratio']:.2f}x",
+        ]  # fmt: skip
+        if r.before:
+            row += [f"{x['before_p50']:.1f} / {x['before_p95']:.1f}", f"{x['before_ratio']:.2f}x"]
+        rows.append(row)
+    w = r.worst
+    summary = (
+        f"worst cell: recall@10 {w['recall']:.3f} (goal >= 0.99), p95 {w['ratio']:.2f}x the exact scan "
+        f"(goal <= 1.5x; {w['ratio_1ms']:.2f}x where the exact scan's p50 is >= 1 ms), {w['short']} short "
+        f"answers (goal 0). Fixed cost, farms of 10-99 rows, farm-only, p50 farmops - exact: "
+        f"{max(w['overhead'] or [float('nan')]):.2f} ms"
+    )
+    if r.before:
+        summary += f" (before: {max(w['overhead_before'] or [float('nan')]):.2f} ms)"
+    return [
+        r.data_line,
+        *common.table(header, rows),
+        summary,
+        LEGEND.format(before=f"; before = search() as of {r.before}, loaded beside it" if r.before else ""),
+        *r.notes,
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run standalone: print the table and write bench/results/search.txt."""
+    args = parse_args(argv)
+    if args.scale:
+        common.log("--scale: " + expected_scale_memory(args))
+    host, port = common.serve(args.pgdata)
+    r = run(host, port, args)
+    text = "\n".join([*common.machine(host, port), "", *render(r)])
+    print(text)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text + "\n")
     return 0
 
 

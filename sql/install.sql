@@ -218,6 +218,12 @@ SELECT farmops.migration_is_pending('0115_write_path_draft_ttl.sql', 'c4b03c785c
 INSERT INTO farmops.schema_migrations (filename, sha256)
 VALUES ('0115_write_path_draft_ttl.sql', 'c4b03c785c59ed4a9e9a75e3ea778cd3b0b2ed6ec89ca64530e5eb29aaf3b2f6');
 \endif
+SELECT farmops.migration_is_pending('0120_knowledge_search_without_farm_helper.sql', '4007cc8cbee3fc9d64ae854427785c63c22a82d0b431b76249877619026db41a') AS pending \gset
+\if :pending
+\ir schema/0120_knowledge_search_without_farm_helper.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0120_knowledge_search_without_farm_helper.sql', '4007cc8cbee3fc9d64ae854427785c63c22a82d0b431b76249877619026db41a');
+\endif
 \ir functions/00_core/arguments.sql
 \ir functions/00_core/errors.sql
 \ir functions/00_core/guards.sql

@@ -103,9 +103,9 @@ def test_a_farm_never_sees_another_farms_rows_even_with_their_exact_vectors(app,
         ingest(app, "A", "alice's", ["mine"], [vec(1)])
         rows = search(app, secret, k=10)
         assert [r["content"] for r in rows] == ["mine"]
-        # The candidate helper, which takes any farm id, is private: not executable by the app.
-        with raises_sqlstate("42501"), app.transaction():
-            app.execute("SELECT farmops._farm_search_candidates(%s, %s::public.vector, 10)", [b, secret])
+        # No search function takes a farm id: search() scans the context's farm in its own
+        # statements (the private helper that took one is gone, migration 0120).
+        assert app.execute("SELECT to_regproc('farmops._farm_search_candidates')").fetchone()[0] is None
         assert (
             app.execute("SELECT count(*) FROM farmops.embeddings WHERE source_id = %s", [doc_b]).fetchone()[0]
             == 0
@@ -115,9 +115,8 @@ def test_a_farm_never_sees_another_farms_rows_even_with_their_exact_vectors(app,
 @pytest.mark.parametrize(
     "call",
     [
-        "farmops._farm_search_candidates(%(farm)s, %(q)s::public.vector, 2147483647)",
-        "farmops._farm_search_candidates(%(farm)s, %(q)s::public.vector, -1)",
         "farmops._global_search_candidates('[1,2,3]'::public.vector, 4)",
+        "farmops._global_search_candidates('[1,2,3]'::public.vector, -1)",
     ],
 )
 def test_the_candidate_helpers_are_private(app, farm, call):

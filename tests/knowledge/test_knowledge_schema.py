@@ -95,7 +95,7 @@ def test_search_lends_its_private_helpers_and_pins_its_search_path(admin):
         "SELECT proname, prosecdef, proconfig FROM pg_proc WHERE pronamespace = 'farmops'::regnamespace "
         "AND proname IN ('search', '_farm_search_candidates', '_global_search_candidates') ORDER BY proname"
     ).fetchall()
-    assert len(rows) == 3
+    assert [r[0] for r in rows] == ["_global_search_candidates", "search"]
     for name, secdef, config in rows:
         # search() is the definer (its helpers are private); the helpers run as their caller.
         assert secdef is (name == "search"), name
