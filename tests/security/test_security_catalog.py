@@ -57,6 +57,7 @@ APP_FUNCTIONS = {
     "farmops.give_feedback(uuid,boolean,text)",
     "farmops.grant_credits(uuid,integer,text)",
     "farmops.has_capability(text)",
+    "farmops.role_has_capability(text,text)",
     "farmops.ingest_document(text,text,text[],public.vector[],text)",
     "farmops.max_search_k()",
     "farmops.model_rate_at(text,timestamp with time zone)",

@@ -1,8 +1,23 @@
 -- Who may do what: farmops.role_capabilities (sql/schema/0030) maps each member
 -- role to its capabilities, and every function asks require_capability() for
 -- the one it needs. No function body names a role; a policy engine can later
--- replace has_capability() and require_capability() (the same rule, which it
--- applies to the context it has verified) without touching the functions that call them.
+-- replace role_has_capability(), the one rule every check below applies, without
+-- touching the functions that call them.
+
+CREATE OR REPLACE FUNCTION farmops.role_has_capability(p_role text, p_capability text)
+RETURNS boolean
+LANGUAGE sql
+STABLE
+PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT EXISTS (
+        SELECT FROM farmops.role_capabilities AS c WHERE c.role = p_role AND c.capability = p_capability
+    )
+$fn$;
+COMMENT ON FUNCTION farmops.role_has_capability(text, text) IS
+'True if the member role holds the capability (farmops.role_capabilities): the one rule that '
+'has_capability(), require_capability(), reserve_run() and the policy engine apply. False for a NULL role.';
 
 CREATE OR REPLACE FUNCTION farmops.has_capability(p_capability text)
 RETURNS boolean
@@ -11,10 +26,7 @@ STABLE
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
-    RETURN EXISTS (
-        SELECT FROM farmops.role_capabilities AS c
-        WHERE c.role = farmops.current_member_role() AND c.capability = p_capability
-    );
+    RETURN farmops.role_has_capability(farmops.current_member_role(), p_capability);
 END
 $fn$;
 COMMENT ON FUNCTION farmops.has_capability(text) IS
@@ -33,12 +45,9 @@ BEGIN
         RAISE EXCEPTION 'no tenant context: call farmops.begin_tenant(farm_id, user_id) in this transaction'
             USING ERRCODE = 'OF001';
     END IF;
-    -- A context without a role (NULL) holds no capability: fail closed. The rule of
-    -- has_capability() on the role of the context verified above (has_capability would
-    -- verify the context's signature a second time: ~20 us on every call).
-    IF NOT EXISTS (
-        SELECT FROM farmops.role_capabilities AS c WHERE c.role = v_ctx.member_role AND c.capability = p_capability
-    ) THEN
+    -- A context without a role (NULL) holds no capability: fail closed. The role of the
+    -- context verified above (has_capability() would verify its signature a second time).
+    IF NOT farmops.role_has_capability(v_ctx.member_role, p_capability) THEN
         IF NOT EXISTS (SELECT FROM farmops.role_capabilities AS c WHERE c.capability = p_capability) THEN
             RAISE EXCEPTION 'unknown capability "%"', left(p_capability, 100) USING ERRCODE = 'OF006';
         END IF;

@@ -52,9 +52,7 @@ LANGUAGE sql
 STABLE
 SET search_path = pg_catalog, pg_temp
 AS $fn$
-    SELECT EXISTS (
-        SELECT FROM farmops.role_capabilities AS c WHERE c.role = p_role AND c.capability = 'manage_members'
-    )
+    SELECT farmops.role_has_capability(p_role, 'manage_members')
 $fn$;
 COMMENT ON FUNCTION farmops._role_manages_members(text) IS
 'Private: true if the role holds manage_members (the owner), the role the last-owner rule protects.';

@@ -223,7 +223,7 @@ DECLARE
     v_role text := farmops._member_role(p_farm_id, p_user_id);
     v_credits integer := p_credits;
 BEGIN
-    IF NOT EXISTS (SELECT FROM farmops.role_capabilities AS c WHERE c.role = v_role AND c.capability = 'run_ai') THEN
+    IF NOT farmops.role_has_capability(v_role, 'run_ai') THEN
         RAISE EXCEPTION 'role % may not do this: it lacks the capability run_ai', v_role USING ERRCODE = 'OF003';
     END IF;
     IF v_credits IS NULL THEN

@@ -201,10 +201,7 @@ BEGIN
         AND (r.model IS NULL OR r.model = p_attributes ->> 'model')
         AND (r.record_type IS NULL OR r.record_type = p_attributes ->> 'record_type')
         AND (r.member_role IS NULL OR r.member_role = p_attributes ->> 'role')
-        AND (r.capability IS NULL OR EXISTS (
-            SELECT FROM farmops.role_capabilities AS c
-            WHERE c.role = p_attributes ->> 'role' AND c.capability = r.capability
-        ))
+        AND (r.capability IS NULL OR farmops.role_has_capability(p_attributes ->> 'role', r.capability))
         AND farmops._policy_conditions_hold(r.conditions, p_attributes)
     ORDER BY r.tier, r.rank, r.name;
 END
@@ -261,10 +258,7 @@ BEGIN
             AND (r.model IS NULL OR r.model = p_attributes ->> 'model')
             AND (r.record_type IS NULL OR r.record_type = p_attributes ->> 'record_type')
             AND (r.member_role IS NULL OR r.member_role = p_attributes ->> 'role')
-            AND (r.capability IS NULL OR EXISTS (
-                SELECT FROM farmops.role_capabilities AS c
-                WHERE c.role = p_attributes ->> 'role' AND c.capability = r.capability
-            ))
+            AND (r.capability IS NULL OR farmops.role_has_capability(p_attributes ->> 'role', r.capability))
         ORDER BY r.tier, r.rank, r.name
     LOOP
         CONTINUE WHEN v_rule.conditions <> '[]'::jsonb
