@@ -194,6 +194,12 @@ SELECT farmops.migration_is_pending('0075_guard_rules.sql', '5107629c946c6bac430
 INSERT INTO farmops.schema_migrations (filename, sha256)
 VALUES ('0075_guard_rules.sql', '5107629c946c6bac430ffd959df4b90a7cb2a704995c8b7b457e1dba55eabb2f');
 \endif
+SELECT farmops.migration_is_pending('0076_trust_pii_policy_and_guard_events.sql', '9b6b157e2322b53923bb7fa11b62626d5a4c93d6443cf02e3f07e304c6d15629') AS pending \gset
+\if :pending
+\ir schema/0076_trust_pii_policy_and_guard_events.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0076_trust_pii_policy_and_guard_events.sql', '9b6b157e2322b53923bb7fa11b62626d5a4c93d6443cf02e3f07e304c6d15629');
+\endif
 \ir functions/00_core/arguments.sql
 \ir functions/00_core/errors.sql
 \ir functions/00_core/guards.sql
@@ -227,10 +233,13 @@ VALUES ('0075_guard_rules.sql', '5107629c946c6bac430ffd959df4b90a7cb2a704995c8b7
 \ir functions/40_knowledge/search.sql
 \ir functions/40_knowledge/settings.sql
 \ir functions/40_knowledge/vectors.sql
+\ir functions/50_trust/guard_management.sql
 \ir functions/50_trust/guard_rules_shipped_1_injection.sql
 \ir functions/50_trust/guard_rules_shipped_2_other.sql
 \ir functions/50_trust/guards.sql
 \ir functions/50_trust/pii.sql
+\ir functions/50_trust/pii_policy.sql
+\ir functions/50_trust/screening.sql
 \ir functions/70_observability/check_tenancy.sql
 \ir policies/000_revoke_by_default.sql
 \ir policies/010_row_level_security.sql

@@ -36,6 +36,8 @@ class Reply:
 
     text: str
     stop_reason: str | None
+    #: The last response's ``trace`` (a guardrail's assessment when one is configured with trace).
+    trace: dict[str, Any] | None = None
 
 
 def converse(
@@ -49,18 +51,33 @@ def converse(
     max_tool_turns: int,
     usage: Usage,
     on_tool_use: Callable[[str, dict[str, Any]], ToolCall],
+    guardrail: dict[str, Any] | None = None,
 ) -> Reply:
-    """Converse with tools: at most ``max_tool_turns`` rounds of toolUse, so ``max_tool_turns + 1`` calls."""
-    messages: list[dict[str, Any]] = [{"role": "user", "content": [{"text": prompt}]}]
+    """Converse with tools: at most ``max_tool_turns`` rounds of toolUse, so ``max_tool_turns + 1`` calls.
+
+    With ``guardrail`` (Converse's ``guardrailConfig``), the untrusted parts, i.e. the prompt and
+    every system block after the first (the retrieved context), go as ``guardContent``: the
+    guardrail evaluates those and never the system prompt itself.
+    """
+    guarded = guardrail is not None
+    user = {"guardContent": {"text": {"text": prompt}}} if guarded else {"text": prompt}
+    messages: list[dict[str, Any]] = [{"role": "user", "content": [user]}]
+    system_blocks = [
+        {"guardContent": {"text": {"text": text}}} if guarded and i > 0 else {"text": text}
+        for i, text in enumerate(system)
+    ]
+    extra = {"guardrailConfig": guardrail} if guarded else {}
     texts: list[str] = []
     stop_reason = None
+    response: dict[str, Any] = {}
     for turn in range(max_tool_turns + 1):
         response = bedrock.converse(
             modelId=model,
-            system=[{"text": text} for text in system],
+            system=system_blocks,
             messages=messages,
             toolConfig={"tools": tools},
             inferenceConfig=inference,
+            **extra,
         )
         usage.add(response)
         message = response["output"]["message"]
@@ -75,4 +92,4 @@ def converse(
                 call = on_tool_use(use["name"], dict(use.get("input") or {}))
                 results.append(call.tool_result(use["toolUseId"]))
         messages += [message, {"role": "user", "content": results}]
-    return Reply("\n".join(texts).strip(), stop_reason)
+    return Reply("\n".join(texts).strip(), stop_reason, response.get("trace"))

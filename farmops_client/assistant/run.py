@@ -32,7 +32,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from .. import credits, knowledge
 from ..errors import ModelCallFailed, NotConfigured
 from ..session import Session
-from . import sizing, tools
+from . import guarding, sizing, tools
 from .converse import Reply, Usage, converse
 from .tools import Outcome, ToolCall
 
@@ -52,7 +52,7 @@ FINISHED = ("end_turn", "stop_sequence", "max_tokens")
 class AskResult:
     """What a governed run returns."""
 
-    run_id: UUID
+    run_id: UUID | None  # None when the input guards refused the message (status "blocked")
     status: str
     text: str
     stop_reason: str | None
@@ -68,6 +68,8 @@ class AskResult:
     credits_actual: int | None = None
     credits_shortfall: int = 0
     error: str | None = None
+    #: What the guards decided: "input", "output", "guardrail" (see :mod:`.guarding`).
+    screening: dict[str, Any] = field(default_factory=dict)
 
     @property
     def credits_charged(self) -> int:
@@ -120,6 +122,7 @@ def ask(
     ttl: str = "15 minutes",
     system: str = SYSTEM_PROMPT,
     temperature: float | None = None,
+    guardrail: guarding.Guardrail | None = None,
 ) -> AskResult:
     """One governed assistant run for the session's user and farm (see the module docstring).
 
@@ -127,11 +130,17 @@ def ask(
     system prompt, context and tools); the reservation covers ``max_tool_turns + 1`` calls.
     Raises :class:`InsufficientCredits` before any model call when the farm cannot pay that upper
     bound, and :class:`ModelCallFailed` (after settling the run as failed, which refunds the
-    unused reservation) when Bedrock refuses or fails a call.
+    unused reservation) when Bedrock refuses or fails a call. A message the input guards block is
+    refused before anything is reserved (status ``blocked``, no run, see :mod:`.guarding`).
     """
     if t.bedrock is None:
         raise NotConfigured("no Bedrock client configured: pass bedrock= to farmops_client.connect()")
     knowledge.embedder_of(t)  # refuse before reserving, not after
+    screened = guarding.screen_input(t, prompt)
+    if screened["verdict"] == "block":  # recorded; never reaches the model, nothing is charged
+        text = guarding.INPUT_REFUSAL
+        return AskResult(None, "blocked", text, None, screening=guarding.input_screening(screened))
+    safe_prompt = screened["redacted"]  # what the model and the embedder see
     model = model or t.model or DEFAULT_MODEL
     bound = sizing.run_bound(
         max_input_tokens=sizing.input_bound(prompt) if max_input_tokens is None else max_input_tokens,
@@ -144,19 +153,23 @@ def ask(
     if temperature is not None:
         inference["temperature"] = temperature
 
+    result.screening.update(guarding.input_screening(screened))
+
     def answer() -> Reply:
-        result.retrievals = _start(t, result.run_id, prompt, k)
-        return converse(
+        result.retrievals = _start(t, result.run_id, safe_prompt, k)
+        reply = converse(
             t.bedrock,
             model=model,
             system=[system, tools.context_block(result.retrievals)],
-            prompt=prompt,
+            prompt=safe_prompt,
             tools=tools.tool_specs(t),
             inference=inference,
             max_tool_turns=max_tool_turns,
             usage=usage,
             on_tool_use=lambda name, payload: _tool_use(t, result, name, payload, k),
+            guardrail=guardrail.config() if guardrail else None,
         )
+        return guarding.screened_reply(t, result.run_id, reply, result.screening)
 
     return _settled(t, result, usage, answer, max_tool_turns)
 

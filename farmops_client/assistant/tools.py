@@ -154,6 +154,8 @@ def run_tool(t: Session, run_id: UUID, name: str, payload: dict[str, Any], k: in
 def _remember(t: Session, run_id: UUID, payload: dict[str, Any]) -> ToolCall:
     fact = str(payload.get("fact", ""))
     embedder = knowledge.embedder_of(t)
+    if fact.strip():
+        fact = knowledge.redacted_for_embedding(t, fact)  # the database refuses unredacted PII
     vector = knowledge.embed_one(embedder, fact)  # network call: outside any transaction
     try:
         with t.short_transaction() as conn:

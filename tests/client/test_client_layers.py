@@ -45,6 +45,7 @@ LAYERS = {
     "farmops_client.assistant.sizing": 4,
     "farmops_client.assistant.tools": 4,
     "farmops_client.assistant.converse": 4,
+    "farmops_client.assistant.guarding": 4,
     "farmops_client.assistant.run": 4,
     "farmops_client.client": 5,
     "farmops_client.demo": 6,
