@@ -185,6 +185,26 @@ class TenantSession(Session):
     # the governed run
     ask = assistant.ask
 
+    def set_pii_policy(self, keep_kinds: list[str]) -> list[str]:
+        """``farmops.set_pii_policy`` (owner): the PII kinds this farm keeps in stored text."""
+        return trust.set_pii_policy(self.begin(), keep_kinds)
+
+    def pii_policy(self) -> dict[str, Any]:
+        """``farmops.pii_policy``: the kinds this farm keeps, who set them and when."""
+        return trust.pii_policy(self.begin())
+
+    def set_guard_rule(self, name: str, category: str, stages: list[str], pattern: str, **kw: Any) -> UUID:
+        """``farmops.set_guard_rule`` (owner): add or replace one of this farm's guard rules."""
+        return trust.set_guard_rule(self.begin(), name, category, stages, pattern, **kw)
+
+    def drop_guard_rule(self, name: str) -> None:
+        """``farmops.drop_guard_rule`` (owner)."""
+        trust.drop_guard_rule(self.begin(), name)
+
+    def allow_guard_match(self, pattern: str, reason: str, **kw: Any) -> UUID:
+        """``farmops.allow_guard_match`` (owner): an allow rule for a false positive; its id."""
+        return trust.allow_guard_match(self.begin(), pattern, reason, **kw)
+
 
 #: ``DISCARD ALL`` but for ``DISCARD PLANS``: every session state a borrower can leave goes, one round
 #: trip; the cached plans stay (they hold no data), so the next borrower's governed run does not re-plan

@@ -161,8 +161,12 @@ def delete_document(t: Session, document_id: UUID | str) -> None:
 def ingest_global_document(
     conn: psycopg.Connection, embedder: Embedder, title: str, content: str, *, max_chars: int = 1200
 ) -> UUID:
-    """``farmops.ingest_global_document`` (the package owner only): shared knowledge for every farm."""
-    chunks = chunk_text(content, max_chars) or [content]
+    """``farmops.ingest_global_document`` (the package owner only): shared knowledge for every farm.
+
+    The chunks are cut from the redacted text (the global base keeps no PII kind).
+    """
+    clean = db.call(conn, "redact_pii", text=content)[0]["redacted"]
+    chunks = chunk_text(clean, max_chars) or [clean]
     vectors = [Vector(v) for v in embedder.embed(chunks)]
     return db.value(
         conn,

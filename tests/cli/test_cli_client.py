@@ -18,6 +18,8 @@ COMMANDS = [
     ["drafts", "discard"],
     ["kb", "add"], ["kb", "search"], ["ask"], ["runs", "list"], ["runs", "show"], ["check"], ["demo"],
     ["db", "start"], ["migrate"], ["install-script"], ["errors"],
+    ["pii", "policy"], ["pii", "counts"], ["guards", "set"], ["guards", "drop"], ["guards", "allow"],
+    ["guards", "list"], ["guards", "events"],
 ]  # fmt: skip
 
 
