@@ -129,6 +129,13 @@ def main(argv: list[str] | None = None) -> int:
                 ),
                 True,
             ),
+            "check_text then redact, text without PII": (
+                in_tenant(
+                    "SELECT * FROM farmops.check_text(%s, 'input'), farmops.redact_pii_for_farm(%s)",
+                    [PLAIN, PLAIN],
+                ),
+                True,
+            ),
             "begin_tenant alone (baseline)": (in_tenant("SELECT 1", []), True),
             "check_text x4 chunks of 1200 chars": (
                 in_tenant(
