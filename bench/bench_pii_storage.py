@@ -136,6 +136,16 @@ def main(argv: list[str] | None = None) -> int:
                 ),
                 True,
             ),
+            "one ask's screens (input, 4 chunks, output)": (
+                in_tenant(
+                    "SELECT (SELECT verdict FROM farmops.screen_input(%s)),"
+                    " (SELECT count(*) FROM unnest(%s::text[]) AS t, farmops.check_text(t, 'retrieved')),"
+                    " (SELECT verdict FROM farmops.check_text(%s, 'output')),"
+                    " (SELECT redacted FROM farmops.redact_pii_for_farm(%s))",
+                    [WITH_PII, [CHUNK] * 4, WITH_PII, WITH_PII],
+                ),
+                True,
+            ),
             "begin_tenant alone (baseline)": (in_tenant("SELECT 1", []), True),
             "check_text x4 chunks of 1200 chars": (
                 in_tenant(
