@@ -121,6 +121,7 @@ SECURITY_DEFINER = {
     "farmops.start_run(uuid)",
     "farmops.tenant_context()",
     "farmops.version()",
+    "farmops._guard_count_pii()",
     "farmops._guard_pii_free()",
     "farmops._guard_redact_pii()",
     "farmops.allow_guard_match(text,text,text,text)",

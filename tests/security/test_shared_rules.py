@@ -96,6 +96,22 @@ def test_every_farmops_trigger_fires_always(admin):
         ("autonomy_changes", "autonomy_changes_is_never_truncated"),
         ("credit_ledger", "credit_ledger_is_append_only"),
         ("credit_ledger", "credit_ledger_is_never_truncated"),
+        # PII (50_trust/pii_policy.sql): stored text redacted and counted, embedded text refused.
+        ("ai_evals", "ai_evals_counts_pii"),
+        ("ai_evals", "ai_evals_redacts_pii"),
+        ("ai_feedback", "ai_feedback_counts_pii"),
+        ("ai_feedback", "ai_feedback_redacts_pii"),
+        ("ai_runs", "ai_runs_counts_pii"),
+        ("ai_runs", "ai_runs_redacts_pii"),
+        ("documents", "documents_counts_pii"),
+        ("documents", "documents_redacts_pii"),
+        ("embeddings", "embeddings_embeds_no_pii"),
+        ("global_embeddings", "global_embeddings_embeds_no_pii"),
+        ("memories", "memories_embeds_no_pii"),
+        ("guard_events", "guard_events_is_append_only"),
+        ("guard_events", "guard_events_is_never_truncated"),
+        ("pii_findings", "pii_findings_is_append_only"),
+        ("pii_findings", "pii_findings_is_never_truncated"),
     }
     assert [r for r in rows if r[2] != "A"] == []
 

@@ -178,6 +178,25 @@ BEGIN
     categories := '{}';
     rule_names := '{}';
     v_scan := farmops.normalize_untrusted_text(p_text);
+    -- First ALL the stage's rules as one alternation: most text matches none, and then this is
+    -- the only guard regex the call runs (the per-category ones below run on a match only).
+    -- PostgreSQL keeps 32 compiled regexes per backend: one alternation per stage and category
+    -- (21 for the three stages), the normaliser's and the PII kinds' patterns did not fit, and a
+    -- backend that screens a run's input, chunks and output recompiled them all on every call.
+    SELECT '(' || string_agg(r.pattern, ')|(' ORDER BY r.scope, r.name) || ')' INTO v_subject
+    FROM (
+        SELECT 1 AS scope, g.name, g.pattern
+        FROM farmops.guard_rules AS g
+        WHERE g.enabled AND p_stage = ANY (g.stages)
+        UNION ALL
+        SELECT 2 AS scope, f.name, f.pattern
+        FROM farmops.farm_guard_rules AS f
+        WHERE f.farm_id = v_farm AND f.enabled AND p_stage = ANY (f.stages)
+    ) AS r;
+    IF v_subject IS NULL OR NOT regexp_like(v_scan, v_subject, 'n') THEN
+        verdict := 'allow';
+        RETURN;
+    END IF;
     -- Rules are tried one category at a time as one alternation first: PostgreSQL keeps
     -- only 32 compiled regexes per backend, so one regex per rule would recompile every
     -- rule on every call. Only a category that matches is tried rule by rule (to name the
