@@ -25,6 +25,7 @@ import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from . import assistant, credits, db, knowledge, maintenance, observability, tenancy, trust, write_path
+from .assistant.guarding import Guardrail
 from .db import configure_connection
 from .embeddings import Embedder, embedder_named
 from .errors import DatabaseUnavailable
@@ -60,6 +61,9 @@ class Client:
         self._owns_pool = owns_pool
         #: Shared by this client's sessions: values that do not depend on the member (tool specs).
         self.cache: dict[str, Any] = {}
+        #: A Bedrock Guardrail every ``ask()`` of this client's sessions applies (unless it passes its own):
+        #: ``client.guardrail = Guardrail("gr-id", "1")``.
+        self.guardrail: Guardrail | None = None
         if self.embedder is not None:
             log.info("farmops: embeddings by %s", self.embedder.model)
 
@@ -158,6 +162,7 @@ class TenantSession(Session):
             model=client.model,
             cache=client.cache,
         )
+        self.guardrail = client.guardrail
         self.client = client
 
     # tenancy

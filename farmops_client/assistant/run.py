@@ -141,6 +141,7 @@ def ask(
         text = guarding.INPUT_REFUSAL
         return AskResult(None, "blocked", text, None, screening=guarding.input_screening(screened))
     safe_prompt = screened["redacted"]  # what the model and the embedder see
+    guardrail = guardrail or getattr(t, "guardrail", None)
     model = model or t.model or DEFAULT_MODEL
     bound = sizing.run_bound(
         max_input_tokens=sizing.input_bound(prompt) if max_input_tokens is None else max_input_tokens,
@@ -167,7 +168,7 @@ def ask(
             max_tool_turns=max_tool_turns,
             usage=usage,
             on_tool_use=lambda name, payload: _tool_use(t, result, name, payload, k),
-            guardrail=guardrail.config() if guardrail else None,
+            guardrail=guardrail.config() if guardrail else None,  # ask's, else the client's
         )
         return guarding.screened_reply(t, result.run_id, reply, result.screening)
 

@@ -252,3 +252,14 @@ def test_screen_functions_refuse_other_farms_runs_and_strangers(client, farm, fa
         t.add_member("vic", "viewer")
     with client.tenant(farm, "vic") as t, pytest.raises(ForbiddenForRole):
         t.call("screen_input", text="hello")
+
+
+def test_a_guardrail_set_on_the_client_applies_to_every_ask(client, farm, fake):
+    fake.push(F.text("ok"), F.text("ok"))
+    client.guardrail = Guardrail("gr-client", "3")
+    with client.tenant(farm, "alice") as t:
+        t.ask("How much water in week 3?")
+    with client.tenant(farm, "alice") as t:
+        t.ask("And in week 4?", guardrail=Guardrail("gr-ask", "1"))  # ask's own wins
+    first, second = (r.body["guardrailConfig"]["guardrailIdentifier"] for r in fake.seen("Converse"))
+    assert (first, second) == ("gr-client", "gr-ask")
