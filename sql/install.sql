@@ -200,6 +200,12 @@ SELECT farmops.migration_is_pending('0076_trust_pii_policy_and_guard_events.sql'
 INSERT INTO farmops.schema_migrations (filename, sha256)
 VALUES ('0076_trust_pii_policy_and_guard_events.sql', '9b6b157e2322b53923bb7fa11b62626d5a4c93d6443cf02e3f07e304c6d15629');
 \endif
+SELECT farmops.migration_is_pending('0115_write_path_draft_ttl.sql', 'c4b03c785c59ed4a9e9a75e3ea778cd3b0b2ed6ec89ca64530e5eb29aaf3b2f6') AS pending \gset
+\if :pending
+\ir schema/0115_write_path_draft_ttl.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0115_write_path_draft_ttl.sql', 'c4b03c785c59ed4a9e9a75e3ea778cd3b0b2ed6ec89ca64530e5eb29aaf3b2f6');
+\endif
 \ir functions/00_core/arguments.sql
 \ir functions/00_core/errors.sql
 \ir functions/00_core/guards.sql
@@ -220,6 +226,8 @@ VALUES ('0076_trust_pii_policy_and_guard_events.sql', '9b6b157e2322b53923bb7fa11
 \ir functions/20_credits/runs.sql
 \ir functions/20_credits/settle.sql
 \ir functions/30_write_path/autonomy.sql
+\ir functions/30_write_path/draft_notify.sql
+\ir functions/30_write_path/draft_ttl.sql
 \ir functions/30_write_path/drafts.sql
 \ir functions/30_write_path/evals.sql
 \ir functions/30_write_path/feedback.sql
