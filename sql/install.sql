@@ -194,11 +194,11 @@ SELECT farmops.migration_is_pending('0075_guard_rules.sql', '5107629c946c6bac430
 INSERT INTO farmops.schema_migrations (filename, sha256)
 VALUES ('0075_guard_rules.sql', '5107629c946c6bac430ffd959df4b90a7cb2a704995c8b7b457e1dba55eabb2f');
 \endif
-SELECT farmops.migration_is_pending('0076_trust_pii_policy_and_guard_events.sql', '9b6b157e2322b53923bb7fa11b62626d5a4c93d6443cf02e3f07e304c6d15629') AS pending \gset
+SELECT farmops.migration_is_pending('0076_trust_pii_policy_and_guard_events.sql', '909ea255b9934dc6ad356c4ae3d14acbd75cbfab6f77d8ae7a35a5da05b9975a') AS pending \gset
 \if :pending
 \ir schema/0076_trust_pii_policy_and_guard_events.sql
 INSERT INTO farmops.schema_migrations (filename, sha256)
-VALUES ('0076_trust_pii_policy_and_guard_events.sql', '9b6b157e2322b53923bb7fa11b62626d5a4c93d6443cf02e3f07e304c6d15629');
+VALUES ('0076_trust_pii_policy_and_guard_events.sql', '909ea255b9934dc6ad356c4ae3d14acbd75cbfab6f77d8ae7a35a5da05b9975a');
 \endif
 SELECT farmops.migration_is_pending('0115_write_path_draft_ttl.sql', 'c4b03c785c59ed4a9e9a75e3ea778cd3b0b2ed6ec89ca64530e5eb29aaf3b2f6') AS pending \gset
 \if :pending

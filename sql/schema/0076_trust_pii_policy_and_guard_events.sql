@@ -41,7 +41,7 @@ COMMENT ON TABLE farmops.pii_findings IS
 'Counts of PII findings the database redacted, per source (table.column or the run''s output) and kind; '
 'no values. Read per run (farmops.run_pii_findings) or per day (farmops.pii_finding_counts).';
 
--- What the guards did: a blocked or flagged input (no run: it never reached the model),
+-- What the guards did: a blocked or flagged input (no run yet; a blocked one never reaches the model),
 -- a blocked or flagged output (replaced by a refusal when blocked), and Bedrock
 -- Guardrail interventions. Withheld retrieved chunks are in ai_run_retrievals (lineage).
 -- Categories and rule names only, never the text.
@@ -59,7 +59,10 @@ CREATE TABLE farmops.guard_events (
     created_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (farm_id, id),
     FOREIGN KEY (farm_id, ai_run_id) REFERENCES farmops.ai_runs (farm_id, id),
-    CONSTRAINT a_refused_input_has_no_run CHECK ((outcome = 'refused_input') = (ai_run_id IS NULL))
+    -- Inputs are screened before the run exists; outputs and interventions belong to a run.
+    CONSTRAINT an_input_has_no_run_and_an_output_has_one CHECK (
+        (stage = 'input' AND source = 'farmops') = (ai_run_id IS NULL)
+    )
 );
 CREATE INDEX guard_events_run_idx ON farmops.guard_events (farm_id, ai_run_id) WHERE ai_run_id IS NOT NULL;
 CREATE INDEX guard_events_time_idx ON farmops.guard_events (farm_id, created_at);

@@ -148,3 +148,16 @@ def test_search_for_run_withholds_flagged_chunks_and_records_why(app, admin, wfa
     ).fetchall()
     assert [(r[0], r[1], r[2]) for r in lineage] == [(1, True, "block"), (2, False, "allow")]
     assert "instruction_override" in lineage[0][3] and lineage[1][3] == []
+
+
+def test_a_flagged_input_is_recorded_and_goes_on(app, admin, wfarm):
+    with tenant(app, wfarm.id, "alice"):
+        value(
+            app, "set_guard_rule", {"stages": "text[]"},
+            name="watch_loans", category="off_topic", stages=["input"], pattern="loan", action="flag",
+        )  # fmt: skip
+    with tenant(app, wfarm.id, "bot"):
+        got = row(app, "screen_input", text="Can I get a loan for feed? Mail musa@example.com")
+    assert (got["verdict"], got["redacted"]) == ("flag", "Can I get a loan for feed? Mail [EMAIL]")
+    assert got["event_id"] is not None
+    assert events(admin, wfarm.id) == [("flagged", "input", "farmops", "flag", ["off_topic"], None)]

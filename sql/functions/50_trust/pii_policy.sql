@@ -305,10 +305,12 @@ VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
+    -- WHEN: a row with none of the columns set (a reservation without a summary, the fast
+    -- path's common case) does not even call the function.
     PERFORM farmops._attach_always(
         p_table, '_redacts_pii',
         'BEFORE INSERT OR UPDATE OF ' || (SELECT string_agg(format('%I', c), ', ') FROM unnest(p_columns) AS c),
-        'ROW',
+        'ROW WHEN (' || (SELECT string_agg(format('new.%I IS NOT NULL', c), ' OR ') FROM unnest(p_columns) AS c) || ')',
         format('farmops._guard_redact_pii(%s)',
             (SELECT string_agg(quote_literal(a), ', ') FROM unnest(p_run_column || p_columns) AS a))
     );

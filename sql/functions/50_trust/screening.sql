@@ -53,14 +53,19 @@ BEGIN
         );
         RETURN;
     END IF;
+    IF verdict = 'flag' THEN
+        event_id := farmops._record_guard_event(
+            v_farm, NULL, 'input', 'farmops', 'flag', 'flagged', categories, rule_names
+        );
+    END IF;
     redacted := (farmops._redact_pii(p_text, farmops._pii_keep_kinds(v_farm))).redacted;
 END
 $fn$;
 COMMENT ON FUNCTION farmops.screen_input(text) IS
 'Owner, manager, worker, agent (run_ai): guards a user''s message before a run. block: recorded in guard_events '
 '(refused_input, no run, nothing charged), redacted NULL: do not call the model. Otherwise redacted = the '
-'message with the PII the farm does not keep redacted: what the model may see. Flags are not recorded here '
-'(the run''s lineage starts at reserve). OF006 NULL or over 1 MiB.';
+'message with the PII the farm does not keep redacted: what the model may see (flag: recorded as flagged, '
+'event_id set). OF006 NULL or over 1 MiB.';
 
 CREATE OR REPLACE FUNCTION farmops.screen_output(
     p_run_id uuid,
