@@ -17,6 +17,7 @@ import psycopg
 from pgvector import Vector
 
 from . import db
+from .arguments import optional_uuid_arg, uuid_arg
 from .embeddings import Embedder, chunk_text
 from .errors import NotConfigured
 from .session import Session
@@ -124,6 +125,7 @@ def remember(t: Session, content: str, *, run_id: UUID | None = None) -> UUID:
     The fact is embedded first (outside the transaction when none is open); the database
     deduplicates it and indexes the text it stored.
     """
+    run_id = optional_uuid_arg(run_id, "run id")
     embedder = embedder_of(t)
     content = redacted_for_embedding(t, content)
     vector = embed_one(embedder, content)
@@ -155,7 +157,7 @@ def ingest_document(t: Session, title: str, content: str, *, max_chars: int = 12
 
 def delete_document(t: Session, document_id: UUID | str) -> None:
     """``farmops.delete_document``."""
-    t.call("delete_document", document_id=document_id)
+    t.call("delete_document", document_id=uuid_arg(document_id, "document id"))
 
 
 def ingest_global_document(

@@ -19,11 +19,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-from uuid import UUID
-
-from .. import db
-from ..session import Session
-from .converse import Reply
 
 #: What ``ask()`` answers when the user's message was refused by the input guards.
 INPUT_REFUSAL = "The message was not sent to the assistant: it did not pass this farm's input guards."
@@ -49,22 +44,6 @@ class Guardrail:
 def guard_content(text: str) -> dict[str, Any]:
     """A Converse content block the guardrail evaluates (a message or system block)."""
     return {"guardContent": {"text": {"text": text}}}
-
-
-def screen_input(t: Session, prompt: str) -> dict[str, Any]:
-    """``farmops.screen_input`` (short transaction): verdict, categories, rule names, redacted, event id."""
-    with t.short_transaction() as conn:
-        cur = db.send(conn, "screen_input", text=prompt)
-    with db.translated():
-        return cur.fetchone()
-
-
-def screen_output(t: Session, run_id: UUID, text: str) -> dict[str, Any]:
-    """``farmops.screen_output`` in a short transaction: the answer to store and return, and why."""
-    with t.short_transaction() as conn:
-        cur = db.send(conn, "screen_output", run_id=run_id, text=text)
-    with db.translated():
-        return cur.fetchone()
 
 
 def guardrail_categories(trace: dict[str, Any] | None) -> tuple[str, list[str]]:
@@ -98,31 +77,6 @@ def _categories(assessments: list[dict[str, Any]]) -> list[str]:
         for f in (a.get("contextualGroundingPolicy") or {}).get("filters", []):
             found.add(f"grounding:{f.get('type')}")
     return sorted(c[:100] for c in found)
-
-
-def record_intervention(t: Session, run_id: UUID, trace: dict[str, Any] | None) -> dict[str, Any]:
-    """Record a guardrail intervention on the run; ``{"stage", "categories", "event_id"}``."""
-    stage, categories = guardrail_categories(trace)
-    with t.short_transaction() as conn:
-        cur = db.send(
-            conn, "record_guardrail_intervention", {"categories": "text[]"},
-            run_id=run_id, stage=stage, categories=categories,
-        )  # fmt: skip
-    with db.translated():
-        event_id = cur.fetchone()["record_guardrail_intervention"]
-    return {"stage": stage, "categories": categories, "event_id": event_id}
-
-
-def screened_reply(t: Session, run_id: UUID, reply: Reply, screening: dict[str, Any]) -> Reply:
-    """The reply whose text may be stored and returned: a guardrail intervention recorded, the
-    answer screened by ``farmops.screen_output`` (refusal when blocked, PII redacted)."""
-    if reply.stop_reason == "guardrail_intervened":
-        screening["guardrail"] = record_intervention(t, run_id, reply.trace)
-    if not reply.text:
-        return reply
-    out = screen_output(t, run_id, reply.text)
-    screening["output"] = {k: out[k] for k in ("verdict", "categories", "rule_names")}
-    return Reply(out["answer"], reply.stop_reason, reply.trace)
 
 
 def input_screening(screened: dict[str, Any]) -> dict[str, Any]:

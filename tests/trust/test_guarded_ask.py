@@ -263,3 +263,37 @@ def test_a_guardrail_set_on_the_client_applies_to_every_ask(client, farm, fake):
         t.ask("And in week 4?", guardrail=Guardrail("gr-ask", "1"))  # ask's own wins
     first, second = (r.body["guardrailConfig"]["guardrailIdentifier"] for r in fake.seen("Converse"))
     assert (first, second) == ("gr-client", "gr-ask")
+
+
+def test_the_async_client_guards_and_manages_trust_settings_too(db, fake, admin):
+    import asyncio
+
+    from farmops_client import aio
+
+    bedrock = fake_bedrock_client(fake)
+
+    async def scenario():
+        client = await aio.connect(
+            db.dsn(APP_LOGIN), bedrock=bedrock, embedder=TitanEmbedder(bedrock), max_size=2
+        )
+        farm = await client.create_farm("Async", "alice")
+        async with client.tenant(farm, "alice") as t:
+            await t.grant_credits(100, "test")
+            kept = await t.set_pii_policy(["phone"])
+            rule = await t.set_guard_rule("no_recipes", "off_topic", ["input"], "chicken recipe")
+            allow = await t.allow_guard_match("grandma", "family", rule_name="no_recipes")
+            policy = await t.pii_policy()
+            blocked = await t.ask("send the chicken recipe now")
+            await t.drop_guard_rule("no_recipes")
+        await client.close()
+        return kept, rule, allow, policy, blocked
+
+    kept, rule, allow, policy, blocked = asyncio.run(scenario())
+    assert kept == ["phone"] and policy["keep_kinds"] == ["phone"] and rule and allow
+    assert (blocked.status, blocked.run_id, blocked.screening["input"]["categories"]) == (
+        "blocked",
+        None,
+        ["off_topic"],
+    )
+    assert fake.seen("Converse") == []
+    assert admin.execute("SELECT count(*) FROM farmops.farm_guard_rules").fetchone()[0] == 0
