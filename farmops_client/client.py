@@ -25,7 +25,18 @@ from uuid import UUID
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from . import assistant, credits, db, knowledge, maintenance, observability, tenancy, trust, write_path
+from . import (
+    assistant,
+    control,
+    credits,
+    db,
+    knowledge,
+    maintenance,
+    observability,
+    tenancy,
+    trust,
+    write_path,
+)
 from .assistant.guarding import Guardrail
 from .db import configure_connection
 from .embeddings import Embedder, embedder_named
@@ -156,6 +167,21 @@ class Client:
         with self._transaction() as conn:
             return observability.check_tenancy(conn)
 
+    def metrics(self) -> list[dict[str, Any]]:
+        """``farmops.metrics()`` as the client's role: every farm for ``farmops_auditor``, none for the app"""
+        with self._transaction() as conn:
+            return observability.metrics(conn)
+
+    def prometheus_text(self) -> str:
+        """:meth:`metrics` in the Prometheus text format (``prometheus_client``)."""
+        with self._transaction() as conn:
+            return observability.prometheus_text(conn)
+
+    def run_lineage(self, run_id: UUID | str) -> dict[str, Any]:
+        """``farmops.run_lineage`` as the client's role (an auditor: any farm's run)."""
+        with self._transaction() as conn:
+            return observability.run_lineage(conn, run_id)
+
     def redact_pii(self, text: str) -> dict[str, Any]:
         """``farmops.redact_pii`` (no tenant needed): the redacted text and the findings."""
         with self._transaction() as conn:
@@ -197,6 +223,17 @@ class TenantSession(Session):
     runs = credits.runs
     run = credits.run
     check_invariants = credits.check_farm_invariants
+    # spend control
+    policies = control.policies
+    set_policy = control.set_policy
+    drop_policy = control.drop_policy
+    explain_policy = control.explain_policy
+    set_farm_time_zone = control.set_farm_time_zone
+    approve_run = control.approve_run
+    reject_run = control.reject_run
+    runs_awaiting_approval = control.runs_awaiting_approval
+    rate_limits = control.rate_limits
+    set_rate_limits = control.set_rate_limits
     # the write path
     drafts = write_path.drafts
     draft = write_path.draft
@@ -241,6 +278,18 @@ class TenantSession(Session):
     def allow_guard_match(self, pattern: str, reason: str, **kw: Any) -> UUID:
         """``farmops.allow_guard_match`` (owner): an allow rule for a false positive; its id."""
         return trust.allow_guard_match(self.begin(), pattern, reason, **kw)
+
+    def lineage(self, run_id: UUID | str) -> dict[str, Any]:
+        """``farmops.run_lineage``: one run of this farm as a DAG (RunNotFound for another farm's)."""
+        return observability.run_lineage(self.begin(), run_id)
+
+    def metrics(self) -> list[dict[str, Any]]:
+        """``farmops.metrics()``: this farm's metrics (row level security)."""
+        return observability.metrics(self.begin())
+
+    def prometheus_text(self) -> str:
+        """This farm's metrics in the Prometheus text format."""
+        return observability.prometheus_text(self.begin())
 
 
 #: ``DISCARD ALL`` but for ``DISCARD PLANS``: every session state a borrower can leave goes, one round

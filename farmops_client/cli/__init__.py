@@ -13,10 +13,12 @@ from __future__ import annotations
 from . import (  # noqa: F401  (they register)
     assistant,
     autonomy,
+    control,
     credits,
     database,
     drafts,
     knowledge,
+    metrics,
     operations,
     review,
     runs,
