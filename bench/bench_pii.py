@@ -35,6 +35,7 @@ from pii_scoring import KINDS, load_corpus, run_corpus, score  # noqa: E402
 
 from farmops_client import embedded  # noqa: E402
 from farmops_client import migrate as migrations  # noqa: E402
+from farmops_client.tenancy import create_app_login  # noqa: E402
 
 APP_LOGIN = "farmops_bench_app"
 CALLS = {
@@ -68,13 +69,7 @@ def fresh_database(host: str, port: int) -> str:
         conn.execute(f'CREATE DATABASE "{dbname}"')
     with psycopg.connect(host=host, port=port, user="postgres", dbname=dbname) as conn:
         migrations.migrate(conn)
-        conn.execute(
-            f"""DO $$ BEGIN
-                IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{APP_LOGIN}') THEN
-                    CREATE ROLE {APP_LOGIN} LOGIN NOSUPERUSER NOBYPASSRLS IN ROLE farmops_app;
-                END IF;
-            END $$"""
-        )
+        create_app_login(conn, APP_LOGIN)  # a login of this installation (CONNECT, allow-list)
         conn.commit()
     return dbname
 

@@ -45,6 +45,7 @@ from . import credits, db, knowledge, observability, write_path
 from .arguments import int_arg, text_arg, uuid_arg
 from .assistant import core
 from .assistant.core import AskResult, Finished, TextDelta, Tool, ToolOutcome
+from .assistant.guarding import Guardrail
 from .client import RESET_SESSION
 from .embeddings import Embedder, embedder_named
 from .errors import DatabaseUnavailable, FarmopsError, NotAMember, NotConfigured
@@ -99,6 +100,8 @@ class AsyncClient:
         self._owns_pool = owns_pool
         #: Shared by this client's sessions: values that do not depend on the member (tool specs).
         self.cache: dict[str, Any] = {}
+        #: A Bedrock Guardrail every ``ask()`` of this client's sessions applies (unless it passes its own).
+        self.guardrail: Guardrail | None = None
         #: Threads that run the blocking botocore calls (Bedrock, embeddings): asyncio's default
         #: executor has only min(32, CPUs + 4) threads, fewer than a service's chats in flight.
         self.executor = ThreadPoolExecutor(max_workers=model_threads, thread_name_prefix="farmops-bedrock")
@@ -181,6 +184,7 @@ class AsyncTenantSession:
         self.bedrock = client.bedrock
         self.model = client.model
         self.cache = client.cache
+        self.guardrail = client.guardrail
         #: An identity token: when set, every transaction verifies it instead of ``begin_tenant``.
         self.token: str | None = None
 
@@ -281,6 +285,32 @@ class AsyncTenantSession:
         credits = int_arg(credits, "credits", 1)
         rows = await self.call("grant_credits", farm_id=self.farm_id, credits=credits, reason=reason)
         return rows[0]["grant_credits"]
+
+    async def set_pii_policy(self, keep_kinds: list[str]) -> list[str]:
+        """``farmops.set_pii_policy`` (owner): the PII kinds this farm keeps in stored text."""
+        rows = await self.call("set_pii_policy", {"keep_kinds": "text[]"}, keep_kinds=list(keep_kinds))
+        return rows[0]["set_pii_policy"]
+
+    async def pii_policy(self) -> dict[str, Any]:
+        """``farmops.pii_policy``: the kinds this farm keeps, who set them and when."""
+        return (await self.call("pii_policy"))[0]
+
+    async def set_guard_rule(
+        self, name: str, category: str, stages: list[str], pattern: str, **kw: Any
+    ) -> UUID:
+        """``farmops.set_guard_rule`` (owner): add or replace one of this farm's guard rules."""
+        args = {"name": name, "category": category, "stages": list(stages), "pattern": pattern, **kw}
+        return (await self.call("set_guard_rule", {"stages": "text[]"}, **args))[0]["set_guard_rule"]
+
+    async def drop_guard_rule(self, name: str) -> None:
+        """``farmops.drop_guard_rule`` (owner)."""
+        await self.call("drop_guard_rule", name=name)
+
+    async def allow_guard_match(self, pattern: str, reason: str, **kw: Any) -> UUID:
+        """``farmops.allow_guard_match`` (owner): an allow rule for a false positive; its id."""
+        return (await self.call("allow_guard_match", pattern=pattern, reason=reason, **kw))[0][
+            "allow_guard_match"
+        ]
 
     # spend control (farmops_client.control)
     async def policies(self) -> list[dict[str, Any]]:
@@ -552,6 +582,7 @@ class AsyncTenantSession:
         inference_config: dict[str, Any] | None = None,
         additional_model_request_fields: dict[str, Any] | None = None,
         history: Sequence[dict[str, Any]] | None = None,
+        guardrail: Guardrail | None = None,
     ) -> AskResult:
         """:func:`farmops_client.assistant.ask`, awaited (the same options and outcomes)."""
         plan = core.make_plan(
@@ -571,6 +602,7 @@ class AsyncTenantSession:
             inference_config=inference_config,
             additional_model_request_fields=additional_model_request_fields,
             history=history,
+            guardrail=guardrail,
         )
         effects = _Effects(self)
         run = core.governed_run(plan, self.cache)
@@ -604,6 +636,7 @@ class AsyncTenantSession:
         inference_config: dict[str, Any] | None = None,
         additional_model_request_fields: dict[str, Any] | None = None,
         history: Sequence[dict[str, Any]] | None = None,
+        guardrail: Guardrail | None = None,
     ) -> AsyncIterator[TextDelta | ToolOutcome | Finished]:
         """:func:`farmops_client.assistant.ask_stream`, as an async generator."""
         plan = core.make_plan(
@@ -624,6 +657,7 @@ class AsyncTenantSession:
             inference_config=inference_config,
             additional_model_request_fields=additional_model_request_fields,
             history=history,
+            guardrail=guardrail,
         )
         effects = _Effects(self)
         run = core.governed_run(plan, self.cache)

@@ -37,6 +37,7 @@ from . import (
     trust,
     write_path,
 )
+from .assistant.guarding import Guardrail
 from .db import configure_connection
 from .embeddings import Embedder, embedder_named
 from .errors import DatabaseUnavailable
@@ -75,6 +76,9 @@ class Client:
         self._owns_pool = owns_pool
         #: Shared by this client's sessions: values that do not depend on the member (tool specs).
         self.cache: dict[str, Any] = {}
+        #: A Bedrock Guardrail every ``ask()`` of this client's sessions applies (unless it passes its own):
+        #: ``client.guardrail = Guardrail("gr-id", "1")``.
+        self.guardrail: Guardrail | None = None
         if self.embedder is not None:
             log.info("farmops: embeddings by %s", self.embedder.model)
 
@@ -203,6 +207,7 @@ class TenantSession(Session):
             cache=client.cache,
             db_role=client.role,
         )
+        self.guardrail = client.guardrail
         self.client = client
 
     # tenancy
@@ -253,6 +258,26 @@ class TenantSession(Session):
     # the governed run
     ask = assistant.ask
     ask_stream = assistant.ask_stream
+
+    def set_pii_policy(self, keep_kinds: list[str]) -> list[str]:
+        """``farmops.set_pii_policy`` (owner): the PII kinds this farm keeps in stored text."""
+        return trust.set_pii_policy(self.begin(), keep_kinds)
+
+    def pii_policy(self) -> dict[str, Any]:
+        """``farmops.pii_policy``: the kinds this farm keeps, who set them and when."""
+        return trust.pii_policy(self.begin())
+
+    def set_guard_rule(self, name: str, category: str, stages: list[str], pattern: str, **kw: Any) -> UUID:
+        """``farmops.set_guard_rule`` (owner): add or replace one of this farm's guard rules."""
+        return trust.set_guard_rule(self.begin(), name, category, stages, pattern, **kw)
+
+    def drop_guard_rule(self, name: str) -> None:
+        """``farmops.drop_guard_rule`` (owner)."""
+        trust.drop_guard_rule(self.begin(), name)
+
+    def allow_guard_match(self, pattern: str, reason: str, **kw: Any) -> UUID:
+        """``farmops.allow_guard_match`` (owner): an allow rule for a false positive; its id."""
+        return trust.allow_guard_match(self.begin(), pattern, reason, **kw)
 
     def lineage(self, run_id: UUID | str) -> dict[str, Any]:
         """``farmops.run_lineage``: one run of this farm as a DAG (RunNotFound for another farm's)."""

@@ -308,6 +308,30 @@ class EmbeddingModelMismatch(FarmopsError):
     sqlstate = "OF303"
 
 
+class PiiNotRedacted(FarmopsError):
+    """OF304: text to be embedded holds personal data the farm does not keep; redact it before embedding."""
+
+    sqlstate = "OF304"
+
+
+class UnknownPiiKind(FarmopsError):
+    """OF305: not a PII kind farmops knows."""
+
+    sqlstate = "OF305"
+
+
+class InvalidGuardPattern(FarmopsError):
+    """OF306: the guard pattern is not a usable PostgreSQL regular expression."""
+
+    sqlstate = "OF306"
+
+
+class GuardRuleNotFound(FarmopsError):
+    """OF307: no such guard rule, category or allow rule in the current farm."""
+
+    sqlstate = "OF307"
+
+
 class RunInProgress(FarmopsError):
     """OF501: the request id names a run that is still being driven; ask again once it has settled."""
 

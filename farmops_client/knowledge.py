@@ -35,6 +35,21 @@ def embed_one(embedder: Embedder, text: str) -> Vector:
     return Vector(embedder.embed([text])[0])
 
 
+def redacted_for_embedding(t: Session, text: str) -> str:
+    """``text`` with the PII the farm does not keep redacted (``farmops.redact_pii_for_farm``).
+
+    Whatever is embedded goes through this first: a vector cannot be redacted afterwards, so the
+    database refuses chunks and memories that still hold such data (``PiiNotRedacted``). In the
+    session's transaction when one is open, else in a short one (never during the embedding call).
+    """
+    if t.in_transaction:
+        return db.call(t.conn, "redact_pii_for_farm", text=text)[0]["redacted"]
+    with t.short_transaction() as conn:
+        cur = db.send(conn, "redact_pii_for_farm", text=text)
+    with db.translated():
+        return cur.fetchone()["redacted"]
+
+
 def _query_args(vector: Vector, model: str) -> dict[str, Any]:
     """The arguments that carry a query vector: the vector, and the model that made it (the database
     refuses a model other than the one that made the farm's vectors: ``EmbeddingModelMismatch``)."""
@@ -112,6 +127,7 @@ def remember(t: Session, content: str, *, run_id: UUID | None = None) -> UUID:
     """
     run_id = optional_uuid_arg(run_id, "run id")
     embedder = embedder_of(t)
+    content = redacted_for_embedding(t, content)
     vector = embed_one(embedder, content)
     cur = store_memory(t.begin(), content, vector, embedder.model, run_id)
     with db.translated():
@@ -119,9 +135,14 @@ def remember(t: Session, content: str, *, run_id: UUID | None = None) -> UUID:
 
 
 def ingest_document(t: Session, title: str, content: str, *, max_chars: int = 1200) -> UUID:
-    """Chunk, embed (outside the transaction when none is open) and ``farmops.ingest_document``."""
+    """Redact, chunk, embed (outside the transaction when none is open) and ``farmops.ingest_document``.
+
+    The chunks are cut from the redacted text (so no PII straddles a chunk boundary); the document
+    goes as given and the database redacts it with the farm's policy, counting the findings.
+    """
     embedder = embedder_of(t)
-    chunks = chunk_text(content, max_chars) or [content]
+    clean = redacted_for_embedding(t, content)
+    chunks = chunk_text(clean, max_chars) or [clean]
     vectors = [Vector(v) for v in embedder.embed(chunks)]
     return t.call(
         "ingest_document",
@@ -142,8 +163,12 @@ def delete_document(t: Session, document_id: UUID | str) -> None:
 def ingest_global_document(
     conn: psycopg.Connection, embedder: Embedder, title: str, content: str, *, max_chars: int = 1200
 ) -> UUID:
-    """``farmops.ingest_global_document`` (the package owner only): shared knowledge for every farm."""
-    chunks = chunk_text(content, max_chars) or [content]
+    """``farmops.ingest_global_document`` (the package owner only): shared knowledge for every farm.
+
+    The chunks are cut from the redacted text (the global base keeps no PII kind).
+    """
+    clean = db.call(conn, "redact_pii", text=content)[0]["redacted"]
+    chunks = chunk_text(clean, max_chars) or [clean]
     vectors = [Vector(v) for v in embedder.embed(chunks)]
     return db.value(
         conn,

@@ -130,6 +130,8 @@ class Turn:
     status: int = 200
     error_type: str | None = None
     message: str = ""
+    #: Converse's ``trace`` (e.g. a guardrail's assessment), sent when set.
+    trace: dict[str, Any] | None = None
     #: ConverseStream only: the connection drops after this many events (no final metadata).
     drop_after_events: int | None = None
     #: ConverseStream only: seconds to wait before each event (a slow model).
@@ -212,6 +214,35 @@ class FakeBedrock:
         for i, (name, payload) in enumerate(calls):
             content.append({"toolUse": {"toolUseId": f"tooluse_{name}_{i}", "name": name, "input": payload}})
         return Turn(content, "tool_use", input_tokens, output_tokens, latency_ms)
+
+    @staticmethod
+    def guardrail_intervened(
+        text: str = "Sorry, the model cannot answer this question.",
+        *,
+        stage: str = "input",
+        filters: Iterable[str] = ("PROMPT_ATTACK",),
+        topics: Iterable[str] = (),
+        guardrail_id: str = "fake-guardrail",
+        input_tokens: int = 10,
+        output_tokens: int = 0,
+    ) -> Turn:
+        """A Bedrock Guardrail intervention: stopReason ``guardrail_intervened``, the guardrail's
+        blocked message, and a trace naming what matched (content filters, denied topics) on the
+        ``input`` (the guardContent sent) or the ``output``."""
+        assessment: dict[str, Any] = {}
+        if filters:
+            assessment["contentPolicy"] = {
+                "filters": [{"type": f, "confidence": "HIGH", "action": "BLOCKED"} for f in filters]
+            }
+        if topics:
+            denied = [{"name": n, "type": "DENY", "action": "BLOCKED"} for n in topics]
+            assessment["topicPolicy"] = {"topics": denied}
+        if stage == "input":
+            guardrail = {"inputAssessment": {guardrail_id: assessment}}
+        else:
+            guardrail = {"outputAssessments": {guardrail_id: [assessment]}}
+        trace = {"guardrail": guardrail}
+        return Turn([{"text": text}], "guardrail_intervened", input_tokens, output_tokens, trace=trace)
 
     @staticmethod
     def error(error_type: str, status: int, message: str = "") -> Turn:
@@ -371,6 +402,7 @@ class FakeBedrock:
                 "totalTokens": turn.input_tokens + turn.output_tokens,
             },
             "metrics": {"latencyMs": turn.latency_ms},
+            **({"trace": turn.trace} if turn.trace is not None else {}),
         }
 
     @staticmethod

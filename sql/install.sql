@@ -194,6 +194,12 @@ SELECT farmops.migration_is_pending('0075_guard_rules.sql', '5107629c946c6bac430
 INSERT INTO farmops.schema_migrations (filename, sha256)
 VALUES ('0075_guard_rules.sql', '5107629c946c6bac430ffd959df4b90a7cb2a704995c8b7b457e1dba55eabb2f');
 \endif
+SELECT farmops.migration_is_pending('0076_trust_pii_policy_and_guard_events.sql', '909ea255b9934dc6ad356c4ae3d14acbd75cbfab6f77d8ae7a35a5da05b9975a') AS pending \gset
+\if :pending
+\ir schema/0076_trust_pii_policy_and_guard_events.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0076_trust_pii_policy_and_guard_events.sql', '909ea255b9934dc6ad356c4ae3d14acbd75cbfab6f77d8ae7a35a5da05b9975a');
+\endif
 SELECT farmops.migration_is_pending('0090_control_policies_and_rate_limits.sql', 'b45895ca4031f296d86e3b946740dd75009822de098c608e85803efc2ca25e34') AS pending \gset
 \if :pending
 \ir schema/0090_control_policies_and_rate_limits.sql
@@ -260,10 +266,13 @@ VALUES ('0120_knowledge_search_without_farm_helper.sql', '4007cc8cbee3fc9d64ae85
 \ir functions/40_knowledge/search.sql
 \ir functions/40_knowledge/settings.sql
 \ir functions/40_knowledge/vectors.sql
+\ir functions/50_trust/guard_management.sql
 \ir functions/50_trust/guard_rules_shipped_1_injection.sql
 \ir functions/50_trust/guard_rules_shipped_2_other.sql
 \ir functions/50_trust/guards.sql
 \ir functions/50_trust/pii.sql
+\ir functions/50_trust/pii_policy.sql
+\ir functions/50_trust/screening.sql
 \ir functions/60_control/approvals.sql
 \ir functions/60_control/policies.sql
 \ir functions/60_control/policies_manage.sql

@@ -4,10 +4,12 @@
 - :mod:`.tools`: the built-in tool specs and what one toolUse became (:class:`ToolCall`, :class:`Outcome`);
 - :mod:`.core`: the run without I/O, a generator of effects (reserve, retrieve, converse, extend,
   tool calls, settle) shared by the sync and the asyncio client;
+- :mod:`.guarding`: the guards' refusal, a Bedrock :class:`Guardrail` and its trace's categories;
 - :mod:`.run`: the sync driver (:func:`ask`, :func:`ask_stream`); :mod:`farmops_client.aio` the async one.
 """
 
 from .core import DEFAULT_MODEL, SYSTEM_PROMPT, AskResult, Finished, TextDelta, Tool, ToolOutcome
+from .guarding import Guardrail
 from .run import ask, ask_stream
 from .tools import Outcome, ToolCall
 
@@ -16,6 +18,7 @@ __all__ = [
     "SYSTEM_PROMPT",
     "AskResult",
     "Finished",
+    "Guardrail",
     "Outcome",
     "TextDelta",
     "Tool",

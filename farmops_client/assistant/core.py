@@ -36,7 +36,7 @@ from ..errors import (
     SuggestOnly,
     UnknownRecordType,
 )
-from . import sizing, steps
+from . import guarding, sizing, steps
 from .tools import REMEMBER_TOOL, SEARCH_TOOL, Outcome, ToolCall
 
 DEFAULT_MODEL = "amazon.nova-lite-v1:0"
@@ -177,7 +177,7 @@ class Tool:
 class AskResult:
     """What a governed run returns."""
 
-    run_id: UUID
+    run_id: UUID | None  # None when the input guards refused the message (status "blocked")
     status: str
     text: str
     stop_reason: str | None
@@ -201,6 +201,8 @@ class AskResult:
     replayed: bool = False
     #: The conversation, the history given plus this run's turns: pass it as ``history=`` to continue.
     messages: list[dict[str, Any]] = field(default_factory=list)
+    #: What the guards decided: "input", "output", "guardrail" (see :mod:`.guarding`).
+    screening: dict[str, Any] = field(default_factory=dict)
 
     @property
     def credits_charged(self) -> int:
@@ -241,6 +243,8 @@ class Plan:
     history: tuple[dict[str, Any], ...] = ()
     stream: bool = False
     embedder_model: str = ""
+    #: Converse's ``guardrailConfig`` (a Bedrock Guardrail), or None.
+    guardrail: dict[str, Any] | None = None
 
 
 def summary(text: str | None) -> str | None:
@@ -426,6 +430,9 @@ def run_tool(
         return ToolCall(name, payload, Outcome.SEARCHED, context_block(hits), passages=len(hits))
     if name == REMEMBER_TOOL["name"]:
         fact = str(payload.get("fact", ""))
+        if fact.strip():  # the database refuses unredacted PII in what is embedded
+            (red,) = yield Db((Call("redact_pii_for_farm", {"text": fact}),))
+            fact = red[0]["redacted"]
         vector = yield Embed(fact)
         try:
             (rows,) = yield Db((Statement(knowledge.STORE_MEMORY, _memory_args(fact, vector, plan, run_id)),))
@@ -501,7 +508,11 @@ def _said(message: dict[str, Any]) -> str:
 def _request(plan: Plan, system: list[str], messages: list[dict[str, Any]], tools: list[dict[str, Any]]):
     request: dict[str, Any] = {
         "modelId": plan.model,
-        "system": [{"text": text} for text in system],
+        # With a guardrail, the blocks after the system prompt (the retrieved context) are guarded.
+        "system": [
+            guarding.guard_content(text) if plan.guardrail and i > 0 else {"text": text}
+            for i, text in enumerate(system)
+        ],
         "messages": messages,
         "inferenceConfig": {"maxTokens": plan.max_tokens, **plan.inference_config},
     }
@@ -509,6 +520,8 @@ def _request(plan: Plan, system: list[str], messages: list[dict[str, Any]], tool
         request["toolConfig"] = {"tools": tools}
     if plan.additional_model_request_fields:
         request["additionalModelRequestFields"] = plan.additional_model_request_fields
+    if plan.guardrail:
+        request["guardrailConfig"] = plan.guardrail
     return request
 
 
@@ -532,9 +545,20 @@ def _bound_of(plan: Plan, request: dict[str, Any]) -> Generator[Effect, Any, siz
 
 def governed_run(plan: Plan, cache: dict[str, Any]) -> Generator[Effect, Any, AskResult]:
     """One governed run (see the module docstring of :mod:`farmops_client.assistant.run`)."""
+    # 0. the input guards (farmops.screen_input), before anything is reserved: a blocked message is
+    # recorded and never sent (no run, no charge); the model and the embedder see it redacted.
+    (screened,) = yield Db((Call("screen_input", {"text": plan.prompt}),))
+    screened = screened[0]
+    if screened["verdict"] == "block":
+        refused = AskResult(None, "blocked", guarding.INPUT_REFUSAL, None)
+        refused.screening = guarding.input_screening(screened)
+        yield Emit(Finished(refused))
+        return refused
+    prompt = screened["redacted"]
     tools = yield from tool_specs(plan, cache)
     system = list(plan.system)
-    messages: list[dict[str, Any]] = [*plan.history, {"role": "user", "content": [{"text": plan.prompt}]}]
+    user = guarding.guard_content(prompt) if plan.guardrail else {"text": prompt}
+    messages: list[dict[str, Any]] = [*plan.history, {"role": "user", "content": [user]}]
     # 1. reserve the first call's bound, before anything is sent to the model
     first = _request(plan, system, messages, tools)
     bound = yield from _bound_of(plan, first)
@@ -578,6 +602,8 @@ def governed_run(plan: Plan, cache: dict[str, Any]) -> Generator[Effect, Any, As
         raise held
     result = AskResult(run_id=run["id"], status="running", text="", stop_reason=None)
     result.credits_reserved = run["credits_reserved"]
+    result.screening = guarding.input_screening(screened)
+    response: dict[str, Any] = {}
     if run["status"] != "reserved":  # the request id's run was started before: its stored result
         try:
             (stored,) = yield Db(
@@ -607,7 +633,7 @@ def governed_run(plan: Plan, cache: dict[str, Any]) -> Generator[Effect, Any, As
         steps_of_start = (start,) + ((Call("record_run_steps", claim),) if claim else ())
         if plan.k > 0:
             span = rec.start(f"embeddings {plan.embedder_model}", {OPERATION: "embeddings"})
-            vector = yield Embed(plan.prompt)
+            vector = yield Embed(prompt)
             rec.end(span)
             span = rec.start("farmops.retrieve", {MODEL: plan.embedder_model})
             search = _search_for_run(result.run_id, vector, plan.embedder_model, plan.k)
@@ -707,6 +733,11 @@ def governed_run(plan: Plan, cache: dict[str, Any]) -> Generator[Effect, Any, As
                 b["text"] for b in assembler.response()["output"]["message"]["content"] if "text" in b
             )
     result.text = "\n".join(texts).strip()
+    if failure is None and interrupted is None:
+        try:
+            yield from _screen_output(result, response)
+        except BaseException as exc:  # settle whatever happens, then re-raise
+            status, error, interrupted = "failed", error_text(exc), exc
     result.messages = messages
     result.input_tokens, result.output_tokens = usage.input_tokens, usage.output_tokens
     result.status, result.error = status, error
@@ -759,6 +790,29 @@ def governed_run(plan: Plan, cache: dict[str, Any]) -> Generator[Effect, Any, As
     return result
 
 
+def _screen_output(result: AskResult, response: dict[str, Any]) -> Generator[Effect, Any, None]:
+    """The output guards before the settle: a Bedrock Guardrail intervention recorded with its
+    categories; the answer screened (``farmops.screen_output``: a refusal when blocked, PII redacted)."""
+    if result.stop_reason == "guardrail_intervened":
+        stage, categories = guarding.guardrail_categories(response.get("trace"))
+        (rows,) = yield Db(
+            (
+                Call(
+                    "record_guardrail_intervention",
+                    {"run_id": result.run_id, "stage": stage, "categories": categories},
+                    {"categories": "text[]"},
+                ),
+            )
+        )
+        event = rows[0]["record_guardrail_intervention"]
+        result.screening["guardrail"] = {"stage": stage, "categories": categories, "event_id": event}
+    if result.text:
+        (rows,) = yield Db((Call("screen_output", {"run_id": result.run_id, "text": result.text}),))
+        out = rows[0]
+        result.screening["output"] = {k: out[k] for k in ("verdict", "categories", "rule_names")}
+        result.text = out["answer"]
+
+
 # -- what the drivers share besides the run -----------------------------------------------------------
 def make_plan(
     t: Any,
@@ -779,6 +833,7 @@ def make_plan(
     additional_model_request_fields: dict[str, Any] | None = None,
     history: list[dict[str, Any]] | tuple[dict[str, Any], ...] | None = None,
     stream: bool = False,
+    guardrail: guarding.Guardrail | None = None,
 ) -> Plan:
     """Check ``ask``'s arguments for the session ``t`` (sync or asyncio) before anything runs."""
     from ..arguments import int_arg, text_arg
@@ -837,6 +892,7 @@ def make_plan(
         history=tuple(history or ()),
         stream=stream,
         embedder_model=t.embedder.model,
+        guardrail=(g.config() if (g := guardrail or getattr(t, "guardrail", None)) else None),
     )
 
 

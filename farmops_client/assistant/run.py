@@ -51,6 +51,7 @@ from .core import (
     Tool,
     ToolOutcome,
 )
+from .guarding import Guardrail
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -83,6 +84,7 @@ def ask(
     inference_config: dict[str, Any] | None = None,
     additional_model_request_fields: dict[str, Any] | None = None,
     history: Sequence[dict[str, Any]] | None = None,
+    guardrail: Guardrail | None = None,
 ) -> AskResult:
     """One governed assistant run for the session's user and farm (see the module docstring).
 
@@ -93,7 +95,9 @@ def ask(
     remember and search; else a list of record type names, ``"remember_fact"``,
     ``"search_knowledge"`` and :class:`Tool` objects of your own; ``[]``: none),
     ``inference_config``, ``additional_model_request_fields``, ``history`` (Converse messages to
-    continue, e.g. a previous result's ``messages``).
+    continue, e.g. a previous result's ``messages``), ``guardrail`` (a Bedrock :class:`Guardrail`; default
+    the client's ``guardrail``). A message the input guards block is refused before anything is
+    reserved (status ``blocked``, no run; see :mod:`.guarding`).
 
     Raises :class:`InsufficientCredits` before any model call when the farm cannot pay the first
     call's bound, and :class:`ModelCallFailed` (after settling the run as failed, which refunds the
@@ -117,6 +121,7 @@ def ask(
         inference_config=inference_config,
         additional_model_request_fields=additional_model_request_fields,
         history=history,
+        guardrail=guardrail,
     )
     return drive(core.governed_run(plan, t.cache), _Effects(t))
 
@@ -139,6 +144,7 @@ def ask_stream(
     inference_config: dict[str, Any] | None = None,
     additional_model_request_fields: dict[str, Any] | None = None,
     history: Sequence[dict[str, Any]] | None = None,
+    guardrail: Guardrail | None = None,
 ) -> Iterator[TextDelta | ToolOutcome | Finished]:
     """:func:`ask` over ConverseStream: yields :class:`TextDelta` pieces and :class:`ToolOutcome` as they
     come, then :class:`Finished` with the settled :class:`AskResult`.
@@ -165,6 +171,7 @@ def ask_stream(
         inference_config=inference_config,
         additional_model_request_fields=additional_model_request_fields,
         history=history,
+        guardrail=guardrail,
     )
     return _stream(core.governed_run(plan, t.cache), _Effects(t))
 

@@ -23,6 +23,7 @@ from . import (  # noqa: F401  (they register)
     review,
     runs,
     tenancy,
+    trust,
 )
 from .base import EXIT_REFUSED, EXIT_UNAVAILABLE, main, resolve_dsn
 

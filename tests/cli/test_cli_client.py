@@ -27,6 +27,8 @@ COMMANDS = [
     ["approvals", "list"],
     ["approvals", "approve"], ["approvals", "reject"], ["limits", "show"], ["limits", "set"],
     ["db", "start"], ["migrate"], ["install-script"], ["errors"],
+    ["pii", "policy"], ["pii", "counts"], ["guards", "set"], ["guards", "drop"], ["guards", "allow"],
+    ["guards", "list"], ["guards", "events"],
 ]  # fmt: skip
 
 

@@ -47,6 +47,7 @@ LAYERS = {
     "farmops_client.assistant": 4,
     "farmops_client.assistant.sizing": 4,
     "farmops_client.assistant.tools": 4,
+    "farmops_client.assistant.guarding": 4,
     "farmops_client.assistant.core": 4,
     "farmops_client.assistant.steps": 4,
     "farmops_client.assistant.run": 4,

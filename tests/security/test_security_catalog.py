@@ -85,6 +85,20 @@ APP_FUNCTIONS = {
     "farmops.tenant_context()",
     "farmops.validate_payload(text,jsonb)",
     "farmops.version()",
+    "farmops.allow_guard_match(text,text,text,text)",
+    "farmops.drop_guard_allow(uuid)",
+    "farmops.drop_guard_rule(text)",
+    "farmops.enable_guard_rule(text,boolean)",
+    "farmops.pii_finding_counts(integer)",
+    "farmops.pii_kinds()",
+    "farmops.pii_policy()",
+    "farmops.record_guardrail_intervention(uuid,text,text[])",
+    "farmops.redact_pii_for_farm(text)",
+    "farmops.run_pii_findings(uuid)",
+    "farmops.screen_input(text)",
+    "farmops.screen_output(uuid,text)",
+    "farmops.set_guard_rule(text,text,text[],text,text,boolean)",
+    "farmops.set_pii_policy(text[])",
 }
 
 #: The functions that run as farmops_owner. Each one must scope every statement to the farm of
@@ -138,15 +152,30 @@ SECURITY_DEFINER = {
     "farmops.start_run(uuid)",
     "farmops.tenant_context()",
     "farmops.version()",
+    "farmops._guard_count_pii()",
+    "farmops._guard_pii_free()",
+    "farmops._guard_redact_pii()",
+    "farmops.allow_guard_match(text,text,text,text)",
+    "farmops.drop_guard_allow(uuid)",
+    "farmops.drop_guard_rule(text)",
+    "farmops.enable_guard_rule(text,boolean)",
+    "farmops.record_guardrail_intervention(uuid,text,text[])",
+    "farmops.redact_pii_for_farm(text)",
+    "farmops.screen_input(text)",
+    "farmops.screen_output(uuid,text)",
+    "farmops.set_guard_rule(text,text,text[],text,text,boolean)",
+    "farmops.set_pii_policy(text[])",
 }
 
 #: Tables the application may read (and nothing else: no INSERT/UPDATE/DELETE/TRUNCATE/...).
 APP_READABLE_TABLES = {
     "ai_eval_rules", "ai_evals", "ai_feedback", "ai_recommendations", "ai_run_retrievals", "ai_runs",
     "assistant_drafts", "autonomy_changes", "credit_ledger", "documents", "embeddings", "expense_records",
-    "default_policies", "farm_guard_rules", "farm_members", "farms", "feed_use_records", "global_documents",
+    "default_policies", "farm_guard_rules", "farm_members", "farm_pii_policies", "farms", "feed_use_records",
+    "global_documents",
     "global_embeddings",
-    "guard_allow_rules", "guard_rules", "memories", "model_rates", "mortality_records", "note_records",
+    "guard_allow_rules", "guard_events", "guard_rules", "memories", "model_rates", "mortality_records",
+    "note_records", "pii_findings",
     "policies", "record_types", "role_capabilities", "sale_records", "symptom_records",
     "task_records", "water_records", "weight_records",
     # observability: the steps, the counters, and the metrics views (security invoker: RLS applies)

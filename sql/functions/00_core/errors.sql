@@ -57,6 +57,18 @@ AS $fn$
         'The vectors come from another embedding model than those already in the farm''s index or the '
         'global knowledge base: vectors of two models are not comparable.'
     ),
+    -- trust (PII, guards)
+    (
+        'OF304', 'pii_not_redacted',
+        'Text to be embedded (a chunk, a memory) holds personal data the farm does not keep: redact it '
+        '(farmops.redact_pii_for_farm) before embedding.'
+    ),
+    ('OF305', 'unknown_pii_kind', 'Not a PII kind farmops knows (farmops.pii_kinds()).'),
+    (
+        'OF306', 'invalid_guard_pattern',
+        'The guard pattern is not a usable PostgreSQL regular expression (no back references or embedded options).'
+    ),
+    ('OF307', 'guard_rule_not_found', 'No such guard rule, category or allow rule in the current farm.'),
     -- spend control (policies, rate limits)
     (
         'OF401', 'policy_denied',

@@ -69,23 +69,31 @@ BEGIN
             OR h.id IN (SELECT g.id FROM global_chunks AS g WHERE h.is_global)
     ),
 
+    -- The injection guards (50_trust) screen every chunk: a flagged or blocked one is
+    -- recorded as withheld and never returned, so it never reaches the model.
+    guarded AS MATERIALIZED (
+        SELECT k.*, c.verdict AS guard_verdict, c.categories AS guard_categories
+        FROM kept AS k
+        CROSS JOIN LATERAL farmops.check_text(k.content, 'retrieved') AS c
+    ),
+
     lineage AS (
         INSERT INTO farmops.ai_run_retrievals AS r (
             farm_id, ai_run_id, search_id, rank, score, is_global, embedding_id, global_embedding_id,
-            source_type, source_id, chunk_index
+            source_type, source_id, chunk_index, withheld, guard_verdict, guard_categories
         )
         SELECT
             v_farm, p_run_id, v_search_id, k.rank, k.score, k.is_global,
             CASE WHEN NOT k.is_global THEN k.id END,
             CASE WHEN k.is_global THEN k.id END,
-            k.source_type, k.source_id, k.chunk_index
-        FROM kept AS k
-        RETURNING r.rank
+            k.source_type, k.source_id, k.chunk_index, k.guard_verdict <> 'allow', k.guard_verdict, k.guard_categories
+        FROM guarded AS k
+        RETURNING r.rank, r.withheld
     )
 
     SELECT k.id, k.source, k.content, k.score, k.source_type, k.source_id, k.chunk_index, k.is_global
     FROM kept AS k
-    JOIN lineage AS l ON l.rank = k.rank
+    JOIN lineage AS l ON l.rank = k.rank AND NOT l.withheld
     ORDER BY k.rank;
 END
 $fn$;
@@ -93,5 +101,6 @@ COMMENT ON FUNCTION farmops.search_for_run(uuid, vector, integer, boolean, text[
 'farmops.search() on behalf of a live (reserved or running) AI run of the current farm, recording each result '
 '(rank, score, chunk) in ai_run_retrievals. Any member but viewer (run_ai; OF003): viewers use farmops.search(). '
 'OF102 if the run is not in this farm, OF205 if it is settled, expired or past expires_at; OF303 as search(). '
-'A chunk deleted while the search runs is left out (not returned, not recorded): the rows returned are the '
-'rows recorded, ranked 1..n.';
+'A chunk deleted while the search runs is left out (not returned, not recorded). Every chunk is screened by '
+'check_text(content, ''retrieved''): a flagged or blocked one is recorded withheld (with verdict and categories) '
+'and not returned. The rows returned are the recorded rows not withheld, in rank order.';

@@ -119,7 +119,9 @@ BEGIN
     -- Light leetspeak, only where a digit or symbol touches a letter (so "pen 10" stays).
     -- No lookbehind anywhere here: PostgreSQL evaluates it from the start of the string,
     -- which made long inputs quadratic.
-    IF v ~ '[a-z][013$]|[013$@][a-z]' THEN
+    -- (An e-mail's "@" alone does not count: the "@" rule below skips it, and the nine regexes of
+    -- this step would push a call that also redacts PII out of PostgreSQL's 32-regex cache.)
+    IF v ~ '[a-z][013$]|[013$][a-z]|(^|[^a-z0-9._%+-])@[a-z]' THEN
         v := regexp_replace(regexp_replace(v, '([a-z])0', '\1o', 'g'), '0([a-z])', 'o\1', 'g');
         v := regexp_replace(regexp_replace(v, '([a-z])1', '\1i', 'g'), '1([a-z])', 'i\1', 'g');
         v := regexp_replace(regexp_replace(v, '([a-z])3', '\1e', 'g'), '3([a-z])', 'e\1', 'g');
@@ -176,6 +178,25 @@ BEGIN
     categories := '{}';
     rule_names := '{}';
     v_scan := farmops.normalize_untrusted_text(p_text);
+    -- First ALL the stage's rules as one alternation: most text matches none, and then this is
+    -- the only guard regex the call runs (the per-category ones below run on a match only).
+    -- PostgreSQL keeps 32 compiled regexes per backend: one alternation per stage and category
+    -- (21 for the three stages), the normaliser's and the PII kinds' patterns did not fit, and a
+    -- backend that screens a run's input, chunks and output recompiled them all on every call.
+    SELECT '(' || string_agg(r.pattern, ')|(' ORDER BY r.scope, r.name) || ')' INTO v_subject
+    FROM (
+        SELECT 1 AS scope, g.name, g.pattern
+        FROM farmops.guard_rules AS g
+        WHERE g.enabled AND p_stage = ANY (g.stages)
+        UNION ALL
+        SELECT 2 AS scope, f.name, f.pattern
+        FROM farmops.farm_guard_rules AS f
+        WHERE f.farm_id = v_farm AND f.enabled AND p_stage = ANY (f.stages)
+    ) AS r;
+    IF v_subject IS NULL OR NOT regexp_like(v_scan, v_subject, 'n') THEN
+        verdict := 'allow';
+        RETURN;
+    END IF;
     -- Rules are tried one category at a time as one alternation first: PostgreSQL keeps
     -- only 32 compiled regexes per backend, so one regex per rule would recompile every
     -- rule on every call. Only a category that matches is tried rule by rule (to name the

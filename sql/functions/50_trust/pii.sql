@@ -256,14 +256,16 @@ $fn$;
 COMMENT ON FUNCTION farmops._pii_candidates(text) IS
 'Private: every validated PII candidate (kind, character and byte span, tie rank), possibly overlapping.';
 
--- SECURITY DEFINER only to lend EXECUTE on the private helpers above (the application role
--- cannot call them directly); nothing here reads or writes a table.
-CREATE OR REPLACE FUNCTION farmops.redact_pii(p_text text, OUT redacted text, OUT findings jsonb)
+-- The redaction itself, leaving the kinds in p_keep_kinds as they are (a farm's PII policy).
+-- Kept kinds are dropped before overlaps are resolved, so a kept finding never shields a
+-- shorter finding of a kind that is not kept.
+CREATE OR REPLACE FUNCTION farmops._redact_pii(
+    p_text text, p_keep_kinds text[], OUT redacted text, OUT findings jsonb
+)
 LANGUAGE plpgsql
 IMMUTABLE
 STRICT
 PARALLEL SAFE
-SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
@@ -282,6 +284,7 @@ BEGIN
     FOR c IN
         SELECT x.kind, x.start, x.length, x.byte_start, x.byte_length, x.rank
         FROM farmops._pii_candidates(p_text) AS x
+        WHERE NOT x.kind = ANY (p_keep_kinds)
         ORDER BY x.start, x.length DESC, x.rank
     LOOP
         IF NOT v_have THEN
@@ -317,6 +320,21 @@ BEGIN
     INTO findings
     FROM unnest(v_kinds, v_starts, v_lengths) AS f (kind, start, length);
 END
+$fn$;
+COMMENT ON FUNCTION farmops._redact_pii(text, text[]) IS
+'Private: farmops.redact_pii leaving the kinds of p_keep_kinds in place (not redacted, not in findings).';
+
+-- SECURITY DEFINER only to lend EXECUTE on the private helpers above (the application role
+-- cannot call them directly); nothing here reads or writes a table.
+CREATE OR REPLACE FUNCTION farmops.redact_pii(p_text text, OUT redacted text, OUT findings jsonb)
+LANGUAGE sql
+IMMUTABLE
+STRICT
+PARALLEL SAFE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT r.redacted, r.findings FROM farmops._redact_pii(p_text, '{}') AS r
 $fn$;
 COMMENT ON FUNCTION farmops.redact_pii(text) IS
 'Finds personal data and secrets in p_text: redacted = the text with each finding replaced by [KIND]; '
