@@ -24,7 +24,7 @@ from uuid import UUID
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from . import assistant, credits, db, knowledge, maintenance, observability, tenancy, trust, write_path
+from . import assistant, audit, credits, db, knowledge, maintenance, observability, tenancy, trust, write_path
 from .db import configure_connection
 from .embeddings import Embedder, embedder_named
 from .errors import DatabaseUnavailable
@@ -124,6 +124,28 @@ class Client:
         with self.connection() as conn:
             return maintenance.expire(conn)
 
+    def seal_audit(self) -> int:
+        """``farmops.seal_audit()`` as farmops_maintainer: link every farm's finished audit entries."""
+        with self.connection() as conn:
+            return maintenance.seal_audit(conn)
+
+    def audit_head(self, farm_id: UUID | str) -> dict[str, Any]:
+        """``farmops.audit_head`` of any farm (the package owner; a farm owner uses its session's)."""
+        with self._transaction() as conn:
+            return audit.audit_head(conn, farm_id)
+
+    def verify_audit(
+        self, farm_id: UUID | str | None = None, trusted_head: str | None = None
+    ) -> list[dict[str, Any]]:
+        """``farmops.verify_audit`` of one farm or every farm (the package owner): one row per farm."""
+        with self._transaction() as conn:
+            return audit.verify_audit(conn, farm_id, trusted_head)
+
+    def erase_farm(self, farm_id: UUID | str) -> dict[str, Any]:
+        """``farmops.erase_farm`` (the package owner): erase every person of a farm and its knowledge."""
+        with self._transaction() as conn:
+            return audit.erase_farm(conn, farm_id)
+
     def check_invariants(self, farm_id: UUID | str | None = None) -> list[dict[str, Any]]:
         """``farmops.check_invariants``: violations (empty list = healthy)."""
         with self._transaction() as conn:
@@ -184,6 +206,11 @@ class TenantSession(Session):
     remember = knowledge.remember
     # the governed run
     ask = assistant.ask
+    # the audit chain and erasure
+    audit_head = audit.farm_audit_head
+    verify_audit = audit.verify_farm_audit
+    audit_log = audit.audit_log
+    erase_member_data = audit.erase_member_data
 
 
 #: ``DISCARD ALL`` but for ``DISCARD PLANS``: every session state a borrower can leave goes, one round

@@ -236,6 +236,12 @@ class EmbeddingModelMismatch(FarmopsError):
     sqlstate = "OF303"
 
 
+class ErasureBlockedByLiveRuns(FarmopsError):
+    """OF310: the person (or farm) still has runs in progress; erase after they settle or expire."""
+
+    sqlstate = "OF310"
+
+
 class PgvectorMissing(MigrationError):
     """OF900: the server does not have the pgvector extension."""
 

@@ -194,6 +194,12 @@ SELECT farmops.migration_is_pending('0075_guard_rules.sql', '5107629c946c6bac430
 INSERT INTO farmops.schema_migrations (filename, sha256)
 VALUES ('0075_guard_rules.sql', '5107629c946c6bac430ffd959df4b90a7cb2a704995c8b7b457e1dba55eabb2f');
 \endif
+SELECT farmops.migration_is_pending('0080_trust_audit_log.sql', 'a5535f03742ea1a5d9fa15f7ccdacdf6668313dd44c2ad1eb2e90334d64aed36') AS pending \gset
+\if :pending
+\ir schema/0080_trust_audit_log.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0080_trust_audit_log.sql', 'a5535f03742ea1a5d9fa15f7ccdacdf6668313dd44c2ad1eb2e90334d64aed36');
+\endif
 \ir functions/00_core/arguments.sql
 \ir functions/00_core/errors.sql
 \ir functions/00_core/guards.sql
@@ -227,6 +233,10 @@ VALUES ('0075_guard_rules.sql', '5107629c946c6bac430ffd959df4b90a7cb2a704995c8b7
 \ir functions/40_knowledge/search.sql
 \ir functions/40_knowledge/settings.sql
 \ir functions/40_knowledge/vectors.sql
+\ir functions/50_trust/audit_1_write.sql
+\ir functions/50_trust/audit_2_seal.sql
+\ir functions/50_trust/audit_3_verify.sql
+\ir functions/50_trust/erasure.sql
 \ir functions/50_trust/guard_rules_shipped_1_injection.sql
 \ir functions/50_trust/guard_rules_shipped_2_other.sql
 \ir functions/50_trust/guards.sql

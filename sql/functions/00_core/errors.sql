@@ -57,6 +57,8 @@ AS $fn$
         'The vectors come from another embedding model than those already in the farm''s index or the '
         'global knowledge base: vectors of two models are not comparable.'
     ),
+    -- trust: audit and erasure
+    ('OF310', 'erasure_blocked_by_live_runs', 'The person (or farm) still has runs in progress; erase after they settle or expire.'),
     -- installation
     ('OF900', 'pgvector_missing', 'The server does not have the pgvector extension installed.'),
     ('OF901', 'migration_changed', 'An applied schema migration file was edited afterwards.'),
