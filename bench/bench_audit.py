@@ -72,6 +72,32 @@ def pgbench(host, port, dbname, farm: str, clients: int, seconds: float, workdir
     return float(match.group(1))
 
 
+CPU_BLOCK = """SELECT count(*) FROM generate_series(1, %(n)s) AS g,
+    LATERAL farmops.reserve_run(p_farm_id => %(farm)s, p_user_id => 'owner', p_feature => 'bench',
+        p_model => 'bench-model', p_credits => 1 + 0 * g, p_request_id => gen_random_uuid()::text) AS r"""
+
+
+def backend_cpu_ns(pid: int) -> int:
+    """CPU time the server process ``pid`` has used, in ns (/proc/<pid>/schedstat: the same host)."""
+    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
+
+
+def cpu_per_reservation(host, port, dbname, admin, rounds: int, block: int) -> dict[str, float]:
+    """Backend CPU microseconds per reservation, audit OFF and ON, in alternating blocks of ``block``
+    reservations (one statement each, one session): scheduling delays on a loaded machine do not count."""
+    samples: dict[str, list[float]] = {"off": [], "on": []}
+    with psycopg.connect(host=host, port=port, user=br.APP_LOGIN, dbname=dbname, autocommit=True) as conn:
+        pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+        for i in range(rounds):
+            for variant in ("off", "on") if i % 2 == 0 else ("on", "off"):
+                set_audit(admin, variant == "on")
+                before = backend_cpu_ns(pid)
+                conn.execute(CPU_BLOCK, {"n": block, "farm": FARM[variant]})
+                samples[variant].append((backend_cpu_ns(pid) - before) / block / 1000)
+        admin.execute("SELECT farmops.seal_audit()")
+    return {v: statistics.median(s) for v, s in samples.items()}
+
+
 class Sealer:
     """``farmops.seal_audit()`` in a loop on its own connection while a slice runs."""
 
@@ -101,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=2.0, help="length of each pgbench run (default 2)")
     parser.add_argument("--reps", type=int, default=4, help="alternating runs per cell (median; default 4)")
+    parser.add_argument("--cpu-rounds", type=int, default=8, help="alternating CPU blocks (default 8)")
     parser.add_argument("--output", type=Path, default=RESULTS, help="where the table is written")
     args = parser.parse_args(argv)
 
@@ -144,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"ON+seal/OFF {cell['on+seal'] / cell['off']:.2f}",
                     flush=True,
                 )
+            cpu = cpu_per_reservation(host, port, dbname, admin, args.cpu_rounds, 1000)
+            print(f"backend CPU per reservation: off {cpu['off']:.0f} us, on {cpu['on']:.0f} us", flush=True)
             set_audit(admin, True)
             admin.execute("SET ROLE farmops_owner")
             verified = admin.execute(
@@ -169,6 +198,11 @@ def main(argv: list[str] | None = None) -> int:
             f"{mode:<30} {clients:>7}  {cell['off']:>7,.0f}  {cell['on']:>6,.0f}  {cell['on+seal']:>11,.0f}  "
             f"{cell['on'] / cell['off']:>6.2f}  {cell['on+seal'] / cell['off']:>11.2f}"
         )
+    lines.append(
+        f"backend CPU per reservation (median of {args.cpu_rounds} alternating blocks of 1000 reserve_run, "
+        f"one session, /proc schedstat): OFF {cpu['off']:.0f} us, ON {cpu['on']:.0f} us, "
+        f"OFF/ON {cpu['off'] / cpu['on']:.2f}"
+    )
     lines.append(
         f"ON farm after the run: {verified[0]} entries, head {verified[1]}, broken_at_seq {verified[2]} "
         f"({verified[3] or 'intact'}); ledger legs without an entry: {legs_unaudited}"

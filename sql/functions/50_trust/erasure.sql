@@ -152,7 +152,8 @@ BEGIN
     FOR v_person IN
         SELECT m.user_id FROM farmops.farm_members AS m WHERE m.farm_id = p_farm_id
         UNION
-        SELECT s.user_id FROM farmops.subjects AS s WHERE s.farm_id = p_farm_id AND s.user_id IS NOT NULL
+        -- (service logins, login:<name>, are not people)
+        SELECT s.user_id FROM farmops.subjects AS s WHERE s.farm_id = p_farm_id AND s.user_id !~ '^login:'
         UNION
         SELECT r.user_id FROM farmops.ai_runs AS r WHERE r.farm_id = p_farm_id AND r.user_id !~ '^erased:'
         UNION
