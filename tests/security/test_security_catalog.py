@@ -18,6 +18,7 @@ APP_FUNCTIONS = {
     "farmops.assert_valid_vector(public.vector,text)",
     "farmops.begin_tenant(uuid,text)",
     "farmops.begin_tenant_verified(text)",
+    "farmops.audit_head(uuid)",
     "farmops.check_invariants(uuid)",
     "farmops.check_tenancy()",
     "farmops.check_text(text,text)",
@@ -32,6 +33,7 @@ APP_FUNCTIONS = {
     "farmops.delete_source_embeddings(text,uuid)",
     "farmops.discard_draft(uuid,text)",
     "farmops.embedding_dimension()",
+    "farmops.erase_member_data(text)",
     "farmops.error_codes()",
     "farmops.estimate_credits(text,integer,integer)",
     "farmops.evaluate_run(uuid,text)",
@@ -65,6 +67,7 @@ APP_FUNCTIONS = {
     "farmops.start_run(uuid)",
     "farmops.tenant_context()",
     "farmops.validate_payload(text,jsonb)",
+    "farmops.verify_audit(uuid,bigint,text)",
     "farmops.version()",
 }
 
@@ -73,6 +76,7 @@ APP_FUNCTIONS = {
 SECURITY_DEFINER = {
     "farmops.add_member(uuid,text,text)",
     "farmops.allow_login(text)",
+    "farmops.audit_head(uuid)",
     "farmops.disallow_login(text)",
     "farmops.begin_tenant(uuid,text)",
     "farmops.begin_tenant_verified(text)",
@@ -83,6 +87,8 @@ SECURITY_DEFINER = {
     "farmops.delete_document(uuid)",
     "farmops.delete_source_embeddings(text,uuid)",
     "farmops.discard_draft(uuid,text)",
+    "farmops.erase_farm(uuid)",
+    "farmops.erase_member_data(text)",
     "farmops.estimate_credits(text,integer,integer)",
     "farmops.evaluate_run(uuid,text)",
     "farmops.expire_drafts()",
@@ -102,20 +108,23 @@ SECURITY_DEFINER = {
     "farmops.reserve_run(uuid,text,text,text,integer,integer,integer,text,interval,text)",
     "farmops.search(public.vector,integer,boolean,text[],text)",
     "farmops.search_for_run(uuid,public.vector,integer,boolean,text[],text)",
+    "farmops.seal_audit()",
     "farmops.set_autonomy(text,jsonb,jsonb)",
     "farmops.settle_run(uuid,text,integer,integer,integer,integer,text,text)",
     "farmops.start_run(uuid)",
     "farmops.tenant_context()",
+    "farmops.verify_audit(uuid,bigint,text)",
     "farmops.version()",
 }
 
 #: Tables the application may read (and nothing else: no INSERT/UPDATE/DELETE/TRUNCATE/...).
 APP_READABLE_TABLES = {
     "ai_eval_rules", "ai_evals", "ai_feedback", "ai_recommendations", "ai_run_retrievals", "ai_runs",
-    "assistant_drafts", "autonomy_changes", "credit_ledger", "documents", "embeddings", "expense_records",
+    "assistant_drafts", "audit_log", "autonomy_changes", "credit_ledger", "documents", "embeddings",
+    "expense_records",
     "farm_guard_rules", "farm_members", "farms", "feed_use_records", "global_documents", "global_embeddings",
     "guard_allow_rules", "guard_rules", "memories", "model_rates", "mortality_records", "note_records",
-    "record_types", "role_capabilities", "sale_records", "symptom_records",
+    "record_types", "role_capabilities", "sale_records", "subjects", "symptom_records",
     "task_records", "water_records", "weight_records",
 }  # fmt: skip
 

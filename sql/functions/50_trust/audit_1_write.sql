@@ -119,7 +119,6 @@ COMMENT ON FUNCTION farmops._audit_run_status() IS
 CREATE OR REPLACE FUNCTION farmops._audit_row()
 RETURNS trigger
 LANGUAGE plpgsql
-SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE

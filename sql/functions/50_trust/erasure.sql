@@ -99,8 +99,12 @@ BEGIN
     -- Serialise with membership changes and reservations of the farm (both lock its row).
     PERFORM FROM farmops.farms AS f WHERE f.id = v_farm FOR UPDATE;
     SELECT m.role INTO v_role FROM farmops.farm_members AS m WHERE m.farm_id = v_farm AND m.user_id = v_user;
+    -- A former member too: their subject, or a run a reservation that raced an earlier
+    -- erasure still wrote under their identifier (ADR 0019), can be erased again.
     IF NOT FOUND AND NOT EXISTS (
         SELECT FROM farmops.subjects AS s WHERE s.farm_id = v_farm AND s.user_id = v_user
+    ) AND NOT EXISTS (
+        SELECT FROM farmops.ai_runs AS r WHERE r.farm_id = v_farm AND r.user_id = v_user
     ) THEN
         RAISE EXCEPTION 'user is not a member of farm %', v_farm USING ERRCODE = 'OF002';
     END IF;
