@@ -17,6 +17,7 @@ import psycopg
 from pgvector import Vector
 
 from . import db
+from .arguments import optional_uuid_arg, uuid_arg
 from .embeddings import Embedder, chunk_text
 from .errors import NotConfigured
 from .session import Session
@@ -109,6 +110,7 @@ def remember(t: Session, content: str, *, run_id: UUID | None = None) -> UUID:
     The fact is embedded first (outside the transaction when none is open); the database
     deduplicates it and indexes the text it stored.
     """
+    run_id = optional_uuid_arg(run_id, "run id")
     embedder = embedder_of(t)
     vector = embed_one(embedder, content)
     cur = store_memory(t.begin(), content, vector, embedder.model, run_id)
@@ -134,7 +136,7 @@ def ingest_document(t: Session, title: str, content: str, *, max_chars: int = 12
 
 def delete_document(t: Session, document_id: UUID | str) -> None:
     """``farmops.delete_document``."""
-    t.call("delete_document", document_id=document_id)
+    t.call("delete_document", document_id=uuid_arg(document_id, "document id"))
 
 
 def ingest_global_document(
@@ -152,4 +154,56 @@ def ingest_global_document(
         chunks=chunks,
         embeddings=vectors,
         model=embedder.model,
+    )
+
+
+def documents(t: Session, *, limit: int = 100) -> list[dict[str, Any]]:
+    """The farm's documents (no content: title, size, chunks, model), newest first."""
+    return t.execute(
+        "SELECT d.id, d.title, char_length(d.content) AS characters, "
+        "(SELECT count(*) FROM farmops.embeddings AS e WHERE e.farm_id = d.farm_id AND e.document_id = d.id)"
+        " AS chunks, d.model, d.created_by, d.created_at "
+        "FROM farmops.documents AS d ORDER BY d.created_at DESC, d.id LIMIT %(limit)s",
+        {"limit": limit},
+    ).fetchall()
+
+
+def global_documents(conn: psycopg.Connection, *, limit: int = 100) -> list[dict[str, Any]]:
+    """The global knowledge base's documents (no content), newest first; any role may read them."""
+    return db.execute(
+        conn,
+        "SELECT d.id, d.title, char_length(d.content) AS characters, "
+        "(SELECT count(*) FROM farmops.global_embeddings AS e WHERE e.document_id = d.id) AS chunks, "
+        "d.model, d.created_by, d.created_at "
+        "FROM farmops.global_documents AS d ORDER BY d.created_at DESC, d.id LIMIT %(limit)s",
+        {"limit": limit},
+    ).fetchall()
+
+
+def delete_global_document(conn: psycopg.Connection, document_id: UUID | str) -> None:
+    """``farmops.delete_global_document`` (the package owner only): OF302 if there is none."""
+    db.call(conn, "delete_global_document", document_id=document_id)
+
+
+def embed_chunks(
+    embedder: Embedder, content: str, *, max_chars: int = 1200
+) -> tuple[list[str], list[Vector]]:
+    """Chunk ``content`` and embed the chunks (a network call: outside any transaction)."""
+    chunks = chunk_text(content, max_chars) or [content]
+    return chunks, [Vector(v) for v in embedder.embed(chunks)]
+
+
+def store_global_document(
+    conn: psycopg.Connection, title: str, content: str, chunks: list[str], vectors: list[Vector], model: str
+) -> UUID:
+    """``farmops.ingest_global_document`` with vectors made beforehand (:func:`embed_chunks`); owner only."""
+    return db.value(
+        conn,
+        "ingest_global_document",
+        {"embeddings": "vector[]"},
+        title=title,
+        content=content,
+        chunks=chunks,
+        embeddings=vectors,
+        model=model,
     )

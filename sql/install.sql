@@ -200,6 +200,18 @@ SELECT farmops.migration_is_pending('0080_trust_audit_log.sql', 'a5535f03742ea1a
 INSERT INTO farmops.schema_migrations (filename, sha256)
 VALUES ('0080_trust_audit_log.sql', 'a5535f03742ea1a5d9fa15f7ccdacdf6668313dd44c2ad1eb2e90334d64aed36');
 \endif
+SELECT farmops.migration_is_pending('0110_credits_extend_reservation.sql', 'fa58ee22dd0c46e11ad0e46cc30e19c6a8428f21167e6010dfa8865977a09cc1') AS pending \gset
+\if :pending
+\ir schema/0110_credits_extend_reservation.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0110_credits_extend_reservation.sql', 'fa58ee22dd0c46e11ad0e46cc30e19c6a8428f21167e6010dfa8865977a09cc1');
+\endif
+SELECT farmops.migration_is_pending('0115_write_path_draft_ttl.sql', 'c4b03c785c59ed4a9e9a75e3ea778cd3b0b2ed6ec89ca64530e5eb29aaf3b2f6') AS pending \gset
+\if :pending
+\ir schema/0115_write_path_draft_ttl.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0115_write_path_draft_ttl.sql', 'c4b03c785c59ed4a9e9a75e3ea778cd3b0b2ed6ec89ca64530e5eb29aaf3b2f6');
+\endif
 \ir functions/00_core/arguments.sql
 \ir functions/00_core/errors.sql
 \ir functions/00_core/guards.sql
@@ -212,6 +224,7 @@ VALUES ('0080_trust_audit_log.sql', 'a5535f03742ea1a5d9fa15f7ccdacdf6668313dd44c
 \ir functions/10_tenancy/members.sql
 \ir functions/10_tenancy/verified_identity.sql
 \ir functions/20_credits/expire.sql
+\ir functions/20_credits/extend.sql
 \ir functions/20_credits/grant.sql
 \ir functions/20_credits/invariants.sql
 \ir functions/20_credits/ledger.sql
@@ -220,6 +233,8 @@ VALUES ('0080_trust_audit_log.sql', 'a5535f03742ea1a5d9fa15f7ccdacdf6668313dd44c
 \ir functions/20_credits/runs.sql
 \ir functions/20_credits/settle.sql
 \ir functions/30_write_path/autonomy.sql
+\ir functions/30_write_path/draft_notify.sql
+\ir functions/30_write_path/draft_ttl.sql
 \ir functions/30_write_path/drafts.sql
 \ir functions/30_write_path/evals.sql
 \ir functions/30_write_path/feedback.sql
