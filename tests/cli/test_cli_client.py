@@ -22,7 +22,8 @@ COMMANDS = [
     ["kb", "delete"], ["kb", "global", "add"], ["kb", "global", "list"], ["kb", "global", "delete"],
     ["feedback", "give"], ["feedback", "list"], ["evals", "list"], ["evals", "rules"],
     ["recommendations", "list"], ["recommendations", "decide"], ["drafts", "watch"],
-    ["maintenance", "expire"], ["login", "list"],
+    ["maintenance", "expire"], ["login", "list"], ["audit", "head"], ["audit", "verify"], ["audit", "log"],
+    ["audit", "seal"], ["erase", "member"], ["erase", "farm"],
     ["db", "start"], ["migrate"], ["install-script"], ["errors"],
 ]  # fmt: skip
 
