@@ -48,16 +48,19 @@ def verify_farm_audit(t: Session, trusted_head: str | None = None) -> dict[str, 
     return t.call("verify_audit", farm_id=t.farm_id, trusted_seq=seq, trusted_hash=digest)[0]
 
 
+#: The newest sealed entries of a farm, newest first, with the actor's user id (None once erased).
+AUDIT_LOG_QUERY = (
+    "SELECT l.seq, l.at, l.actor, s.user_id AS actor_user, l.action, l.object_table, l.object_id, "
+    "l.detail, l.hash FROM farmops.audit_log AS l "
+    "LEFT JOIN farmops.subjects AS s ON s.farm_id = l.farm_id AND s.id = l.actor "
+    "WHERE l.farm_id = %(f)s ORDER BY l.seq DESC LIMIT %(limit)s"
+)
+
+
 def audit_log(t: Session, limit: int = 50) -> list[dict[str, Any]]:
     """The newest ``limit`` sealed entries of this farm, newest first, with the actor's user id
     (None once erased)."""
-    return t.execute(
-        "SELECT l.seq, l.at, l.actor, s.user_id AS actor_user, l.action, l.object_table, l.object_id, "
-        "l.detail, l.hash FROM farmops.audit_log AS l "
-        "LEFT JOIN farmops.subjects AS s ON s.farm_id = l.farm_id AND s.id = l.actor "
-        "WHERE l.farm_id = %s ORDER BY l.seq DESC LIMIT %s",
-        [t.farm_id, limit],
-    ).fetchall()
+    return t.execute(AUDIT_LOG_QUERY, {"f": t.farm_id, "limit": limit}).fetchall()
 
 
 def erase_member_data(t: Session, user_id: str) -> dict[str, Any]:
