@@ -77,10 +77,10 @@ BEGIN
             'credits_reserved', r.credits_reserved, 'request_id', r.request_id, 'reserved_at', r.reserved_at,
             'expires_at', r.expires_at
         ) INTO v_row
-        FROM farmops.ai_runs AS r WHERE r.farm_id = p_farm_id AND r.id::text = p_id;
+        FROM farmops.ai_runs AS r WHERE r.farm_id = p_farm_id AND r.id = p_id::uuid;
         SELECT to_jsonb(l) INTO v_leg
         FROM farmops.credit_ledger AS l
-        WHERE l.farm_id = p_farm_id AND l.ai_run_id::text = p_id AND l.kind = 'reserve';
+        WHERE l.farm_id = p_farm_id AND l.ai_run_id = p_id::uuid AND l.kind = 'reserve';
         IF v_row IS NULL OR v_leg IS NULL THEN
             RETURN NULL;
         END IF;
@@ -93,8 +93,12 @@ BEGIN
     IF NOT coalesce(v_kind.immutable, false) THEN
         RETURN NULL;
     END IF;
-    EXECUTE format('SELECT to_jsonb(t) FROM farmops.%I AS t WHERE t.farm_id = $1 AND t.%I::text = $2',
-        p_table, v_kind.id_column)
+    -- The key compared in its own type, so that the table's key index answers.
+    EXECUTE format('SELECT to_jsonb(t) FROM farmops.%I AS t WHERE t.farm_id = $1 AND t.%I = CAST($2 AS %s)',
+        p_table, v_kind.id_column, (
+            SELECT format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_attribute AS a
+            WHERE a.attrelid = format('farmops.%I', p_table)::regclass AND a.attname = v_kind.id_column
+        ))
         INTO v_row USING p_farm_id, p_id;
     RETURN farmops._audit_canonical(p_farm_id, v_row, p_create);
 END
