@@ -178,10 +178,12 @@ def main(argv: list[str] | None = None) -> int:
             verified = admin.execute(
                 "SELECT entries, head_seq, broken_at_seq, problem FROM farmops.verify_audit(%s)", [farm]
             ).fetchone()
+            # Every leg has its entry: its own, or (a reserve leg) its reservation's.
             legs_unaudited = admin.execute(
                 "SELECT count(*) FROM farmops.credit_ledger AS l WHERE l.farm_id = %s AND NOT EXISTS ("
-                "SELECT FROM farmops.audit_log AS a WHERE a.farm_id = l.farm_id "
-                "AND a.object_table = 'credit_ledger' AND a.object_id = l.seq::text)",
+                "SELECT FROM farmops.audit_log AS a WHERE a.farm_id = l.farm_id AND ("
+                "(a.object_table = 'credit_ledger' AND a.object_id = l.seq::text) OR (l.kind = 'reserve' "
+                "AND a.object_table = 'ai_runs' AND a.object_id = l.ai_run_id::text)))",
                 [farm],
             ).fetchone()[0]
             admin.execute("RESET ROLE")

@@ -10,6 +10,7 @@ import click
 from .. import audit as faudit
 from .. import db as fdb
 from .. import maintenance
+from ..errors import InvalidArgument
 from .base import (
     EXIT_REFUSED,
     OWNER_ROLE,
@@ -64,7 +65,10 @@ def audit_verify(trusted_head, as_json, farm_id, user_id, dsn, data_dir) -> None
 
     As a farm's owner (--farm, --user) or as farmops_owner: one farm (--farm) or every farm."""
     if trusted_head is not None:
-        faudit.parse_trusted_head(trusted_head)  # malformed: InvalidArgument before connecting
+        try:  # malformed: a usage error before anything connects
+            faudit.parse_trusted_head(trusted_head)
+        except InvalidArgument as exc:
+            raise click.BadParameter(str(exc), param_hint="--trusted-head") from None
     if user_id:
         with as_member(farm_id, user_id, dsn, data_dir) as t:
             rows = [t.verify_audit(trusted_head)]

@@ -53,8 +53,9 @@ def test_head_then_verify_with_the_trusted_head(cli, admin):
 
 
 def test_a_malformed_trusted_head_is_refused_before_connecting(cli):
-    result = cli("audit", "verify", "--trusted-head", "12-abc", "--farm", "x", "--user", "y", ok=False)
-    assert result.exit_code == 1 and "OF006" in result.output
+    farm = "00000000-0000-0000-0000-000000000001"
+    result = cli("audit", "verify", "--trusted-head", "12-abc", "--farm", farm, "--user", "y", ok=False)
+    assert result.exit_code == 2 and "SEQ:HASH" in result.output
 
 
 def test_seal_and_erase(cli, admin):

@@ -418,3 +418,12 @@ def test_the_maintainer_seals_every_farm(app, admin, two_farms):
         sealed = value(job, "seal_audit")
     assert sealed == 4  # two member.added, two ledger.grant
     assert admin.execute("SELECT count(*) FROM farmops._audit_pending").fetchone()[0] == 0
+
+
+def test_an_extended_reservation_still_verifies(app, admin, funded):
+    run = reserve(app, funded, credits=5)
+    with tenant(app, funded, "alice"):
+        call(app, "extend_reservation", run_id=run["id"], credits=3)
+    result = verify(app, funded)
+    assert result["broken_at_seq"] is None, result
+    assert [e[1] for e in entries(admin, funded)][-2:] == ["run.reserved", "ledger.extend"]

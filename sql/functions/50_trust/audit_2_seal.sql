@@ -74,7 +74,9 @@ BEGIN
         -- A reservation: the run's columns that never change, and its reserve leg.
         SELECT jsonb_build_object(
             'farm_id', r.farm_id, 'id', r.id, 'user_id', r.user_id, 'feature', r.feature, 'model', r.model,
-            'credits_reserved', r.credits_reserved, 'request_id', r.request_id, 'reserved_at', r.reserved_at,
+            -- the hold at reserve time: extensions (credits_extended) grow credits_reserved later
+            'credits_reserved', r.credits_reserved - r.credits_extended, 'request_id', r.request_id,
+            'reserved_at', r.reserved_at,
             'expires_at', r.expires_at
         ) INTO v_row
         FROM farmops.ai_runs AS r WHERE r.farm_id = p_farm_id AND r.id = p_id::uuid;
