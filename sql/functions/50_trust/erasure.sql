@@ -9,11 +9,13 @@
 -- they stored (with their vectors). The erasure itself is an audited event.
 
 -- The ledger is append-only for its owner too; erasure alone may rewrite its actor
--- (the column grant is in sql/policies/090_grants.sql, the trigger checks the shape).
+-- (the column grant is in sql/policies/090_grants.sql, the trigger checks the shape), and
+-- only while farmops._erase_person runs (a transaction-local flag): otherwise no ledger row is
+-- reachable by an UPDATE, as before.
 DROP POLICY IF EXISTS "erasure pseudonymises the ledger's actors" ON farmops.credit_ledger;
 CREATE POLICY "erasure pseudonymises the ledger's actors" ON farmops.credit_ledger
 FOR UPDATE TO farmops_owner
-USING (true) WITH CHECK (actor ~ '^erased:[0-9a-f-]{36}$');
+USING (current_setting('farmops.erasing', true) = 'on') WITH CHECK (actor ~ '^erased:[0-9a-f-]{36}$');
 
 CREATE OR REPLACE FUNCTION farmops._erase_person(p_farm_id uuid, p_user_id text, p_reason text)
 RETURNS jsonb
@@ -49,6 +51,7 @@ BEGIN
     VALUES (p_farm_id, farmops._audit_actor(), 'erasure.' || p_reason, 'subjects', v_subject::text, '{}');
 
     -- Every person column of every tenant table, and the pending audit entries.
+    PERFORM set_config('farmops.erasing', 'on', true);
     FOR v_column IN
         SELECT c.oid::regclass AS tbl, a.attname AS col
         FROM pg_catalog.pg_class AS c
@@ -71,6 +74,7 @@ BEGIN
             );
         END IF;
     END LOOP;
+    PERFORM set_config('farmops.erasing', '', true);
     UPDATE farmops._audit_pending AS p SET object_id = v_pseudonym
     WHERE p.farm_id = p_farm_id AND p.object_table = 'farm_members' AND p.object_id = p_user_id;
 
