@@ -41,7 +41,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from . import db
+from . import credits, db, knowledge, observability, write_path
 from .arguments import int_arg, text_arg, uuid_arg
 from .assistant import core
 from .assistant.core import AskResult, Finished, TextDelta, Tool, ToolOutcome
@@ -207,6 +207,13 @@ class AsyncTenantSession:
                         await conn.rollback()
                 raise
 
+    async def commit(self) -> None:
+        """Nothing to do: each operation of an async session is a transaction of its own, committed
+        when it returns (kept so that code written for the sync session reads the same)."""
+
+    async def rollback(self) -> None:
+        """Nothing to do: an async session has no transaction open between its operations."""
+
     async def run_steps(self, steps: Sequence[core.Call | core.Statement]) -> list[list[dict[str, Any]]]:
         """Steps in one short transaction: each one's rows."""
         async with self.short_transaction() as conn:
@@ -222,6 +229,19 @@ class AsyncTenantSession:
         return (await self.run_steps([core.Statement(query, params or {})]))[0]
 
     # -- operations (the sync session's names) ---------------------------------------------------------
+    async def lineage(self, run_id: UUID | str) -> dict[str, Any]:
+        """``farmops.run_lineage``: one run of this farm as a DAG (RunNotFound for another farm's)."""
+        return (await self.call("run_lineage", run_id=uuid_arg(run_id, "run id")))[0]["run_lineage"]
+
+    async def metrics(self) -> list[dict[str, Any]]:
+        """``farmops.metrics()``: this farm's metrics (row level security)."""
+        return await self.call("metrics")
+
+    async def prometheus_text(self) -> str:
+        """This farm's metrics in the Prometheus text format (one transaction)."""
+        rows, help_rows = await self.run_steps([core.Call("metrics", {}), core.Call("metric_help", {})])
+        return observability.exposition(rows, help_rows)
+
     async def farm(self) -> dict[str, Any]:
         """The farm row as this member sees it."""
         return (await self.execute("SELECT * FROM farmops.farms WHERE id = %(f)s", {"f": self.farm_id}))[0]
@@ -232,14 +252,8 @@ class AsyncTenantSession:
 
     async def ledger(self, *, run_id: UUID | str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """Ledger rows of the farm (newest last), optionally of one run."""
-        return await self.execute(
-            "SELECT * FROM (SELECT * FROM farmops.credit_ledger WHERE %(run)s::uuid IS NULL "
-            "OR ai_run_id = %(run)s::uuid ORDER BY seq DESC LIMIT %(limit)s) AS l ORDER BY seq",
-            {
-                "run": None if run_id is None else uuid_arg(run_id, "run id"),
-                "limit": int_arg(limit, "limit", 1),
-            },
-        )
+        run = None if run_id is None else uuid_arg(run_id, "run id")
+        return await self.execute(credits.LEDGER, {"run": run, "limit": int_arg(limit, "limit", 1)})
 
     async def check_invariants(self) -> list[dict[str, Any]]:
         """``farmops.check_invariants`` for this farm (empty list = healthy)."""
@@ -279,13 +293,88 @@ class AsyncTenantSession:
         run_id = None if run_id is None else uuid_arg(run_id, "run id")
         (vector,) = await self._embed([content])
         args = {"content": content, "run_id": run_id, "embedding": vector, "model": self.embedder.model}
-        return (await self.run_steps([core.Statement(core.STORE_MEMORY, args)]))[0][0]["memory_id"]
+        return (await self.run_steps([core.Statement(knowledge.STORE_MEMORY, args)]))[0][0]["memory_id"]
 
     async def grant_credits(self, credits: int, reason: str) -> int:
         """``farmops.grant_credits`` for this farm (owner only); returns the new balance."""
         credits = int_arg(credits, "credits", 1)
         rows = await self.call("grant_credits", farm_id=self.farm_id, credits=credits, reason=reason)
         return rows[0]["grant_credits"]
+
+    # spend control (farmops_client.control)
+    async def policies(self) -> list[dict[str, Any]]:
+        """``farmops.policies()``: the farm's and the package's rules in evaluation order, explained."""
+        return await self.call("policies")
+
+    async def set_policy(
+        self,
+        name: str,
+        action: str,
+        decision: str,
+        *,
+        rank: int = 100,
+        feature: str | None = None,
+        model: str | None = None,
+        record_type: str | None = None,
+        member_role: str | None = None,
+        capability: str | None = None,
+        conditions: Sequence[dict[str, Any]] = (),
+        masked_kinds: Sequence[str] | None = None,
+        description: str | None = None,
+    ) -> dict[str, Any]:
+        """``farmops.set_policy`` (owner): create or replace the rule ``name``; returns its row."""
+        rows = await self.call(
+            "set_policy", name=name, action=action, decision=decision, rank=rank, feature=feature,
+            model=model, record_type=record_type, member_role=member_role, capability=capability,
+            conditions=Jsonb(list(conditions)),
+            masked_kinds=None if masked_kinds is None else list(masked_kinds), description=description,
+        )  # fmt: skip
+        return rows[0]
+
+    async def drop_policy(self, name: str) -> dict[str, Any]:
+        """``farmops.drop_policy`` (owner): remove the rule ``name``; returns it."""
+        return (await self.call("drop_policy", name=name))[0]
+
+    async def explain_policy(self, action: str, attributes: dict[str, Any] | None = None) -> dict[str, Any]:
+        """``farmops.explain_policy``: the decision for ``action`` with ``attributes`` and its rule."""
+        return (await self.call("explain_policy", action=action, attributes=Jsonb(attributes or {})))[0]
+
+    async def set_farm_time_zone(self, time_zone: str) -> str:
+        """``farmops.set_farm_time_zone`` (owner): the zone of the rules' hour and weekday."""
+        return (await self.call("set_farm_time_zone", time_zone=time_zone))[0]["set_farm_time_zone"]
+
+    async def approve_run(self, run_id: UUID | str) -> dict[str, Any]:
+        """``farmops.approve_run`` (owner or manager, not the requester): let a held run start."""
+        return (await self.call("approve_run", run_id=uuid_arg(run_id, "run id")))[0]
+
+    async def reject_run(self, run_id: UUID | str, reason: str | None = None) -> dict[str, Any]:
+        """``farmops.reject_run`` (owner or manager): refuse a held run; its reservation is refunded."""
+        return (await self.call("reject_run", run_id=uuid_arg(run_id, "run id"), reason=reason))[0]
+
+    async def runs_awaiting_approval(self) -> list[dict[str, Any]]:
+        """The farm's live runs held by a require_approval rule, oldest first."""
+        return await self.execute(
+            "SELECT * FROM farmops.ai_runs WHERE approval = 'pending' AND status = 'reserved' "
+            "AND expires_at > now() ORDER BY reserved_at, id"
+        )
+
+    async def rate_limits(self) -> list[dict[str, Any]]:
+        """``farmops.rate_limits()``: the farm's limits and what each admits now."""
+        return await self.call("rate_limits")
+
+    async def set_rate_limits(
+        self,
+        *,
+        requests_per_minute: int | None,
+        tokens_per_minute: int | None,
+        scope: str = "farm",
+        user_id: str | None = None,
+    ) -> None:
+        """``farmops.set_rate_limits`` (owner): ``None`` = no limit."""
+        await self.call(
+            "set_rate_limits", requests_per_minute=requests_per_minute, tokens_per_minute=tokens_per_minute,
+            scope=scope, user_id=user_id,
+        )  # fmt: skip
 
     async def balance(self) -> int:
         """The farm's credit balance."""
@@ -296,27 +385,17 @@ class AsyncTenantSession:
 
     async def runs(self, *, limit: int = 50) -> list[dict[str, Any]]:
         """The farm's most recent AI runs."""
-        return await self.execute(
-            "SELECT * FROM farmops.ai_runs ORDER BY reserved_at DESC, id LIMIT %(n)s",
-            {"n": int_arg(limit, "limit", 1)},
-        )
+        return await self.execute(credits.RUNS, {"limit": int_arg(limit, "limit", 1)})
 
     async def run(self, run_id: UUID | str) -> dict[str, Any] | None:
         """One run with its ledger legs, retrievals and drafts (``None`` if not visible)."""
-        r = {"r": uuid_arg(run_id, "run id")}
+        r = {"run": uuid_arg(run_id, "run id"), "limit": 100}
         runs, legs, retrievals, drafts = await self.run_steps(
             [
-                core.Statement("SELECT * FROM farmops.ai_runs WHERE id = %(r)s", r),
-                core.Statement("SELECT * FROM farmops.credit_ledger WHERE ai_run_id = %(r)s ORDER BY seq", r),
-                core.Statement(
-                    "SELECT * FROM farmops.ai_run_retrievals WHERE ai_run_id = %(r)s "
-                    "ORDER BY retrieved_at, search_id, rank",
-                    r,
-                ),
-                core.Statement(
-                    "SELECT * FROM farmops.assistant_drafts WHERE ai_run_id = %(r)s ORDER BY created_at, id",
-                    r,
-                ),
+                core.Statement(credits.RUN, r),
+                core.Statement(credits.LEDGER, r),
+                core.Statement(credits.RUN_RETRIEVALS, r),
+                core.Statement(credits.RUN_DRAFTS, r),
             ]
         )
         if not runs:
@@ -325,11 +404,7 @@ class AsyncTenantSession:
 
     async def drafts(self, *, status: str | None = "pending", limit: int = 100) -> list[dict[str, Any]]:
         """The farm's assistant drafts (by default the pending ones), newest first."""
-        return await self.execute(
-            "SELECT * FROM farmops.assistant_drafts WHERE %(status)s::text IS NULL OR status = %(status)s "
-            "ORDER BY created_at DESC LIMIT %(limit)s",
-            {"status": status, "limit": int_arg(limit, "limit", 1)},
-        )
+        return await self.execute(write_path.DRAFTS, {"status": status, "limit": int_arg(limit, "limit", 1)})
 
     async def confirm_draft(
         self, draft_id: UUID | str, edits: dict[str, Any] | None = None
@@ -383,16 +458,8 @@ class AsyncTenantSession:
         """The farm's AI settings and, per record type, the autonomy it resolves to now (``types``)."""
         settings, types = await self.run_steps(
             [
-                core.Statement(
-                    "SELECT ai_autonomy, ai_auto_categories, ai_record_autonomy, draft_ttl "
-                    "FROM farmops.farms WHERE id = %(f)s",
-                    {"f": self.farm_id},
-                ),
-                core.Statement(
-                    "SELECT name AS record_type, class, farmops.resolve_autonomy(name) AS effective "
-                    "FROM farmops.record_types ORDER BY name",
-                    {},
-                ),
+                core.Statement(write_path.AUTONOMY_SETTINGS, {"farm": self.farm_id}),
+                core.Statement(write_path.AUTONOMY_TYPES, {}),
             ]
         )
         return {**(settings[0] if settings else {}), "types": types}
@@ -410,9 +477,7 @@ class AsyncTenantSession:
     ) -> list[dict[str, Any]]:
         """The farm's AI recommendations (by default the pending ones), newest first."""
         return await self.execute(
-            "SELECT * FROM farmops.ai_recommendations WHERE %(status)s::text IS NULL OR status = %(status)s "
-            "ORDER BY created_at DESC, id LIMIT %(limit)s",
-            {"status": status, "limit": int_arg(limit, "limit", 1)},
+            write_path.RECOMMENDATIONS, {"status": status, "limit": int_arg(limit, "limit", 1)}
         )
 
     async def decide_recommendation(
@@ -433,40 +498,21 @@ class AsyncTenantSession:
 
     async def feedback(self, *, run_id: UUID | str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """The farm's feedback on runs (optionally one run's), newest first."""
-        return await self.execute(
-            "SELECT * FROM farmops.ai_feedback WHERE %(run)s::uuid IS NULL OR ai_run_id = %(run)s::uuid "
-            "ORDER BY updated_at DESC, ai_run_id, user_id LIMIT %(limit)s",
-            {
-                "run": None if run_id is None else uuid_arg(run_id, "run id"),
-                "limit": int_arg(limit, "limit", 1),
-            },
-        )
+        run = None if run_id is None else uuid_arg(run_id, "run id")
+        return await self.execute(write_path.FEEDBACK, {"run": run, "limit": int_arg(limit, "limit", 1)})
 
     async def evals(self, *, run_id: UUID | str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """The farm's eval results (optionally one run's), newest first."""
-        return await self.execute(
-            "SELECT * FROM farmops.ai_evals WHERE %(run)s::uuid IS NULL OR ai_run_id = %(run)s::uuid "
-            "ORDER BY created_at DESC, id DESC LIMIT %(limit)s",
-            {
-                "run": None if run_id is None else uuid_arg(run_id, "run id"),
-                "limit": int_arg(limit, "limit", 1),
-            },
-        )
+        run = None if run_id is None else uuid_arg(run_id, "run id")
+        return await self.execute(write_path.EVALS, {"run": run, "limit": int_arg(limit, "limit", 1)})
 
     async def eval_rules(self) -> list[dict[str, Any]]:
         """The installation's eval rules (global; registered by the package owner)."""
-        return await self.execute("SELECT * FROM farmops.ai_eval_rules ORDER BY name")
+        return await self.execute(write_path.EVAL_RULES)
 
     async def documents(self, *, limit: int = 100) -> list[dict[str, Any]]:
         """The farm's documents (no content: title, size, chunks, model), newest first."""
-        return await self.execute(
-            "SELECT d.id, d.title, char_length(d.content) AS characters, "
-            "(SELECT count(*) FROM farmops.embeddings AS e "
-            "WHERE e.farm_id = d.farm_id AND e.document_id = d.id) AS chunks, "
-            "d.model, d.created_by, d.created_at "
-            "FROM farmops.documents AS d ORDER BY d.created_at DESC, d.id LIMIT %(limit)s",
-            {"limit": int_arg(limit, "limit", 1)},
-        )
+        return await self.execute(knowledge.DOCUMENTS, {"limit": int_arg(limit, "limit", 1)})
 
     async def _embed(self, texts: list[str]) -> list[Vector]:
         if self.embedder is None:

@@ -25,7 +25,19 @@ from uuid import UUID
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from . import assistant, audit, credits, db, knowledge, maintenance, observability, tenancy, trust, write_path
+from . import (
+    assistant,
+    audit,
+    control,
+    credits,
+    db,
+    knowledge,
+    maintenance,
+    observability,
+    tenancy,
+    trust,
+    write_path,
+)
 from .db import configure_connection
 from .embeddings import Embedder, embedder_named
 from .errors import DatabaseUnavailable
@@ -174,6 +186,21 @@ class Client:
         with self._transaction() as conn:
             return observability.check_tenancy(conn)
 
+    def metrics(self) -> list[dict[str, Any]]:
+        """``farmops.metrics()`` as the client's role: every farm for ``farmops_auditor``, none for the app"""
+        with self._transaction() as conn:
+            return observability.metrics(conn)
+
+    def prometheus_text(self) -> str:
+        """:meth:`metrics` in the Prometheus text format (``prometheus_client``)."""
+        with self._transaction() as conn:
+            return observability.prometheus_text(conn)
+
+    def run_lineage(self, run_id: UUID | str) -> dict[str, Any]:
+        """``farmops.run_lineage`` as the client's role (an auditor: any farm's run)."""
+        with self._transaction() as conn:
+            return observability.run_lineage(conn, run_id)
+
     def redact_pii(self, text: str) -> dict[str, Any]:
         """``farmops.redact_pii`` (no tenant needed): the redacted text and the findings."""
         with self._transaction() as conn:
@@ -214,6 +241,17 @@ class TenantSession(Session):
     runs = credits.runs
     run = credits.run
     check_invariants = credits.check_farm_invariants
+    # spend control
+    policies = control.policies
+    set_policy = control.set_policy
+    drop_policy = control.drop_policy
+    explain_policy = control.explain_policy
+    set_farm_time_zone = control.set_farm_time_zone
+    approve_run = control.approve_run
+    reject_run = control.reject_run
+    runs_awaiting_approval = control.runs_awaiting_approval
+    rate_limits = control.rate_limits
+    set_rate_limits = control.set_rate_limits
     # the write path
     drafts = write_path.drafts
     draft = write_path.draft
@@ -243,6 +281,18 @@ class TenantSession(Session):
     verify_audit = audit.verify_farm_audit
     audit_log = audit.audit_log
     erase_member_data = audit.erase_member_data
+
+    def lineage(self, run_id: UUID | str) -> dict[str, Any]:
+        """``farmops.run_lineage``: one run of this farm as a DAG (RunNotFound for another farm's)."""
+        return observability.run_lineage(self.begin(), run_id)
+
+    def metrics(self) -> list[dict[str, Any]]:
+        """``farmops.metrics()``: this farm's metrics (row level security)."""
+        return observability.metrics(self.begin())
+
+    def prometheus_text(self) -> str:
+        """This farm's metrics in the Prometheus text format."""
+        return observability.prometheus_text(self.begin())
 
 
 #: ``DISCARD ALL`` but for ``DISCARD PLANS``: every session state a borrower can leave goes, one round

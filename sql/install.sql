@@ -200,6 +200,18 @@ SELECT farmops.migration_is_pending('0080_trust_audit_log.sql', 'a5535f03742ea1a
 INSERT INTO farmops.schema_migrations (filename, sha256)
 VALUES ('0080_trust_audit_log.sql', 'a5535f03742ea1a5d9fa15f7ccdacdf6668313dd44c2ad1eb2e90334d64aed36');
 \endif
+SELECT farmops.migration_is_pending('0090_control_policies_and_rate_limits.sql', 'b45895ca4031f296d86e3b946740dd75009822de098c608e85803efc2ca25e34') AS pending \gset
+\if :pending
+\ir schema/0090_control_policies_and_rate_limits.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0090_control_policies_and_rate_limits.sql', 'b45895ca4031f296d86e3b946740dd75009822de098c608e85803efc2ca25e34');
+\endif
+SELECT farmops.migration_is_pending('0100_observability_steps_and_counters.sql', '5002b4dc46231499c0b7abe2319c83901f4aa514585712fca620c5418d40d463') AS pending \gset
+\if :pending
+\ir schema/0100_observability_steps_and_counters.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0100_observability_steps_and_counters.sql', '5002b4dc46231499c0b7abe2319c83901f4aa514585712fca620c5418d40d463');
+\endif
 SELECT farmops.migration_is_pending('0110_credits_extend_reservation.sql', 'fa58ee22dd0c46e11ad0e46cc30e19c6a8428f21167e6010dfa8865977a09cc1') AS pending \gset
 \if :pending
 \ir schema/0110_credits_extend_reservation.sql
@@ -256,8 +268,16 @@ VALUES ('0115_write_path_draft_ttl.sql', 'c4b03c785c59ed4a9e9a75e3ea778cd3b0b2ed
 \ir functions/50_trust/guard_rules_shipped_2_other.sql
 \ir functions/50_trust/guards.sql
 \ir functions/50_trust/pii.sql
+\ir functions/60_control/approvals.sql
+\ir functions/60_control/policies.sql
+\ir functions/60_control/policies_manage.sql
+\ir functions/60_control/rate_limits.sql
 \ir functions/70_observability/check_tenancy.sql
+\ir functions/70_observability/metrics.sql
+\ir functions/70_observability/run_lineage.sql
+\ir functions/70_observability/run_steps.sql
 \ir policies/000_revoke_by_default.sql
 \ir policies/010_row_level_security.sql
+\ir policies/050_observability.sql
 \ir policies/090_grants.sql
 COMMIT;

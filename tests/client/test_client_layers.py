@@ -28,6 +28,7 @@ LAYERS = {
     "farmops_client.errors": 0,
     "farmops_client.paths": 0,
     "farmops_client.aws": 0,
+    "farmops_client.tracing": 0,
     "farmops_client.embeddings": 1,
     "farmops_client.db": 1,
     "farmops_client.arguments": 1,
@@ -37,6 +38,7 @@ LAYERS = {
     "farmops_client.session": 2,
     "farmops_client.tenancy": 3,
     "farmops_client.credits": 3,
+    "farmops_client.control": 3,
     "farmops_client.write_path": 3,
     "farmops_client.knowledge": 3,
     "farmops_client.maintenance": 3,
@@ -47,6 +49,7 @@ LAYERS = {
     "farmops_client.assistant.sizing": 4,
     "farmops_client.assistant.tools": 4,
     "farmops_client.assistant.core": 4,
+    "farmops_client.assistant.steps": 4,
     "farmops_client.assistant.run": 4,
     "farmops_client.client": 5,
     "farmops_client.aio": 6,  # the asyncio twin of client (its pool reset)

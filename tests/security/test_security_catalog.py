@@ -14,6 +14,21 @@ from support.tenancy import unexpected
 #: and the maintenance jobs (farmops_maintainer's: tests/security/test_installations.py).
 APP_FUNCTIONS = {
     "farmops.add_member(uuid,text,text)",
+    # observability (issue 15): steps, replay, lineage, metrics
+    "farmops.record_run_steps(uuid,jsonb)",
+    "farmops.replay_run(uuid,text,text)",
+    "farmops.run_lineage(uuid)",
+    "farmops.metrics()",
+    "farmops.metric_help()",
+    "farmops.approve_run(uuid)",
+    "farmops.drop_policy(text)",
+    "farmops.explain_policy(text,jsonb)",
+    "farmops.policies()",
+    "farmops.rate_limits()",
+    "farmops.reject_run(uuid,text)",
+    "farmops.set_farm_time_zone(text)",
+    "farmops.set_policy(text,text,text,integer,text,text,text,text,text,jsonb,text[],text)",
+    "farmops.set_rate_limits(integer,integer,text,text)",
     "farmops.assert_embedding_model(text,boolean)",
     "farmops.assert_valid_vector(public.vector,text)",
     "farmops.begin_tenant(uuid,text)",
@@ -78,6 +93,16 @@ APP_FUNCTIONS = {
 #: farmops.require_capability() (or be a deliberate, documented global maintenance job).
 SECURITY_DEFINER = {
     "farmops.add_member(uuid,text,text)",
+    "farmops.record_run_steps(uuid,jsonb)",  # the app cannot write ai_run_steps
+    "farmops.approve_run(uuid)",
+    "farmops.drop_policy(text)",
+    "farmops.explain_policy(text,jsonb)",
+    "farmops.policies()",
+    "farmops.rate_limits()",
+    "farmops.reject_run(uuid,text)",
+    "farmops.set_farm_time_zone(text)",
+    "farmops.set_policy(text,text,text,integer,text,text,text,text,text,jsonb,text[],text)",
+    "farmops.set_rate_limits(integer,integer,text,text)",
     "farmops.allow_login(text)",
     "farmops.audit_head(uuid)",
     "farmops.disallow_login(text)",
@@ -126,17 +151,20 @@ SECURITY_DEFINER = {
 APP_READABLE_TABLES = {
     "ai_eval_rules", "ai_evals", "ai_feedback", "ai_recommendations", "ai_run_retrievals", "ai_runs",
     "assistant_drafts", "audit_log", "autonomy_changes", "credit_ledger", "documents", "embeddings",
-    "expense_records",
-    "farm_guard_rules", "farm_members", "farms", "feed_use_records", "global_documents", "global_embeddings",
+    "expense_records", "default_policies", "farm_guard_rules", "farm_members", "farms", "feed_use_records",
+    "global_documents", "global_embeddings",
     "guard_allow_rules", "guard_rules", "memories", "model_rates", "mortality_records", "note_records",
-    "record_types", "role_capabilities", "sale_records", "subjects", "symptom_records",
+    "policies", "record_types", "role_capabilities", "sale_records", "subjects", "symptom_records",
     "task_records", "water_records", "weight_records",
+    # observability: the steps, the counters, and the metrics views (security invoker: RLS applies)
+    "ai_run_steps", "metric_counters", "metrics_counters", "metrics_credits", "metrics_live_runs",
+    "metrics_pending_drafts",
 }  # fmt: skip
 
 #: Global reference tables: no farm_id, read by every farm, written only by the package owner.
 GLOBAL_TABLES = {
-    "ai_eval_rules", "global_documents", "global_embeddings", "guard_rules", "model_rates", "record_types",
-    "role_capabilities",
+    "ai_eval_rules", "default_policies", "global_documents", "global_embeddings", "guard_rules",
+    "model_rates", "record_types", "role_capabilities",
 }  # fmt: skip
 #: Private tables the application cannot read at all.
 PRIVATE_TABLES = {
@@ -194,7 +222,15 @@ def test_the_app_role_reads_these_tables_and_writes_none(app):
     )
     assert {r[0] for r in rows if r[2]} == APP_READABLE_TABLES
     assert [r[0] for r in rows if r[3] or r[4] or r[5]] == []
-    assert [r[0] for r in rows if r[1] in ("v", "m", "f")] == [], "a view would bypass RLS: review it"
+    # A view bypasses RLS unless it is security_invoker: only the metrics views, which are.
+    views = [r[0] for r in rows if r[1] in ("v", "m", "f")]
+    assert all(r[0].startswith("metrics_") and r[1] == "v" for r in rows if r[1] in ("v", "m", "f")), views
+    invokers = _catalog(
+        app,
+        "SELECT c.relname FROM pg_class AS c WHERE c.relnamespace = 'farmops'::regnamespace "
+        "AND c.relkind = 'v' AND 'security_invoker=true' = ANY(coalesce(c.reloptions, '{}'))",
+    )
+    assert sorted(views) == sorted(r[0] for r in invokers), "a view would bypass RLS: review it"
     assert app.execute("SELECT has_schema_privilege('farmops', 'CREATE')").fetchone() == (False,)
     # This login and every other member of farmops_app: not superuser, no BYPASSRLS, not the owner.
     roles = ("app_role_is_superuser", "app_role_bypasses_rls", "app_role_is_package_owner")

@@ -105,6 +105,7 @@ def test_every_farmops_trigger_fires_always(admin):
         ("ai_evals", "ai_evals_is_never_truncated"),
         ("ai_recommendations", "ai_recommendations_is_never_truncated"),
         ("ai_recommendations", "ai_recommendations_move_forward_only"),
+        ("ai_runs", "ai_runs_approval_holds"),
         ("ai_runs", "ai_runs_hold_only_grows"),
         ("ai_runs", "ai_runs_is_never_truncated"),
         ("ai_runs", "ai_runs_move_forward_only"),
@@ -116,6 +117,14 @@ def test_every_farmops_trigger_fires_always(admin):
         ("autonomy_changes", "autonomy_changes_is_never_truncated"),
         ("credit_ledger", "credit_ledger_is_append_only"),
         ("credit_ledger", "credit_ledger_is_never_truncated"),
+        # observability: steps are append-only; counters are bumped where runs close, drafts move,
+        # steps are recorded
+        ("ai_run_steps", "ai_run_steps_is_append_only"),
+        ("ai_run_steps", "ai_run_steps_is_never_truncated"),
+        ("ai_run_steps", "ai_run_steps_are_counted"),
+        ("ai_runs", "ai_runs_are_counted_when_closed"),
+        ("assistant_drafts", "assistant_drafts_are_counted_when_made"),
+        ("assistant_drafts", "assistant_drafts_are_counted_when_decided"),
     }
     assert [r for r in rows if r[2] != "A"] == []
 

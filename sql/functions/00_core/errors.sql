@@ -59,6 +59,29 @@ AS $fn$
     ),
     -- trust: audit and erasure
     ('OF310', 'erasure_blocked_by_live_runs', 'The person (or farm) still has runs in progress; erase after they settle or expire.'),
+    -- spend control (policies, rate limits)
+    (
+        'OF401', 'policy_denied',
+        'A policy rule denies the request; DETAIL names the rule (rule=<name> source=<farm|package>).'
+    ),
+    (
+        'OF402', 'rate_limited',
+        'A farm or member rate limit refuses the request now; DETAIL holds retry_after=<seconds>.'
+    ),
+    (
+        'OF403', 'run_awaits_approval',
+        'A policy holds the run for approval: an owner or manager must approve it before it starts.'
+    ),
+    ('OF404', 'policy_not_found', 'No such policy rule.'),
+    (
+        'OF405', 'over_rate_limit_capacity',
+        'One request needs more tokens than the per-minute token limit allows: it can never pass.'
+    ),
+    -- observability (run steps, replay)
+    (
+        'OF501', 'run_in_progress',
+        'The request id names a run that is still being driven: ask again once it has settled to get its result.'
+    ),
     -- installation
     ('OF900', 'pgvector_missing', 'The server does not have the pgvector extension installed.'),
     ('OF901', 'migration_changed', 'An applied schema migration file was edited afterwards.'),
