@@ -46,6 +46,7 @@ from .arguments import int_arg, text_arg, uuid_arg
 from .assistant import core
 from .assistant.core import AskResult, Finished, TextDelta, Tool, ToolOutcome
 from .assistant.guarding import Guardrail
+from .audit import AUDIT_LOG_QUERY, parse_trusted_head
 from .client import RESET_SESSION
 from .embeddings import Embedder, embedder_named
 from .errors import DatabaseUnavailable, FarmopsError, NotAMember, NotConfigured
@@ -261,6 +262,24 @@ class AsyncTenantSession:
     async def check_invariants(self) -> list[dict[str, Any]]:
         """``farmops.check_invariants`` for this farm (empty list = healthy)."""
         return await self.call("check_invariants", farm_id=self.farm_id)
+
+    async def audit_head(self) -> dict[str, Any]:
+        """``farmops.audit_head`` of this farm: ``{"seq", "hash"}`` after sealing what has ended."""
+        return (await self.call("audit_head", farm_id=self.farm_id))[0]
+
+    async def verify_audit(self, trusted_head: str | None = None) -> dict[str, Any]:
+        """``farmops.verify_audit`` of this farm (``trusted_head``: ``"SEQ:HASH"`` the chain must extend)."""
+        seq, digest = parse_trusted_head(trusted_head) if trusted_head is not None else (None, None)
+        rows = await self.call("verify_audit", farm_id=self.farm_id, trusted_seq=seq, trusted_hash=digest)
+        return rows[0]
+
+    async def audit_log(self, limit: int = 50) -> list[dict[str, Any]]:
+        """The newest ``limit`` sealed audit entries of this farm, newest first."""
+        return await self.execute(AUDIT_LOG_QUERY, {"f": self.farm_id, "limit": int_arg(limit, "limit", 1)})
+
+    async def erase_member_data(self, user_id: str) -> dict[str, Any]:
+        """``farmops.erase_member_data`` (farm owner): what was pseudonymised or deleted."""
+        return (await self.call("erase_member_data", user_id=user_id))[0]["erase_member_data"]
 
     async def draft(self, draft_id: UUID | str) -> dict[str, Any] | None:
         """One draft, or ``None`` if not visible."""

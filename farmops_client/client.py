@@ -27,6 +27,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from . import (
     assistant,
+    audit,
     control,
     credits,
     db,
@@ -157,6 +158,28 @@ class Client:
         with self._borrow() as conn:
             return maintenance.expire(conn)
 
+    def seal_audit(self) -> int:
+        """``farmops.seal_audit()`` as farmops_maintainer: link every farm's finished audit entries."""
+        with self._borrow() as conn:
+            return maintenance.seal_audit(conn)
+
+    def audit_head(self, farm_id: UUID | str) -> dict[str, Any]:
+        """``farmops.audit_head`` of any farm (the package owner; a farm owner uses its session's)."""
+        with self._transaction() as conn:
+            return audit.audit_head(conn, farm_id)
+
+    def verify_audit(
+        self, farm_id: UUID | str | None = None, trusted_head: str | None = None
+    ) -> list[dict[str, Any]]:
+        """``farmops.verify_audit`` of one farm or every farm (the package owner): one row per farm."""
+        with self._transaction() as conn:
+            return audit.verify_audit(conn, farm_id, trusted_head)
+
+    def erase_farm(self, farm_id: UUID | str) -> dict[str, Any]:
+        """``farmops.erase_farm`` (the package owner): erase every person of a farm and its knowledge."""
+        with self._transaction() as conn:
+            return audit.erase_farm(conn, farm_id)
+
     def check_invariants(self, farm_id: UUID | str | None = None) -> list[dict[str, Any]]:
         """``farmops.check_invariants``: violations (empty list = healthy)."""
         with self._transaction() as conn:
@@ -258,6 +281,11 @@ class TenantSession(Session):
     # the governed run
     ask = assistant.ask
     ask_stream = assistant.ask_stream
+    # the audit chain and erasure
+    audit_head = audit.farm_audit_head
+    verify_audit = audit.verify_farm_audit
+    audit_log = audit.audit_log
+    erase_member_data = audit.erase_member_data
 
     def set_pii_policy(self, keep_kinds: list[str]) -> list[str]:
         """``farmops.set_pii_policy`` (owner): the PII kinds this farm keeps in stored text."""

@@ -237,6 +237,13 @@ def run_demo(admin_dsn: str, *, use_bedrock: bool = False, console: Console | No
             )
         )
         say(f"balance {balance}; invariants: {violations or 'hold'}")
+        with client.tenant(farm_a, "alice") as t:
+            head = t.audit_head()
+            checked = t.verify_audit(trusted_head=f"{head['seq']}:{head['hash']}")
+        say(
+            f"audit chain of farm A: {checked['entries']} entries, head {head['seq']}:{head['hash'][:16]}.., "
+            f"verify_audit: {'intact' if checked['broken_at_seq'] is None else checked['problem']}"
+        )
         if fake is not None:
             say(
                 f"({len(fake.seen('Converse'))} Converse and {len(fake.seen('InvokeModel'))} InvokeModel "

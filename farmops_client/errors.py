@@ -332,6 +332,12 @@ class GuardRuleNotFound(FarmopsError):
     sqlstate = "OF307"
 
 
+class ErasureBlockedByLiveRuns(FarmopsError):
+    """OF310: the person (or farm) still has runs in progress; erase after they settle or expire."""
+
+    sqlstate = "OF310"
+
+
 class RunInProgress(FarmopsError):
     """OF501: the request id names a run that is still being driven; ask again once it has settled."""
 

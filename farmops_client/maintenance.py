@@ -50,3 +50,11 @@ def expire(conn: psycopg.Connection, max_runs: int = 10000) -> dict[str, int]:
     done = {"reservations": expire_reservations(conn, max_runs), "drafts": expire_drafts(conn)}
     logger.info("expired %(reservations)d reservations and %(drafts)d drafts", done)
     return done
+
+
+def seal_audit(conn: psycopg.Connection) -> int:
+    """``farmops.seal_audit``: link every farm's audit entries whose transactions ended into its chain;
+    how many. Run it beside the expiry jobs (its own transaction)."""
+    with db.translated(), conn.transaction():
+        _as_maintainer(conn)
+        return db.value(conn, "seal_audit")

@@ -200,6 +200,12 @@ SELECT farmops.migration_is_pending('0076_trust_pii_policy_and_guard_events.sql'
 INSERT INTO farmops.schema_migrations (filename, sha256)
 VALUES ('0076_trust_pii_policy_and_guard_events.sql', '909ea255b9934dc6ad356c4ae3d14acbd75cbfab6f77d8ae7a35a5da05b9975a');
 \endif
+SELECT farmops.migration_is_pending('0080_trust_audit_log.sql', 'a5535f03742ea1a5d9fa15f7ccdacdf6668313dd44c2ad1eb2e90334d64aed36') AS pending \gset
+\if :pending
+\ir schema/0080_trust_audit_log.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0080_trust_audit_log.sql', 'a5535f03742ea1a5d9fa15f7ccdacdf6668313dd44c2ad1eb2e90334d64aed36');
+\endif
 SELECT farmops.migration_is_pending('0090_control_policies_and_rate_limits.sql', 'b45895ca4031f296d86e3b946740dd75009822de098c608e85803efc2ca25e34') AS pending \gset
 \if :pending
 \ir schema/0090_control_policies_and_rate_limits.sql
@@ -266,6 +272,10 @@ VALUES ('0120_knowledge_search_without_farm_helper.sql', '4007cc8cbee3fc9d64ae85
 \ir functions/40_knowledge/search.sql
 \ir functions/40_knowledge/settings.sql
 \ir functions/40_knowledge/vectors.sql
+\ir functions/50_trust/audit_1_write.sql
+\ir functions/50_trust/audit_2_seal.sql
+\ir functions/50_trust/audit_3_verify.sql
+\ir functions/50_trust/erasure.sql
 \ir functions/50_trust/guard_management.sql
 \ir functions/50_trust/guard_rules_shipped_1_injection.sql
 \ir functions/50_trust/guard_rules_shipped_2_other.sql

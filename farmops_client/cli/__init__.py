@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from . import (  # noqa: F401  (they register)
     assistant,
+    audit,
     autonomy,
     control,
     credits,

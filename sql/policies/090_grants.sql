@@ -35,9 +35,11 @@ BEGIN
                 'require_verified_identity',
                 'allow_login',              -- which logins are this installation's
                 'disallow_login',
+                'erase_farm',               -- erases a whole farm (50_trust/erasure.sql)
                 -- The maintenance jobs (granted to farmops_maintainer below).
                 'expire_reservations',
-                'expire_drafts'
+                'expire_drafts',
+                'seal_audit'
             )
         ORDER BY 1
     LOOP
@@ -70,17 +72,23 @@ $grant_tables$;
 -- Append-only, twice over: nobody holds the privileges to change the ledger (the
 -- owner gave up its own), and a trigger refuses it for every role.
 REVOKE UPDATE, DELETE, TRUNCATE ON farmops.credit_ledger FROM public, farmops_app, farmops_owner;
+REVOKE UPDATE, DELETE, TRUNCATE ON farmops.audit_log FROM public, farmops_app, farmops_owner;
+-- Except erasure (50_trust/erasure.sql): the actor column only, to 'erased:<subject id>'
+-- (its policy and the append-only trigger refuse every other change).
+GRANT UPDATE (actor) ON farmops.credit_ledger TO farmops_owner;
 
 -- The maintenance jobs: cross-farm work no tenant context scopes, so they see and
 -- count every farm. The operator's role runs them (a cron job, pg_cron: README),
 -- never the application. The complete list, kept in step with the exclusion above:
 --   expire_reservations: refunds runs past their deadline (crashed workers);
---   expire_drafts: marks pending drafts past their approval TTL expired.
+--   expire_drafts: marks pending drafts past their approval TTL expired;
+--   seal_audit: links every farm's finished audit entries into its chain.
 -- (check_invariants is not one: as the application RLS scopes it to the tenant,
 -- and across farms it is the package owner's.)
 GRANT EXECUTE ON FUNCTION
 farmops.expire_reservations(integer),
-farmops.expire_drafts()
+farmops.expire_drafts(),
+farmops.seal_audit()
 TO farmops_maintainer;
 
 -- CONNECT follows the allowed logins (re-applied: a login listed by hand, or a

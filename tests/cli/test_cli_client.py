@@ -26,6 +26,8 @@ COMMANDS = [
     ["policy", "list"], ["policy", "set"], ["policy", "drop"], ["policy", "explain"], ["policy", "time-zone"],
     ["approvals", "list"],
     ["approvals", "approve"], ["approvals", "reject"], ["limits", "show"], ["limits", "set"],
+    ["audit", "head"], ["audit", "verify"], ["audit", "log"], ["audit", "seal"], ["erase", "member"],
+    ["erase", "farm"],
     ["db", "start"], ["migrate"], ["install-script"], ["errors"],
     ["pii", "policy"], ["pii", "counts"], ["guards", "set"], ["guards", "drop"], ["guards", "allow"],
     ["guards", "list"], ["guards", "events"],

@@ -19,6 +19,7 @@ def test_demo_runs_the_whole_loop(db, admin):
     assert "not allowed: suggest only" in text
     assert "refused, NotAMember [OF002]" in text
     assert "invariants: hold" in text
+    assert "audit chain of farm A: " in text and "verify_audit: intact" in text
     assert "card [PAYMENT_CARD]; call him on [PHONE] or [EMAIL]" in text
     assert "check_text(input): block (instruction_override" in text
     assert "check_text(input): allow (-)  Ignore the weak birds" in text

@@ -43,6 +43,7 @@ LAYERS = {
     "farmops_client.knowledge": 3,
     "farmops_client.maintenance": 3,
     "farmops_client.trust": 3,
+    "farmops_client.audit": 3,
     "farmops_client.observability": 3,
     "farmops_client.assistant": 4,
     "farmops_client.assistant.sizing": 4,

@@ -69,6 +69,8 @@ AS $fn$
         'The guard pattern is not a usable PostgreSQL regular expression (no back references or embedded options).'
     ),
     ('OF307', 'guard_rule_not_found', 'No such guard rule, category or allow rule in the current farm.'),
+    -- trust: audit and erasure
+    ('OF310', 'erasure_blocked_by_live_runs', 'The person (or farm) still has runs in progress; erase after they settle or expire.'),
     -- spend control (policies, rate limits)
     (
         'OF401', 'policy_denied',

@@ -3,12 +3,52 @@
 -- replica session) can rewrite history or move a row backwards. A domain
 -- attaches them beside its own functions (e.g. 20_credits/ledger.sql).
 
+-- The columns, in any table, that hold a person's (or a job's) identifier.
+CREATE OR REPLACE FUNCTION farmops._person_columns()
+RETURNS text[]
+LANGUAGE sql
+IMMUTABLE
+PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT ARRAY['actor', 'user_id', 'created_by', 'decided_by', 'changed_by', 'evaluated_by', 'updated_by']::text []
+$fn$;
+COMMENT ON FUNCTION farmops._person_columns() IS
+'Private: the column names that hold a person''s identifier in any farmops table (hashed as subject ids, '
+'pseudonymised by erasure).';
+
+-- Erasure (sql/functions/50_trust/erasure.sql) is the one change history allows: a
+-- person's identifier replaced by a pseudonym ('erased:<subject id>') and personal
+-- text cleared, every other column untouched. Both guards let exactly that through.
+CREATE OR REPLACE FUNCTION farmops._is_pseudonymisation(p_old jsonb, p_new jsonb)
+RETURNS boolean
+LANGUAGE sql
+IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT p_old IS DISTINCT FROM p_new AND NOT EXISTS (
+        SELECT FROM jsonb_each(p_new) AS n (k, v)
+        WHERE n.v IS DISTINCT FROM p_old -> n.k
+            AND NOT (
+                n.k = ANY (farmops._person_columns())
+                AND n.v #>> '{}' ~ '^erased:[0-9a-f-]{36}$'
+            )
+            AND NOT (n.k IN ('input_summary', 'output_summary', 'error', 'comment') AND n.v = 'null'::jsonb)
+    )
+$fn$;
+COMMENT ON FUNCTION farmops._is_pseudonymisation(jsonb, jsonb) IS
+'Private: true if a row change only replaces person identifiers with ''erased:<subject id>'' and clears personal '
+'text (what erasure does); the append-only and forward-only guards let only that through.';
+
 CREATE OR REPLACE FUNCTION farmops._guard_append_only()
 RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
+    IF tg_op = 'UPDATE' AND farmops._is_pseudonymisation(to_jsonb(old), to_jsonb(new)) THEN
+        RETURN new;
+    END IF;
     RAISE EXCEPTION '% on farmops.% is not allowed: the table is append-only', tg_op, tg_table_name
         USING ERRCODE = 'OF107',
         HINT = 'Correct history with a new row (for the ledger, kind ''adjust''), never by changing it.';
@@ -46,6 +86,9 @@ BEGIN
     END IF;
     v_old := to_jsonb(old);
     v_new := to_jsonb(new);
+    IF farmops._is_pseudonymisation(v_old, v_new) THEN
+        RETURN new;
+    END IF;
     IF EXISTS (SELECT FROM unnest(v_immutable) AS c (col) WHERE v_new -> c.col IS DISTINCT FROM v_old -> c.col) THEN
         RAISE EXCEPTION '% % : only its state and decision columns may change', v_what, old.id
             USING ERRCODE = 'OF103';

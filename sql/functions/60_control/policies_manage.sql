@@ -302,3 +302,10 @@ COMMENT ON FUNCTION farmops.explain_policy(text, jsonb) IS
 'Any member (read): the decision the current farm''s rules give for p_action with p_attributes (feature, model, '
 'role (default: yours), credits, tokens, record_type, payload, at), the rule that made it and the kinds kept '
 'masked: "why was this refused", before or after the fact. OF006 bad action or attributes.';
+
+-- Every change of a farm's rules is an audited event (the package-wide defaults have no farm chain;
+-- their rows keep updated_by / updated_at).
+SELECT farmops._attach_audit(
+    'farmops.policies', 'policy', 'name', 'rank,action,decision,feature,model,record_type,member_role,capability',
+    '@context,updated_by,@login'
+);

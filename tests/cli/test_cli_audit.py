@@ -1,0 +1,72 @@
+"""`farmops audit head | verify | log | seal` and `farmops erase member | farm` against the test database."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from farmops_client.cli import main
+
+
+@pytest.fixture
+def cli(db):
+    """Run the CLI against the test database (superuser DSN; the CLI acts as farmops_app or, where a
+    command says so, as farmops_owner / farmops_maintainer)."""
+
+    def _run(*args, ok=True):
+        result = CliRunner().invoke(
+            main, [*args, "--dsn", db.dsn()], env={"COLUMNS": "200"}, catch_exceptions=False
+        )
+        if ok:
+            assert result.exit_code == 0, result.output
+        return result
+
+    return _run
+
+
+def test_head_then_verify_with_the_trusted_head(cli, admin):
+    farm = cli("farm", "create", "A", "--owner", "alice").output.strip()
+    who = ["--farm", farm, "--user", "alice"]
+    cli("credits", "grant", "50", "--reason", "seed", *who)
+    trusted = cli("audit", "head", *who).output.strip()
+    seq, digest = trusted.split(":")
+    assert seq == "2" and len(digest) == 64
+    assert cli("audit", "head", "--farm", farm).output.strip() == trusted  # as the package owner
+    cli("member", "add", "musa", "worker", *who)
+    out = cli("audit", "verify", "--trusted-head", trusted, *who).output
+    assert out.strip().endswith("intact")
+    [row] = json.loads(cli("audit", "verify", "--json", *who).output)
+    assert (row["head_seq"], row["broken_at_seq"]) == (3, None)
+    log = json.loads(cli("audit", "log", "--json", *who).output)
+    assert [e["action"] for e in log] == ["member.added", "ledger.grant", "member.added"]
+    assert log[0]["actor_user"] == "alice" and log[1]["actor_user"] == "alice"
+    # A rewritten history no longer extends the head: exit 1.
+    admin.execute("ALTER TABLE farmops.audit_log DISABLE TRIGGER audit_log_is_append_only")
+    admin.execute(
+        "UPDATE farmops.audit_log SET hash = repeat('a', 64) WHERE farm_id = %s AND seq = 2", [farm]
+    )
+    admin.execute("ALTER TABLE farmops.audit_log ENABLE ALWAYS TRIGGER audit_log_is_append_only")
+    broken = cli("audit", "verify", "--trusted-head", trusted, *who, ok=False)
+    assert broken.exit_code == 1 and "1 broken" in broken.output
+
+
+def test_a_malformed_trusted_head_is_refused_before_connecting(cli):
+    farm = "00000000-0000-0000-0000-000000000001"
+    result = cli("audit", "verify", "--trusted-head", "12-abc", "--farm", farm, "--user", "y", ok=False)
+    assert result.exit_code == 2 and "SEQ:HASH" in result.output
+
+
+def test_seal_and_erase(cli, admin):
+    farm = cli("farm", "create", "A", "--owner", "alice").output.strip()
+    who = ["--farm", farm, "--user", "alice"]
+    cli("member", "add", "musa", "worker", *who)
+    assert cli("audit", "seal").output.startswith("sealed ")
+    counts = json.loads(cli("erase", "member", "musa", "--json", *who).output)
+    assert "subject" in counts
+    members = admin.execute("SELECT count(*) FROM farmops.farm_members WHERE user_id = 'musa'").fetchone()
+    assert members == (0,)
+    assert json.loads(cli("erase", "farm", farm).output)["people"] == 1  # alice
+    refused = cli("erase", "member", "nobody", *who, ok=False)  # alice was erased: no longer a member
+    assert refused.exit_code == 1 and "OF002" in refused.output
