@@ -236,6 +236,42 @@ class EmbeddingModelMismatch(FarmopsError):
     sqlstate = "OF303"
 
 
+class ModelNotPriced(FarmopsError):
+    """OF410: the model has no price and no default price is set (fails closed)."""
+
+    sqlstate = "OF410"
+
+
+class BudgetExceeded(FarmopsError):
+    """OF411: the reservation would take a money budget's spent + held above its limit."""
+
+    sqlstate = "OF411"
+
+
+class BudgetRequiresApproval(FarmopsError):
+    """OF412: the reservation would exceed a money budget whose action is require_approval."""
+
+    sqlstate = "OF412"
+
+
+class MoneyBoundUnknown(FarmopsError):
+    """OF413: a budget applies but the reservation cannot be bounded in money."""
+
+    sqlstate = "OF413"
+
+
+class BalanceWouldGoNegative(FarmopsError):
+    """OF414: the credit adjustment would make the balance negative."""
+
+    sqlstate = "OF414"
+
+
+class BudgetNotFound(FarmopsError):
+    """OF415: no such money budget in the current farm."""
+
+    sqlstate = "OF415"
+
+
 class PgvectorMissing(MigrationError):
     """OF900: the server does not have the pgvector extension."""
 

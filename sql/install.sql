@@ -194,6 +194,12 @@ SELECT farmops.migration_is_pending('0075_guard_rules.sql', '5107629c946c6bac430
 INSERT INTO farmops.schema_migrations (filename, sha256)
 VALUES ('0075_guard_rules.sql', '5107629c946c6bac430ffd959df4b90a7cb2a704995c8b7b457e1dba55eabb2f');
 \endif
+SELECT farmops.migration_is_pending('0095_money_cost_and_budgets.sql', '28049fa5cbaabc46f7228a6e145c51da2358b2fb10169edb9b0109bdf19964e0') AS pending \gset
+\if :pending
+\ir schema/0095_money_cost_and_budgets.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0095_money_cost_and_budgets.sql', '28049fa5cbaabc46f7228a6e145c51da2358b2fb10169edb9b0109bdf19964e0');
+\endif
 \ir functions/00_core/arguments.sql
 \ir functions/00_core/errors.sql
 \ir functions/00_core/guards.sql
@@ -231,6 +237,10 @@ VALUES ('0075_guard_rules.sql', '5107629c946c6bac430ffd959df4b90a7cb2a704995c8b7
 \ir functions/50_trust/guard_rules_shipped_2_other.sql
 \ir functions/50_trust/guards.sql
 \ir functions/50_trust/pii.sql
+\ir functions/60_control/budgets.sql
+\ir functions/60_control/cost.sql
+\ir functions/60_control/spend_views.sql
+\ir functions/60_control/statement.sql
 \ir functions/70_observability/check_tenancy.sql
 \ir policies/000_revoke_by_default.sql
 \ir policies/010_row_level_security.sql

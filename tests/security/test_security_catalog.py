@@ -14,6 +14,7 @@ from support.tenancy import unexpected
 #: and the maintenance jobs (farmops_maintainer's: tests/security/test_installations.py).
 APP_FUNCTIONS = {
     "farmops.add_member(uuid,text,text)",
+    "farmops.adjust_credits(uuid,integer,text)",
     "farmops.assert_embedding_model(text,boolean)",
     "farmops.assert_valid_vector(public.vector,text)",
     "farmops.begin_tenant(uuid,text)",
@@ -22,7 +23,9 @@ APP_FUNCTIONS = {
     "farmops.check_tenancy()",
     "farmops.check_text(text,text)",
     "farmops.confirm_draft(uuid,jsonb)",
+    "farmops.cost_for_tokens(text,timestamp with time zone,integer,integer,integer,integer)",
     "farmops.create_farm(text,text)",
+    "farmops.credit_statement(timestamp with time zone,timestamp with time zone)",
     "farmops.credits_for_tokens(text,timestamp with time zone,integer,integer)",
     "farmops.current_farm_id()",
     "farmops.current_member_role()",
@@ -31,24 +34,27 @@ APP_FUNCTIONS = {
     "farmops.delete_document(uuid)",
     "farmops.delete_source_embeddings(text,uuid)",
     "farmops.discard_draft(uuid,text)",
+    "farmops.drop_budget(text,text)",
+    "farmops.embed_memory(uuid,public.vector,text)",
     "farmops.embedding_dimension()",
     "farmops.error_codes()",
     "farmops.estimate_credits(text,integer,integer)",
     "farmops.evaluate_run(uuid,text)",
     "farmops.exact_search_max_rows()",
-    "farmops.embed_memory(uuid,public.vector,text)",
     "farmops.forget(uuid)",
     "farmops.give_feedback(uuid,boolean,text)",
     "farmops.grant_credits(uuid,integer,text)",
     "farmops.has_capability(text)",
     "farmops.ingest_document(text,text,text[],public.vector[],text)",
     "farmops.max_search_k()",
+    "farmops.model_price_at(text,timestamp with time zone)",
     "farmops.model_rate_at(text,timestamp with time zone)",
     "farmops.normalize_untrusted_text(text)",
     "farmops.propose_write(uuid,text,jsonb)",
     "farmops.recommend(uuid,text,text)",
-    "farmops.redact_pii(text)",
     "farmops.record_type_tools()",
+    "farmops.record_usage(text,text,integer,integer,uuid)",
+    "farmops.redact_pii(text)",
     "farmops.remember(text,uuid)",
     "farmops.remove_member(uuid,text)",
     "farmops.replace_source_embeddings(text,uuid,text[],public.vector[],text)",
@@ -61,7 +67,8 @@ APP_FUNCTIONS = {
     "farmops.search(public.vector,integer,boolean,text[],text)",
     "farmops.search_for_run(uuid,public.vector,integer,boolean,text[],text)",
     "farmops.set_autonomy(text,jsonb,jsonb)",
-    "farmops.settle_run(uuid,text,integer,integer,integer,integer,text,text)",
+    "farmops.set_budget(text,bigint,text,text,integer[],text)",
+    "farmops.settle_run(uuid,text,integer,integer,integer,integer,text,text,integer,integer)",
     "farmops.start_run(uuid)",
     "farmops.tenant_context()",
     "farmops.validate_payload(text,jsonb)",
@@ -103,10 +110,17 @@ SECURITY_DEFINER = {
     "farmops.search(public.vector,integer,boolean,text[],text)",
     "farmops.search_for_run(uuid,public.vector,integer,boolean,text[],text)",
     "farmops.set_autonomy(text,jsonb,jsonb)",
-    "farmops.settle_run(uuid,text,integer,integer,integer,integer,text,text)",
+    "farmops.settle_run(uuid,text,integer,integer,integer,integer,text,text,integer,integer)",
     "farmops.start_run(uuid)",
     "farmops.tenant_context()",
     "farmops.version()",
+    "farmops.adjust_credits(uuid,integer,text)",
+    "farmops.cost_for_tokens(text,timestamp with time zone,integer,integer,integer,integer)",
+    "farmops.credit_statement(timestamp with time zone,timestamp with time zone)",
+    "farmops.drop_budget(text,text)",
+    "farmops.model_price_at(text,timestamp with time zone)",
+    "farmops.record_usage(text,text,integer,integer,uuid)",
+    "farmops.set_budget(text,bigint,text,text,integer[],text)",
 }
 
 #: Tables the application may read (and nothing else: no INSERT/UPDATE/DELETE/TRUNCATE/...).
@@ -117,6 +131,9 @@ APP_READABLE_TABLES = {
     "guard_allow_rules", "guard_rules", "memories", "model_rates", "mortality_records", "note_records",
     "record_types", "role_capabilities", "sale_records", "symptom_records",
     "task_records", "water_records", "weight_records",
+    "budget_alerts", "budget_holds", "budget_usage", "budgets", "model_usage",
+    # security_invoker views (the caller's RLS applies; check_tenancy pins the option)
+    "budget_status", "spend_daily", "spend_month_to_date",
 }  # fmt: skip
 
 #: Global reference tables: no farm_id, read by every farm, written only by the package owner.
@@ -180,7 +197,16 @@ def test_the_app_role_reads_these_tables_and_writes_none(app):
     )
     assert {r[0] for r in rows if r[2]} == APP_READABLE_TABLES
     assert [r[0] for r in rows if r[3] or r[4] or r[5]] == []
-    assert [r[0] for r in rows if r[1] in ("v", "m", "f")] == [], "a view would bypass RLS: review it"
+    assert [r[0] for r in rows if r[1] in ("m", "f")] == [], (
+        "a materialized or foreign table would bypass RLS"
+    )
+    invokers = _catalog(
+        app,
+        """SELECT c.relname FROM pg_class AS c
+           WHERE c.relnamespace = 'farmops'::regnamespace AND c.relkind = 'v'
+           AND NOT coalesce('security_invoker=true' = ANY (c.reloptions), false)""",
+    )
+    assert invokers == [], "a view without security_invoker would bypass RLS"
     assert app.execute("SELECT has_schema_privilege('farmops', 'CREATE')").fetchone() == (False,)
     # This login and every other member of farmops_app: not superuser, no BYPASSRLS, not the owner.
     roles = ("app_role_is_superuser", "app_role_bypasses_rls", "app_role_is_package_owner")

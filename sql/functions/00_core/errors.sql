@@ -57,6 +57,19 @@ AS $fn$
         'The vectors come from another embedding model than those already in the farm''s index or the '
         'global knowledge base: vectors of two models are not comparable.'
     ),
+    -- money cost and budgets
+    ('OF410', 'model_not_priced', 'The model has no price and no default price (''*'') is set: it fails closed.'),
+    ('OF411', 'budget_exceeded', 'The reservation would take a money budget''s spent + held above its limit (deny).'),
+    (
+        'OF412', 'budget_requires_approval',
+        'The reservation would exceed a money budget whose action is require_approval; refused until approved runs exist.'
+    ),
+    (
+        'OF413', 'money_bound_unknown',
+        'A budget applies but the reservation cannot be bounded in money: a priced token kind costs no credits.'
+    ),
+    ('OF414', 'balance_would_go_negative', 'The credit adjustment would make the balance negative.'),
+    ('OF415', 'budget_not_found', 'No such money budget in the current farm.'),
     -- installation
     ('OF900', 'pgvector_missing', 'The server does not have the pgvector extension installed.'),
     ('OF901', 'migration_changed', 'An applied schema migration file was edited afterwards.'),

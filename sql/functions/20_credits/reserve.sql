@@ -82,6 +82,7 @@ BEGIN
             -- Raising undoes the run row too: nothing is written.
             RAISE EXCEPTION 'not enough credits to reserve %', p_credits USING ERRCODE = 'OF101';
         END IF;
+        PERFORM farmops._hold_budget(v_made.run);  -- price (OF410) and money budgets (OF411), farm row held
         RETURN v_made.run;
     END IF;
 
