@@ -24,7 +24,7 @@ from uuid import UUID
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from . import assistant, credits, db, knowledge, maintenance, observability, tenancy, trust, write_path
+from . import assistant, credits, db, knowledge, maintenance, observability, spend, tenancy, trust, write_path
 from .db import configure_connection
 from .embeddings import Embedder, embedder_named
 from .errors import DatabaseUnavailable
@@ -171,6 +171,17 @@ class TenantSession(Session):
     runs = credits.runs
     run = credits.run
     check_invariants = credits.check_farm_invariants
+    # money: budgets, usage and cost, the finance statement
+    set_budget = spend.set_budget
+    drop_budget = spend.drop_budget
+    budgets = spend.budgets
+    budget_alerts = spend.budget_alerts
+    usage = spend.usage
+    month_to_date = spend.month_to_date
+    record_usage = spend.record_usage
+    rates = spend.rates
+    adjust_credits = spend.adjust_credits
+    credit_statement = spend.credit_statement
     # the write path
     drafts = write_path.drafts
     draft = write_path.draft

@@ -34,6 +34,27 @@ def embed_one(embedder: Embedder, text: str) -> Vector:
     return Vector(embedder.embed([text])[0])
 
 
+def embed_metered(embedder: Embedder, texts: list[str]) -> tuple[list[Vector], int | None]:
+    """Embed ``texts`` and say how many input tokens the provider reported for them (``None``: the
+    embedder calls no provider, like the offline lexical one, so there is nothing to meter)."""
+    before = getattr(embedder, "input_tokens", None)
+    vectors = [Vector(v) for v in embedder.embed(texts)]
+    after = getattr(embedder, "input_tokens", None)
+    return vectors, (None if before is None or after is None else after - before)
+
+
+def meter(
+    conn: psycopg.Connection, embedder: Embedder, tokens: int | None, feature: str, run_id: UUID | None = None
+) -> None:
+    """``farmops.record_usage`` for an embedding call, in the caller's transaction (tenant context set):
+    the database prices it and counts it against the farm's budgets (a call serving ``run_id`` counts
+    under the run's feature, ``feature`` is then only the client's label). Nothing to meter: no statement."""
+    if tokens is not None:
+        db.send(
+            conn, "record_usage", model=embedder.model, input_tokens=tokens, feature=feature, run_id=run_id
+        )
+
+
 def _query_args(vector: Vector, model: str) -> dict[str, Any]:
     """The arguments that carry a query vector: the vector, and the model that made it (the database
     refuses a model other than the one that made the farm's vectors: ``EmbeddingModelMismatch``)."""
@@ -97,7 +118,8 @@ def search(
 ) -> list[dict[str, Any]]:
     """Embed ``text`` and ``farmops.search`` this farm's knowledge (plus the global base)."""
     embedder = embedder_of(t)
-    vector = embed_one(embedder, text)
+    (vector,), tokens = embed_metered(embedder, [text])
+    meter(t.begin(), embedder, tokens, "search")
     return search_vector(
         t.begin(), vector, embedder.model, k=k, include_global=include_global, source_types=source_types
     )
@@ -110,7 +132,8 @@ def remember(t: Session, content: str, *, run_id: UUID | None = None) -> UUID:
     deduplicates it and indexes the text it stored.
     """
     embedder = embedder_of(t)
-    vector = embed_one(embedder, content)
+    (vector,), tokens = embed_metered(embedder, [content])
+    meter(t.begin(), embedder, tokens, "remember", run_id)
     cur = store_memory(t.begin(), content, vector, embedder.model, run_id)
     with db.translated():
         return cur.fetchone()["memory_id"]
@@ -120,7 +143,8 @@ def ingest_document(t: Session, title: str, content: str, *, max_chars: int = 12
     """Chunk, embed (outside the transaction when none is open) and ``farmops.ingest_document``."""
     embedder = embedder_of(t)
     chunks = chunk_text(content, max_chars) or [content]
-    vectors = [Vector(v) for v in embedder.embed(chunks)]
+    vectors, tokens = embed_metered(embedder, chunks)
+    meter(t.begin(), embedder, tokens, "ingest")
     return t.call(
         "ingest_document",
         {"embeddings": "vector[]"},

@@ -197,9 +197,10 @@ def _reserve(
 def _start(t: Session, run_id: UUID, prompt: str, k: int) -> list[dict[str, Any]]:
     """Embed the prompt (outside any transaction), then start the run and retrieve for it."""
     embedder = knowledge.embedder_of(t)
-    vector = knowledge.embed_one(embedder, prompt)
+    (vector,), tokens = knowledge.embed_metered(embedder, [prompt])
     with t.short_transaction() as conn:
         credits.start_run(conn, run_id)
+        knowledge.meter(conn, embedder, tokens, "prompt", run_id)  # the prompt's embedding, on the run
         cur = knowledge.search_for_run(conn, run_id, vector, embedder.model, k=k)
     return cur.fetchall()
 

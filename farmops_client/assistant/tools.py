@@ -135,8 +135,9 @@ def context_block(passages: list[dict[str, Any]]) -> str:
 def retrieve(t: Session, run_id: UUID, query: str, k: int) -> list[dict[str, Any]]:
     """Embed ``query`` (outside any transaction), then ``search_for_run`` in a short one."""
     embedder = knowledge.embedder_of(t)
-    vector = knowledge.embed_one(embedder, query)
+    (vector,), tokens = knowledge.embed_metered(embedder, [query])
     with t.short_transaction() as conn:
+        knowledge.meter(conn, embedder, tokens, "search", run_id)  # the embedding is metered on the run
         cur = knowledge.search_for_run(conn, run_id, vector, embedder.model, k=k)
     return cur.fetchall()
 
@@ -154,9 +155,10 @@ def run_tool(t: Session, run_id: UUID, name: str, payload: dict[str, Any], k: in
 def _remember(t: Session, run_id: UUID, payload: dict[str, Any]) -> ToolCall:
     fact = str(payload.get("fact", ""))
     embedder = knowledge.embedder_of(t)
-    vector = knowledge.embed_one(embedder, fact)  # network call: outside any transaction
+    (vector,), tokens = knowledge.embed_metered(embedder, [fact])  # network call: outside any transaction
     try:
         with t.short_transaction() as conn:
+            knowledge.meter(conn, embedder, tokens, "remember", run_id)
             cur = knowledge.store_memory(conn, fact, vector, embedder.model, run_id)
         memory_id = cur.fetchone()["memory_id"]
     except InvalidPayload as exc:

@@ -197,8 +197,10 @@ def test_record_usage_meters_calls_outside_a_run(app, admin, two_farms):
     used = record_usage(app, a, feature="ingest", model=TITAN, input_tokens=12_345)
     assert used["cost_micro_usd"] == 247  # ceil(12345 * 20 / 1000)
     run = reserve(app, a, credits=5)
-    leg = record_usage(app, a, feature="chat", model=TITAN, input_tokens=10, run_id=run["id"])
-    assert leg["ai_run_id"] == run["id"]
+    leg = record_usage(app, a, feature="search", model=TITAN, input_tokens=10, run_id=run["id"])
+    assert (leg["ai_run_id"], leg["feature"]) == (run["id"], "chat")  # a leg counts under its run's feature
+    with raises_sqlstate("OF006"):
+        record_usage(app, a, model=TITAN, input_tokens=1)  # no run: a feature is required
     # A viewer's search embeds its query: any member is metered.
     add_member(app, a, "vic", "viewer")
     assert record_usage(app, a, "vic", feature="search", model=TITAN, input_tokens=1)["cost_micro_usd"] == 1

@@ -53,7 +53,7 @@ APP_FUNCTIONS = {
     "farmops.propose_write(uuid,text,jsonb)",
     "farmops.recommend(uuid,text,text)",
     "farmops.record_type_tools()",
-    "farmops.record_usage(text,text,integer,integer,uuid)",
+    "farmops.record_usage(text,integer,integer,text,uuid)",
     "farmops.redact_pii(text)",
     "farmops.remember(text,uuid)",
     "farmops.remove_member(uuid,text)",
@@ -119,7 +119,7 @@ SECURITY_DEFINER = {
     "farmops.credit_statement(timestamp with time zone,timestamp with time zone)",
     "farmops.drop_budget(text,text)",
     "farmops.model_price_at(text,timestamp with time zone)",
-    "farmops.record_usage(text,text,integer,integer,uuid)",
+    "farmops.record_usage(text,integer,integer,text,uuid)",
     "farmops.set_budget(text,bigint,text,text,integer[],text)",
 }
 

@@ -209,10 +209,10 @@ COMMENT ON FUNCTION farmops.set_model_price(text, bigint, bigint, bigint, bigint
 'clears the price. OF006.';
 
 CREATE OR REPLACE FUNCTION farmops.record_usage(
-    p_feature text,
     p_model text,
     p_input_tokens integer,
     p_output_tokens integer DEFAULT 0,
+    p_feature text DEFAULT NULL,
     p_run_id uuid DEFAULT NULL
 )
 RETURNS farmops.model_usage
@@ -225,7 +225,7 @@ DECLARE
     -- Metering is an obligation, not a privilege: any member's call to the provider
     -- (a viewer's search embeds its query) is recorded.
     v_farm uuid := farmops.require_capability('read');
-    v_feature text := farmops._text_argument(p_feature, 'feature', 100);
+    v_feature text := farmops._text_argument(p_feature, 'feature', 100, 'line', false);
     v_model text := farmops._text_argument(p_model, 'model', 200);
     v_usage farmops.model_usage;
     v_cost bigint;
@@ -233,10 +233,14 @@ BEGIN
     PERFORM farmops._assert_in_range(p_input_tokens, 'input tokens', 0, 2147483647);
     PERFORM farmops._assert_in_range(coalesce(p_output_tokens, 0), 'output tokens', 0, 2147483647);
     v_cost := farmops._cost_of(farmops.model_price_at(v_model, now()), p_input_tokens, p_output_tokens, 0, 0);
-    IF p_run_id IS NOT NULL AND NOT EXISTS (
-        SELECT FROM farmops.ai_runs AS r WHERE r.farm_id = v_farm AND r.id = p_run_id
-    ) THEN
-        RAISE EXCEPTION 'run % not found', p_run_id USING ERRCODE = 'OF102';
+    IF p_run_id IS NOT NULL THEN
+        -- A call serving a run is a leg of it: it counts under the run's feature.
+        SELECT r.feature INTO v_feature FROM farmops.ai_runs AS r WHERE r.farm_id = v_farm AND r.id = p_run_id;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'run % not found', p_run_id USING ERRCODE = 'OF102';
+        END IF;
+    ELSIF v_feature IS NULL THEN
+        RAISE EXCEPTION 'feature is required for a call that serves no run' USING ERRCODE = 'OF006';
     END IF;
     INSERT INTO farmops.model_usage AS u (farm_id, ai_run_id, user_id, feature, model, input_tokens, output_tokens,
         cost_micro_usd)
@@ -248,10 +252,11 @@ BEGIN
     RETURN v_usage;
 END
 $fn$;
-COMMENT ON FUNCTION farmops.record_usage(text, text, integer, integer, uuid) IS
-'Meters a provider call that is not a run''s own model call (embeddings of ingest, memories, a run''s prompt): '
-'tokens and micro-dollars computed by the database, counted as spent in the farm''s budgets; p_run_id names the '
-'run it served. Any member. OF410 unpriced model, OF102 unknown run, OF006.';
+COMMENT ON FUNCTION farmops.record_usage(text, integer, integer, text, uuid) IS
+'Meters a provider call that is not a run''s own model call (embeddings of ingest, memories, searches, a run''s '
+'prompt): tokens and micro-dollars computed by the database, counted as spent in the farm''s budgets. With '
+'p_run_id it is a leg of that run (the run''s feature); else p_feature names it. Any member. OF410 unpriced '
+'model, OF102 unknown run, OF006.';
 
 -- Metered calls and fired alerts are history: never updated or deleted.
 SELECT farmops._attach_append_only('farmops.model_usage');
