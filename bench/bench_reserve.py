@@ -149,6 +149,8 @@ def fresh_database(host: str, port: int) -> str:
         conn.execute(f'CREATE DATABASE "{dbname}"')
     with psycopg.connect(host=host, port=port, user="postgres", dbname=dbname) as conn:
         migrations.migrate(conn)
+        # 'bench-model' has no price: unknown models fail closed (OF410) unless a default price is set.
+        conn.execute("SELECT farmops.set_model_price('*', 1000, 4000, p_source => 'bench default')")
         create_app_login(conn, APP_LOGIN)
         conn.execute(SEED_SCHEMA)
         n = max(FARM_COUNTS)
