@@ -52,8 +52,11 @@ class Client:
         embedder: Embedder | str | None = None,
         model: str | None = None,
         owns_pool: bool = False,
+        role: str | None = None,
     ):
         self.pool = pool
+        #: The database role every transaction of this client acts as (``SET LOCAL ROLE``), or ``None``.
+        self.role = role
         self.bedrock = bedrock
         self.embedder = embedder_named(embedder, bedrock) if isinstance(embedder, str) else embedder
         self.model = model or assistant.DEFAULT_MODEL
@@ -76,8 +79,8 @@ class Client:
         self.close()
 
     @contextlib.contextmanager
-    def connection(self) -> Iterator[psycopg.Connection]:
-        """A pooled connection (pgvector registered), translated errors; no tenant context."""
+    def _borrow(self) -> Iterator[psycopg.Connection]:
+        """A pooled connection as the pool gives it (autocommit, pgvector registered), no role set."""
         try:
             with self.pool.connection() as conn:
                 db.ensure_vector(conn)
@@ -86,16 +89,30 @@ class Client:
             raise DatabaseUnavailable(f"no database connection available: {exc}") from exc
 
     @contextlib.contextmanager
+    def connection(self) -> Iterator[psycopg.Connection]:
+        """A pooled connection (pgvector registered), translated errors; no tenant context.
+
+        With ``connect(role=...)`` the block is ONE transaction acting as that role (``SET LOCAL
+        ROLE``), committed at its end; without, the connection is autocommit.
+        """
+        with self._borrow() as conn:
+            if self.role:
+                with db.local_role(conn, self.role):
+                    yield conn
+            else:
+                yield conn
+
+    @contextlib.contextmanager
     def tenant(self, farm_id: UUID | str, user_id: str) -> Iterator[TenantSession]:
         """A session acting as ``user_id`` in ``farm_id`` (see :mod:`farmops_client.session`)."""
-        with self.connection() as conn, TenantSession(self, conn, farm_id, user_id) as session:
+        with self._borrow() as conn, TenantSession(self, conn, farm_id, user_id) as session:
             yield session
 
     @contextlib.contextmanager
     def tenant_from_token(self, token: str) -> Iterator[TenantSession]:
         """A session as the farm and user a signed identity token names. The database verifies the token
         (``farmops.begin_tenant_verified``) here and again in every transaction of the session."""
-        with self.connection() as conn, db.translated(), conn.transaction():
+        with self._transaction() as conn:
             db.call(conn, "begin_tenant_verified", token=token)
             ctx = db.execute(conn, "SELECT farm_id, user_id FROM farmops.tenant_context()").fetchone()
         with self.tenant(ctx["farm_id"], ctx["user_id"]) as session:
@@ -105,7 +122,7 @@ class Client:
     # -- operator helpers (no tenant context) -------------------------------------------------------------
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[psycopg.Connection]:
-        with self.connection() as conn, db.translated(), conn.transaction():
+        with self._borrow() as conn, db.local_role(conn, self.role):
             yield conn
 
     def create_farm(self, name: str, owner_user_id: str) -> UUID:
@@ -116,12 +133,12 @@ class Client:
     def expire_reservations(self) -> int:
         """``farmops.expire_reservations()`` as farmops_maintainer (:mod:`.maintenance`): refund every
         reservation past its expiry; returns how many. The client's login must be a maintainer."""
-        with self.connection() as conn:
+        with self._borrow() as conn:
             return maintenance.expire_reservations(conn)
 
     def expire(self) -> dict[str, int]:
         """Both maintenance expiry jobs as farmops_maintainer: ``{"reservations": n, "drafts": m}``."""
-        with self.connection() as conn:
+        with self._borrow() as conn:
             return maintenance.expire(conn)
 
     def check_invariants(self, farm_id: UUID | str | None = None) -> list[dict[str, Any]]:
@@ -157,6 +174,7 @@ class TenantSession(Session):
             bedrock=client.bedrock,
             model=client.model,
             cache=client.cache,
+            db_role=client.role,
         )
         self.client = client
 
@@ -164,6 +182,8 @@ class TenantSession(Session):
     farm = tenancy.farm
     members = tenancy.members
     add_member = tenancy.add_member
+    remove_member = tenancy.remove_member
+    set_member_role = tenancy.set_member_role
     # credits and runs
     grant_credits = credits.grant_credits
     balance = credits.balance
@@ -188,9 +208,19 @@ class TenantSession(Session):
     confirm_draft = write_path.confirm_draft
     discard_draft = write_path.discard_draft
     set_autonomy = write_path.set_autonomy
+    autonomy = write_path.autonomy
+    set_draft_ttl = write_path.set_draft_ttl
+    draft_channel = write_path.draft_channel
+    recommendations = write_path.recommendations
+    decide_recommendation = write_path.decide_recommendation
+    give_feedback = write_path.give_feedback
+    feedback = write_path.feedback
+    evals = write_path.evals
+    eval_rules = write_path.eval_rules
     # knowledge
     ingest_document = knowledge.ingest_document
     delete_document = knowledge.delete_document
+    documents = knowledge.documents
     search = knowledge.search
     remember = knowledge.remember
     # the governed run
@@ -225,14 +255,16 @@ def connect(
     :class:`farmops_client.aws.IamAuthToken` for RDS IAM tokens. ``bedrock`` is a
     ``bedrock-runtime`` client (see :meth:`farmops_client.aws.AwsIdentities.bedrock_client`);
     without one ``ask`` is unavailable. ``embedder`` is chosen here and nowhere else (see
-    :class:`Client`). ``role`` runs ``SET ROLE`` on every new connection (the CLI uses
-    ``farmops_app`` so that even a superuser DSN acts under row level security, which superusers
-    otherwise bypass).
+    :class:`Client`). ``role`` is the database role every transaction acts as: ``SET LOCAL ROLE``
+    first in each one, never a session ``SET ROLE``, so nothing outlives a transaction (PgBouncer's
+    transaction mode). The CLI uses ``farmops_app`` so that even a superuser DSN acts under row level
+    security, which superusers otherwise bypass. With your own ``pool`` the client's transactions set
+    it the same way; statements you run on that pool yourself use :func:`farmops_client.db.local_role`.
     """
     if isinstance(dsn, ConnectionPool):
         dsn, pool = None, dsn
     if pool is not None:
-        return Client(pool, bedrock=bedrock, embedder=embedder, model=model)
+        return Client(pool, bedrock=bedrock, embedder=embedder, model=model, role=role)
     if not dsn:
         raise ValueError("connect() needs a DSN or a pool")
     # PgBouncer transaction mode: no server-side prepared statements (psycopg would prepare after 5
@@ -242,30 +274,25 @@ def connect(
     def kwargs() -> dict[str, Any]:
         return {**static, **(auth() if auth else {})}
 
-    # One connection first, so a bad DSN, password or role fails fast with libpq's reason.
-    db.connect(dsn, role=role, **kwargs()).close()
-
-    def configure(conn: psycopg.Connection) -> None:
-        if role:
-            db.set_role(conn, role)
-        configure_connection(conn)
+    # One connection first, so a bad DSN, password or role fails fast with libpq's reason (the role
+    # checked in a transaction of its own: a session SET ROLE would stay on a PgBouncer server connection).
+    with db.connect(dsn, **kwargs()) as probe, db.local_role(probe, role):
+        pass
 
     def reset(conn: psycopg.Connection) -> None:
         # A returned connection forgets a borrower's session state (SET, WITH HOLD cursors, LISTEN,
-        # advisory locks, temp tables); that also resets the role, so set it again.
+        # advisory locks, temp tables, a SET ROLE of its own).
         with db.translated():
             conn.execute(RESET_SESSION)
-        if role:
-            db.set_role(conn, role)
 
     new_pool = ConnectionPool(
         dsn,
         kwargs=kwargs,
         min_size=min_size,
         max_size=max_size,
-        configure=configure,
+        configure=configure_connection,
         reset=reset,
         open=True,
         name="farmops",
     )
-    return Client(new_pool, bedrock=bedrock, embedder=embedder, model=model, owns_pool=True)
+    return Client(new_pool, bedrock=bedrock, embedder=embedder, model=model, owns_pool=True, role=role)

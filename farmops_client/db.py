@@ -71,7 +71,11 @@ def connect(conninfo: str = "", *, role: str | None = None, **kwargs: Any) -> ps
 
 
 def set_role(conn: psycopg.Connection, role: str) -> None:
-    """``SET ROLE role`` for the rest of the connection (committed when not in autocommit)."""
+    """``SET ROLE role`` for the rest of the connection (committed when not in autocommit).
+
+    Session state: for a connection of one's own (migrations, the demo's setup), never for one a
+    pool or PgBouncer hands to someone else next; those use :func:`local_role`.
+    """
     try:
         with translated():
             conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
@@ -79,6 +83,37 @@ def set_role(conn: psycopg.Connection, role: str) -> None:
                 conn.commit()
     except psycopg.errors.InsufficientPrivilege as exc:
         raise FarmopsError(f"the DSN's role may not act as {role}: {exc.diag.message_primary}") from exc
+
+
+#: ``SET LOCAL ROLE %s`` as a function call: it can be queued in a pipeline and takes a parameter.
+_SET_LOCAL_ROLE = "SELECT pg_catalog.set_config('role', %s, true)"
+
+
+def send_local_role(conn: psycopg.Connection, role: str) -> psycopg.Cursor[dict[str, Any]]:
+    """Queue (or run) ``SET LOCAL ROLE role``: it lasts until the current transaction ends.
+
+    Transaction-local, so nothing outlives the transaction: a server connection PgBouncer hands to
+    another client in transaction mode carries no role (a session ``SET ROLE`` would). Call it first
+    in a transaction (or a pipeline's implicit one); outside one it ends with its own statement.
+    """
+    return execute(conn, _SET_LOCAL_ROLE, [role])
+
+
+def set_local_role(conn: psycopg.Connection, role: str) -> None:
+    """:func:`send_local_role`, checked: a login that may not act as ``role`` is a FarmopsError."""
+    try:
+        send_local_role(conn, role).fetchall()
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise FarmopsError(f"the DSN's role may not act as {role}: {exc.diag.message_primary}") from exc
+
+
+@contextlib.contextmanager
+def local_role(conn: psycopg.Connection, role: str | None) -> Iterator[psycopg.Connection]:
+    """One transaction on ``conn`` acting as ``role`` (``SET LOCAL ROLE``; ``None``: the login's own)."""
+    with translated(), conn.transaction():
+        if role:
+            set_local_role(conn, role)
+        yield conn
 
 
 def configure_connection(conn: psycopg.Connection) -> None:

@@ -10,6 +10,7 @@ HTTP layer (scripted, and labelled so), unless ``--bedrock`` asks for the real s
 from __future__ import annotations
 
 from importlib import resources
+from uuid import UUID
 
 import click
 from psycopg.conninfo import make_conninfo
@@ -76,6 +77,22 @@ def _load_global_document(admin_dsn: str, embedder: Embedder, say) -> None:
     say("global knowledge: 'Poultry biosecurity basics' (written as farmops_owner)")
 
 
+def _demo_farm(admin_dsn: str, client, name: str, owner: str, say) -> UUID:
+    """The demo's farm ``name`` owned by ``owner``: the one a previous run made (found as farmops_owner,
+    the oldest of that name and owner), else a new one. A second ``farmops demo`` reuses its farms."""
+    with db.connect(admin_dsn, autocommit=True) as conn, db.local_role(conn, db.OWNER_ROLE):
+        found = db.execute(
+            conn,
+            "SELECT f.id FROM farmops.farms AS f JOIN farmops.farm_members AS m ON m.farm_id = f.id "
+            "WHERE f.name = %s AND m.user_id = %s AND m.role = 'owner' ORDER BY f.created_at, f.id LIMIT 1",
+            [name, owner],
+        ).fetchone()
+    if found is not None:
+        say(f"reusing farm {found['id']} '{name}' from an earlier run")
+        return found["id"]
+    return client.create_farm(name, owner)
+
+
 def _short(text: str, limit: int = 70) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
@@ -120,8 +137,8 @@ def run_demo(admin_dsn: str, *, use_bedrock: bool = False, console: Console | No
 
     with connect(app_dsn, bedrock=bedrock, embedder=embedder, max_size=3) as client:
         step("2. two farms, their members and credits")
-        farm_a = client.create_farm("Kaduna Poultry", "alice")
-        farm_b = client.create_farm("Lagos Layers", "bob")
+        farm_a = _demo_farm(admin_dsn, client, "Kaduna Poultry", "alice", say)
+        farm_b = _demo_farm(admin_dsn, client, "Lagos Layers", "bob", say)
         with client.tenant(farm_a, "alice") as t:
             t.add_member("musa", "worker")
             t.grant_credits(200, "demo starter pack")

@@ -177,3 +177,55 @@ def ingest_global_document(
         embeddings=vectors,
         model=embedder.model,
     )
+
+
+def documents(t: Session, *, limit: int = 100) -> list[dict[str, Any]]:
+    """The farm's documents (no content: title, size, chunks, model), newest first."""
+    return t.execute(
+        "SELECT d.id, d.title, char_length(d.content) AS characters, "
+        "(SELECT count(*) FROM farmops.embeddings AS e WHERE e.farm_id = d.farm_id AND e.document_id = d.id)"
+        " AS chunks, d.model, d.created_by, d.created_at "
+        "FROM farmops.documents AS d ORDER BY d.created_at DESC, d.id LIMIT %(limit)s",
+        {"limit": limit},
+    ).fetchall()
+
+
+def global_documents(conn: psycopg.Connection, *, limit: int = 100) -> list[dict[str, Any]]:
+    """The global knowledge base's documents (no content), newest first; any role may read them."""
+    return db.execute(
+        conn,
+        "SELECT d.id, d.title, char_length(d.content) AS characters, "
+        "(SELECT count(*) FROM farmops.global_embeddings AS e WHERE e.document_id = d.id) AS chunks, "
+        "d.model, d.created_by, d.created_at "
+        "FROM farmops.global_documents AS d ORDER BY d.created_at DESC, d.id LIMIT %(limit)s",
+        {"limit": limit},
+    ).fetchall()
+
+
+def delete_global_document(conn: psycopg.Connection, document_id: UUID | str) -> None:
+    """``farmops.delete_global_document`` (the package owner only): OF302 if there is none."""
+    db.call(conn, "delete_global_document", document_id=document_id)
+
+
+def embed_chunks(
+    embedder: Embedder, content: str, *, max_chars: int = 1200
+) -> tuple[list[str], list[Vector]]:
+    """Chunk ``content`` and embed the chunks (a network call: outside any transaction)."""
+    chunks = chunk_text(content, max_chars) or [content]
+    return chunks, [Vector(v) for v in embedder.embed(chunks)]
+
+
+def store_global_document(
+    conn: psycopg.Connection, title: str, content: str, chunks: list[str], vectors: list[Vector], model: str
+) -> UUID:
+    """``farmops.ingest_global_document`` with vectors made beforehand (:func:`embed_chunks`); owner only."""
+    return db.value(
+        conn,
+        "ingest_global_document",
+        {"embeddings": "vector[]"},
+        title=title,
+        content=content,
+        chunks=chunks,
+        embeddings=vectors,
+        model=model,
+    )

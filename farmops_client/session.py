@@ -43,6 +43,7 @@ class Session:
         bedrock: Any = None,
         model: str | None = None,
         cache: dict[str, Any] | None = None,
+        db_role: str | None = None,
     ):
         self.conn = conn
         self.farm_id = UUID(str(farm_id))
@@ -57,6 +58,9 @@ class Session:
         #: An identity token: when set, every transaction verifies it (``farmops.begin_tenant_verified``)
         #: instead of calling ``farmops.begin_tenant``.
         self.token: str | None = None
+        #: The database role every transaction of the session acts as (``SET LOCAL ROLE``, first in
+        #: the transaction), or ``None`` for the login's own: nothing of it outlives the transaction.
+        self.db_role = db_role
         self._tx: psycopg.Transaction | None = None
 
     def __enter__(self):
@@ -85,17 +89,24 @@ class Session:
         return self.conn
 
     def _set_context(self) -> None:
-        if self.token is not None:
+        if self.db_role:
+            # The role (transaction-local, so first) and the context in one round trip.
+            with db.translated(), self.conn.pipeline():
+                cur = self._send_context()
+            with db.translated():
+                self.role = next(iter(cur.fetchone().values()))
+        elif self.token is not None:
             self.role = db.value(self.conn, "begin_tenant_verified", token=self.token)
         else:
             self.role = db.value(self.conn, "begin_tenant", farm_id=self.farm_id, user_id=self.user_id)
 
-    def _send_context(self) -> None:
-        """Queue the tenant context of a pipelined transaction (its result is not needed)."""
+    def _send_context(self) -> psycopg.Cursor:
+        """Queue the role and the tenant context of a pipelined transaction; the context's cursor."""
+        if self.db_role:
+            db.send_local_role(self.conn, self.db_role)
         if self.token is not None:
-            db.send(self.conn, "begin_tenant_verified", token=self.token)
-        else:
-            db.send(self.conn, "begin_tenant", farm_id=self.farm_id, user_id=self.user_id)
+            return db.send(self.conn, "begin_tenant_verified", token=self.token)
+        return db.send(self.conn, "begin_tenant", farm_id=self.farm_id, user_id=self.user_id)
 
     def _end(self, exc: BaseException | None) -> None:
         tx, self._tx = self._tx, None

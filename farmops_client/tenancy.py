@@ -13,7 +13,7 @@ import psycopg
 from psycopg import sql
 
 from . import db
-from .errors import FarmopsError
+from .errors import FarmopsError, NotAMember
 from .session import Session
 
 
@@ -122,3 +122,20 @@ def _create_login(conn: psycopg.Connection, name: str, group: str, password: str
 
 def _role_exists(conn: psycopg.Connection, name: str) -> bool:
     return db.execute(conn, "SELECT FROM pg_roles WHERE rolname = %s", [name]).fetchone() is not None
+
+
+def remove_member(t: Session, user_id: str) -> None:
+    """``farmops.remove_member`` (owner only): OF002 if ``user_id`` is no member, OF005 the last owner."""
+    t.call("remove_member", farm_id=t.farm_id, user_id=user_id)
+
+
+def set_member_role(t: Session, user_id: str, role: str) -> None:
+    """Change an existing member's role (``farmops.add_member``, owner only); unlike :func:`add_member`
+    it never adds anyone: :class:`~farmops_client.errors.NotAMember` if ``user_id`` is no member."""
+    found = t.execute(
+        "SELECT 1 FROM farmops.farm_members WHERE farm_id = %s AND user_id = %s",
+        [t.farm_id, user_id],
+    ).fetchone()
+    if found is None:
+        raise NotAMember(f"{user_id[:256]} is not a member of this farm")
+    add_member(t, user_id, role)

@@ -6,6 +6,7 @@ member; functions taking a connection run in the caller's (the assistant's short
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
@@ -72,3 +73,76 @@ def propose_write(
     Queued in the caller's (pipelined) transaction: read the returned cursor after it.
     """
     return db.send(conn, "propose_write", run_id=run_id, record_type=record_type, payload=Jsonb(payload))
+
+
+def autonomy(t: Session) -> dict[str, Any]:
+    """The farm's AI settings (tier, auto allow-list, per-type overrides, draft TTL) and, per record
+    type, its class and the autonomy ``farmops.resolve_autonomy`` gives it now (``types``)."""
+    settings = t.execute(
+        "SELECT ai_autonomy, ai_auto_categories, ai_record_autonomy, draft_ttl "
+        "FROM farmops.farms WHERE id = %s",
+        [t.farm_id],
+    ).fetchone()
+    types = t.execute(
+        "SELECT name AS record_type, class, farmops.resolve_autonomy(name) AS effective "
+        "FROM farmops.record_types ORDER BY name"
+    ).fetchall()
+    return {**(settings or {}), "types": types}
+
+
+def set_draft_ttl(t: Session, ttl: timedelta) -> timedelta:
+    """``farmops.set_draft_ttl`` (owner only): how long new drafts wait for a human, 5 min to 30 days."""
+    return t.call("set_draft_ttl", ttl=ttl)[0]["set_draft_ttl"]
+
+
+def draft_channel(t: Session) -> str:
+    """``farmops.draft_channel()``: the channel to LISTEN on for this farm's new pending drafts."""
+    return t.call("draft_channel")[0]["draft_channel"]
+
+
+def recommendations(t: Session, *, status: str | None = "pending", limit: int = 100) -> list[dict[str, Any]]:
+    """The farm's AI recommendations (by default the pending ones), newest first."""
+    return t.execute(
+        "SELECT * FROM farmops.ai_recommendations WHERE %(status)s::text IS NULL OR status = %(status)s "
+        "ORDER BY created_at DESC, id LIMIT %(limit)s",
+        {"status": status, "limit": limit},
+    ).fetchall()
+
+
+def decide_recommendation(
+    t: Session, recommendation_id: UUID | str, approve: bool, reason: str | None = None
+) -> dict[str, Any]:
+    """``farmops.decide_recommendation`` as this (human) member; returns the recommendation row."""
+    return t.call(
+        "decide_recommendation", recommendation_id=recommendation_id, approve=approve, reason=reason
+    )[0]
+
+
+def give_feedback(
+    t: Session, run_id: UUID | str, thumbs_up: bool, comment: str | None = None
+) -> dict[str, Any]:
+    """``farmops.give_feedback``: this member's thumbs up/down on a run (a second call replaces it)."""
+    return t.call("give_feedback", run_id=run_id, thumbs_up=thumbs_up, comment=comment)[0]
+
+
+def feedback(t: Session, *, run_id: UUID | str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    """The farm's feedback on runs (optionally one run's), newest first."""
+    return t.execute(
+        "SELECT * FROM farmops.ai_feedback WHERE %(run)s::uuid IS NULL OR ai_run_id = %(run)s::uuid "
+        "ORDER BY updated_at DESC, ai_run_id, user_id LIMIT %(limit)s",
+        {"run": run_id, "limit": limit},
+    ).fetchall()
+
+
+def evals(t: Session, *, run_id: UUID | str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    """The farm's eval results (optionally one run's), newest first."""
+    return t.execute(
+        "SELECT * FROM farmops.ai_evals WHERE %(run)s::uuid IS NULL OR ai_run_id = %(run)s::uuid "
+        "ORDER BY created_at DESC, id DESC LIMIT %(limit)s",
+        {"run": run_id, "limit": limit},
+    ).fetchall()
+
+
+def eval_rules(t: Session) -> list[dict[str, Any]]:
+    """The installation's eval rules (global; registered by the package owner)."""
+    return t.execute("SELECT * FROM farmops.ai_eval_rules ORDER BY name").fetchall()

@@ -200,6 +200,12 @@ SELECT farmops.migration_is_pending('0095_money_cost_and_budgets.sql', '28049fa5
 INSERT INTO farmops.schema_migrations (filename, sha256)
 VALUES ('0095_money_cost_and_budgets.sql', '28049fa5cbaabc46f7228a6e145c51da2358b2fb10169edb9b0109bdf19964e0');
 \endif
+SELECT farmops.migration_is_pending('0115_write_path_draft_ttl.sql', 'c4b03c785c59ed4a9e9a75e3ea778cd3b0b2ed6ec89ca64530e5eb29aaf3b2f6') AS pending \gset
+\if :pending
+\ir schema/0115_write_path_draft_ttl.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0115_write_path_draft_ttl.sql', 'c4b03c785c59ed4a9e9a75e3ea778cd3b0b2ed6ec89ca64530e5eb29aaf3b2f6');
+\endif
 \ir functions/00_core/arguments.sql
 \ir functions/00_core/errors.sql
 \ir functions/00_core/guards.sql
@@ -220,6 +226,8 @@ VALUES ('0095_money_cost_and_budgets.sql', '28049fa5cbaabc46f7228a6e145c51da2358
 \ir functions/20_credits/runs.sql
 \ir functions/20_credits/settle.sql
 \ir functions/30_write_path/autonomy.sql
+\ir functions/30_write_path/draft_notify.sql
+\ir functions/30_write_path/draft_ttl.sql
 \ir functions/30_write_path/drafts.sql
 \ir functions/30_write_path/evals.sql
 \ir functions/30_write_path/feedback.sql

@@ -183,10 +183,10 @@ def _reserve(
         ttl=ttl,
         input_summary=_summary(prompt),
     )
-    if t.token is None:
+    if t.token is None and not t.db_role:
         run = credits.reserve_run(t.conn, **args)  # autocommit: the call is the transaction
     else:
-        with t.short_transaction() as conn:  # the verified context, then the same call
+        with t.short_transaction() as conn:  # the verified context or the role, then the same call
             cur = credits.reserve_run_cursor(conn, **args)
         run = cur.fetchone()
     result = AskResult(run_id=run["id"], status="running", text="", stop_reason=None)

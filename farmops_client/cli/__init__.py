@@ -10,7 +10,19 @@ a migration problem); 2 bad usage; 3 the database could not be reached.
 
 from __future__ import annotations
 
-from . import assistant, credits, database, drafts, knowledge, operations, runs, spend, tenancy  # noqa: F401  (they register)
+from . import (  # noqa: F401  (they register)
+    assistant,
+    autonomy,
+    credits,
+    database,
+    drafts,
+    knowledge,
+    operations,
+    review,
+    runs,
+    spend,
+    tenancy,
+)
 from .base import EXIT_REFUSED, EXIT_UNAVAILABLE, main, resolve_dsn
 
 __all__ = ["EXIT_REFUSED", "EXIT_UNAVAILABLE", "main", "resolve_dsn"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .base import FarmopsGroup, as_member, emit, json_option, main, member_options
+from .base import POSITIVE_INT32, UUID, FarmopsGroup, as_member, emit, json_option, main, member_options
 
 
 @main.group(cls=FarmopsGroup)
@@ -13,7 +13,7 @@ def credits() -> None:
 
 
 @credits.command("grant")
-@click.argument("amount", type=int)
+@click.argument("amount", type=POSITIVE_INT32)
 @click.option("--reason", required=True, help="Why (stored on the ledger row).")
 @member_options
 def credits_grant(amount, reason, farm_id, user_id, dsn, data_dir) -> None:
@@ -34,8 +34,8 @@ LEDGER_COLUMNS = ["seq", "kind", "delta", "balance_after", "ai_run_id", "actor",
 
 
 @credits.command("ledger")
-@click.option("--run", "run_id", help="Only the legs of this run.")
-@click.option("--limit", type=int, default=100, show_default=True)
+@click.option("--run", "run_id", type=UUID, help="Only the legs of this run.")
+@click.option("--limit", type=POSITIVE_INT32, default=100, show_default=True)
 @json_option
 @member_options
 def credits_ledger(run_id, limit, as_json, farm_id, user_id, dsn, data_dir) -> None:

@@ -13,7 +13,17 @@ from .. import embedded
 from .. import migrate as migrations
 from ..errors import BY_SQLSTATE
 from ..paths import sql_dir
-from .base import EXIT_REFUSED, FarmopsGroup, data_dir_option, dsn_option, main, resolve_dsn
+from .base import (
+    EXIT_REFUSED,
+    FarmopsGroup,
+    data_dir_option,
+    dsn_option,
+    emit,
+    json_option,
+    main,
+    output_format,
+    resolve_dsn,
+)
 
 
 @main.group(cls=FarmopsGroup)
@@ -128,15 +138,15 @@ def install_script(check: bool) -> None:
 
 
 @main.command("errors")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option
 def errors_cmd(as_json: bool) -> None:
     """List the documented SQLSTATEs and the Python exception each maps to."""
     rows = [
         {"sqlstate": k, "exception": v.__name__, "meaning": (v.__doc__ or "").split(": ", 1)[-1]}
         for k, v in sorted(BY_SQLSTATE.items())
     ]
-    if as_json:
-        click.echo(json.dumps(rows, indent=2))
+    if output_format(as_json) != "table":
+        emit(rows, as_json, ["sqlstate", "exception", "meaning"])
         return
     for r in rows:
         click.echo(f"{r['sqlstate']}  {r['exception']:22} {r['meaning']}")

@@ -13,6 +13,7 @@ from ..demo import run_demo
 from .base import (
     EXIT_REFUSED,
     OWNER_ROLE,
+    POSITIVE_INT32,
     FarmopsGroup,
     data_dir_option,
     dsn_option,
@@ -71,7 +72,9 @@ main.add_command(maintenance_group, "maintenance")
 
 
 @maintenance_group.command("expire")
-@click.option("--max-runs", type=int, default=10000, show_default=True, help="Runs expired per call at most.")
+@click.option(
+    "--max-runs", type=POSITIVE_INT32, default=10000, show_default=True, help="Runs expired per call at most."
+)
 @json_option
 @dsn_option
 @data_dir_option
@@ -80,7 +83,9 @@ def maintenance_expire(max_runs, as_json, dsn, data_dir) -> None:
 
     Connects with the DSN as it is and runs each job in its own transaction after SET LOCAL ROLE
     farmops_maintainer: the DSN's login must be a maintainer login of this installation
-    (tenancy.create_maintainer_login), the package owner or a superuser.
+    (tenancy.create_maintainer_login), the package owner or a superuser. Run it every few minutes
+    from cron (*/5 * * * * farmops maintenance expire --dsn postgresql://maint@db/farmops) or let
+    pg_cron call the SQL jobs (README, "Maintenance jobs").
     """
     with fdb.connect(resolve_dsn(dsn, data_dir), autocommit=True) as conn:
         counts = maintenance.expire(conn, max_runs=max_runs)

@@ -12,11 +12,17 @@ from support.tenancy import unexpected
 
 from farmops_client.cli import main
 
+ZERO_ID = "00000000-0000-0000-0000-000000000001"
 COMMANDS = [
     ["farm", "create"], ["farm", "list"], ["member", "add"], ["credits", "grant"], ["credits", "balance"],
     ["credits", "ledger"], ["drafts", "list"], ["drafts", "show"], ["drafts", "confirm"],
     ["drafts", "discard"],
     ["kb", "add"], ["kb", "search"], ["ask"], ["runs", "list"], ["runs", "show"], ["check"], ["demo"],
+    ["member", "remove"], ["member", "role"], ["autonomy", "show"], ["autonomy", "set"], ["kb", "list"],
+    ["kb", "delete"], ["kb", "global", "add"], ["kb", "global", "list"], ["kb", "global", "delete"],
+    ["feedback", "give"], ["feedback", "list"], ["evals", "list"], ["evals", "rules"],
+    ["recommendations", "list"], ["recommendations", "decide"], ["drafts", "watch"],
+    ["maintenance", "expire"], ["login", "list"],
     ["db", "start"], ["migrate"], ["install-script"], ["errors"],
 ]  # fmt: skip
 
@@ -38,7 +44,7 @@ def test_help_lists_every_command():
 
 def test_bad_dsn_exits_3_with_one_line_and_no_traceback():
     proc = subprocess.run(
-        [sys.executable, "-m", "farmops_client.cli", "credits", "balance", "--farm", "x", "--user", "y",
+        [sys.executable, "-m", "farmops_client.cli", "credits", "balance", "--farm", ZERO_ID, "--user", "y",
          "--dsn", "postgresql://nobody@/nodb?host=/nonexistent&port=1"],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip

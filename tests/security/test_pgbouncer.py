@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
+import os
+import subprocess
+import sys
 
 import psycopg
 import pytest
@@ -258,3 +262,66 @@ def test_pool_reset_cleans_the_server_connection_behind_pgbouncer(db, start_boun
     # Another client of PgBouncer, on the same server connection, inherits nothing either.
     with psycopg.connect(bouncer.dsn(APP_LOGIN, db.dbname), autocommit=True) as other:
         assert session_state(other) == ("0", 0, APP_LOGIN)
+
+
+# -- the CLI through PgBouncer ----------------------------------------------------------------------------
+CLI_ROUNDS = 2
+
+
+def cli_through(dsn: str, *args: str) -> subprocess.CompletedProcess:
+    """``farmops ARGS --dsn DSN`` in a process of its own (as an operator runs it)."""
+    return subprocess.run(
+        [sys.executable, "-m", "farmops_client.cli", *args, "--dsn", dsn],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "200", "FARMOPS_FORMAT": "json"},
+    )
+
+
+def role_state(conn) -> tuple:
+    """What a session-level SET ROLE left on the server connection: (current_user, role setting)."""
+    return conn.execute("SELECT current_user, current_setting('role')").fetchone()
+
+
+@pytest.mark.parametrize("login", [APP_LOGIN, "postgres"])
+def test_the_cli_interleaves_tenants_through_pgbouncer_and_leaves_no_role(
+    db, owner, farms, start_bouncer, login
+):
+    """Two tenants' CLI commands, in parallel processes, over ONE server connection of the login: each
+    sees its own farm only, and nothing of the CLI's role outlives its transactions, even with a
+    superuser DSN (the CLI acts as farmops_app through SET LOCAL ROLE, never a session SET ROLE)."""
+    bouncer = start_bouncer(pool_size=1)
+    dsn = bouncer.dsn(login, db.dbname)
+    for user, farm in farms.items():  # a member each, so that member lists differ per farm
+        assert (
+            cli_through(
+                dsn, "member", "add", f"{user}-helper", "worker", "--farm", str(farm), "--user", user
+            ).returncode
+            == 0
+        )
+
+    def work(i: int) -> list[str]:
+        seen = []
+        with psycopg.connect(dsn, autocommit=True, prepare_threshold=None) as raw:
+            for r in range(CLI_ROUNDS):
+                user = USERS[(i + r) % 2]
+                who = ["--farm", str(farms[user]), "--user", user]
+                ledger = cli_through(dsn, "credits", "ledger", *who)
+                members = cli_through(dsn, "member", "list", *who)
+                assert ledger.returncode == members.returncode == 0, ledger.stderr + members.stderr
+                assert {leg["farm_id"] for leg in json.loads(ledger.stdout)} == {str(farms[user])}
+                assert {m["user_id"] for m in json.loads(members.stdout)} == {user, f"{user}-helper"}
+                # The same login's next transaction (the same server connection): no role, no tenant.
+                assert role_state(raw) == (login, "none")
+                assert raw.execute(SERVER_STATE).fetchone()[1] is None
+                seen.append(user)
+        return seen
+
+    results = concurrently([lambda i=i: work(i) for i in range(4)])
+    for result in results:
+        if isinstance(result, Exception):
+            raise result
+    assert sorted(u for r in results for u in r) == sorted(USERS * (4 * CLI_ROUNDS // 2))
+    servers = [s for s in bouncer.console("SHOW SERVERS") if login in s]
+    assert len(servers) <= 1, servers  # one server connection carried both tenants

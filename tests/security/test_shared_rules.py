@@ -90,6 +90,8 @@ def test_every_farmops_trigger_fires_always(admin):
         ("ai_recommendations", "ai_recommendations_move_forward_only"),
         ("ai_runs", "ai_runs_is_never_truncated"),
         ("ai_runs", "ai_runs_move_forward_only"),
+        ("assistant_drafts", "assistant_drafts_announce_new_pending_ones"),
+        ("assistant_drafts", "assistant_drafts_expire_after_their_farms_ttl"),
         ("assistant_drafts", "assistant_drafts_is_never_truncated"),
         ("assistant_drafts", "assistant_drafts_move_forward_only"),
         ("autonomy_changes", "autonomy_changes_is_append_only"),
