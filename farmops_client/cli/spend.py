@@ -17,7 +17,6 @@ import click
 
 from .. import spend
 from .base import (
-    OWNER_ROLE,
     FarmopsGroup,
     as_member,
     data_dir_option,
@@ -29,6 +28,7 @@ from .base import (
     main,
     member_options,
     open_client,
+    owner_transaction,
 )
 from .credits import credits
 
@@ -201,7 +201,7 @@ def rates_set(model, input_, output, cache_read, cache_write, clear, source, as_
     """Set MODEL's price from now on (package owner: the DSN's role must be able to act as farmops_owner)."""
     if clear == (input_ is not None or output is not None):
         raise click.UsageError("give --input and --output, or --clear")
-    with open_client(dsn, data_dir, role=OWNER_ROLE) as client, client.connection() as conn:
+    with owner_transaction(dsn, data_dir) as conn:
         row = spend.set_model_price(
             conn,
             model,
@@ -211,7 +211,6 @@ def rates_set(model, input_, output, cache_read, cache_write, clear, source, as_
             cache_write_micro_usd_per_1k=_per_1k(cache_write, "--cache-write"),
             source=source,
         )
-        conn.commit()
     emit_one(row, as_json)
 
 
