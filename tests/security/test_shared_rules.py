@@ -96,8 +96,12 @@ def test_every_farmops_trigger_fires_always(admin):
         ("assistant_drafts", "assistant_drafts_move_forward_only"),
         ("autonomy_changes", "autonomy_changes_is_append_only"),
         ("autonomy_changes", "autonomy_changes_is_never_truncated"),
+        ("budget_alerts", "budget_alerts_is_append_only"),
+        ("budget_alerts", "budget_alerts_is_never_truncated"),
         ("credit_ledger", "credit_ledger_is_append_only"),
         ("credit_ledger", "credit_ledger_is_never_truncated"),
+        ("model_usage", "model_usage_is_append_only"),
+        ("model_usage", "model_usage_is_never_truncated"),
     }
     assert [r for r in rows if r[2] != "A"] == []
 
