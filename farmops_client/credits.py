@@ -13,11 +13,13 @@ from uuid import UUID
 import psycopg
 
 from . import db
+from .arguments import int_arg, uuid_arg
 from .session import Session
 
 
 def grant_credits(t: Session, credits: int, reason: str) -> int:
     """``farmops.grant_credits`` for this farm (owner only); returns the new balance."""
+    credits = int_arg(credits, "credits to grant", 1)
     return t.call("grant_credits", farm_id=t.farm_id, credits=credits, reason=reason)[0]["grant_credits"]
 
 
@@ -46,6 +48,7 @@ def runs(t: Session, *, limit: int = 50) -> list[dict[str, Any]]:
 
 def run(t: Session, run_id: UUID | str) -> dict[str, Any] | None:
     """One run with its ledger legs, retrievals and drafts (``None`` if not visible)."""
+    run_id = uuid_arg(run_id, "run id")
     row = t.execute("SELECT * FROM farmops.ai_runs WHERE id = %s::uuid", [str(run_id)]).fetchone()
     if row is None:
         return None

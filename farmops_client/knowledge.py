@@ -17,6 +17,7 @@ import psycopg
 from pgvector import Vector
 
 from . import db
+from .arguments import optional_uuid_arg, uuid_arg
 from .embeddings import Embedder, chunk_text
 from .errors import NotConfigured
 from .session import Session
@@ -37,10 +38,11 @@ def embed_one(embedder: Embedder, text: str) -> Vector:
 def embed_metered(embedder: Embedder, texts: list[str]) -> tuple[list[Vector], int | None]:
     """Embed ``texts`` and say how many input tokens the provider reported for them (``None``: the
     embedder calls no provider, like the offline lexical one, so there is nothing to meter)."""
-    before = getattr(embedder, "input_tokens", None)
-    vectors = [Vector(v) for v in embedder.embed(texts)]
-    after = getattr(embedder, "input_tokens", None)
-    return vectors, (None if before is None or after is None else after - before)
+    counted = getattr(embedder, "embed_counted", None)
+    if counted is None:
+        return [Vector(v) for v in embedder.embed(texts)], None
+    vectors, tokens = counted(texts)
+    return [Vector(v) for v in vectors], tokens
 
 
 def meter(
@@ -131,6 +133,7 @@ def remember(t: Session, content: str, *, run_id: UUID | None = None) -> UUID:
     The fact is embedded first (outside the transaction when none is open); the database
     deduplicates it and indexes the text it stored.
     """
+    run_id = optional_uuid_arg(run_id, "run id")
     embedder = embedder_of(t)
     (vector,), tokens = embed_metered(embedder, [content])
     meter(t.begin(), embedder, tokens, "remember", run_id)
@@ -158,7 +161,7 @@ def ingest_document(t: Session, title: str, content: str, *, max_chars: int = 12
 
 def delete_document(t: Session, document_id: UUID | str) -> None:
     """``farmops.delete_document``."""
-    t.call("delete_document", document_id=document_id)
+    t.call("delete_document", document_id=uuid_arg(document_id, "document id"))
 
 
 def ingest_global_document(

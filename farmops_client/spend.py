@@ -84,10 +84,8 @@ def budget_alerts(t: Session, *, limit: int = 100) -> list[dict[str, Any]]:
 
 
 # -- usage and cost -----------------------------------------------------------------------------------------
-def usage(
-    t: Session, *, since: dt.timedelta = dt.timedelta(days=30), by: str = "day"
-) -> list[dict[str, Any]]:
-    """Spend of the farm over the last ``since``, grouped ``by`` day, feature, model or member."""
+def usage_query(since: dt.timedelta, by: str) -> tuple[sql.Composed, dict[str, Any]]:
+    """The statement of :func:`usage` (shared with the asyncio twin)."""
     if by not in USAGE_GROUPS:
         raise ValueError(f"by must be one of {sorted(USAGE_GROUPS)}")
     column = sql.Identifier(USAGE_GROUPS[by])
@@ -95,9 +93,17 @@ def usage(
         "SELECT {col} AS {by}, sum(calls)::bigint AS calls, sum(input_tokens)::bigint AS input_tokens,"
         " sum(output_tokens)::bigint AS output_tokens, sum(cost_micro_usd)::bigint AS cost_micro_usd,"
         " sum(credits)::bigint AS credits FROM farmops.spend_daily"
-        " WHERE day >= (now() AT TIME ZONE 'UTC')::date - %s::interval GROUP BY {col} ORDER BY {col}"
+        " WHERE day >= (now() AT TIME ZONE 'UTC')::date - %(since)s::interval GROUP BY {col} ORDER BY {col}"
     ).format(col=column, by=sql.Identifier(by))
-    return t.execute(query, [since]).fetchall()
+    return query, {"since": since}
+
+
+def usage(
+    t: Session, *, since: dt.timedelta = dt.timedelta(days=30), by: str = "day"
+) -> list[dict[str, Any]]:
+    """Spend of the farm over the last ``since``, grouped ``by`` day, feature, model or member."""
+    query, params = usage_query(since, by)
+    return t.execute(query, params).fetchall()
 
 
 def month_to_date(t: Session) -> dict[str, Any] | None:
@@ -128,17 +134,20 @@ def record_usage(
 
 
 # -- prices -------------------------------------------------------------------------------------------------
+#: The rate row in force for every model.
+RATES_QUERY = (
+    "SELECT DISTINCT ON (model) model, effective_from, input_credits_per_1k, output_credits_per_1k,"
+    " input_micro_usd_per_1k, output_micro_usd_per_1k, cache_read_micro_usd_per_1k,"
+    " cache_write_micro_usd_per_1k, price_source FROM farmops.model_rates WHERE effective_from <= now()"
+    " ORDER BY model, effective_from DESC"
+)
+
+
 def rates(conn: psycopg.Connection | Session) -> list[dict[str, Any]]:
     """The rate row in force for every model (credits and prices; ``'*'`` is the default)."""
-    query = (
-        "SELECT DISTINCT ON (model) model, effective_from, input_credits_per_1k, output_credits_per_1k,"
-        " input_micro_usd_per_1k, output_micro_usd_per_1k, cache_read_micro_usd_per_1k,"
-        " cache_write_micro_usd_per_1k, price_source FROM farmops.model_rates WHERE effective_from <= now()"
-        " ORDER BY model, effective_from DESC"
-    )
     if isinstance(conn, Session):
-        return conn.execute(query).fetchall()
-    return db.execute(conn, query).fetchall()
+        return conn.execute(RATES_QUERY).fetchall()
+    return db.execute(conn, RATES_QUERY).fetchall()
 
 
 def set_model_price(

@@ -7,10 +7,14 @@ request serialization, SigV4 signing, response parsing, the standard-mode retry 
 (throttling and 5xx are retried, with backoff) and the mapping of ``x-amzn-ErrorType``
 to ``ClientError`` codes. Nothing of farmops itself is patched.
 
-Converse requests are answered from a script of turns (consumed in order, thread-safe),
-then from ``default`` (a callable or a fixed turn). InvokeModel requests for Titan Text
-Embeddings V2 are answered with the offline lexical embedder's vector, so retrieval behaves
-sensibly. Errors can be scripted in either stream. Every request seen is recorded.
+Converse and ConverseStream requests are answered from one script of turns (consumed in order,
+thread-safe), then from ``default`` (a callable or a fixed turn); a stream is encoded as AWS's
+binary event stream (``application/vnd.amazon.eventstream``), so botocore decodes it for real.
+CountTokens answers one token per four bytes of the request's JSON (rounded up), or a
+ValidationException when built with ``count_tokens=False`` (a model that cannot count).
+InvokeModel requests for Titan Text Embeddings V2 are answered with the offline lexical
+embedder's vector, so retrieval behaves sensibly. Errors can be scripted in either stream.
+Every request seen is recorded.
 
     fake = FakeBedrock([FakeBedrock.throttle(), FakeBedrock.text("hello")])
     fake.attach(client)
@@ -20,7 +24,10 @@ from __future__ import annotations
 
 import io
 import json
+import struct
 import threading
+import time
+import zlib
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -53,6 +60,64 @@ class _Raw(io.BytesIO):
             yield chunk
 
 
+def _pieces(text: str) -> list[str]:
+    """A text cut after each space, as a model streams it."""
+    pieces, start = [], 0
+    for i, ch in enumerate(text):
+        if ch == " ":
+            pieces.append(text[start : i + 1])
+            start = i + 1
+    if start < len(text):
+        pieces.append(text[start:])
+    return pieces
+
+
+def _header(name: str, value: str) -> bytes:
+    raw_name, raw_value = name.encode(), value.encode()
+    return struct.pack("!B", len(raw_name)) + raw_name + struct.pack("!BH", 7, len(raw_value)) + raw_value
+
+
+def _event(event_type: str, payload: dict[str, Any]) -> bytes:
+    """One message of AWS's binary event stream (prelude, CRCs, string headers, JSON payload)."""
+    headers = (
+        _header(":event-type", event_type)
+        + _header(":content-type", "application/json")
+        + _header(":message-type", "event")
+    )
+    body = json.dumps(payload).encode()
+    total = 12 + len(headers) + len(body) + 4
+    prelude = struct.pack("!II", total, len(headers))
+    prelude += struct.pack("!I", zlib.crc32(prelude))
+    message = prelude + headers + body
+    return message + struct.pack("!I", zlib.crc32(message))
+
+
+class _StreamRaw(_Raw):
+    """An event-stream body, served one event per chunk: slow (``event_delay``) or dropped mid-way
+    (``drop_after_events``: urllib3's ProtocolError, as a broken connection raises)."""
+
+    def __init__(self, data: bytes, turn: Turn):
+        super().__init__(data)
+        self.turn = turn
+        self.served = 0
+
+    def stream(self, chunk_size: int = 1024, decode_content: bool = True):
+        """Yield one event-stream message per chunk."""
+        from urllib3.exceptions import ProtocolError
+
+        data = self.getvalue()
+        offset = 0
+        while offset < len(data):
+            if self.turn.drop_after_events is not None and self.served >= self.turn.drop_after_events:
+                raise ProtocolError("Connection broken: the fake model dropped the stream")
+            if self.turn.event_delay:
+                time.sleep(self.turn.event_delay)
+            (total,) = struct.unpack("!I", data[offset : offset + 4])
+            yield data[offset : offset + total]
+            offset += total
+            self.served += 1
+
+
 @dataclass(frozen=True)
 class Turn:
     """One scripted answer: a Converse message, or an HTTP error (``status`` >= 400)."""
@@ -65,6 +130,10 @@ class Turn:
     status: int = 200
     error_type: str | None = None
     message: str = ""
+    #: ConverseStream only: the connection drops after this many events (no final metadata).
+    drop_after_events: int | None = None
+    #: ConverseStream only: seconds to wait before each event (a slow model).
+    event_delay: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -102,7 +171,13 @@ class FakeBedrock:
         *,
         default: Turn | Callable[[dict[str, Any]], Turn] | None = None,
         embed_errors: Iterable[Turn] = (),
+        count_tokens: bool = True,
+        delay: float = 0.0,
     ):
+        #: Whether CountTokens is answered (else ValidationException: the model cannot count).
+        self.count_tokens = count_tokens
+        #: Seconds every Converse answer waits (a slow model), unless its turn says otherwise.
+        self.delay = delay
         self._lock = threading.Lock()
         self._script: deque[Turn] = deque(script)
         self._embed_errors: deque[Turn] = deque(embed_errors)
@@ -212,13 +287,26 @@ class FakeBedrock:
             raw_body = raw_body.read()
         body = json.loads(raw_body) if raw_body else {}
         headers = {k: v.decode() if isinstance(v, bytes) else v for k, v in request.headers.items()}
-        if op == "converse":
-            operation = "Converse"
+        stream_body: bytes | None = None
+        if op in ("converse", "converse-stream"):
+            operation = "Converse" if op == "converse" else "ConverseStream"
             with self._lock:
                 turn = self._script.popleft() if self._script else None
             if turn is None:
                 turn = self.default(body) if callable(self.default) else self.default
+            if self.delay:
+                time.sleep(self.delay)
             status, payload = self._converse_payload(turn)
+            if op == "converse-stream" and status < 400:
+                stream_body = b"".join(_event(name, data) for name, data in self._stream_events(turn))
+        elif op == "count-tokens":
+            operation = "CountTokens"
+            turn = self.validation("The model does not support counting tokens.")
+            if self.count_tokens:
+                text = json.dumps(body.get("input", {}), ensure_ascii=False, separators=(",", ":"))
+                status, payload = 200, {"inputTokens": -(-len(text.encode()) // 4)}
+            else:
+                status, payload = turn.status, {"message": turn.message}
         elif op == "invoke":
             operation = "InvokeModel"
             with self._lock:
@@ -236,9 +324,39 @@ class FakeBedrock:
             response_headers["x-amzn-ErrorType"] = f"{turn.error_type}:http://internal.amazon.com/"
         with self._lock:
             self.requests.append(SeenRequest(operation, model_id, body, headers, status))
+        if stream_body is not None:
+            response_headers["Content-Type"] = "application/vnd.amazon.eventstream"
+            raw = _StreamRaw(stream_body, turn)
+            return AWSResponse(request.url, status, response_headers, raw)
         data = json.dumps(payload).encode()
         response_headers["Content-Length"] = str(len(data))
         return AWSResponse(request.url, status, response_headers, _Raw(data))
+
+    @staticmethod
+    def _stream_events(turn: Turn) -> list[tuple[str, dict[str, Any]]]:
+        """The ConverseStream events of one turn: text in word-sized deltas, tool input as JSON text."""
+        events: list[tuple[str, dict[str, Any]]] = [("messageStart", {"role": "assistant"})]
+        for index, block in enumerate(turn.content):
+            if "text" in block:
+                for piece in _pieces(block["text"]):
+                    events.append(
+                        ("contentBlockDelta", {"contentBlockIndex": index, "delta": {"text": piece}})
+                    )
+            elif "toolUse" in block:
+                use = block["toolUse"]
+                start = {"toolUse": {"toolUseId": use["toolUseId"], "name": use["name"]}}
+                events.append(("contentBlockStart", {"contentBlockIndex": index, "start": start}))
+                delta = {"toolUse": {"input": json.dumps(use.get("input") or {})}}
+                events.append(("contentBlockDelta", {"contentBlockIndex": index, "delta": delta}))
+            events.append(("contentBlockStop", {"contentBlockIndex": index}))
+        events.append(("messageStop", {"stopReason": turn.stop_reason}))
+        usage = {
+            "inputTokens": turn.input_tokens,
+            "outputTokens": turn.output_tokens,
+            "totalTokens": turn.input_tokens + turn.output_tokens,
+        }
+        events.append(("metadata", {"usage": usage, "metrics": {"latencyMs": turn.latency_ms}}))
+        return events
 
     @staticmethod
     def _converse_payload(turn: Turn) -> tuple[int, dict[str, Any]]:

@@ -14,6 +14,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from . import db
+from .arguments import uuid_arg
 from .session import Session
 
 
@@ -32,17 +33,18 @@ def drafts(t: Session, *, status: str | None = "pending", limit: int = 100) -> l
 
 def draft(t: Session, draft_id: UUID | str) -> dict[str, Any] | None:
     """One draft, or ``None`` if not visible."""
+    draft_id = uuid_arg(draft_id, "draft id")
     return t.execute("SELECT * FROM farmops.assistant_drafts WHERE id = %s::uuid", [str(draft_id)]).fetchone()
 
 
 def confirm_draft(t: Session, draft_id: UUID | str, edits: dict[str, Any] | None = None) -> dict[str, Any]:
     """``farmops.confirm_draft`` as this (human) member; returns the draft row."""
-    return t.call("confirm_draft", draft_id=draft_id, edits=_jsonb(edits))[0]
+    return t.call("confirm_draft", draft_id=uuid_arg(draft_id, "draft id"), edits=_jsonb(edits))[0]
 
 
 def discard_draft(t: Session, draft_id: UUID | str, reason: str | None = None) -> dict[str, Any]:
     """``farmops.discard_draft``; returns the draft row."""
-    return t.call("discard_draft", draft_id=draft_id, reason=reason)[0]
+    return t.call("discard_draft", draft_id=uuid_arg(draft_id, "draft id"), reason=reason)[0]
 
 
 def set_autonomy(

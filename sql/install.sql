@@ -200,6 +200,12 @@ SELECT farmops.migration_is_pending('0095_money_cost_and_budgets.sql', '28049fa5
 INSERT INTO farmops.schema_migrations (filename, sha256)
 VALUES ('0095_money_cost_and_budgets.sql', '28049fa5cbaabc46f7228a6e145c51da2358b2fb10169edb9b0109bdf19964e0');
 \endif
+SELECT farmops.migration_is_pending('0110_credits_extend_reservation.sql', 'fa58ee22dd0c46e11ad0e46cc30e19c6a8428f21167e6010dfa8865977a09cc1') AS pending \gset
+\if :pending
+\ir schema/0110_credits_extend_reservation.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0110_credits_extend_reservation.sql', 'fa58ee22dd0c46e11ad0e46cc30e19c6a8428f21167e6010dfa8865977a09cc1');
+\endif
 SELECT farmops.migration_is_pending('0115_write_path_draft_ttl.sql', 'c4b03c785c59ed4a9e9a75e3ea778cd3b0b2ed6ec89ca64530e5eb29aaf3b2f6') AS pending \gset
 \if :pending
 \ir schema/0115_write_path_draft_ttl.sql
@@ -218,6 +224,7 @@ VALUES ('0115_write_path_draft_ttl.sql', 'c4b03c785c59ed4a9e9a75e3ea778cd3b0b2ed
 \ir functions/10_tenancy/members.sql
 \ir functions/10_tenancy/verified_identity.sql
 \ir functions/20_credits/expire.sql
+\ir functions/20_credits/extend.sql
 \ir functions/20_credits/grant.sql
 \ir functions/20_credits/invariants.sql
 \ir functions/20_credits/ledger.sql

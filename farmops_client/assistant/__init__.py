@@ -1,12 +1,26 @@
-"""The assistant: one governed AI run (:func:`ask`), built from small parts.
+"""The assistant: one governed AI run (:func:`ask`, :func:`ask_stream`), built from small parts.
 
-- :mod:`.sizing`: the upper bound of a run, reserved before Bedrock is called;
-- :mod:`.tools`: the tool specs and each toolUse sent to the database, with an :class:`Outcome`;
-- :mod:`.converse`: the Converse loop over tool use (no database);
-- :mod:`.run`: reserve, retrieve, converse, settle (:func:`ask`, :class:`AskResult`).
+- :mod:`.sizing`: the upper bound of one model call, reserved or added to the hold before it;
+- :mod:`.tools`: the built-in tool specs and what one toolUse became (:class:`ToolCall`, :class:`Outcome`);
+- :mod:`.core`: the run without I/O, a generator of effects (reserve, retrieve, converse, extend,
+  tool calls, settle) shared by the sync and the asyncio client;
+- :mod:`.run`: the sync driver (:func:`ask`, :func:`ask_stream`); :mod:`farmops_client.aio` the async one.
 """
 
-from .run import DEFAULT_MODEL, SYSTEM_PROMPT, AskResult, ask
+from .core import DEFAULT_MODEL, SYSTEM_PROMPT, AskResult, Finished, TextDelta, Tool, ToolOutcome
+from .run import ask, ask_stream
 from .tools import Outcome, ToolCall
 
-__all__ = ["DEFAULT_MODEL", "SYSTEM_PROMPT", "AskResult", "Outcome", "ToolCall", "ask"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "SYSTEM_PROMPT",
+    "AskResult",
+    "Finished",
+    "Outcome",
+    "TextDelta",
+    "Tool",
+    "ToolCall",
+    "ToolOutcome",
+    "ask",
+    "ask_stream",
+]

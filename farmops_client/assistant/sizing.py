@@ -1,33 +1,59 @@
-"""Reservation sizing: the upper bound of a whole governed run, reserved before Bedrock is called.
+"""Reservation sizing: the upper bound of ONE model call, reserved or added to the run's hold before it.
 
-A run makes at most ``max_tool_turns + 1`` model calls (the first answer plus one per tool
-turn), each of at most ``max_input_tokens`` in and ``max_tokens`` out. Reserving the price of
-all of them means a run can never cost more than it reserved: no shortfall, no budget overrun
-under concurrency. Settling refunds whatever was not used; lower ``max_tool_turns`` to reserve less.
+A run reserves the bound of its first model call; before each further call the hold is extended
+(``farmops.extend_reservation``) to cover the tokens the provider reported so far plus the next
+call's bound. Each call's output is bounded by its ``maxTokens``; its input by a real count where
+the provider offers one (Bedrock ``CountTokens``, plus 10% and :data:`REQUEST_OVERHEAD_TOKENS` of
+margin) or else by :func:`estimate_input_tokens`, a documented conservative estimate. Settling
+charges what the provider reported, which is never more
+than the hold, and refunds the rest.
+
+The conservative estimate is one token per UTF-8 byte of the request as JSON (system blocks,
+messages, tool specs and their keys and quotes) plus :data:`REQUEST_OVERHEAD_TOKENS` and
+:data:`MESSAGE_OVERHEAD_TOKENS` per message for the chat template. No tokenizer in use emits more
+tokens than bytes for text: byte-level BPE tokens are at least one byte each, and the JSON framing
+counted here is larger than the role and tool markers a template adds.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from typing import Any
 
-#: Room for the system prompt, the context passages and the tool specs in one call's input.
-OVERHEAD_TOKENS = 4096
+#: Added to every estimate: the template's start, end and tool-section markers.
+REQUEST_OVERHEAD_TOKENS = 64
+#: Added per message: its role markers.
+MESSAGE_OVERHEAD_TOKENS = 8
 
 
 @dataclass(frozen=True)
-class RunBound:
-    """The most tokens a run may use in total, in and out."""
+class CallBound:
+    """The most tokens one model call may use, in and out."""
 
     input_tokens: int
     output_tokens: int
 
 
-def input_bound(prompt: str) -> int:
-    """An upper bound of one call's input: the prompt (at most one token per byte) plus the overhead."""
-    return len(prompt.encode("utf-8")) + OVERHEAD_TOKENS
+@dataclass(frozen=True)
+class RunBound:
+    """Token bounds for a whole run so far (what the hold must cover)."""
+
+    input_tokens: int
+    output_tokens: int
+
+    def covers(self, other: RunBound) -> bool:
+        """Whether a hold priced at this bound also pays for ``other`` (prices grow with tokens)."""
+        return other.input_tokens <= self.input_tokens and other.output_tokens <= self.output_tokens
 
 
-def run_bound(*, max_input_tokens: int, max_tokens: int, max_tool_turns: int) -> RunBound:
-    """Tokens of ``max_tool_turns + 1`` calls of ``max_input_tokens`` in and ``max_tokens`` out."""
-    calls = max_tool_turns + 1
-    return RunBound(input_tokens=max_input_tokens * calls, output_tokens=max_tokens * calls)
+def estimate_input_tokens(request: dict[str, Any]) -> int:
+    """A conservative bound of a Converse request's input tokens (see the module docstring)."""
+    counted = {key: request.get(key) for key in ("system", "messages", "toolConfig") if request.get(key)}
+    size = len(json.dumps(counted, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+    return size + REQUEST_OVERHEAD_TOKENS + MESSAGE_OVERHEAD_TOKENS * len(request.get("messages") or ())
+
+
+def output_bound(request: dict[str, Any]) -> int:
+    """A call's output bound: its ``inferenceConfig.maxTokens``."""
+    return int((request.get("inferenceConfig") or {})["maxTokens"])

@@ -145,9 +145,10 @@ WATCH_COLUMNS = ["id", "record_type", "created_by", "created_at", "expires_at", 
 @drafts.command("watch")
 @click.option("--count", type=POSITIVE_INT32, help="Stop after this many new drafts.")
 @click.option("--timeout", type=click.FloatRange(0, 10**6), help="Stop after this many seconds.")
+@click.option("--pending", is_flag=True, help="First print the drafts already pending (oldest first).")
 @json_option
 @member_options
-def drafts_watch(count, timeout, as_json, farm_id, user_id, dsn, data_dir) -> None:
+def drafts_watch(count, timeout, pending, as_json, farm_id, user_id, dsn, data_dir) -> None:
     """Print each new pending draft of the farm as it is proposed (LISTEN/NOTIFY), until Ctrl-C.
 
     Listens on the farm's channel (farmops.draft_channel(), "farmops_drafts_<farm id>"; the
@@ -167,6 +168,14 @@ def drafts_watch(count, timeout, as_json, farm_id, user_id, dsn, data_dir) -> No
         click.echo(f"watching {channel} for new drafts (Ctrl-C to stop)", err=True)
         if fmt == "csv":
             click.echo(",".join(WATCH_COLUMNS))
+        shown: set[str] = set()
+        if pending:  # read after LISTEN: a draft made meanwhile is printed once, here or below
+            with Session(conn, farm_id, user_id, db_role=APP_ROLE) as t:
+                backlog = write_path.drafts(t, status="pending", limit=count or 1000)
+            for row in reversed(backlog):
+                _print_draft(row, fmt)
+                shown.add(str(row["id"]))
+            seen = len(shown)
         try:
             while count is None or seen < count:
                 left = None if deadline is None else deadline - time.monotonic()
@@ -175,6 +184,8 @@ def drafts_watch(count, timeout, as_json, farm_id, user_id, dsn, data_dir) -> No
                 with fdb.translated():
                     notes = list(conn.notifies(timeout=min(left or 1.0, 1.0), stop_after=1))
                 for note in notes:
+                    if note.payload in shown:
+                        continue
                     with Session(conn, farm_id, user_id, db_role=APP_ROLE) as t:
                         row = write_path.draft(t, note.payload)
                     if row is None:  # no longer visible to this member

@@ -253,6 +253,13 @@ def test_drafts_watch_prints_each_new_draft_of_its_farm(db, cli, farm, script):
     assert [d["id"] for d in shown] == mine and {d["record_type"] for d in shown} == {"sale", "note"}
 
 
+def test_drafts_watch_pending_prints_the_backlog_first(cli, farm, script):
+    made = json.loads(cli("ask", "x", "--fake", "--script", str(script), "--json", *farm).stdout)["drafts"]
+    result = cli("drafts", "watch", "--pending", "--timeout", "0.5", "--format", "csv", *farm)
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert sorted(r["id"] for r in rows) == sorted(made) and all("T" in r["created_at"] for r in rows)
+
+
 def test_drafts_watch_stops_at_its_timeout(cli, farm):
     started = time.monotonic()
     result = cli("drafts", "watch", "--timeout", "0.5", *farm)
@@ -351,3 +358,12 @@ def test_demo_reuses_its_farms_on_a_second_run(db, admin):
     assert "reusing farm" not in first.stdout and second.stdout.count("reusing farm") == 2
     farms = admin.execute("SELECT name, count(*) FROM farmops.farms GROUP BY name ORDER BY name").fetchall()
     assert farms == [("Kaduna Poultry", 1), ("Lagos Layers", 1)]
+
+
+def test_a_refusal_shows_the_database_detail(cli, farm, script):
+    draft = json.loads(cli("ask", "x", "--fake", "--script", str(script), "--json", *farm).stdout)["drafts"][
+        0
+    ]
+    refused = cli("drafts", "confirm", draft, "--edits", '{"bogus": 1}', *farm, ok=False)
+    one_line_refusal(refused, "OF202")
+    assert "additionalProperties is false" in refused.stderr

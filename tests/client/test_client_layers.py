@@ -30,6 +30,7 @@ LAYERS = {
     "farmops_client.aws": 0,
     "farmops_client.embeddings": 1,
     "farmops_client.db": 1,
+    "farmops_client.arguments": 1,
     "farmops_client.testing": 2,
     "farmops_client.embedded": 2,
     "farmops_client.migrate": 2,
@@ -45,9 +46,10 @@ LAYERS = {
     "farmops_client.assistant": 4,
     "farmops_client.assistant.sizing": 4,
     "farmops_client.assistant.tools": 4,
-    "farmops_client.assistant.converse": 4,
+    "farmops_client.assistant.core": 4,
     "farmops_client.assistant.run": 4,
     "farmops_client.client": 5,
+    "farmops_client.aio": 6,  # the asyncio twin of client (its pool reset)
     "farmops_client.demo": 6,
     "farmops_client.cli.base": 7,
     "farmops_client.cli.*": 8,  # every command group: each imports base (and may borrow a sibling's columns)
@@ -225,3 +227,22 @@ def test_create_app_login_refuses_a_role_that_bypasses_rls(admin, role_name):
     admin.execute(psycopg.sql.SQL("CREATE ROLE {} LOGIN BYPASSRLS").format(psycopg.sql.Identifier(role_name)))
     with pytest.raises(FarmopsError, match="BYPASSRLS"):
         create_app_login(admin, role_name)
+
+
+def test_the_async_session_has_every_operation_of_the_sync_one_with_the_same_parameters():
+    from farmops_client.aio import AsyncClient, AsyncTenantSession
+    from farmops_client.client import Client
+
+    operations = [name for name, v in vars(TenantSession).items() if callable(v) and not name.startswith("_")]
+    assert {"ask", "ask_stream", "confirm_draft", "grant_credits"} <= set(operations)
+    for name in operations:
+        twin = getattr(AsyncTenantSession, name, None)
+        assert twin is not None, f"AsyncTenantSession lacks {name}"
+        assert inspect.iscoroutinefunction(twin) or inspect.isasyncgenfunction(twin), name
+        sync_params = list(inspect.signature(getattr(TenantSession, name)).parameters.values())[1:]
+        async_params = list(inspect.signature(twin).parameters.values())[1:]
+        assert [(p.name, p.kind, p.default) for p in sync_params] == [
+            (p.name, p.kind, p.default) for p in async_params
+        ], name
+    for name in ("tenant", "tenant_from_token", "create_farm", "check_invariants", "connection", "close"):
+        assert hasattr(Client, name) and hasattr(AsyncClient, name), name

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
 import textwrap
+import threading
+import time
+import uuid
+from dataclasses import replace
 
 import pytest
 from support import APP_LOGIN, MAINTAINER_LOGIN, REPO, concurrently
+from support.aio import BlockingClient, EventLoopThread
 
 import farmops_client
+from farmops_client import aio
+from farmops_client.assistant import Outcome, Tool
 from farmops_client.embeddings import TitanEmbedder
 from farmops_client.errors import InsufficientCredits, ModelCallFailed
 from farmops_client.testing import FakeBedrock, fake_bedrock_client
@@ -28,7 +36,7 @@ def fake():
 
 
 @pytest.fixture
-def client(db, fake):
+def sync_client(db, fake):
     """A library client as the app role whose Bedrock client (Converse and Titan) is ``fake``."""
     bedrock = fake_bedrock_client(fake, max_attempts=3)
     c = farmops_client.connect(
@@ -36,6 +44,23 @@ def client(db, fake):
     )
     yield c
     c.close()
+
+
+@pytest.fixture(params=["sync", "async"])
+def client(request, db, fake):
+    """The sync client, or the asyncio client (farmops_client.aio) driven through the same surface:
+    every behaviour test below runs against both."""
+    if request.param == "sync":
+        yield request.getfixturevalue("sync_client")
+        return
+    bedrock = fake_bedrock_client(fake, max_attempts=3)
+    runner = EventLoopThread()
+    c = runner.run(
+        aio.connect(db.dsn(APP_LOGIN), bedrock=bedrock, embedder=TitanEmbedder(bedrock), max_size=4)
+    )
+    yield BlockingClient(runner, c)
+    runner.run(c.close())
+    runner.close()
 
 
 @pytest.fixture
@@ -222,15 +247,23 @@ def test_embedding_failure_fails_the_run_before_the_model_call(client, farm, fak
         assert t.balance() == 1000
 
 
-def test_cancellation_still_settles(client, farm, fake, admin):
+def test_cancellation_still_settles(sync_client, fake, admin):
+    client = sync_client
+    farm = client.create_farm("Kaduna Poultry", "alice")
+    with client.tenant(farm, "alice") as t:
+        t.grant_credits(1000, "test credits")
+
     def interrupt(_body):
         raise KeyboardInterrupt
 
     fake.default = interrupt
     with client.tenant(farm, "alice") as t, pytest.raises(KeyboardInterrupt):
         t.ask("hello")
-    (row,) = admin.execute("SELECT status, error, credits_actual FROM farmops.ai_runs").fetchall()
-    assert row[0] == "failed" and "KeyboardInterrupt" in row[1] and row[2] == 0
+    (row,) = admin.execute(
+        "SELECT status, error, credits_actual, credits_reserved FROM farmops.ai_runs"
+    ).fetchall()
+    # interrupted during the model call, which never reported: settled at that call's held bound
+    assert row[0] == "failed" and "KeyboardInterrupt" in row[1] and 0 < row[2] <= row[3]
     assert healthy(admin)
 
 
@@ -238,7 +271,7 @@ def test_insufficient_credits_before_any_model_call(client, fake, admin):
     farm = client.create_farm("Broke", "alice")
     with client.tenant(farm, "alice") as t, pytest.raises(InsufficientCredits):
         t.ask("hello")
-    assert fake.seen() == []
+    assert fake.seen("Converse") == []  # counting tokens is not a model call
     assert admin.execute("SELECT count(*) FROM farmops.ai_runs").fetchone()[0] == 0
 
 
@@ -344,3 +377,345 @@ def test_a_run_that_uses_every_tool_turn_at_full_size_never_costs_more_than_it_r
     assert row["credits_shortfall"] == 0
     assert 0 < row["credits_actual"] <= row["credits_reserved"]
     assert healthy(admin)
+
+
+# -- right-sized reservations (issue 16 §1) -------------------------------------------------------------
+def test_a_run_reserves_one_call_and_extends_before_each_further_call(client, farm, fake, admin):
+    fake.push(
+        F.tool_use(("create_note", NOTE), input_tokens=300, output_tokens=400),
+        F.text("Noted.", input_tokens=350, output_tokens=300),
+    )
+    with client.tenant(farm, "alice") as t:
+        result = t.ask("Note that the pen 3 drinkers were cleaned", k=0)
+    row = run_row(admin, result.run_id)
+    assert result.status == "succeeded" and result.model_calls == 2
+    # first call's bound only: far below the (max_tool_turns + 1) calls the whole-run bound reserved
+    assert row["credits_reserved"] - row["credits_extended"] < 10 and row["credits_extended"] > 0
+    assert legs(admin, result.run_id)[:2] == ["reserve", "extend"]
+    assert row["credits_actual"] <= row["credits_reserved"] and row["credits_shortfall"] == 0
+    assert fake.seen("CountTokens")  # the bound of each call from the provider's count
+    assert healthy(admin)
+
+
+def test_a_refused_extension_ends_the_loop_cleanly_and_settles(client, fake, admin):
+    farm = client.create_farm("Five credits", "alice")
+    with client.tenant(farm, "alice") as t:
+        t.grant_credits(5, "five")
+    # call 1 bound: 100 in + 1000 out = 5 credits (all of them); after it reports 900 out tokens,
+    # call 2 needs 8 in total: the hold cannot grow, the run stops with what it did
+    fake.push(F.tool_use(("create_note", NOTE), input_tokens=20, output_tokens=900))
+    with client.tenant(farm, "alice") as t:
+        result = t.ask("note it", max_input_tokens=100, max_tokens=1000)
+        balance = t.balance()
+    assert result.credits_exhausted and result.status == "failed" and "credits exhausted" in result.error
+    assert result.model_calls == 1 and len(result.records) + len(result.drafts) == 1
+    assert fake.seen("Converse") and len(fake.seen("Converse")) == 1
+    assert result.credits_actual == 4 and balance == 1  # 20 in + 900 out, the rest refunded
+    assert healthy(admin)
+
+
+def test_twenty_concurrent_tool_runs_on_ten_credits_never_overspend(client, fake, admin):
+    farm = client.create_farm("Ten credits", "alice")
+    with client.tenant(farm, "alice") as t:
+        t.grant_credits(10, "exactly ten")
+
+    def turn(body):  # every first call asks for a tool, every second call answers
+        asked = any("toolResult" in b for m in body["messages"] for b in m.get("content", []))
+        if asked:
+            return F.text("done", input_tokens=400, output_tokens=100)
+        return F.tool_use(("create_note", NOTE), input_tokens=300, output_tokens=200)
+
+    fake.default = turn
+
+    def ask():
+        with client.tenant(farm, "alice") as t:
+            return t.ask("note it", max_tokens=200)
+
+    results = concurrently([ask] * 20)
+    assert all(isinstance(r, (farmops_client.AskResult, InsufficientCredits)) for r in results), results
+    done = [r for r in results if isinstance(r, farmops_client.AskResult)]
+    assert done, "right-sizing lets some runs through"
+    for r in done:
+        row = run_row(admin, r.run_id)
+        assert row["credits_actual"] <= row["credits_reserved"] and row["credits_shortfall"] == 0
+    with client.tenant(farm, "alice") as t:
+        assert t.balance() >= 0
+    spent = admin.execute(
+        "SELECT coalesce(sum(credits_actual), 0) FROM farmops.ai_runs WHERE farm_id = %s", [farm]
+    ).fetchone()[0]
+    assert spent <= 10
+    assert healthy(admin)
+
+
+# -- streaming (§3) ------------------------------------------------------------------------------------------
+def test_ask_stream_yields_deltas_and_tool_outcomes_then_the_settled_run(client, farm, fake, admin):
+    fake.push(
+        F.tool_use(("create_note", NOTE)), F.text("Pen three is clean now.", input_tokens=30, output_tokens=9)
+    )
+    with client.tenant(farm, "alice") as t:
+        events = list(t.ask_stream("note it"))
+    deltas = [e.text for e in events if isinstance(e, farmops_client.TextDelta)]
+    outcomes = [e.call for e in events if isinstance(e, farmops_client.ToolOutcome)]
+    assert "".join(deltas) == "Pen three is clean now." and len(deltas) > 1
+    assert [c.name for c in outcomes] == ["create_note"]
+    (finished,) = [e for e in events if isinstance(e, farmops_client.Finished)]
+    assert events[-1] is finished and finished.result.status == "succeeded"
+    row = run_row(admin, finished.result.run_id)
+    assert (row["input_tokens"], row["output_tokens"]) == (20 + 30, 15 + 9)  # from the streams' metadata
+    assert [r.operation for r in fake.seen() if r.operation.startswith("Converse")] == ["ConverseStream"] * 2
+    assert healthy(admin)
+
+
+def test_a_stream_closed_mid_way_settles_exactly_once_at_the_held_bound(client, farm, fake, admin):
+    fake.push(F.text("one two three four five six", input_tokens=40, output_tokens=12))
+    with client.tenant(farm, "alice") as t:
+        events = t.ask_stream("count", max_tokens=100)
+        first = next(iter(events))
+        events.close()  # the consumer stops reading before the stream's final metadata
+        runs = t.runs()
+    assert isinstance(first, farmops_client.TextDelta)
+    (run,) = runs
+    assert run["status"] == "failed" and run["settled_at"] is not None
+    assert 0 < run["credits_actual"] <= run["credits_reserved"]  # the call never reported: its held bound
+    assert legs(admin, run["id"]).count("settle_refund") + legs(admin, run["id"]).count("settle_charge") <= 1
+    assert healthy(admin)
+
+
+def test_a_dropped_stream_fails_the_run_at_its_held_bound(client, farm, fake, admin):
+    fake.push(replace(F.text("a b c d e f", output_tokens=6), drop_after_events=3))
+    with client.tenant(farm, "alice") as t, pytest.raises(ModelCallFailed) as info:
+        list(t.ask_stream("count", max_tokens=100))
+    row = run_row(admin, info.value.run_id)
+    assert row["status"] == "failed" and 0 < row["credits_actual"] <= row["credits_reserved"]
+    assert healthy(admin)
+
+
+def test_a_cancelled_async_stream_settles_exactly_once(db, fake, admin):
+    fake.push(replace(F.text("slow words come one by one here", output_tokens=7), event_delay=0.2))
+    bedrock = fake_bedrock_client(fake)
+
+    async def scenario():
+        client = await aio.connect(
+            db.dsn(APP_LOGIN), bedrock=bedrock, embedder=TitanEmbedder(bedrock), max_size=2
+        )
+        farm = await client.create_farm("Async", "alice")
+        async with client.tenant(farm, "alice") as t:
+            await t.grant_credits(100, "test")
+            got = asyncio.Event()
+
+            async def consume():
+                async for event in t.ask_stream("count slowly", max_tokens=100):
+                    if isinstance(event, farmops_client.TextDelta):
+                        got.set()
+
+            task = asyncio.create_task(consume())
+            await got.wait()
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            runs = await t.execute("SELECT * FROM farmops.ai_runs")
+        await client.close()
+        return runs
+
+    (run,) = asyncio.run(scenario())
+    assert run["status"] == "failed" and "CancelledError" in run["error"]
+    assert 0 < run["credits_actual"] <= run["credits_reserved"]
+    assert len([k for k in legs(admin, run["id"]) if k.startswith("settle")]) <= 1  # settled once
+    assert healthy(admin)
+
+
+# -- no connection held during a model call (§2) ----------------------------------------------------------
+def test_a_pool_of_two_serves_eight_concurrent_asks_against_a_slow_model(request, db, admin):
+    inside, most = 0, 0
+    lock = threading.Lock()
+
+    def slow(_body):
+        nonlocal inside, most
+        with lock:
+            inside += 1
+            most = max(most, inside)
+        time.sleep(1.0)
+        with lock:
+            inside -= 1
+        return F.text("ok")
+
+    fake = FakeBedrock(default=slow)
+    bedrock = fake_bedrock_client(fake)
+    sync = farmops_client.connect(
+        db.dsn(APP_LOGIN), bedrock=bedrock, embedder=TitanEmbedder(bedrock), max_size=2
+    )
+    farm = sync.create_farm("Busy", "alice")
+    with sync.tenant(farm, "alice") as t:
+        t.grant_credits(1000, "test")
+
+    def ask():
+        with sync.tenant(farm, "alice") as t:
+            return t.ask("hello", k=1)
+
+    results = concurrently([ask] * 8)
+    sync.close()
+    assert all(isinstance(r, farmops_client.AskResult) and r.status == "succeeded" for r in results), results
+    assert most == 8  # all eight model calls in flight at once on two pooled connections
+
+    inside, most = 0, 0
+
+    async def scenario():
+        client = await aio.connect(
+            db.dsn(APP_LOGIN), bedrock=bedrock, embedder=TitanEmbedder(bedrock), max_size=2
+        )
+        async with client.tenant(farm, "alice") as t:
+            done = await asyncio.gather(*(t.ask("hello", k=1) for _ in range(8)))
+        await client.close()
+        return done
+
+    results = asyncio.run(scenario())
+    assert all(r.status == "succeeded" for r in results)
+    assert most == 8
+    assert healthy(admin)
+
+
+# -- per-call options (§4) ---------------------------------------------------------------------------------
+def test_per_call_tools_system_model_and_inference_config(client, farm, fake, admin):
+    seen: list[dict] = []
+    weather = Tool(
+        "weather",
+        "Today's weather at the farm.",
+        {"type": "object", "properties": {"place": {"type": "string"}}},
+        lambda payload: seen.append(payload) or {"forecast": "rain", "place": payload.get("place")},
+    )
+    fake.push(F.tool_use(("weather", {"place": "Kaduna"}), ("create_sale", SALE)), F.text("Rain today."))
+    with client.tenant(farm, "alice") as t:
+        result = t.ask(
+            "weather?",
+            tools=["note", weather],
+            system="You are a weather bot.",
+            model="my.model-v1",
+            inference_config={"temperature": 0.1, "maxTokens": 64},
+            additional_model_request_fields={"top_k": 5},
+            k=0,
+        )
+    first = fake.seen("Converse")[0]
+    assert first.model_id == "my.model-v1"
+    assert [s["toolSpec"]["name"] for s in first.body["toolConfig"]["tools"]] == ["create_note", "weather"]
+    assert first.body["system"] == [{"text": "You are a weather bot."}]
+    assert first.body["inferenceConfig"] == {"maxTokens": 64, "temperature": 0.1}
+    assert first.body["additionalModelRequestFields"] == {"top_k": 5}
+    assert seen == [{"place": "Kaduna"}]
+    by_name = {c.name: c for c in result.tool_calls}
+    assert by_name["weather"].outcome is Outcome.HANDLED and "rain" in by_name["weather"].result
+    assert by_name["create_sale"].outcome is Outcome.REJECTED  # not offered: nothing drafted
+    assert result.drafts == [] and result.status == "succeeded"
+    assert run_row(admin, result.run_id)["model"] == "my.model-v1"
+
+
+def test_history_continues_a_conversation(client, farm, fake):
+    fake.push(F.text("Hello Musa."), F.text("You said your name is Musa."))
+    with client.tenant(farm, "alice") as t:
+        first = t.ask("I am Musa", tools=[])
+        second = t.ask("What is my name?", history=first.messages, tools=[])
+    sent = fake.seen("Converse")[1].messages
+    assert [m["role"] for m in sent] == ["user", "assistant", "user"]
+    assert sent[0]["content"][0]["text"] == "I am Musa" and "toolConfig" not in fake.seen("Converse")[1].body
+    assert second.text == "You said your name is Musa." and len(second.messages) == 4
+
+
+# -- typed arguments (§5) -----------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "action",
+    [
+        lambda t: t.confirm_draft("not-a-uuid"),
+        lambda t: t.discard_draft("x" * 10_000),
+        lambda t: t.run("xyz"),
+        lambda t: t.grant_credits(3_000_000_000, "too many"),
+        lambda t: t.grant_credits(True, "a bool"),
+        lambda t: t.ask(""),
+        lambda t: t.ask("hi", max_tokens=-1),
+        lambda t: t.ask("hi", k="4"),
+        lambda t: t.ask("hi", history="not a list"),
+        lambda t: t.ask("nul \x00 byte"),
+    ],
+)
+def test_bad_ids_and_numbers_are_typed_errors_before_any_sql(client, farm, fake, admin, action):
+    before = admin.execute("SELECT count(*) FROM farmops.ai_runs").fetchone()[0]
+    with client.tenant(farm, "alice") as t, pytest.raises(farmops_client.InvalidArgument):
+        action(t)
+    assert admin.execute("SELECT count(*) FROM farmops.ai_runs").fetchone()[0] == before
+    assert fake.seen() == []
+
+
+@pytest.mark.parametrize(
+    ("farm_id", "user"), [("notauuid", "alice"), (None, "alice"), (uuid.uuid4(), ""), (uuid.uuid4(), None)]
+)
+def test_a_session_of_a_bad_farm_or_user_is_refused_in_the_client(client, farm_id, user):
+    with pytest.raises(farmops_client.InvalidArgument), client.tenant(farm_id, user):
+        pass
+
+
+def test_every_error_class_is_exported_from_the_package():
+    from farmops_client import errors
+
+    for name, obj in vars(errors).items():
+        if isinstance(obj, type) and issubclass(obj, Exception) and obj.__module__ == errors.__name__:
+            assert issubclass(obj, farmops_client.FarmopsError) and getattr(farmops_client, name) is obj
+    assert (REPO / "farmops_client" / "py.typed").exists()
+
+
+def test_a_model_that_cannot_count_is_bounded_by_the_estimate_and_asked_once(client, farm, fake, admin):
+    fake.count_tokens = False
+    fake.push(F.tool_use(("create_note", NOTE)), F.text("ok"), F.text("again"))
+    with client.tenant(farm, "alice") as t:
+        first = t.ask("note it")
+        second = t.ask("and again")
+    assert first.status == second.status == "succeeded"
+    assert len(fake.seen("CountTokens")) == 1  # refused once: the client stops asking for this model
+    for result in (first, second):
+        row = run_row(admin, result.run_id)
+        assert row["credits_actual"] <= row["credits_reserved"] and row["credits_shortfall"] == 0
+    assert healthy(admin)
+
+
+def test_a_connection_dropped_during_converse_settles_at_the_held_bound(client, farm, fake, admin):
+    from botocore.exceptions import ConnectionClosedError
+
+    def drop(_body):
+        raise ConnectionClosedError(endpoint_url="https://bedrock-runtime.us-east-1.amazonaws.com")
+
+    fake.default = drop
+    with client.tenant(farm, "alice") as t, pytest.raises(ModelCallFailed) as info:
+        t.ask("hello", k=1)
+    row = run_row(admin, info.value.run_id)
+    # botocore retried, then gave up; the provider may have run the call and never reported: its bound
+    assert row["status"] == "failed" and "ConnectionClosedError" in row["error"]
+    assert 0 < row["credits_actual"] <= row["credits_reserved"] and row["credits_shortfall"] == 0
+    assert healthy(admin)
+
+
+def test_ask_refuses_inside_the_sessions_transaction_before_anything_runs(sync_client, fake, admin):
+    farm = sync_client.create_farm("Busy", "alice")
+    with sync_client.tenant(farm, "alice") as t:
+        t.grant_credits(100, "test")  # opens the session's transaction
+        with pytest.raises(farmops_client.SessionBusy):
+            t.ask("hello")
+        with pytest.raises(farmops_client.SessionBusy):
+            t.ask_stream("hello")
+    assert fake.seen() == []
+    assert admin.execute("SELECT count(*) FROM farmops.ai_runs").fetchone()[0] == 0
+
+
+def test_the_async_client_acts_as_its_role_per_transaction_and_leaves_none_behind(db, admin):
+    async def scenario():
+        client = await aio.connect(db.dsn("postgres"), role="farmops_app", max_size=1, embedder="lexical")
+        farm = await client.create_farm("Role", "alice")
+        async with client.tenant(farm, "alice") as t:
+            inside = await t.execute("SELECT current_user AS who")
+            members = await t.members()
+        async with client.connection() as conn:  # the same server connection, after the transactions
+            cur = await conn.execute("SELECT current_user, current_setting('role')")
+            after = await cur.fetchone()
+        await client.close()
+        return inside, members, after
+
+    inside, members, after = asyncio.run(scenario())
+    assert inside == [{"who": "farmops_app"}]  # under row level security, though the DSN is a superuser's
+    assert [m["user_id"] for m in members] == ["alice"]
+    assert after == ("postgres", "none")  # SET LOCAL ROLE: nothing outlived the transaction

@@ -146,3 +146,58 @@ def test_response_bodies_are_json_as_bedrock_sends_them():
     status, payload = fake._converse_payload(FakeBedrock.text("a", input_tokens=1, output_tokens=2))
     assert status == 200
     assert json.loads(json.dumps(payload))["usage"]["totalTokens"] == 3
+
+
+def test_converse_stream_is_a_real_event_stream_botocore_decodes():
+    fake = FakeBedrock([FakeBedrock.text("one two three", input_tokens=7, output_tokens=3)])
+    response = fake_bedrock_client(fake).converse_stream(
+        modelId="m", messages=[{"role": "user", "content": [{"text": "hi"}]}]
+    )
+    events = list(response["stream"])
+    assert response["ResponseMetadata"]["HTTPHeaders"]["content-type"] == "application/vnd.amazon.eventstream"
+    deltas = [e["contentBlockDelta"]["delta"]["text"] for e in events if "contentBlockDelta" in e]
+    assert deltas == ["one ", "two ", "three"]
+    assert events[0] == {"messageStart": {"role": "assistant"}}
+    assert {"messageStop": {"stopReason": "end_turn"}} in events
+    assert events[-1]["metadata"]["usage"] == {"inputTokens": 7, "outputTokens": 3, "totalTokens": 10}
+    assert [r.operation for r in fake.seen()] == ["ConverseStream"]
+
+
+def test_a_streamed_tool_use_carries_its_input_as_json_text():
+    fake = FakeBedrock([FakeBedrock.tool_use(("create_note", {"title": "t", "body": "b"}))])
+    events = list(
+        fake_bedrock_client(fake).converse_stream(modelId="m", messages=[{"role": "user", "content": []}])[
+            "stream"
+        ]
+    )
+    start = next(e["contentBlockStart"] for e in events if "contentBlockStart" in e)
+    assert start["start"]["toolUse"] == {"toolUseId": "tooluse_create_note_0", "name": "create_note"}
+    (delta,) = [
+        e["contentBlockDelta"]["delta"]["toolUse"]["input"] for e in events if "contentBlockDelta" in e
+    ]
+    assert json.loads(delta) == {"title": "t", "body": "b"}
+
+
+def test_a_dropped_stream_raises_mid_way():
+    from dataclasses import replace
+
+    from urllib3.exceptions import ProtocolError
+
+    fake = FakeBedrock([replace(FakeBedrock.text("a b c d"), drop_after_events=2)])
+    stream = fake_bedrock_client(fake).converse_stream(modelId="m", messages=[])["stream"]
+    seen = []
+    with pytest.raises(ProtocolError):
+        for event in stream:
+            seen.append(event)
+    assert len(seen) == 2
+
+
+def test_count_tokens_counts_or_refuses_like_a_model_that_cannot():
+    request = {
+        "modelId": "m",
+        "input": {"converse": {"messages": [{"role": "user", "content": [{"text": "hi"}]}]}},
+    }
+    assert fake_bedrock_client(FakeBedrock()).count_tokens(**request)["inputTokens"] == 18
+    with pytest.raises(ClientError) as excinfo:
+        fake_bedrock_client(FakeBedrock(count_tokens=False)).count_tokens(**request)
+    assert excinfo.value.response["Error"]["Code"] == "ValidationException"

@@ -306,3 +306,17 @@ def test_unknown_farm_ids_are_refused(app):
     create_farm(app)
     with raises_sqlstate("OF002"):
         set_budget(app, uuid.uuid4(), limit_micro_usd=1)
+
+
+def test_extending_a_reservation_holds_more_of_the_budget(app, admin, farm):
+    grant(app, farm, 1000)
+    set_budget(app, farm, limit_micro_usd=5 * PER_CREDIT)
+    run = reserve(app, farm, credits=3)
+    with raises_sqlstate("OF411"), tenant(app, farm, "alice"):
+        row(app, "extend_reservation", run_id=run["id"], credits=3)
+    assert used(admin, farm) == (0, 3 * PER_CREDIT)  # the refused extension wrote nothing
+    with tenant(app, farm, "alice"):
+        assert row(app, "extend_reservation", run_id=run["id"], credits=2)["credits_reserved"] == 5
+    assert used(admin, farm) == (0, 5 * PER_CREDIT)
+    settle(app, farm, run["id"], input_tokens=4000)  # 4000 micro-USD spent, the whole hold released
+    assert used(admin, farm) == (4 * PER_CREDIT, 0)

@@ -126,3 +126,12 @@ def test_statement_bad_input_and_tenancy(app, two_farms):
     # Farm B's statement shows B's ledger only.
     other = statement(app, b, "bob", **{"from": now - dt.timedelta(days=1)})
     assert (other["grants"], other["closing_balance"], other["ledger_rows"]) == (0, 0, 0)
+
+
+def test_extensions_are_charges_in_the_statement(app, admin, farm):
+    grant(app, farm, 100)
+    run = reserve(app, farm, credits=10)
+    with tenant(app, farm, "alice"):
+        call(app, "extend_reservation", run_id=run["id"], credits=5)
+    s = statement(app, farm, **{"from": dt.datetime(2000, 1, 1, tzinfo=dt.UTC)})
+    assert (s["charges"], s["closing_balance"], s["reconciles"]) == (15, 85, True)

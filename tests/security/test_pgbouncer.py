@@ -325,3 +325,20 @@ def test_the_cli_interleaves_tenants_through_pgbouncer_and_leaves_no_role(
     assert sorted(u for r in results for u in r) == sorted(USERS * (4 * CLI_ROUNDS // 2))
     servers = [s for s in bouncer.console("SHOW SERVERS") if login in s]
     assert len(servers) <= 1, servers  # one server connection carried both tenants
+
+
+def test_a_role_client_sets_its_role_per_transaction_only(db, farms):
+    """connect(role=) acts as the role in each of its transactions and leaves none on the connection."""
+    with farmops_client.connect(db.dsn("postgres"), role="farmops_app", min_size=1, max_size=1) as client:
+        with client.tenant(farms["alice"], "alice") as t:
+            assert t.execute("SELECT current_user AS u").fetchone()["u"] == "farmops_app"
+            assert len(t.members()) == 1  # under RLS although the login is a superuser
+        with client.pool.connection() as raw:  # the same server session, between two transactions
+            assert role_state(raw) == ("postgres", "none")
+        with client.connection() as conn:
+            assert role_state(conn) == ("farmops_app", "farmops_app")
+
+
+def test_a_role_the_login_may_not_take_fails_at_connect(db):
+    with pytest.raises(farmops_client.FarmopsError, match="may not act as farmops_owner"):
+        farmops_client.connect(db.dsn(APP_LOGIN), role="farmops_owner")

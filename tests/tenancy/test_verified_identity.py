@@ -436,3 +436,27 @@ def test_client_tenant_from_token(db, keyed, farm):
 def test_create_farm_still_works_without_a_context_when_required(app, keyed):
     keyed.execute("SELECT farmops.require_verified_identity(true)")
     assert create_farm(app, "New Farm", "zainab") is not None
+
+
+def test_async_client_tenant_from_token(db, keyed, farm):
+    import asyncio
+
+    from farmops_client import aio
+
+    async def scenario():
+        client = await aio.connect(db.dsn(APP_LOGIN), max_size=2)
+        try:
+            async with client.tenant_from_token(mint(claims(farm))) as t:
+                assert (t.farm_id, t.user_id) == (farm, "alice")
+                assert (await t.farm())["id"] == farm
+                keyed.execute("SELECT farmops.drop_identity_key('k1')")
+                with pytest.raises(IdentityTokenInvalid):  # every transaction verifies the token again
+                    await t.balance()
+            keyed.execute("SELECT farmops.set_identity_key('k1', %s)", [KEY])
+            with pytest.raises(IdentityTokenExpired):
+                async with client.tenant_from_token(mint(claims(farm, exp=1))):
+                    pass
+        finally:
+            await client.close()
+
+    asyncio.run(scenario())

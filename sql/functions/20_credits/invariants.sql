@@ -43,14 +43,15 @@ BEGIN
     WHERE c.balance_after <> c.running
 
     UNION ALL
-    -- 3. Each run's legs: one reserve of -credits_reserved; then nothing while live, the
-    --    settle legs netting to what it cost (minus the shortfall), or a full expire refund.
+    -- 3. Each run's legs: one reserve of -(credits_reserved - credits_extended), extend legs
+    --    summing to -credits_extended; then nothing more while live, the settle legs netting
+    --    to what it cost (minus the shortfall), or a full expire refund.
     SELECT r.farm_id, 'run_has_its_legs',
-        format('run %s (%s): reserve legs %s (%s), closing legs %s, net %s, expected net %s',
-            r.id, r.status, coalesce(g.reserves, 0), coalesce(g.reserved, 0), coalesce(g.closings, 0),
-            coalesce(g.net, 0), r.expected_net)
+        format('run %s (%s): reserve legs %s (%s), extended %s, closing legs %s, net %s, expected net %s',
+            r.id, r.status, coalesce(g.reserves, 0), coalesce(g.reserved, 0), coalesce(g.extended, 0),
+            coalesce(g.closings, 0), coalesce(g.net, 0), r.expected_net)
     FROM (
-        SELECT ar.farm_id, ar.id, ar.status, ar.credits_reserved,
+        SELECT ar.farm_id, ar.id, ar.status, ar.credits_reserved, ar.credits_extended,
             CASE
                 WHEN ar.status IN ('reserved', 'running') THEN -ar.credits_reserved
                 WHEN ar.status = 'expired' THEN 0
@@ -67,14 +68,16 @@ BEGIN
         SELECT cl.farm_id, cl.ai_run_id,
             count(*) FILTER (WHERE cl.kind = 'reserve') AS reserves,
             sum(cl.delta) FILTER (WHERE cl.kind = 'reserve') AS reserved,
-            count(*) FILTER (WHERE cl.kind <> 'reserve') AS closings,
+            sum(cl.delta) FILTER (WHERE cl.kind = 'extend') AS extended,
+            count(*) FILTER (WHERE cl.kind NOT IN ('reserve', 'extend')) AS closings,
             sum(cl.delta) AS net
         FROM farmops.credit_ledger AS cl
         WHERE cl.ai_run_id IS NOT NULL AND (p_farm_id IS NULL OR cl.farm_id = p_farm_id)
         GROUP BY cl.farm_id, cl.ai_run_id
     ) AS g ON g.farm_id = r.farm_id AND g.ai_run_id = r.id
     WHERE coalesce(g.reserves, 0) <> 1
-        OR g.reserved IS DISTINCT FROM -r.credits_reserved
+        OR g.reserved IS DISTINCT FROM -(r.credits_reserved - r.credits_extended)
+        OR coalesce(g.extended, 0) <> -r.credits_extended
         OR coalesce(g.net, 0) <> r.expected_net
         OR (r.status IN ('reserved', 'running') AND coalesce(g.closings, 0) <> 0)
         OR (NOT r.closing_leg_optional AND coalesce(g.closings, 0) <> 1);

@@ -91,11 +91,13 @@ BEGIN
     SELECT r.* INTO v_run
     FROM farmops.ai_runs AS r
     WHERE r.farm_id = p_farm_id AND r.request_id = v_request_id;
-    IF (v_run.feature, v_run.model, v_run.credits_reserved) IS DISTINCT FROM (v_feature, v_model, p_credits) THEN
+    -- (the reservation itself: the hold minus any extension since)
+    IF (v_run.feature, v_run.model, v_run.credits_reserved - v_run.credits_extended)
+        IS DISTINCT FROM (v_feature, v_model, p_credits) THEN
         RAISE EXCEPTION 'request id % was used for a different request', v_request_id
             USING ERRCODE = 'OF106',
             DETAIL = format('earlier: feature %s, model %s, %s credits', v_run.feature, v_run.model,
-                v_run.credits_reserved);
+                v_run.credits_reserved - v_run.credits_extended);
     END IF;
     RETURN v_run;
 END

@@ -55,11 +55,11 @@ $fn$;
 COMMENT ON FUNCTION farmops._assert_may_drive_run(farmops.ai_runs) IS
 'Private: raises OF003 unless the current member reserved the run or holds drive_others_runs.';
 
--- reserved -> running -> succeeded | failed | expired, whoever writes; the identity,
--- reservation and deadline of a run never change.
+-- reserved -> running -> succeeded | failed | expired, whoever writes; the identity
+-- and deadline of a run never change, its hold only grows (20_credits/extend.sql).
 SELECT farmops._attach_forward_only(
     'farmops.ai_runs',
     'reserved>reserved reserved>running reserved>succeeded reserved>failed reserved>expired '
     'running>running running>succeeded running>failed running>expired',
-    'farm_id,id,user_id,feature,model,credits_reserved,request_id,reserved_at,expires_at'
+    'farm_id,id,user_id,feature,model,request_id,reserved_at,expires_at'
 );

@@ -82,7 +82,7 @@ COMMENT ON FUNCTION farmops._fire_budget_alerts(farmops.budgets, timestamptz, bi
 'Private: records (once per farm, budget, period, threshold) and notifies on channel farmops_budget_alert every '
 'threshold that usage crossed going from p_before to p_after micro-dollars.';
 
-CREATE OR REPLACE FUNCTION farmops._hold_budget(p_run farmops.ai_runs)
+CREATE OR REPLACE FUNCTION farmops._hold_budget(p_run farmops.ai_runs, p_held_credits integer DEFAULT 0)
 RETURNS void
 LANGUAGE plpgsql
 VOLATILE
@@ -94,7 +94,9 @@ DECLARE
     v_start timestamptz;
     v_usage farmops.budget_usage;
 BEGIN
-    -- Called by farmops._reserve with the farm row locked (see the head of this file).
+    -- Called by farmops._reserve (p_held_credits 0) and farmops.extend_reservation (the
+    -- credits the run held before it grew) with the farm row locked (see the head of this
+    -- file): holds the money bound of what the run holds now, less what it held already.
     -- Unknown models fail closed whether or not a budget applies.
     PERFORM farmops.model_price_at(p_run.model, p_run.reserved_at);
     FOR v_budget IN
@@ -103,7 +105,9 @@ BEGIN
         ORDER BY b.id
     LOOP
         IF v_bound IS NULL THEN
-            v_bound := farmops._money_bound(p_run.model, p_run.reserved_at, p_run.credits_reserved);
+            v_bound := farmops._money_bound(p_run.model, p_run.reserved_at, p_run.credits_reserved)
+                - CASE WHEN p_held_credits > 0
+                    THEN farmops._money_bound(p_run.model, p_run.reserved_at, p_held_credits) ELSE 0 END;
             IF v_bound IS NULL THEN
                 RAISE EXCEPTION 'a reservation of model % cannot be bounded in money: a priced token kind costs no '
                     'credits', p_run.model USING ERRCODE = 'OF413';
@@ -132,8 +136,10 @@ BEGIN
                     v_budget.id, v_start, v_budget.limit_micro_usd, v_usage.spent_micro_usd,
                     v_usage.held_micro_usd - v_bound, v_bound);
         END IF;
-        INSERT INTO farmops.budget_holds (farm_id, ai_run_id, budget_id, period_start, held_micro_usd)
-        VALUES (p_run.farm_id, p_run.id, v_budget.id, v_start, v_bound);
+        INSERT INTO farmops.budget_holds AS h (farm_id, ai_run_id, budget_id, period_start, held_micro_usd)
+        VALUES (p_run.farm_id, p_run.id, v_budget.id, v_start, v_bound)
+        ON CONFLICT (farm_id, ai_run_id, budget_id) DO UPDATE
+        SET held_micro_usd = h.held_micro_usd + excluded.held_micro_usd;
         PERFORM farmops._fire_budget_alerts(
             v_budget, v_start, v_usage.spent_micro_usd + v_usage.held_micro_usd - v_bound,
             v_usage.spent_micro_usd + v_usage.held_micro_usd, p_run.id
@@ -141,10 +147,11 @@ BEGIN
     END LOOP;
 END
 $fn$;
-COMMENT ON FUNCTION farmops._hold_budget(farmops.ai_runs) IS
-'Private, called by farmops._reserve with the farm row locked: OF410 for an unpriced model; holds the run''s money '
-'upper bound in every budget of its farm and feature, OF411 (deny) or OF412 (require_approval) if spent + held '
-'would exceed one, OF413 if the bound is infinite; fires threshold alerts.';
+COMMENT ON FUNCTION farmops._hold_budget(farmops.ai_runs, integer) IS
+'Private, called by farmops._reserve and extend_reservation with the farm row locked: OF410 for an unpriced model; '
+'holds the run''s money upper bound (beyond what p_held_credits already held) in every budget of its farm and '
+'feature, OF411 (deny) or OF412 (require_approval) if spent + held would exceed one, OF413 if the bound is '
+'infinite; fires threshold alerts.';
 
 CREATE OR REPLACE FUNCTION farmops._spend_on_budgets(
     p_farm_id uuid, p_feature text, p_at timestamptz, p_cost bigint, p_run_id uuid

@@ -100,7 +100,7 @@ BEGIN
         SELECT
             coalesce(sum(l.delta) FILTER (WHERE l.created_at < p_from), 0) AS opening,
             coalesce(sum(l.delta) FILTER (WHERE l.created_at >= p_from AND l.kind = 'grant'), 0) AS grants,
-            coalesce(-sum(l.delta) FILTER (WHERE l.created_at >= p_from AND l.kind IN ('reserve', 'settle_charge')), 0)
+            coalesce(-sum(l.delta) FILTER (WHERE l.created_at >= p_from AND l.kind IN ('reserve', 'extend', 'settle_charge')), 0)
             AS charges,
             coalesce(sum(l.delta) FILTER (
                 WHERE l.created_at >= p_from AND l.kind IN ('settle_refund', 'expire_refund')
@@ -121,6 +121,6 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION farmops.credit_statement(timestamptz, timestamptz) IS
-'The current farm''s credit statement for [p_from, p_to): opening balance, grants, charges (reserves and settle '
-'charges), refunds (settle and expiry), adjustments, closing balance, ledger rows, and whether it reconciles to '
-'the ledger (and to the balance, for a period ending now). Any member. OF001, OF006.';
+'The current farm''s credit statement for [p_from, p_to): opening balance, grants, charges (reserves, extensions '
+'and settle charges), refunds (settle and expiry), adjustments, closing balance, ledger rows, and whether it '
+'reconciles to the ledger (and to the balance, for a period ending now). Any member. OF001, OF006.';

@@ -1,0 +1,810 @@
+"""The asyncio twin of the client: the same names and the same governed run, over psycopg's async API.
+
+    client = await farmops_client.aio.connect(dsn, bedrock=bedrock_runtime_client, embedder="titan")
+    async with client.tenant(farm_id, "alice") as t:
+        result = await t.ask("We sold 40 birds to Musa", feature="assistant")
+        async with contextlib.aclosing(t.ask_stream("and 10 more?")) as events:
+            async for event in events: ...
+
+Nothing here decides anything: a governed run is the same effect generator as the sync client's
+(:func:`farmops_client.assistant.core.governed_run`); this module only executes its effects with
+``psycopg.AsyncConnection`` from a ``psycopg_pool.AsyncConnectionPool``, one borrowed connection
+per database step, returned before any model or embedding call. Bedrock is called through the
+same botocore client in the client's worker threads (``AsyncClient.offload``, like
+``asyncio.to_thread`` with a pool sized for many chats: aiobotocore is not required), a stream's
+events too, one at a time; the event loop never blocks on the network.
+
+Differences from the sync session, on purpose: an :class:`AsyncTenantSession` has no long
+transaction of its own; each operation is one short transaction with the tenant context.
+A cancelled ``ask`` (or an abandoned ``ask_stream``) still settles its run, shielded from a second
+cancellation, exactly once. Close an abandoned stream with ``contextlib.aclosing`` (or ``aclose()``)
+so that it settles at once rather than when the garbage collector finalises it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import inspect
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from pgvector import Vector
+from pgvector.psycopg import register_vector_async
+from psycopg import sql
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from . import db, knowledge, spend
+from .arguments import int_arg, text_arg, uuid_arg
+from .assistant import core
+from .assistant.core import AskResult, Finished, TextDelta, Tool, ToolOutcome
+from .client import RESET_SESSION
+from .embeddings import Embedder, embedder_named
+from .errors import DatabaseUnavailable, FarmopsError, NotAMember, NotConfigured
+
+__all__ = ["AsyncClient", "AsyncTenantSession", "connect"]
+
+
+async def _send(conn: psycopg.AsyncConnection, step: core.Call | core.Statement) -> psycopg.AsyncCursor:
+    cur = conn.cursor(row_factory=dict_row)
+    with db.translated():
+        if isinstance(step, core.Call):
+            await cur.execute(db.function_query(step.function, step.casts, step.kwargs), step.kwargs)
+        else:
+            await cur.execute(step.query, step.params)
+    return cur
+
+
+async def _local_role(conn: psycopg.AsyncConnection, role: str | None) -> None:
+    """``SET LOCAL ROLE role`` first in the current transaction (nothing outlives it), if any role."""
+    if role:
+        await _send(
+            conn, core.Statement("SELECT pg_catalog.set_config('role', %(role)s, true)", {"role": role})
+        )
+
+
+async def _rows(cur: psycopg.AsyncCursor) -> list[dict[str, Any]]:
+    with db.translated():
+        return await cur.fetchall()
+
+
+class AsyncClient:
+    """A pool of async connections plus the Bedrock client, embedder and model runs use (see
+    :class:`farmops_client.client.Client`)."""
+
+    def __init__(
+        self,
+        pool: AsyncConnectionPool,
+        *,
+        bedrock: Any = None,
+        embedder: Embedder | str | None = None,
+        model: str | None = None,
+        owns_pool: bool = False,
+        model_threads: int = 64,
+        role: str | None = None,
+    ):
+        self.pool = pool
+        #: The database role every transaction acts as (``SET LOCAL ROLE``, first), or ``None``.
+        self.role = role
+        self.bedrock = bedrock
+        self.embedder = embedder_named(embedder, bedrock) if isinstance(embedder, str) else embedder
+        self.model = model or core.DEFAULT_MODEL
+        self._owns_pool = owns_pool
+        #: Shared by this client's sessions: values that do not depend on the member (tool specs).
+        self.cache: dict[str, Any] = {}
+        #: Threads that run the blocking botocore calls (Bedrock, embeddings): asyncio's default
+        #: executor has only min(32, CPUs + 4) threads, fewer than a service's chats in flight.
+        self.executor = ThreadPoolExecutor(max_workers=model_threads, thread_name_prefix="farmops-bedrock")
+
+    async def offload(self, function: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """Run a blocking call (botocore) in this client's threads; the event loop keeps running."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, functools.partial(function, *args, **kwargs))
+
+    async def close(self) -> None:
+        """Close the pool if this client created it, and the model-call threads."""
+        if self._owns_pool:
+            await self.pool.close()
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[psycopg.AsyncConnection]:
+        """A pooled connection (pgvector registered), translated errors; no tenant context."""
+        try:
+            async with self.pool.connection() as conn:
+                if conn.adapters.types.get("vector") is None:
+                    with db.translated():
+                        await register_vector_async(conn)
+                yield conn
+        except PoolTimeout as exc:
+            raise DatabaseUnavailable(f"no database connection available: {exc}") from exc
+
+    @contextlib.asynccontextmanager
+    async def tenant(self, farm_id: UUID | str, user_id: str) -> AsyncIterator[AsyncTenantSession]:
+        """A session acting as ``user_id`` in ``farm_id``; it holds no connection between its steps."""
+        yield AsyncTenantSession(self, farm_id, user_id)
+
+    @contextlib.asynccontextmanager
+    async def tenant_from_token(self, token: str) -> AsyncIterator[AsyncTenantSession]:
+        """A session as the farm and user a signed identity token names; the database verifies the
+        token here and again in every transaction of the session."""
+        async with self.connection() as conn, conn.transaction():
+            await _local_role(conn, self.role)
+            await _send(conn, core.Call("begin_tenant_verified", {"token": token}))
+            cur = await _send(
+                conn, core.Statement("SELECT farm_id, user_id FROM farmops.tenant_context()", {})
+            )
+            ctx = (await _rows(cur))[0]
+        session = AsyncTenantSession(self, ctx["farm_id"], ctx["user_id"])
+        session.token = token
+        yield session
+
+    async def create_farm(self, name: str, owner_user_id: str) -> UUID:
+        """``farmops.create_farm``: a new farm with ``owner_user_id`` as its owner."""
+        return (await self._call("create_farm", name=name, owner_user_id=owner_user_id))[0]["create_farm"]
+
+    async def check_invariants(self, farm_id: UUID | str | None = None) -> list[dict[str, Any]]:
+        """``farmops.check_invariants``: violations (empty list = healthy)."""
+        return await self._call(
+            "check_invariants", farm_id=None if farm_id is None else uuid_arg(farm_id, "farm id")
+        )
+
+    async def _call(self, function: str, **kwargs: Any) -> list[dict[str, Any]]:
+        async with self.connection() as conn:
+            async with conn.transaction():
+                await _local_role(conn, self.role)
+                cur = await _send(conn, core.Call(function, kwargs))
+            return await _rows(cur)
+
+
+class AsyncTenantSession:
+    """One user in one farm, asyncio: each operation one short transaction on a borrowed connection."""
+
+    def __init__(self, client: AsyncClient, farm_id: UUID | str, user_id: str):
+        self.client = client
+        self.farm_id = uuid_arg(farm_id, "farm id")
+        self.user_id = text_arg(user_id, "user id", 256)
+        self.embedder = client.embedder
+        self.bedrock = client.bedrock
+        self.model = client.model
+        self.cache = client.cache
+        #: An identity token: when set, every transaction verifies it instead of ``begin_tenant``.
+        self.token: str | None = None
+
+    # -- transactions ----------------------------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def short_transaction(self) -> AsyncIterator[psycopg.AsyncConnection]:
+        """A transaction with the tenant context, pipelined (one round trip), committed at exit."""
+        async with self.client.connection() as conn:
+            explicit = contextlib.nullcontext() if conn.autocommit else conn.transaction()
+            try:
+                with db.translated():
+                    async with conn.pipeline(), explicit:
+                        await _local_role(conn, self.client.role)
+                        if self.token is not None:
+                            await _send(conn, core.Call("begin_tenant_verified", {"token": self.token}))
+                        else:
+                            context = {"farm_id": self.farm_id, "user_id": self.user_id}
+                            await _send(conn, core.Call("begin_tenant", context))
+                        yield conn
+            except BaseException:
+                if conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR:
+                    with db.translated():
+                        await conn.rollback()
+                raise
+
+    async def run_steps(self, steps: Sequence[core.Call | core.Statement]) -> list[list[dict[str, Any]]]:
+        """Steps in one short transaction: each one's rows."""
+        async with self.short_transaction() as conn:
+            cursors = [await _send(conn, step) for step in steps]
+        return [await _rows(cur) for cur in cursors]
+
+    async def call(self, function: str, casts: dict[str, str] | None = None, /, **kwargs: Any) -> list[dict]:
+        """``farmops.<function>`` with named arguments, in its own transaction with the tenant context."""
+        return (await self.run_steps([core.Call(function, kwargs, casts)]))[0]
+
+    async def execute(self, query: str | sql.Composable, params: dict[str, Any] | None = None) -> list[dict]:
+        """A statement in its own transaction with the tenant context: its rows."""
+        return (await self.run_steps([core.Statement(query, params or {})]))[0]
+
+    # -- operations (the sync session's names) ---------------------------------------------------------
+    async def farm(self) -> dict[str, Any]:
+        """The farm row as this member sees it."""
+        return (await self.execute("SELECT * FROM farmops.farms WHERE id = %(f)s", {"f": self.farm_id}))[0]
+
+    async def members(self) -> list[dict[str, Any]]:
+        """The farm's members."""
+        return await self.execute("SELECT * FROM farmops.farm_members ORDER BY user_id")
+
+    async def ledger(self, *, run_id: UUID | str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Ledger rows of the farm (newest last), optionally of one run."""
+        return await self.execute(
+            "SELECT * FROM (SELECT * FROM farmops.credit_ledger WHERE %(run)s::uuid IS NULL "
+            "OR ai_run_id = %(run)s::uuid ORDER BY seq DESC LIMIT %(limit)s) AS l ORDER BY seq",
+            {
+                "run": None if run_id is None else uuid_arg(run_id, "run id"),
+                "limit": int_arg(limit, "limit", 1),
+            },
+        )
+
+    # -- money (the twins of farmops_client.spend) -------------------------------------------------------
+    async def set_budget(
+        self,
+        period: str,
+        limit_micro_usd: int,
+        *,
+        action: str = "deny",
+        feature: str | None = None,
+        thresholds: list[int] | None = None,
+        time_zone: str = "UTC",
+    ) -> dict[str, Any]:
+        """``farmops.set_budget`` (owner): the farm's money budget of a period ('day' or 'month')."""
+        args: dict[str, Any] = {
+            "period": period, "limit_micro_usd": limit_micro_usd, "action": action, "feature": feature,
+            "time_zone": time_zone,
+        }  # fmt: skip
+        if thresholds is not None:
+            args["thresholds"] = thresholds
+        return (await self.call("set_budget", **args))[0]
+
+    async def drop_budget(self, period: str, *, feature: str | None = None) -> dict[str, Any]:
+        """``farmops.drop_budget`` (owner)."""
+        return (await self.call("drop_budget", period=period, feature=feature))[0]
+
+    async def budgets(self) -> list[dict[str, Any]]:
+        """Each budget of the farm in its current period (``farmops.budget_status``)."""
+        return await self.execute("SELECT * FROM farmops.budget_status ORDER BY period, feature")
+
+    async def budget_alerts(self, *, limit: int = 100) -> list[dict[str, Any]]:
+        """The farm's fired budget alerts, newest first."""
+        return await self.execute(
+            "SELECT * FROM farmops.budget_alerts ORDER BY fired_at DESC LIMIT %(n)s",
+            {"n": int_arg(limit, "limit", 1)},
+        )
+
+    async def usage(self, *, since: timedelta = timedelta(days=30), by: str = "day") -> list[dict[str, Any]]:
+        """Spend of the farm over the last ``since``, grouped ``by`` day, feature, model or member."""
+        query, params = spend.usage_query(since, by)
+        return await self.execute(query, params)
+
+    async def month_to_date(self) -> dict[str, Any] | None:
+        """This month's spend, the linear end-of-month projection and the monthly budget."""
+        rows = await self.execute("SELECT * FROM farmops.spend_month_to_date")
+        return rows[0] if rows else None
+
+    async def record_usage(
+        self,
+        *,
+        feature: str,
+        model: str,
+        input_tokens: int,
+        output_tokens: int = 0,
+        run_id: UUID | str | None = None,
+    ) -> dict[str, Any]:
+        """``farmops.record_usage``: meter a provider call that is not a run's own (an embedding)."""
+        tokens = {"input_tokens": input_tokens, "output_tokens": output_tokens}
+        rows = await self.call("record_usage", feature=feature, model=model, run_id=run_id, **tokens)
+        return rows[0]
+
+    async def rates(self) -> list[dict[str, Any]]:
+        """The rate row in force for every model (credits and prices; ``'*'`` is the default)."""
+        return await self.execute(spend.RATES_QUERY)
+
+    async def adjust_credits(self, delta: int, reason: str) -> int:
+        """``farmops.adjust_credits`` (owner): correct the balance by ``delta``; returns the new balance."""
+        rows = await self.call("adjust_credits", farm_id=self.farm_id, delta=delta, reason=reason)
+        return rows[0]["adjust_credits"]
+
+    async def credit_statement(self, start: datetime, end: datetime | None = None) -> dict[str, Any]:
+        """``farmops.credit_statement`` for [start, end) (end: now)."""
+        args: dict[str, Any] = {"from": start}
+        if end is not None:
+            args["to"] = end
+        return (await self.call("credit_statement", **args))[0]
+
+    async def check_invariants(self) -> list[dict[str, Any]]:
+        """``farmops.check_invariants`` for this farm (empty list = healthy)."""
+        return await self.call("check_invariants", farm_id=self.farm_id)
+
+    async def draft(self, draft_id: UUID | str) -> dict[str, Any] | None:
+        """One draft, or ``None`` if not visible."""
+        rows = await self.execute(
+            "SELECT * FROM farmops.assistant_drafts WHERE id = %(d)s", {"d": uuid_arg(draft_id, "draft id")}
+        )
+        return rows[0] if rows else None
+
+    async def delete_document(self, document_id: UUID | str) -> None:
+        """``farmops.delete_document``."""
+        await self.call("delete_document", document_id=uuid_arg(document_id, "document id"))
+
+    async def remember(self, content: str, *, run_id: UUID | str | None = None) -> UUID:
+        """Store a durable farm fact and make it retrievable (embedded first, no connection held)."""
+        run_id = None if run_id is None else uuid_arg(run_id, "run id")
+        (vector,), tokens = await self._embed_metered([content])
+        await self._meter(tokens, "remember", run_id)
+        args = {"content": content, "run_id": run_id, "embedding": vector, "model": self.embedder.model}
+        return (await self.run_steps([core.Statement(core.STORE_MEMORY, args)]))[0][0]["memory_id"]
+
+    async def grant_credits(self, credits: int, reason: str) -> int:
+        """``farmops.grant_credits`` for this farm (owner only); returns the new balance."""
+        credits = int_arg(credits, "credits", 1)
+        rows = await self.call("grant_credits", farm_id=self.farm_id, credits=credits, reason=reason)
+        return rows[0]["grant_credits"]
+
+    async def balance(self) -> int:
+        """The farm's credit balance."""
+        rows = await self.execute(
+            "SELECT credit_balance FROM farmops.farms WHERE id = %(f)s", {"f": self.farm_id}
+        )
+        return rows[0]["credit_balance"]
+
+    async def runs(self, *, limit: int = 50) -> list[dict[str, Any]]:
+        """The farm's most recent AI runs."""
+        return await self.execute(
+            "SELECT * FROM farmops.ai_runs ORDER BY reserved_at DESC, id LIMIT %(n)s",
+            {"n": int_arg(limit, "limit", 1)},
+        )
+
+    async def run(self, run_id: UUID | str) -> dict[str, Any] | None:
+        """One run with its ledger legs, retrievals and drafts (``None`` if not visible)."""
+        r = {"r": uuid_arg(run_id, "run id")}
+        runs, legs, retrievals, drafts = await self.run_steps(
+            [
+                core.Statement("SELECT * FROM farmops.ai_runs WHERE id = %(r)s", r),
+                core.Statement("SELECT * FROM farmops.credit_ledger WHERE ai_run_id = %(r)s ORDER BY seq", r),
+                core.Statement(
+                    "SELECT * FROM farmops.ai_run_retrievals WHERE ai_run_id = %(r)s "
+                    "ORDER BY retrieved_at, search_id, rank",
+                    r,
+                ),
+                core.Statement(
+                    "SELECT * FROM farmops.assistant_drafts WHERE ai_run_id = %(r)s ORDER BY created_at, id",
+                    r,
+                ),
+            ]
+        )
+        if not runs:
+            return None
+        return {**runs[0], "ledger": legs, "retrievals": retrievals, "drafts": drafts}
+
+    async def drafts(self, *, status: str | None = "pending", limit: int = 100) -> list[dict[str, Any]]:
+        """The farm's assistant drafts (by default the pending ones), newest first."""
+        return await self.execute(
+            "SELECT * FROM farmops.assistant_drafts WHERE %(status)s::text IS NULL OR status = %(status)s "
+            "ORDER BY created_at DESC LIMIT %(limit)s",
+            {"status": status, "limit": int_arg(limit, "limit", 1)},
+        )
+
+    async def confirm_draft(
+        self, draft_id: UUID | str, edits: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """``farmops.confirm_draft`` as this (human) member; returns the draft row."""
+        draft_id = uuid_arg(draft_id, "draft id")
+        return (
+            await self.call("confirm_draft", draft_id=draft_id, edits=None if edits is None else Jsonb(edits))
+        )[0]
+
+    async def discard_draft(self, draft_id: UUID | str, reason: str | None = None) -> dict[str, Any]:
+        """``farmops.discard_draft``; returns the draft row."""
+        return (await self.call("discard_draft", draft_id=uuid_arg(draft_id, "draft id"), reason=reason))[0]
+
+    async def set_autonomy(
+        self,
+        tier: str | None = None,
+        auto_categories: list[str] | None = None,
+        record_autonomy: dict[str, str] | None = None,
+    ) -> None:
+        """``farmops.set_autonomy`` (owner only); ``None`` leaves a setting unchanged."""
+        await self.call(
+            "set_autonomy",
+            tier=tier,
+            auto_categories=None if auto_categories is None else Jsonb(auto_categories),
+            record_autonomy=None if record_autonomy is None else Jsonb(record_autonomy),
+        )
+
+    async def add_member(self, user_id: str, role: str) -> None:
+        """``farmops.add_member`` to this farm (owner only)."""
+        await self.call(
+            "add_member", farm_id=self.farm_id, user_id=text_arg(user_id, "user id", 256), role=role
+        )
+
+    async def remove_member(self, user_id: str) -> None:
+        """``farmops.remove_member`` (owner only): OF002 if ``user_id`` is no member, OF005 the last owner."""
+        await self.call("remove_member", farm_id=self.farm_id, user_id=text_arg(user_id, "user id", 256))
+
+    async def set_member_role(self, user_id: str, role: str) -> None:
+        """Change an existing member's role (owner only); never adds anyone (:class:`NotAMember`)."""
+        user_id = text_arg(user_id, "user id", 256)
+        found = await self.execute(
+            "SELECT 1 FROM farmops.farm_members WHERE farm_id = %(f)s AND user_id = %(u)s",
+            {"f": self.farm_id, "u": user_id},
+        )
+        if not found:
+            raise NotAMember(f"{user_id} is not a member of this farm")
+        await self.add_member(user_id, role)
+
+    async def autonomy(self) -> dict[str, Any]:
+        """The farm's AI settings and, per record type, the autonomy it resolves to now (``types``)."""
+        settings, types = await self.run_steps(
+            [
+                core.Statement(
+                    "SELECT ai_autonomy, ai_auto_categories, ai_record_autonomy, draft_ttl "
+                    "FROM farmops.farms WHERE id = %(f)s",
+                    {"f": self.farm_id},
+                ),
+                core.Statement(
+                    "SELECT name AS record_type, class, farmops.resolve_autonomy(name) AS effective "
+                    "FROM farmops.record_types ORDER BY name",
+                    {},
+                ),
+            ]
+        )
+        return {**(settings[0] if settings else {}), "types": types}
+
+    async def set_draft_ttl(self, ttl: timedelta) -> timedelta:
+        """``farmops.set_draft_ttl`` (owner only): how long new drafts wait for a human."""
+        return (await self.call("set_draft_ttl", ttl=ttl))[0]["set_draft_ttl"]
+
+    async def draft_channel(self) -> str:
+        """``farmops.draft_channel()``: the channel to LISTEN on for this farm's new pending drafts."""
+        return (await self.call("draft_channel"))[0]["draft_channel"]
+
+    async def recommendations(
+        self, *, status: str | None = "pending", limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """The farm's AI recommendations (by default the pending ones), newest first."""
+        return await self.execute(
+            "SELECT * FROM farmops.ai_recommendations WHERE %(status)s::text IS NULL OR status = %(status)s "
+            "ORDER BY created_at DESC, id LIMIT %(limit)s",
+            {"status": status, "limit": int_arg(limit, "limit", 1)},
+        )
+
+    async def decide_recommendation(
+        self, recommendation_id: UUID | str, approve: bool, reason: str | None = None
+    ) -> dict[str, Any]:
+        """``farmops.decide_recommendation`` as this (human) member; returns the recommendation row."""
+        rec = uuid_arg(recommendation_id, "recommendation id")
+        return (
+            await self.call("decide_recommendation", recommendation_id=rec, approve=approve, reason=reason)
+        )[0]
+
+    async def give_feedback(
+        self, run_id: UUID | str, thumbs_up: bool, comment: str | None = None
+    ) -> dict[str, Any]:
+        """``farmops.give_feedback``: this member's thumbs up/down on a run (a second call replaces it)."""
+        run = uuid_arg(run_id, "run id")
+        return (await self.call("give_feedback", run_id=run, thumbs_up=thumbs_up, comment=comment))[0]
+
+    async def feedback(self, *, run_id: UUID | str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """The farm's feedback on runs (optionally one run's), newest first."""
+        return await self.execute(
+            "SELECT * FROM farmops.ai_feedback WHERE %(run)s::uuid IS NULL OR ai_run_id = %(run)s::uuid "
+            "ORDER BY updated_at DESC, ai_run_id, user_id LIMIT %(limit)s",
+            {
+                "run": None if run_id is None else uuid_arg(run_id, "run id"),
+                "limit": int_arg(limit, "limit", 1),
+            },
+        )
+
+    async def evals(self, *, run_id: UUID | str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """The farm's eval results (optionally one run's), newest first."""
+        return await self.execute(
+            "SELECT * FROM farmops.ai_evals WHERE %(run)s::uuid IS NULL OR ai_run_id = %(run)s::uuid "
+            "ORDER BY created_at DESC, id DESC LIMIT %(limit)s",
+            {
+                "run": None if run_id is None else uuid_arg(run_id, "run id"),
+                "limit": int_arg(limit, "limit", 1),
+            },
+        )
+
+    async def eval_rules(self) -> list[dict[str, Any]]:
+        """The installation's eval rules (global; registered by the package owner)."""
+        return await self.execute("SELECT * FROM farmops.ai_eval_rules ORDER BY name")
+
+    async def documents(self, *, limit: int = 100) -> list[dict[str, Any]]:
+        """The farm's documents (no content: title, size, chunks, model), newest first."""
+        return await self.execute(
+            "SELECT d.id, d.title, char_length(d.content) AS characters, "
+            "(SELECT count(*) FROM farmops.embeddings AS e "
+            "WHERE e.farm_id = d.farm_id AND e.document_id = d.id) AS chunks, "
+            "d.model, d.created_by, d.created_at "
+            "FROM farmops.documents AS d ORDER BY d.created_at DESC, d.id LIMIT %(limit)s",
+            {"limit": int_arg(limit, "limit", 1)},
+        )
+
+    async def _embed_metered(self, texts: list[str]) -> tuple[list[Vector], int | None]:
+        """The vectors and the input tokens the provider reported (``None``: no provider was called)."""
+        if self.embedder is None:
+            raise NotConfigured("no embedder configured: pass embedder= to farmops_client.aio.connect()")
+        return await self.client.offload(knowledge.embed_metered, self.embedder, texts)
+
+    async def _meter(self, tokens: int | None, feature: str, run_id: UUID | None = None) -> None:
+        """``farmops.record_usage`` for an embedding call (priced and counted in budgets by the database)."""
+        if tokens is not None:
+            await self.call("record_usage", model=self.embedder.model, input_tokens=tokens, feature=feature,
+                            run_id=run_id)  # fmt: skip
+
+    async def search(
+        self, text: str, *, k: int = 4, include_global: bool = True, source_types: list[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Embed ``text`` (no connection held meanwhile) and ``farmops.search`` this farm's knowledge."""
+        (vector,), tokens = await self._embed_metered([text])
+        await self._meter(tokens, "search")
+        return await self.call(
+            "search",
+            {"query": "vector"},
+            query=vector,
+            model=self.embedder.model,
+            k=int_arg(k, "k", 1, 100),
+            include_global=include_global,
+            source_types=source_types,
+        )
+
+    async def ingest_document(self, title: str, content: str, *, max_chars: int = 1200) -> UUID:
+        """Chunk, embed (no connection held meanwhile) and ``farmops.ingest_document``."""
+        from .knowledge import chunk_text
+
+        chunks = chunk_text(content, max_chars) or [content]
+        vectors, tokens = await self._embed_metered(chunks)
+        await self._meter(tokens, "ingest")
+        rows = await self.call(
+            "ingest_document",
+            {"embeddings": "vector[]"},
+            title=title,
+            content=content,
+            chunks=chunks,
+            embeddings=vectors,
+            model=self.embedder.model,
+        )
+        return rows[0]["ingest_document"]
+
+    # -- the governed run ------------------------------------------------------------------------------
+    async def ask(
+        self,
+        prompt: str,
+        *,
+        feature: str = "assistant",
+        max_tokens: int = 512,
+        model: str | None = None,
+        max_input_tokens: int | None = None,
+        k: int = 4,
+        max_tool_turns: int = 4,
+        request_id: str | None = None,
+        ttl: str = "15 minutes",
+        system: str | Sequence[str] | None = None,
+        temperature: float | None = None,
+        tools: Sequence[str | Tool] | None = None,
+        inference_config: dict[str, Any] | None = None,
+        additional_model_request_fields: dict[str, Any] | None = None,
+        history: Sequence[dict[str, Any]] | None = None,
+    ) -> AskResult:
+        """:func:`farmops_client.assistant.ask`, awaited (the same options and outcomes)."""
+        plan = core.make_plan(
+            self,
+            prompt,
+            feature=feature,
+            max_tokens=max_tokens,
+            model=model,
+            max_input_tokens=max_input_tokens,
+            k=k,
+            max_tool_turns=max_tool_turns,
+            request_id=request_id,
+            ttl=ttl,
+            system=system,
+            temperature=temperature,
+            tools=tools,
+            inference_config=inference_config,
+            additional_model_request_fields=additional_model_request_fields,
+            history=history,
+        )
+        effects = _Effects(self)
+        run = core.governed_run(plan, self.cache)
+        value: Any = None
+        error: BaseException | None = None
+        while True:
+            try:
+                effect = run.throw(error) if error is not None else run.send(value)
+            except StopIteration as stop:
+                return stop.value
+            try:
+                value, error = await effects(effect), None
+            except BaseException as exc:
+                value, error = None, exc
+
+    async def ask_stream(
+        self,
+        prompt: str,
+        *,
+        feature: str = "assistant",
+        max_tokens: int = 512,
+        model: str | None = None,
+        max_input_tokens: int | None = None,
+        k: int = 4,
+        max_tool_turns: int = 4,
+        request_id: str | None = None,
+        ttl: str = "15 minutes",
+        system: str | Sequence[str] | None = None,
+        temperature: float | None = None,
+        tools: Sequence[str | Tool] | None = None,
+        inference_config: dict[str, Any] | None = None,
+        additional_model_request_fields: dict[str, Any] | None = None,
+        history: Sequence[dict[str, Any]] | None = None,
+    ) -> AsyncIterator[TextDelta | ToolOutcome | Finished]:
+        """:func:`farmops_client.assistant.ask_stream`, as an async generator."""
+        plan = core.make_plan(
+            self,
+            prompt,
+            stream=True,
+            feature=feature,
+            max_tokens=max_tokens,
+            model=model,
+            max_input_tokens=max_input_tokens,
+            k=k,
+            max_tool_turns=max_tool_turns,
+            request_id=request_id,
+            ttl=ttl,
+            system=system,
+            temperature=temperature,
+            tools=tools,
+            inference_config=inference_config,
+            additional_model_request_fields=additional_model_request_fields,
+            history=history,
+        )
+        effects = _Effects(self)
+        run = core.governed_run(plan, self.cache)
+        value: Any = None
+        error: BaseException | None = None
+        closed = False
+        while True:
+            try:
+                effect = run.throw(error) if error is not None else run.send(value)
+            except StopIteration:
+                return
+            value, error = None, None
+            try:
+                if isinstance(effect, core.Emit):
+                    if not closed:
+                        yield effect.event
+                elif isinstance(effect, core.ModelCall) and effect.stream:
+                    response = await self.client.offload(self.bedrock.converse_stream, **effect.request)
+                    events = response["stream"]
+                    iterator = core.stream_events(events)
+                    try:
+                        while (event := await self.client.offload(next, iterator, None)) is not None:
+                            delta = effect.assembler.feed(event)
+                            if delta and not closed:
+                                yield TextDelta(delta)
+                    finally:
+                        events.close()
+                    value = effect.assembler.response()
+                else:
+                    value = await effects(effect)
+            except BaseException as exc:
+                closed = closed or isinstance(exc, (GeneratorExit, asyncio.CancelledError))
+                error = exc
+
+
+class _Effects:
+    """The asyncio executor of a run's effects, for one session."""
+
+    def __init__(self, t: AsyncTenantSession):
+        self.t = t
+
+    async def __call__(self, effect: Any) -> Any:
+        t = self.t
+        if isinstance(effect, core.Db):
+            if any(isinstance(s, core.Call) and s.function == "settle_run" for s in effect.steps):
+                # settling survives a second cancellation: the run settles exactly once either way
+                return await asyncio.shield(self.db(effect))
+            return await self.db(effect)
+        if isinstance(effect, core.Embed):
+            (vector,), tokens = await t._embed_metered([effect.text])
+            return vector, tokens
+        if isinstance(effect, core.CountTokens):
+            args = core.count_tokens_args(effect.request, t.cache, t.bedrock)
+            if args is None:
+                return None
+            try:
+                response = await t.client.offload(t.bedrock.count_tokens, **args)
+            except Exception as exc:
+                return core.counted(None, exc, effect.request, t.cache)
+            return core.counted(response, None, effect.request, t.cache)
+        if isinstance(effect, core.ModelCall):
+            return await t.client.offload(t.bedrock.converse, **effect.request)
+        if isinstance(effect, core.RunServiceTool):
+            handler: Callable[[dict[str, Any]], Any] = effect.tool.handler
+            if inspect.iscoroutinefunction(handler):
+                return await handler(effect.payload)
+            return await t.client.offload(handler, effect.payload)
+        if isinstance(effect, core.Emit):
+            return None
+        raise TypeError(f"unknown effect {effect!r}")
+
+    async def db(self, effect: core.Db) -> list[list[dict[str, Any]]]:
+        t = self.t
+        if not effect.context and t.token is None and not t.client.role and len(effect.steps) == 1:
+            async with t.client.connection() as conn:
+                if conn.autocommit:  # the call is the transaction: one round trip
+                    return [await _rows(await _send(conn, effect.steps[0]))]
+        return await t.run_steps(effect.steps)
+
+
+async def connect(
+    dsn: str | AsyncConnectionPool,
+    *,
+    bedrock: Any = None,
+    embedder: Embedder | str | None = None,
+    model: str | None = None,
+    min_size: int = 1,
+    max_size: int = 8,
+    connect_timeout: int = 10,
+    role: str | None = None,
+    model_threads: int = 64,
+) -> AsyncClient:
+    """Open an :class:`AsyncClient` on a DSN (an ``AsyncConnectionPool`` is created) or on your own pool.
+
+    Connections are autocommit, without server-side prepared statements (PgBouncer transaction mode),
+    and reset when they return to the pool; ``role`` is ``SET LOCAL ROLE`` first in every transaction,
+    never a session ``SET ROLE`` (ADR 0026), as the sync client's (:func:`farmops_client.connect`).
+    """
+    if isinstance(dsn, AsyncConnectionPool):
+        return AsyncClient(dsn, bedrock=bedrock, embedder=embedder, model=model, role=role)
+    if not dsn:
+        raise FarmopsError("connect() needs a DSN or a pool")
+    kwargs = {"autocommit": True, "connect_timeout": connect_timeout, "prepare_threshold": None}
+    try:  # one connection first, so a bad DSN, password or role fails fast with libpq's reason
+        probe = await psycopg.AsyncConnection.connect(dsn, **kwargs)
+    except psycopg.Error as exc:
+        raise DatabaseUnavailable(
+            f"cannot connect to the database: {str(exc).strip().splitlines()[0]}"
+        ) from exc
+    try:  # the role checked in a transaction of its own (a session SET ROLE would outlive it)
+        async with probe.transaction():
+            try:
+                await _local_role(probe, role)
+            except FarmopsError as exc:
+                raise FarmopsError(f"the DSN's role may not act as {role}: {exc}") from exc
+    finally:
+        await probe.close()
+
+    async def configure(conn: psycopg.AsyncConnection) -> None:
+        with db.translated():
+            await register_vector_async(conn)
+
+    async def reset(conn: psycopg.AsyncConnection) -> None:
+        with db.translated():
+            await conn.execute(RESET_SESSION)
+
+    pool = AsyncConnectionPool(
+        dsn,
+        kwargs=kwargs,
+        min_size=min_size,
+        max_size=max_size,
+        configure=configure,
+        reset=reset,
+        open=False,
+        name="farmops-aio",
+    )
+    await pool.open()
+    return AsyncClient(
+        pool,
+        bedrock=bedrock,
+        embedder=embedder,
+        model=model,
+        owns_pool=True,
+        model_threads=model_threads,
+        role=role,
+    )

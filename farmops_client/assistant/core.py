@@ -1,0 +1,817 @@
+"""The governed run without I/O: a generator of effects that the sync and the asyncio drivers execute.
+
+:func:`governed_run` holds every rule of a run (what is reserved when, what the model is sent, what
+a tool call does, when the hold grows, how the run settles whatever happens) and performs no I/O.
+It yields *effects* and receives their results:
+
+- :class:`Db`: one short pipelined transaction of function calls or statements (the driver borrows
+  a pooled connection for it and returns it: no connection is held during a model call);
+- :class:`Embed`: one text's vector; :class:`CountTokens`: a provider's token count or ``None``;
+- :class:`ModelCall`: one Converse (or ConverseStream, fed into a :class:`StreamAssembler`) call;
+- :class:`RunServiceTool`: a tool of the service's own, run by its handler;
+- :class:`Emit`: an event for ``ask_stream`` consumers (text deltas come from the driver).
+
+A failing effect is thrown back into the generator at its ``yield`` (a typed
+:class:`~farmops_client.errors.FarmopsError`, a botocore error, or a cancellation). The drivers are
+:func:`farmops_client.assistant.run.ask` / ``ask_stream`` and their twins in :mod:`farmops_client.aio`.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ..errors import InsufficientCredits, InvalidPayload, ModelCallFailed, SuggestOnly, UnknownRecordType
+from . import sizing
+from .tools import REMEMBER_TOOL, SEARCH_TOOL, Outcome, ToolCall
+
+DEFAULT_MODEL = "amazon.nova-lite-v1:0"
+SUMMARY_CHARS = 4000
+SYSTEM_PROMPT = (
+    "You are the farm assistant of FarmOps Desk. Answer briefly. Record facts only through the tools; "
+    "every write you propose is checked by the farm's autonomy rules, and the tool result tells you "
+    "whether it was drafted for confirmation, written, or not allowed. Use the context passages when "
+    "they are relevant and say so when they are not."
+)
+#: stopReasons after which the model's answer is complete.
+FINISHED = ("end_turn", "stop_sequence", "max_tokens")
+#: How long a client reuses the record types' tool specs (``farmops.register_record_type`` adds
+#: types rarely; a proposal of an unknown type, or ``client.cache.clear()``, drops them at once).
+TOOL_SPECS_TTL = 300.0
+
+
+# -- effects ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Call:
+    """``farmops.<function>(p_x => ...)`` with named arguments (``casts`` maps a name to a SQL type)."""
+
+    function: str
+    kwargs: dict[str, Any]
+    casts: dict[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class Statement:
+    """A statement of the client's own (dict params)."""
+
+    query: str
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Db:
+    """One short transaction with the tenant context, pipelined: every step's rows, in order.
+
+    ``context=False``: the steps check membership themselves (``reserve_run``), so the driver sends
+    the tenant context only for a session on an identity token, and otherwise runs the one call alone.
+    """
+
+    steps: tuple[Call | Statement, ...]
+    context: bool = True
+
+
+@dataclass(frozen=True)
+class Embed:
+    """The session's embedder on one text: ``(vector, tokens)``, the tokens the provider reported for it
+    (``None`` when the embedder calls no provider: nothing to meter)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class CountTokens:
+    """The provider's input-token count of ``request`` (Bedrock CountTokens), or ``None``."""
+
+    request: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ModelCall:
+    """One Converse call (``stream``: ConverseStream, whose events feed ``assembler``); the response."""
+
+    request: dict[str, Any]
+    stream: bool
+    assembler: StreamAssembler | None = None
+
+
+@dataclass(frozen=True)
+class RunServiceTool:
+    """A toolUse of one of the service's own tools: its handler's answer (a string or JSON-able value)."""
+
+    tool: Tool
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Emit:
+    """An event for ``ask_stream`` consumers (``ask`` drops it)."""
+
+    event: Any
+
+
+Effect = Db | Embed | CountTokens | ModelCall | RunServiceTool | Emit
+
+
+# -- events of ask_stream -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TextDelta:
+    """A piece of the model's answer, as ConverseStream delivered it."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class ToolOutcome:
+    """A toolUse the model made and what the database (or the service's handler) did with it."""
+
+    call: ToolCall
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The last event: the settled run."""
+
+    result: AskResult
+
+
+# -- service tools ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Tool:
+    """A tool of the service's own: a Converse ``toolSpec`` and the handler that answers it.
+
+    The handler takes the model's input (a dict) and returns the text (or a JSON-able value) the
+    model reads; in :mod:`farmops_client.aio` it may be a coroutine function. An exception it raises
+    is the tool's error result, never the run's failure.
+    """
+
+    name: str
+    description: str
+    input_schema: dict[str, Any]
+    handler: Callable[[dict[str, Any]], Any]
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        """The Converse ``toolSpec``."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "inputSchema": {"json": self.input_schema},
+        }
+
+
+# -- the result ---------------------------------------------------------------------------------------
+@dataclass
+class AskResult:
+    """What a governed run returns."""
+
+    run_id: UUID
+    status: str
+    text: str
+    stop_reason: str | None
+    drafts: list[UUID] = field(default_factory=list)
+    records: list[UUID] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    retrievals: list[dict[str, Any]] = field(default_factory=list)
+    input_tokens: int = 0
+    output_tokens: int = 0
+    latency_ms: int = 0
+    credits_reserved: int = 0
+    credits_actual: int | None = None
+    credits_shortfall: int = 0
+    error: str | None = None
+    #: Model calls made (each one's hold was in place before it was sent).
+    model_calls: int = 0
+    #: True when the hold could not grow for a further model call: the run stopped there and settled.
+    credits_exhausted: bool = False
+    #: The conversation, the history given plus this run's turns: pass it as ``history=`` to continue.
+    messages: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def credits_charged(self) -> int:
+        """Credits actually taken from the balance (actual minus the recorded shortfall)."""
+        return (self.credits_actual or 0) - (self.credits_shortfall or 0)
+
+    def record(self, call: ToolCall) -> None:
+        """Keep one tool call and file what the database did with it."""
+        self.tool_calls.append(call)
+        if call.outcome is Outcome.DRAFTED:
+            self.drafts.append(call.draft_id)
+        elif call.outcome is Outcome.WRITTEN:
+            self.records.append(call.record_id)
+        elif call.outcome is Outcome.REFUSED:
+            self.refused.append(call.name)
+
+
+# -- the plan of one run ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Plan:
+    """Everything one run was asked to do, validated (see ``ask``'s arguments)."""
+
+    farm_id: UUID
+    user_id: str
+    prompt: str
+    feature: str = "assistant"
+    model: str = DEFAULT_MODEL
+    max_tokens: int = 512
+    max_input_tokens: int | None = None
+    k: int = 4
+    max_tool_turns: int = 4
+    request_id: str | None = None
+    ttl: str = "15 minutes"
+    system: tuple[str, ...] = (SYSTEM_PROMPT,)
+    inference_config: dict[str, Any] = field(default_factory=dict)
+    additional_model_request_fields: dict[str, Any] | None = None
+    tools: tuple[str | Tool, ...] | None = None
+    history: tuple[dict[str, Any], ...] = ()
+    stream: bool = False
+    embedder_model: str = ""
+
+
+def summary(text: str | None) -> str | None:
+    """A text as the run row keeps it (NUL-free, at most :data:`SUMMARY_CHARS`)."""
+    return None if text is None else text.replace("\x00", "")[:SUMMARY_CHARS]
+
+
+def error_text(exc: BaseException) -> str:
+    """One line naming an error (a botocore ClientError by its code)."""
+    if isinstance(exc, ClientError):
+        err = exc.response.get("Error", {})
+        return f"{err.get('Code', 'ClientError')}: {err.get('Message', '')}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def verdict(stop_reason: str | None, max_tool_turns: int) -> tuple[str, str | None]:
+    """The run's status and error from how the model stopped."""
+    if stop_reason in FINISHED:
+        return "succeeded", None
+    if stop_reason == "tool_use":
+        return "failed", f"tool turn limit reached ({max_tool_turns})"
+    # guardrail_intervened, content_filtered, or a reason this client does not know
+    return "failed", f"stopped by the model: {stop_reason}"
+
+
+def context_block(passages: list[dict[str, Any]]) -> str:
+    """Retrieved passages as the model reads them."""
+    if not passages:
+        return "No context passages matched."
+    lines = ["Context passages (retrieved for this question):"]
+    for i, p in enumerate(passages, 1):
+        lines.append(f"[{i}] ({p.get('source')}, score {float(p.get('score') or 0):.2f}) {p.get('content')}")
+    return "\n".join(lines)
+
+
+# -- usage and streams --------------------------------------------------------------------------------
+@dataclass
+class Usage:
+    """Tokens the provider reported so far, over every call of one run."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    calls: int = 0
+
+    def add(self, response: dict[str, Any]) -> None:
+        """Count one Converse response (or an assembled stream)."""
+        reported = response.get("usage") or {}
+        self.calls += 1
+        self.input_tokens += int(reported.get("inputTokens", 0))
+        self.output_tokens += int(reported.get("outputTokens", 0))
+
+
+class StreamAssembler:
+    """ConverseStream events -> the response Converse would have returned (no I/O).
+
+    ``usage`` stays ``None`` until the stream's final ``metadata`` event: a stream cut before it
+    never reported, and the run settles that call at its held upper bound.
+    """
+
+    def __init__(self) -> None:
+        self.blocks: dict[int, dict[str, Any]] = {}
+        self.tool_inputs: dict[int, list[str]] = {}
+        self.stop_reason: str | None = None
+        self.usage: dict[str, Any] | None = None
+        self.metrics: dict[str, Any] | None = None
+
+    def feed(self, event: dict[str, Any]) -> str | None:
+        """Take one event; returns the text delta it carried, if any."""
+        if "contentBlockStart" in event:
+            start = event["contentBlockStart"]
+            use = start.get("start", {}).get("toolUse")
+            if use is not None:
+                self.blocks[start["contentBlockIndex"]] = {"toolUse": {**use, "input": {}}}
+                self.tool_inputs[start["contentBlockIndex"]] = []
+        elif "contentBlockDelta" in event:
+            delta = event["contentBlockDelta"]
+            index = delta.get("contentBlockIndex", 0)
+            body = delta.get("delta", {})
+            if "text" in body:
+                block = self.blocks.setdefault(index, {"text": ""})
+                block["text"] = block.get("text", "") + body["text"]
+                return body["text"]
+            if "toolUse" in body:
+                self.tool_inputs.setdefault(index, []).append(body["toolUse"].get("input", ""))
+        elif "messageStop" in event:
+            self.stop_reason = event["messageStop"].get("stopReason")
+        elif "metadata" in event:
+            self.usage = event["metadata"].get("usage") or {}
+            self.metrics = event["metadata"].get("metrics")
+        return None
+
+    def response(self) -> dict[str, Any]:
+        """The assembled Converse-shaped response."""
+        import json
+
+        content = []
+        for index in sorted(self.blocks):
+            block = self.blocks[index]
+            if "toolUse" in block:
+                raw = "".join(self.tool_inputs.get(index, []))
+                block["toolUse"]["input"] = json.loads(raw) if raw else {}
+            content.append(block)
+        return {
+            "output": {"message": {"role": "assistant", "content": content}},
+            "stopReason": self.stop_reason,
+            "usage": self.usage or {},
+        }
+
+
+def stream_events(events: Any) -> Iterator[dict[str, Any]]:
+    """A botocore event stream's events; a connection that breaks mid-way is botocore's
+    ``ResponseStreamingError`` (a BotoCoreError: the run fails as a model call failure)."""
+    from botocore.exceptions import ResponseStreamingError
+    from urllib3.exceptions import HTTPError
+
+    iterator = iter(events)
+    while True:
+        try:
+            event = next(iterator)
+        except StopIteration:
+            return
+        except HTTPError as exc:
+            raise ResponseStreamingError(error=exc) from exc
+        yield event
+
+
+# -- tools --------------------------------------------------------------------------------------------
+def tool_specs(plan: Plan, cache: dict[str, Any]) -> Generator[Effect, Any, list[dict[str, Any]]]:
+    """The Converse tool specs of this run: the record types' (cached in ``cache`` for
+    :data:`TOOL_SPECS_TTL` seconds), remember, search, and the service's own, as ``plan.tools`` chose."""
+    cached = cache.get("tool_specs")
+    if cached is not None and cached[0] > time.monotonic():
+        farm_specs = cached[1]
+    else:
+        (rows,) = yield Db((Call("record_type_tools", {}),))
+        record_specs = [
+            {
+                "toolSpec": {
+                    "name": f"create_{row['name']}",
+                    "description": row["description"] or f"Record a {row['name']} ({row['class']}).",
+                    "inputSchema": {"json": row["input_schema"]},
+                }
+            }
+            for row in rows
+        ]
+        farm_specs = [*record_specs, {"toolSpec": REMEMBER_TOOL}, {"toolSpec": SEARCH_TOOL}]
+        cache["tool_specs"] = (time.monotonic() + TOOL_SPECS_TTL, farm_specs)
+    if plan.tools is None:
+        return farm_specs
+    by_name = {spec["toolSpec"]["name"]: spec for spec in farm_specs}
+    chosen: list[dict[str, Any]] = []
+    for tool in plan.tools:
+        if isinstance(tool, Tool):
+            chosen.append({"toolSpec": tool.spec})
+            continue
+        name = tool if tool in by_name else f"create_{tool}"
+        if name not in by_name:
+            raise UnknownRecordType(f"no tool or record type named {tool!r}", sqlstate="OF203")
+        chosen.append(by_name[name])
+    return chosen
+
+
+def run_tool(
+    plan: Plan, run_id: UUID, name: str, payload: dict[str, Any], cache: dict[str, Any]
+) -> Generator[Effect, Any, ToolCall]:
+    """One toolUse: the service's handler, or the database (whose outcome the model reads)."""
+    own = {t.name: t for t in plan.tools or () if isinstance(t, Tool)}
+    if name in own:
+        try:
+            answer = yield RunServiceTool(own[name], payload)
+        except Exception as exc:  # the handler's failure is the tool's error result
+            return ToolCall(name, payload, Outcome.REJECTED, f"failed: {exc}")
+        text = answer if isinstance(answer, str) else _json(answer)
+        return ToolCall(name, payload, Outcome.HANDLED, text)
+    allowed = None if plan.tools is None else {t for t in plan.tools if isinstance(t, str)}
+    if allowed is not None and name not in allowed and name.removeprefix("create_") not in allowed:
+        return ToolCall(name, payload, Outcome.REJECTED, "not accepted: this tool was not offered")
+    if name == SEARCH_TOOL["name"]:
+        query = str(payload.get("query", ""))
+        k = _small_int(payload.get("k"), plan.k)
+        vector, tokens = yield Embed(query)
+        (hits, *_) = yield Db(
+            (_search_for_run(run_id, vector, plan.embedder_model, k), *_meter(plan, tokens, run_id))
+        )
+        return ToolCall(name, payload, Outcome.SEARCHED, context_block(hits))
+    if name == REMEMBER_TOOL["name"]:
+        fact = str(payload.get("fact", ""))
+        vector, tokens = yield Embed(fact)
+        try:
+            (rows, *_) = yield Db(
+                (
+                    Statement(STORE_MEMORY, _memory_args(fact, vector, plan, run_id)),
+                    *_meter(plan, tokens, run_id),
+                )
+            )
+        except InvalidPayload as exc:
+            return ToolCall(name, payload, Outcome.REJECTED, f"not accepted: {exc}")
+        memory_id = rows[0]["memory_id"]
+        return ToolCall(
+            name, payload, Outcome.REMEMBERED, f"remembered (memory {memory_id})", record_id=memory_id
+        )
+    record_type = name.removeprefix("create_")
+    try:
+        (rows,) = yield Db((_propose(run_id, record_type, payload),))
+    except SuggestOnly:
+        return ToolCall(name, payload, Outcome.REFUSED, "not allowed: suggest only")
+    except (InvalidPayload, UnknownRecordType) as exc:
+        if isinstance(exc, UnknownRecordType):
+            cache.pop("tool_specs", None)  # the model saw a type that is gone: fetch them again
+        return ToolCall(name, payload, Outcome.REJECTED, f"not accepted: {exc}")
+    row = rows[0]
+    outcome = Outcome.WRITTEN if row["outcome"] == "auto_applied" else Outcome.DRAFTED
+    if outcome is Outcome.WRITTEN:
+        text = f"written (record {row['record_id']})"
+    else:
+        text = f"drafted for confirmation (draft {row['draft_id']})"
+    return ToolCall(name, payload, outcome, text, draft_id=row["draft_id"], record_id=row["record_id"])
+
+
+def _json(value: Any) -> str:
+    import json
+
+    return json.dumps(value, default=str)
+
+
+def _small_int(value: Any, default: int) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return default
+    return min(max(number, 1), 10)
+
+
+#: ``farmops.remember`` and ``farmops.embed_memory`` in one statement (one round trip).
+STORE_MEMORY = (
+    "SELECT m.id AS memory_id "
+    "FROM farmops.remember(p_content => %(content)s, p_run_id => %(run_id)s) AS m(id), "
+    "LATERAL farmops.embed_memory(p_memory_id => m.id, p_embedding => %(embedding)s::vector, "
+    "p_model => %(model)s) AS e"
+)
+
+
+def _memory_args(fact: str, vector: Any, plan: Plan, run_id: UUID) -> dict[str, Any]:
+    return {"content": fact, "run_id": run_id, "embedding": vector, "model": plan.embedder_model}
+
+
+def _meter(plan: Plan, tokens: int | None, run_id: UUID) -> tuple[Call, ...]:
+    """``farmops.record_usage`` for an embedding that served the run (in the same pipelined transaction:
+    no extra round trip; it counts under the run's feature), or nothing when no provider was called."""
+    if tokens is None:
+        return ()
+    return (Call("record_usage", {"model": plan.embedder_model, "input_tokens": tokens, "run_id": run_id}),)
+
+
+def _search_for_run(run_id: UUID, vector: Any, model: str, k: int) -> Call:
+    return Call(
+        "search_for_run", {"run_id": run_id, "query": vector, "model": model, "k": k}, {"query": "vector"}
+    )
+
+
+def _propose(run_id: UUID, record_type: str, payload: dict[str, Any]) -> Call:
+    from psycopg.types.json import Jsonb
+
+    return Call("propose_write", {"run_id": run_id, "record_type": record_type, "payload": Jsonb(payload)})
+
+
+# -- the run ------------------------------------------------------------------------------------------
+def _request(plan: Plan, system: list[str], messages: list[dict[str, Any]], tools: list[dict[str, Any]]):
+    request: dict[str, Any] = {
+        "modelId": plan.model,
+        "system": [{"text": text} for text in system],
+        "messages": messages,
+        "inferenceConfig": {"maxTokens": plan.max_tokens, **plan.inference_config},
+    }
+    if tools:
+        request["toolConfig"] = {"tools": tools}
+    if plan.additional_model_request_fields:
+        request["additionalModelRequestFields"] = plan.additional_model_request_fields
+    return request
+
+
+def _call_bound(plan: Plan, request: dict[str, Any], counted: int | None) -> sizing.CallBound:
+    if plan.max_input_tokens is not None:
+        input_tokens = plan.max_input_tokens
+    elif counted is not None:  # the provider's count, with a margin for what a template adds
+        input_tokens = counted + counted // 10 + sizing.REQUEST_OVERHEAD_TOKENS
+    else:
+        input_tokens = sizing.estimate_input_tokens(request)
+    return sizing.CallBound(input_tokens, sizing.output_bound(request))
+
+
+def _bound_of(plan: Plan, request: dict[str, Any]) -> Generator[Effect, Any, sizing.CallBound]:
+    """A call's bound: the caller's ``max_input_tokens``, else the provider's count, else the estimate."""
+    if plan.max_input_tokens is not None:
+        return _call_bound(plan, request, None)
+    counted = yield CountTokens(request)
+    return _call_bound(plan, request, counted)
+
+
+def governed_run(plan: Plan, cache: dict[str, Any]) -> Generator[Effect, Any, AskResult]:
+    """One governed run (see the module docstring of :mod:`farmops_client.assistant.run`)."""
+    tools = yield from tool_specs(plan, cache)
+    system = list(plan.system)
+    messages: list[dict[str, Any]] = [*plan.history, {"role": "user", "content": [{"text": plan.prompt}]}]
+    # 1. reserve the first call's bound, before anything is sent to the model
+    first = _request(plan, system, messages, tools)
+    bound = yield from _bound_of(plan, first)
+    # The context passages are not known yet: the hold grows to cover them before the first call
+    # (a reservation sized for k passages of the longest kind would hold several times the cost).
+    covered = sizing.RunBound(bound.input_tokens, bound.output_tokens)
+    reserve = Call(
+        "reserve_run",
+        {
+            "farm_id": plan.farm_id,
+            "user_id": plan.user_id,
+            "feature": plan.feature,
+            "model": plan.model,
+            "max_input_tokens": covered.input_tokens,
+            "max_output_tokens": covered.output_tokens,
+            "request_id": plan.request_id or str(uuid.uuid4()),
+            "ttl": plan.ttl,
+            "input_summary": summary(plan.prompt),
+        },
+        {"ttl": "interval"},
+    )
+    (rows,) = yield Db((reserve,), context=False)
+    run = rows[0]
+    result = AskResult(run_id=run["id"], status="running", text="", stop_reason=None)
+    result.credits_reserved = run["credits_reserved"]
+
+    usage = Usage()
+    in_flight: sizing.CallBound | None = None
+    assembler: StreamAssembler | None = None
+    texts: list[str] = []
+    exhausted: str | None = None
+    started = time.monotonic()
+    status, error = "failed", "interrupted before the model answered"
+    failure: BaseException | None = None
+    interrupted: BaseException | None = None
+    try:
+        # 2. retrieve for the run (the prompt embedded outside any transaction)
+        start = Call("start_run", {"run_id": result.run_id})
+        if plan.k > 0:
+            vector, tokens = yield Embed(plan.prompt)
+            search = _search_for_run(result.run_id, vector, plan.embedder_model, plan.k)
+            _, hits, *_ = yield Db((start, search, *_meter(plan, tokens, result.run_id)))
+        else:  # no retrieval asked for: no embedding, no context block
+            _, hits = (yield Db((start,))), []
+        result.retrievals = hits
+        if plan.k > 0:
+            system = [*system, context_block(hits)]
+        # 3. converse, the hold grown before each call to cover what was reported plus the call's bound
+        stop_reason: str | None = None
+        for turn in range(plan.max_tool_turns + 1):
+            request = _request(plan, system, messages, tools)
+            estimate = _call_bound(plan, request, None)
+            need = sizing.RunBound(
+                usage.input_tokens + estimate.input_tokens, usage.output_tokens + estimate.output_tokens
+            )
+            if not covered.covers(need):
+                bound = yield from _bound_of(plan, request)
+                need = sizing.RunBound(
+                    usage.input_tokens + bound.input_tokens, usage.output_tokens + bound.output_tokens
+                )
+            else:
+                bound = estimate
+            if not covered.covers(need):
+                try:
+                    (grown,) = yield Db(
+                        (
+                            Call(
+                                "extend_reservation",
+                                {
+                                    "run_id": result.run_id,
+                                    "cover_input_tokens": need.input_tokens,
+                                    "cover_output_tokens": need.output_tokens,
+                                },
+                            ),
+                        )
+                    )
+                except InsufficientCredits as exc:
+                    result.credits_exhausted = True
+                    exhausted = f"credits exhausted before model call {result.model_calls + 1}: {exc}"
+                    break
+                result.credits_reserved = grown[0]["credits_reserved"]
+                covered = need
+            assembler = StreamAssembler() if plan.stream else None
+            in_flight = bound
+            response = yield ModelCall(request, plan.stream, assembler)
+            in_flight = None
+            usage.add(response)
+            result.model_calls += 1
+            message = response["output"]["message"]
+            stop_reason = response.get("stopReason")
+            texts.extend(block["text"] for block in message.get("content", []) if "text" in block)
+            messages.append(message)
+            if stop_reason != "tool_use" or turn == plan.max_tool_turns:
+                break
+            results = []
+            for block in message.get("content", []):
+                if "toolUse" in block:
+                    use = block["toolUse"]
+                    call = yield from run_tool(
+                        plan, result.run_id, use["name"], dict(use.get("input") or {}), cache
+                    )
+                    result.record(call)
+                    yield Emit(ToolOutcome(call))
+                    results.append(call.tool_result(use["toolUseId"]))
+            messages.append({"role": "user", "content": results})
+        result.stop_reason = stop_reason
+        status, error = ("failed", exhausted) if exhausted else verdict(stop_reason, plan.max_tool_turns)
+    except (ClientError, BotoCoreError) as exc:
+        status, error, failure = "failed", error_text(exc), exc
+    except BaseException as exc:  # cancellation, a consumer that stopped reading: settle, then re-raise
+        status, error, interrupted = "failed", error_text(exc) if str(exc) else type(exc).__name__, exc
+    result.latency_ms = int((time.monotonic() - started) * 1000)
+    if in_flight is not None:
+        # The call was sent and never answered in full: what the provider reported, else its held bound.
+        reported = assembler.usage if assembler is not None else None
+        if reported is not None:
+            usage.add({"usage": reported})
+        elif failure is None or isinstance(failure, BotoCoreError):
+            usage.input_tokens += in_flight.input_tokens
+            usage.output_tokens += in_flight.output_tokens
+        if assembler is not None:
+            texts.extend(
+                b["text"] for b in assembler.response()["output"]["message"]["content"] if "text" in b
+            )
+    result.text = "\n".join(texts).strip()
+    result.messages = messages
+    result.input_tokens, result.output_tokens = usage.input_tokens, usage.output_tokens
+    result.status, result.error = status, error
+    settle = Call(
+        "settle_run",
+        {
+            "run_id": result.run_id,
+            "status": status,
+            "credits_actual": None,
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+            "latency_ms": result.latency_ms,
+            "output_summary": summary(result.text or None),
+            "error": summary(error),
+        },
+    )
+    settled: dict[str, Any] | None = None
+    try:
+        (rows,) = yield Db((settle,))
+        settled = rows[0]
+        result.credits_actual = settled.get("credits_actual")
+        result.credits_shortfall = settled.get("credits_shortfall") or 0
+    except Exception as settle_exc:
+        if interrupted is None:
+            raise
+        # Keep the original exception; the reservation expires and is refunded by expiry.
+        interrupted.add_note(f"farmops: settling run {result.run_id} failed too: {settle_exc}")
+    if interrupted is not None:
+        raise interrupted
+    if failure is not None:
+        code = failure.response.get("Error", {}).get("Code") if isinstance(failure, ClientError) else None
+        raise ModelCallFailed(
+            f"model call failed, run {result.run_id} settled as failed: {error}",
+            run_id=result.run_id,
+            code=code,
+            settled=settled,
+            cause=failure,
+        ) from failure
+    if result.credits_exhausted and result.model_calls == 0:
+        raise InsufficientCredits(
+            f"not enough credits for the first model call; run {result.run_id} settled: {error}",
+            sqlstate="OF101",
+        )
+    yield Emit(Finished(result))
+    return result
+
+
+# -- what the drivers share besides the run -----------------------------------------------------------
+def make_plan(
+    t: Any,
+    prompt: str,
+    *,
+    feature: str = "assistant",
+    max_tokens: int = 512,
+    model: str | None = None,
+    max_input_tokens: int | None = None,
+    k: int = 4,
+    max_tool_turns: int = 4,
+    request_id: str | None = None,
+    ttl: str = "15 minutes",
+    system: str | list[str] | tuple[str, ...] | None = None,
+    temperature: float | None = None,
+    tools: list[str | Tool] | tuple[str | Tool, ...] | None = None,
+    inference_config: dict[str, Any] | None = None,
+    additional_model_request_fields: dict[str, Any] | None = None,
+    history: list[dict[str, Any]] | tuple[dict[str, Any], ...] | None = None,
+    stream: bool = False,
+) -> Plan:
+    """Check ``ask``'s arguments for the session ``t`` (sync or asyncio) before anything runs."""
+    from ..arguments import int_arg, text_arg
+    from ..errors import InvalidArgument, NotConfigured
+
+    if t.bedrock is None:
+        raise NotConfigured("no Bedrock client configured: pass bedrock= to farmops_client.connect()")
+    if t.embedder is None:  # refuse before reserving, not after
+        raise NotConfigured("no embedder configured: pass embedder= to farmops_client.connect()")
+    prompt = text_arg(prompt, "prompt", 1_000_000)
+    config = dict(inference_config or {})
+    if temperature is not None:
+        config["temperature"] = temperature
+    if "maxTokens" in config:
+        max_tokens = config.pop("maxTokens")
+    if isinstance(system, str):
+        system = (system,)
+    for name in ("history", "tools"):
+        value = locals()[name]
+        if value is not None and not isinstance(value, (list, tuple)):
+            raise InvalidArgument(f"{name} must be a list, not {type(value).__name__}")
+    for message in history or ():
+        if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
+            raise InvalidArgument(
+                "history must be Converse messages ({'role': 'user'|'assistant', 'content': [...]})"
+            )
+    for tool in tools or ():
+        if not isinstance(tool, (str, Tool)):
+            raise InvalidArgument(
+                f"a tool is a record type name or a farmops Tool, not {type(tool).__name__}"
+            )
+    return Plan(
+        farm_id=t.farm_id,
+        user_id=t.user_id,
+        prompt=prompt,
+        feature=text_arg(feature, "feature", 100),
+        model=text_arg(model or t.model or DEFAULT_MODEL, "model", 200),
+        max_tokens=int_arg(max_tokens, "max_tokens", 1, 1_000_000),
+        max_input_tokens=None
+        if max_input_tokens is None
+        else int_arg(max_input_tokens, "max_input_tokens", 1),
+        k=int_arg(k, "k", 0, 50),
+        max_tool_turns=int_arg(max_tool_turns, "max_tool_turns", 0, 100),
+        request_id=None if request_id is None else text_arg(request_id, "request id", 200),
+        ttl=text_arg(ttl, "ttl", 100),
+        system=(SYSTEM_PROMPT,) if system is None else tuple(text_arg(s, "system", 200_000) for s in system),
+        inference_config=config,
+        additional_model_request_fields=additional_model_request_fields,
+        tools=None if tools is None else tuple(tools),
+        history=tuple(history or ()),
+        stream=stream,
+        embedder_model=t.embedder.model,
+    )
+
+
+#: Bedrock error codes meaning "this model cannot count tokens": the client stops asking for it.
+COUNT_UNSUPPORTED = ("ValidationException", "AccessDeniedException", "ResourceNotFoundException")
+
+
+def count_tokens_args(request: dict[str, Any], cache: dict[str, Any], bedrock: Any) -> dict[str, Any] | None:
+    """The arguments of Bedrock ``CountTokens`` for a Converse request, or ``None`` when the provider
+    cannot count for this model (no such operation, or it said so before)."""
+    if not hasattr(bedrock, "count_tokens") or request["modelId"] in cache.get("count_unsupported", ()):
+        return None
+    body = {
+        k: request[k]
+        for k in ("messages", "system", "toolConfig", "additionalModelRequestFields")
+        if k in request
+    }
+    return {"modelId": request["modelId"], "input": {"converse": body}}
+
+
+def counted(
+    response: dict[str, Any] | None, error: BaseException | None, request: dict[str, Any], cache: dict
+) -> int | None:
+    """CountTokens' answer as a bound (``None``: use the estimate); remembers models that cannot count."""
+    if error is not None:
+        if (
+            isinstance(error, ClientError)
+            and error.response.get("Error", {}).get("Code") in COUNT_UNSUPPORTED
+        ):
+            cache.setdefault("count_unsupported", set()).add(request["modelId"])
+        return None
+    try:
+        return int(response["inputTokens"])
+    except (TypeError, KeyError, ValueError):
+        return None
