@@ -344,6 +344,81 @@ class AsyncTenantSession:
         rows = await self.call("grant_credits", farm_id=self.farm_id, credits=credits, reason=reason)
         return rows[0]["grant_credits"]
 
+    # spend control (farmops_client.control)
+    async def policies(self) -> list[dict[str, Any]]:
+        """``farmops.policies()``: the farm's and the package's rules in evaluation order, explained."""
+        return await self.call("policies")
+
+    async def set_policy(
+        self,
+        name: str,
+        action: str,
+        decision: str,
+        *,
+        rank: int = 100,
+        feature: str | None = None,
+        model: str | None = None,
+        record_type: str | None = None,
+        member_role: str | None = None,
+        capability: str | None = None,
+        conditions: Sequence[dict[str, Any]] = (),
+        masked_kinds: Sequence[str] | None = None,
+        description: str | None = None,
+    ) -> dict[str, Any]:
+        """``farmops.set_policy`` (owner): create or replace the rule ``name``; returns its row."""
+        rows = await self.call(
+            "set_policy", name=name, action=action, decision=decision, rank=rank, feature=feature,
+            model=model, record_type=record_type, member_role=member_role, capability=capability,
+            conditions=Jsonb(list(conditions)),
+            masked_kinds=None if masked_kinds is None else list(masked_kinds), description=description,
+        )  # fmt: skip
+        return rows[0]
+
+    async def drop_policy(self, name: str) -> dict[str, Any]:
+        """``farmops.drop_policy`` (owner): remove the rule ``name``; returns it."""
+        return (await self.call("drop_policy", name=name))[0]
+
+    async def explain_policy(self, action: str, attributes: dict[str, Any] | None = None) -> dict[str, Any]:
+        """``farmops.explain_policy``: the decision for ``action`` with ``attributes`` and its rule."""
+        return (await self.call("explain_policy", action=action, attributes=Jsonb(attributes or {})))[0]
+
+    async def set_farm_time_zone(self, time_zone: str) -> str:
+        """``farmops.set_farm_time_zone`` (owner): the zone of the rules' hour and weekday."""
+        return (await self.call("set_farm_time_zone", time_zone=time_zone))[0]["set_farm_time_zone"]
+
+    async def approve_run(self, run_id: UUID | str) -> dict[str, Any]:
+        """``farmops.approve_run`` (owner or manager, not the requester): let a held run start."""
+        return (await self.call("approve_run", run_id=uuid_arg(run_id, "run id")))[0]
+
+    async def reject_run(self, run_id: UUID | str, reason: str | None = None) -> dict[str, Any]:
+        """``farmops.reject_run`` (owner or manager): refuse a held run; its reservation is refunded."""
+        return (await self.call("reject_run", run_id=uuid_arg(run_id, "run id"), reason=reason))[0]
+
+    async def runs_awaiting_approval(self) -> list[dict[str, Any]]:
+        """The farm's live runs held by a require_approval rule, oldest first."""
+        return await self.execute(
+            "SELECT * FROM farmops.ai_runs WHERE approval = 'pending' AND status = 'reserved' "
+            "AND expires_at > now() ORDER BY reserved_at, id"
+        )
+
+    async def rate_limits(self) -> list[dict[str, Any]]:
+        """``farmops.rate_limits()``: the farm's limits and what each admits now."""
+        return await self.call("rate_limits")
+
+    async def set_rate_limits(
+        self,
+        *,
+        requests_per_minute: int | None,
+        tokens_per_minute: int | None,
+        scope: str = "farm",
+        user_id: str | None = None,
+    ) -> None:
+        """``farmops.set_rate_limits`` (owner): ``None`` = no limit."""
+        await self.call(
+            "set_rate_limits", requests_per_minute=requests_per_minute, tokens_per_minute=tokens_per_minute,
+            scope=scope, user_id=user_id,
+        )  # fmt: skip
+
     async def balance(self) -> int:
         """The farm's credit balance."""
         rows = await self.execute(

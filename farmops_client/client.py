@@ -25,7 +25,19 @@ from uuid import UUID
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from . import assistant, credits, db, knowledge, maintenance, observability, spend, tenancy, trust, write_path
+from . import (
+    assistant,
+    control,
+    credits,
+    db,
+    knowledge,
+    maintenance,
+    observability,
+    spend,
+    tenancy,
+    trust,
+    write_path,
+)
 from .db import configure_connection
 from .embeddings import Embedder, embedder_named
 from .errors import DatabaseUnavailable
@@ -203,6 +215,17 @@ class TenantSession(Session):
     rates = spend.rates
     adjust_credits = spend.adjust_credits
     credit_statement = spend.credit_statement
+    # spend control
+    policies = control.policies
+    set_policy = control.set_policy
+    drop_policy = control.drop_policy
+    explain_policy = control.explain_policy
+    set_farm_time_zone = control.set_farm_time_zone
+    approve_run = control.approve_run
+    reject_run = control.reject_run
+    runs_awaiting_approval = control.runs_awaiting_approval
+    rate_limits = control.rate_limits
+    set_rate_limits = control.set_rate_limits
     # the write path
     drafts = write_path.drafts
     draft = write_path.draft

@@ -222,6 +222,74 @@ class RecommendationNotFound(FarmopsError):
     sqlstate = "OF207"
 
 
+class PolicyDenied(FarmopsError):
+    """OF401: a policy rule denies the request; ``rule`` is its name (from the error's DETAIL)."""
+
+    sqlstate = "OF401"
+
+    def __init__(self, message: str, *, sqlstate: str | None = None, cause: BaseException | None = None):
+        super().__init__(message, sqlstate=sqlstate, cause=cause)
+        detail = _detail_of(cause)
+        self.rule: str | None = _detail_field(detail, "rule")
+        self.source: str | None = _detail_field(detail, "source")
+
+
+class RateLimited(FarmopsError):
+    """OF402: a farm or member rate limit refuses the request now; retry after ``retry_after`` seconds."""
+
+    sqlstate = "OF402"
+
+    def __init__(self, message: str, *, sqlstate: str | None = None, cause: BaseException | None = None):
+        super().__init__(message, sqlstate=sqlstate, cause=cause)
+        found = _detail_field(_detail_of(cause), "retry_after")
+        self.retry_after: int | None = int(found) if found and found.isdigit() else None
+
+
+class RunAwaitsApproval(FarmopsError):
+    """OF403: a policy holds the run for approval; an owner or manager must approve it first."""
+
+    sqlstate = "OF403"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        sqlstate: str | None = None,
+        cause: BaseException | None = None,
+        run_id: UUID | None = None,
+        rule: str | None = None,
+    ):
+        super().__init__(message, sqlstate=sqlstate, cause=cause)
+        self.run_id = run_id
+        self.rule = rule
+
+
+class PolicyNotFound(FarmopsError):
+    """OF404: no such policy rule."""
+
+    sqlstate = "OF404"
+
+
+class OverRateLimitCapacity(FarmopsError):
+    """OF405: one request needs more tokens than the per-minute token limit: it can never pass."""
+
+    sqlstate = "OF405"
+
+
+def _detail_of(cause: BaseException | None) -> str:
+    diag = getattr(cause, "diag", None)
+    return (getattr(diag, "message_detail", None) or "") if diag is not None else ""
+
+
+def _detail_field(detail: str, name: str) -> str | None:
+    """``name=value`` from an error DETAIL (values end at a space, a colon or a semicolon)."""
+    for part in detail.replace(";", " ").split():
+        key, sep, found = part.partition("=")
+        if sep and key == name:
+            return found.rstrip(":")
+    return None
+
+
 class DimensionMismatch(FarmopsError):
     """OF301: the vector does not have the configured embedding dimension."""
 

@@ -194,6 +194,12 @@ SELECT farmops.migration_is_pending('0075_guard_rules.sql', '5107629c946c6bac430
 INSERT INTO farmops.schema_migrations (filename, sha256)
 VALUES ('0075_guard_rules.sql', '5107629c946c6bac430ffd959df4b90a7cb2a704995c8b7b457e1dba55eabb2f');
 \endif
+SELECT farmops.migration_is_pending('0090_control_policies_and_rate_limits.sql', 'b45895ca4031f296d86e3b946740dd75009822de098c608e85803efc2ca25e34') AS pending \gset
+\if :pending
+\ir schema/0090_control_policies_and_rate_limits.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0090_control_policies_and_rate_limits.sql', 'b45895ca4031f296d86e3b946740dd75009822de098c608e85803efc2ca25e34');
+\endif
 SELECT farmops.migration_is_pending('0095_money_cost_and_budgets.sql', '28049fa5cbaabc46f7228a6e145c51da2358b2fb10169edb9b0109bdf19964e0') AS pending \gset
 \if :pending
 \ir schema/0095_money_cost_and_budgets.sql
@@ -252,8 +258,12 @@ VALUES ('0115_write_path_draft_ttl.sql', 'c4b03c785c59ed4a9e9a75e3ea778cd3b0b2ed
 \ir functions/50_trust/guard_rules_shipped_2_other.sql
 \ir functions/50_trust/guards.sql
 \ir functions/50_trust/pii.sql
+\ir functions/60_control/approvals.sql
 \ir functions/60_control/budgets.sql
 \ir functions/60_control/cost.sql
+\ir functions/60_control/policies.sql
+\ir functions/60_control/policies_manage.sql
+\ir functions/60_control/rate_limits.sql
 \ir functions/60_control/spend_views.sql
 \ir functions/60_control/statement.sql
 \ir functions/70_observability/check_tenancy.sql

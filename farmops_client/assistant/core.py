@@ -27,7 +27,14 @@ from uuid import UUID
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ..errors import InsufficientCredits, InvalidPayload, ModelCallFailed, SuggestOnly, UnknownRecordType
+from ..errors import (
+    InsufficientCredits,
+    InvalidPayload,
+    ModelCallFailed,
+    RunAwaitsApproval,
+    SuggestOnly,
+    UnknownRecordType,
+)
 from . import sizing
 from .tools import REMEMBER_TOOL, SEARCH_TOOL, Outcome, ToolCall
 
@@ -559,6 +566,13 @@ def governed_run(plan: Plan, cache: dict[str, Any]) -> Generator[Effect, Any, As
     )
     (rows,) = yield Db((reserve,), context=False)
     run = rows[0]
+    if run.get("approval") == "pending":  # held by a require_approval policy: the model is not called
+        raise RunAwaitsApproval(
+            f"run {run['id']} awaits approval (policy {run['approval_rule']}); "
+            "retry with the same request_id once an owner or manager approved it",
+            run_id=run["id"],
+            rule=run["approval_rule"],
+        )
     result = AskResult(run_id=run["id"], status="running", text="", stop_reason=None)
     result.credits_reserved = run["credits_reserved"]
 

@@ -27,6 +27,8 @@ BEGIN
                 'register_eval_rule',
                 'set_model_rate',           -- the price list is global
                 'set_model_price',
+                'set_default_policy',       -- package-wide policy rules
+                'drop_default_policy',
                 'ingest_global_document',   -- the global knowledge base
                 'delete_global_document',
                 'set_identity_key',         -- verified identity: the auth service's keys

@@ -23,6 +23,9 @@ COMMANDS = [
     ["feedback", "give"], ["feedback", "list"], ["evals", "list"], ["evals", "rules"],
     ["recommendations", "list"], ["recommendations", "decide"], ["drafts", "watch"],
     ["maintenance", "expire"], ["login", "list"],
+    ["policy", "list"], ["policy", "set"], ["policy", "drop"], ["policy", "explain"], ["policy", "time-zone"],
+    ["approvals", "list"],
+    ["approvals", "approve"], ["approvals", "reject"], ["limits", "show"], ["limits", "set"],
     ["db", "start"], ["migrate"], ["install-script"], ["errors"],
 ]  # fmt: skip
 

@@ -37,6 +37,7 @@ LAYERS = {
     "farmops_client.session": 2,
     "farmops_client.tenancy": 3,
     "farmops_client.credits": 3,
+    "farmops_client.control": 3,
     "farmops_client.write_path": 3,
     "farmops_client.knowledge": 3,
     "farmops_client.maintenance": 3,

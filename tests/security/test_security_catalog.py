@@ -15,6 +15,15 @@ from support.tenancy import unexpected
 APP_FUNCTIONS = {
     "farmops.add_member(uuid,text,text)",
     "farmops.adjust_credits(uuid,integer,text)",
+    "farmops.approve_run(uuid)",
+    "farmops.drop_policy(text)",
+    "farmops.explain_policy(text,jsonb)",
+    "farmops.policies()",
+    "farmops.rate_limits()",
+    "farmops.reject_run(uuid,text)",
+    "farmops.set_farm_time_zone(text)",
+    "farmops.set_policy(text,text,text,integer,text,text,text,text,text,jsonb,text[],text)",
+    "farmops.set_rate_limits(integer,integer,text,text)",
     "farmops.assert_embedding_model(text,boolean)",
     "farmops.assert_valid_vector(public.vector,text)",
     "farmops.begin_tenant(uuid,text)",
@@ -82,6 +91,15 @@ APP_FUNCTIONS = {
 #: farmops.require_capability() (or be a deliberate, documented global maintenance job).
 SECURITY_DEFINER = {
     "farmops.add_member(uuid,text,text)",
+    "farmops.approve_run(uuid)",
+    "farmops.drop_policy(text)",
+    "farmops.explain_policy(text,jsonb)",
+    "farmops.policies()",
+    "farmops.rate_limits()",
+    "farmops.reject_run(uuid,text)",
+    "farmops.set_farm_time_zone(text)",
+    "farmops.set_policy(text,text,text,integer,text,text,text,text,text,jsonb,text[],text)",
+    "farmops.set_rate_limits(integer,integer,text,text)",
     "farmops.allow_login(text)",
     "farmops.disallow_login(text)",
     "farmops.begin_tenant(uuid,text)",
@@ -132,9 +150,10 @@ SECURITY_DEFINER = {
 APP_READABLE_TABLES = {
     "ai_eval_rules", "ai_evals", "ai_feedback", "ai_recommendations", "ai_run_retrievals", "ai_runs",
     "assistant_drafts", "autonomy_changes", "credit_ledger", "documents", "embeddings", "expense_records",
-    "farm_guard_rules", "farm_members", "farms", "feed_use_records", "global_documents", "global_embeddings",
+    "default_policies", "farm_guard_rules", "farm_members", "farms", "feed_use_records", "global_documents",
+    "global_embeddings",
     "guard_allow_rules", "guard_rules", "memories", "model_rates", "mortality_records", "note_records",
-    "record_types", "role_capabilities", "sale_records", "symptom_records",
+    "policies", "record_types", "role_capabilities", "sale_records", "symptom_records",
     "task_records", "water_records", "weight_records",
     "budget_alerts", "budget_holds", "budget_usage", "budgets", "model_usage",
     # security_invoker views (the caller's RLS applies; check_tenancy pins the option)
@@ -143,8 +162,8 @@ APP_READABLE_TABLES = {
 
 #: Global reference tables: no farm_id, read by every farm, written only by the package owner.
 GLOBAL_TABLES = {
-    "ai_eval_rules", "global_documents", "global_embeddings", "guard_rules", "model_rates", "record_types",
-    "role_capabilities",
+    "ai_eval_rules", "default_policies", "global_documents", "global_embeddings", "guard_rules",
+    "model_rates", "record_types", "role_capabilities",
 }  # fmt: skip
 #: Private tables the application cannot read at all.
 PRIVATE_TABLES = {

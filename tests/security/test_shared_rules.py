@@ -88,6 +88,7 @@ def test_every_farmops_trigger_fires_always(admin):
         ("ai_evals", "ai_evals_is_never_truncated"),
         ("ai_recommendations", "ai_recommendations_is_never_truncated"),
         ("ai_recommendations", "ai_recommendations_move_forward_only"),
+        ("ai_runs", "ai_runs_approval_holds"),
         ("ai_runs", "ai_runs_hold_only_grows"),
         ("ai_runs", "ai_runs_is_never_truncated"),
         ("ai_runs", "ai_runs_move_forward_only"),

@@ -57,6 +57,24 @@ AS $fn$
         'The vectors come from another embedding model than those already in the farm''s index or the '
         'global knowledge base: vectors of two models are not comparable.'
     ),
+    -- spend control (policies, rate limits)
+    (
+        'OF401', 'policy_denied',
+        'A policy rule denies the request; DETAIL names the rule (rule=<name> source=<farm|package>).'
+    ),
+    (
+        'OF402', 'rate_limited',
+        'A farm or member rate limit refuses the request now; DETAIL holds retry_after=<seconds>.'
+    ),
+    (
+        'OF403', 'run_awaits_approval',
+        'A policy holds the run for approval: an owner or manager must approve it before it starts.'
+    ),
+    ('OF404', 'policy_not_found', 'No such policy rule.'),
+    (
+        'OF405', 'over_rate_limit_capacity',
+        'One request needs more tokens than the per-minute token limit allows: it can never pass.'
+    ),
     -- money cost and budgets
     ('OF410', 'model_not_priced', 'The model has no price and no default price (''*'') is set: it fails closed.'),
     ('OF411', 'budget_exceeded', 'The reservation would take a money budget''s spent + held above its limit (deny).'),

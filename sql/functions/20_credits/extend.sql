@@ -93,6 +93,7 @@ BEGIN
         RAISE EXCEPTION 'a run cannot hold more than 2147483647 credits' USING ERRCODE = 'OF006';
     END IF;
 
+    PERFORM farmops._count_extension_tokens(v_farm, v_run.user_id, v_run.model, v_add);  -- 60_control: token limits
     -- The same conditional debit as a reservation, the farm row last: the hold grows only
     -- if the balance pays for it, with its ledger leg, in one statement.
     WITH debit AS (

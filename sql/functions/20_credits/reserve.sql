@@ -21,7 +21,8 @@ CREATE OR REPLACE FUNCTION farmops._reserve(
     p_credits integer,
     p_request_id text,
     p_ttl interval,
-    p_input_summary text
+    p_input_summary text,
+    p_tokens bigint DEFAULT NULL
 )
 RETURNS farmops.ai_runs
 LANGUAGE plpgsql
@@ -29,6 +30,7 @@ VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
+    v_control record;
     v_feature text := farmops._text_argument(p_feature, 'feature', 100);
     v_model text := farmops._text_argument(p_model, 'model', 200);
     -- An idempotency key, when given, is a single-line name like the others.
@@ -44,6 +46,8 @@ BEGIN
     IF p_request_id IS NOT NULL AND v_request_id IS NULL THEN
         RAISE EXCEPTION 'request id must not be blank' USING ERRCODE = 'OF006';
     END IF;
+    -- Spend control (60_control/rate_limits.sql): policies (OF401, a hold for approval), the limits' steps.
+    SELECT c.* INTO v_control FROM farmops._control_reserve(p_farm_id, p_user_id, v_feature, v_model, p_credits, p_tokens) AS c;
 
     -- One statement, in this order: the run row (ON CONFLICT waits for a racing caller
     -- with the same key, then does nothing: no subtransaction), then the debit, which
@@ -53,18 +57,43 @@ BEGIN
     -- somebody else is updating.
     WITH run AS (
         INSERT INTO farmops.ai_runs AS r (
-            farm_id, user_id, feature, model, credits_reserved, request_id, input_summary, expires_at
+            farm_id, user_id, feature, model, credits_reserved, request_id, input_summary, expires_at,
+            approval, approval_rule
         )
-        VALUES (p_farm_id, p_user_id, v_feature, v_model, p_credits, v_request_id, v_summary, now() + p_ttl)
+        VALUES (p_farm_id, p_user_id, v_feature, v_model, p_credits, v_request_id, v_summary, now() + p_ttl,
+            CASE WHEN v_control.hold_rule IS NOT NULL THEN 'pending' END, v_control.hold_rule)
         ON CONFLICT (farm_id, request_id) DO NOTHING
         RETURNING r.*
+    ),
+
+    -- The member's rate limits (GCRA, 60_control/rate_limits.sql), only when one applies. The
+    -- clock, not now(): a transaction that started earlier but got the row later must not
+    -- count as arriving earlier (the check runs again on the row it waited for).
+    member AS (
+        UPDATE farmops.farm_members AS m
+        SET requests_tat = greatest(m.requests_tat, clock_timestamp()) + v_control.member_requests_step,
+            tokens_tat = greatest(m.tokens_tat, clock_timestamp()) + v_control.member_tokens_step
+        WHERE v_control.member_limited AND m.farm_id = p_farm_id AND m.user_id = p_user_id AND EXISTS (SELECT FROM run)
+            AND (v_control.member_requests_step IS NULL
+                OR greatest(m.requests_tat, clock_timestamp()) - clock_timestamp() <= v_control.member_requests_room)
+            AND (v_control.member_tokens_step IS NULL
+                OR greatest(m.tokens_tat, clock_timestamp()) - clock_timestamp() <= v_control.member_tokens_room)
+        RETURNING 1
     ),
 
     debit AS (
         UPDATE farmops.farms AS f
         SET credit_balance = f.credit_balance - p_credits,
-            ledger_seq = f.ledger_seq + 1  -- per-farm ledger seq (0052)
+            ledger_seq = f.ledger_seq + 1,  -- per-farm ledger seq (0052)
+            -- the farm's rate limits (GCRA) move with the debit: no extra lock
+            requests_tat = greatest(f.requests_tat, clock_timestamp()) + v_control.farm_requests_step,
+            tokens_tat = greatest(f.tokens_tat, clock_timestamp()) + v_control.farm_tokens_step
         WHERE f.id = p_farm_id AND f.credit_balance >= p_credits AND EXISTS (SELECT FROM run)
+            AND (NOT v_control.member_limited OR EXISTS (SELECT FROM member))
+            AND (v_control.farm_requests_step IS NULL
+                OR greatest(f.requests_tat, clock_timestamp()) - clock_timestamp() <= v_control.farm_requests_room)
+            AND (v_control.farm_tokens_step IS NULL
+                OR greatest(f.tokens_tat, clock_timestamp()) - clock_timestamp() <= v_control.farm_tokens_room)
         RETURNING f.credit_balance, f.ledger_seq
     ),
 
@@ -80,6 +109,7 @@ BEGIN
     IF FOUND THEN  -- a new run row: was it paid for?
         IF v_made.leg IS NULL THEN
             -- Raising undoes the run row too: nothing is written.
+            PERFORM farmops._assert_within_rate_limits(p_farm_id, p_user_id, v_control.tokens);  -- OF402
             RAISE EXCEPTION 'not enough credits to reserve %', p_credits USING ERRCODE = 'OF101';
         END IF;
         PERFORM farmops._hold_budget(v_made.run);  -- price (OF410) and money budgets (OF411), farm row held
@@ -102,9 +132,10 @@ BEGIN
     RETURN v_run;
 END
 $fn$;
-COMMENT ON FUNCTION farmops._reserve(uuid, text, text, text, integer, text, interval, text) IS
-'Private: the one reservation (arguments, run row, conditional debit, ledger leg; idempotent per request id, '
-'no subtransaction). OF101 not enough credits (nothing written), OF106 key reused for another request, OF006.';
+COMMENT ON FUNCTION farmops._reserve(uuid, text, text, text, integer, text, interval, text, bigint) IS
+'Private: the one reservation (arguments, policies, run row, rate limits, conditional debit, ledger leg; '
+'idempotent per request id, no subtransaction). OF101 not enough credits (nothing written), OF106 key reused '
+'for another request, OF401 denied by a policy, OF402 rate limited, OF405 larger than a token limit, OF006.';
 
 CREATE OR REPLACE FUNCTION farmops._member_role(p_farm_id uuid, p_user_id text)
 RETURNS text
@@ -201,7 +232,8 @@ BEGIN
     ELSIF p_max_input_tokens IS NOT NULL OR p_max_output_tokens IS NOT NULL THEN
         RAISE EXCEPTION 'give either credits or token bounds, not both' USING ERRCODE = 'OF006';
     END IF;
-    RETURN farmops._reserve(p_farm_id, p_user_id, p_feature, p_model, v_credits, p_request_id, p_ttl, p_input_summary);
+    RETURN farmops._reserve(p_farm_id, p_user_id, p_feature, p_model, v_credits, p_request_id, p_ttl, p_input_summary,
+        nullif(coalesce(p_max_input_tokens, 0)::bigint + coalesce(p_max_output_tokens, 0), 0));
 END
 $fn$;
 COMMENT ON FUNCTION farmops.reserve_run(uuid, text, text, text, integer, integer, integer, text, interval, text) IS

@@ -29,6 +29,9 @@ BEGIN
         RAISE EXCEPTION 'AI run % is not live (status %, expires %)', p_run_id, v_run.status, v_run.expires_at
             USING ERRCODE = 'OF205';
     END IF;
+    IF p_must_be_live AND v_run.approval = 'pending' THEN  -- held by a policy (60_control/approvals.sql)
+        RAISE EXCEPTION 'AI run % awaits approval (policy %)', p_run_id, v_run.approval_rule USING ERRCODE = 'OF403';
+    END IF;
     RETURN v_run;
 END
 $fn$;

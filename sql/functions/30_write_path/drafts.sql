@@ -20,6 +20,7 @@ BEGIN
     PERFORM farmops._lock_run(v_farm_id, p_run_id, true);
     PERFORM farmops.validate_payload(p_record_type, p_payload);
     v_autonomy := farmops.resolve_autonomy(p_record_type);
+    v_autonomy := farmops._policy_write_autonomy(v_farm_id, p_run_id, p_record_type, p_payload, v_autonomy);  -- 60_control
     IF v_autonomy = 'suggest' THEN
         RAISE EXCEPTION 'autonomy for % is suggest in this farm: the AI may not write it', p_record_type
             USING ERRCODE = 'OF201', HINT = 'Tell the user what to record instead.';
