@@ -320,12 +320,6 @@ class BudgetExceeded(FarmopsError):
     sqlstate = "OF411"
 
 
-class BudgetRequiresApproval(FarmopsError):
-    """OF412: the reservation would exceed a money budget whose action is require_approval."""
-
-    sqlstate = "OF412"
-
-
 class MoneyBoundUnknown(FarmopsError):
     """OF413: a budget applies but the reservation cannot be bounded in money."""
 

@@ -124,11 +124,30 @@ def test_the_fused_path_is_enforced_too(app, farm):
     assert row(app, "reserve_run", farm_id=farm, user_id="alice", feature="chat", model="m", credits=3)
 
 
-def test_require_approval_is_refused_with_its_own_code(app, farm):
+def test_require_approval_holds_the_run_for_an_owner_or_manager(app, admin, farm):
     grant(app, farm, 1000)
+    add_member(app, farm, "mia", "manager")
     set_budget(app, farm, limit_micro_usd=PER_CREDIT, action="require_approval")
-    with raises_sqlstate("OF412"):
-        reserve(app, farm, credits=2)
+    assert reserve(app, farm, credits=1)["approval"] is None  # within the budget: not held
+    held = reserve(app, farm, credits=2)
+    assert (held["approval"], held["approval_rule"]) == ("pending", "budget month")
+    assert held["status"] == "reserved"
+    with raises_sqlstate("OF403"), tenant(app, farm, "alice"):
+        row(app, "start_run", run_id=held["id"])
+    with tenant(app, farm, "mia"):
+        row(app, "approve_run", run_id=held["id"])
+    with tenant(app, farm, "alice"):
+        assert row(app, "start_run", run_id=held["id"])["status"] == "running"
+    # Rejection refunds the run and releases its hold of the budget.
+    other = reserve(app, farm, credits=2)
+    assert other["approval"] == "pending"
+    before = used(admin, farm)
+    with tenant(app, farm, "mia"):
+        row(app, "reject_run", run_id=other["id"], reason="over budget")
+    assert used(admin, farm) == (before[0], before[1] - 2 * PER_CREDIT)
+    # An extension over such a budget is refused: only new runs wait for approval.
+    with raises_sqlstate("OF411"), tenant(app, farm, "alice"):
+        row(app, "extend_reservation", run_id=held["id"], credits=1)
 
 
 def test_feature_budgets_apply_to_their_feature_only(app, farm):

@@ -79,10 +79,6 @@ AS $fn$
     ('OF410', 'model_not_priced', 'The model has no price and no default price (''*'') is set: it fails closed.'),
     ('OF411', 'budget_exceeded', 'The reservation would take a money budget''s spent + held above its limit (deny).'),
     (
-        'OF412', 'budget_requires_approval',
-        'The reservation would exceed a money budget whose action is require_approval; refused until approved runs exist.'
-    ),
-    (
         'OF413', 'money_bound_unknown',
         'A budget applies but the reservation cannot be bounded in money: a priced token kind costs no credits.'
     ),

@@ -83,7 +83,7 @@ COMMENT ON FUNCTION farmops._fire_budget_alerts(farmops.budgets, timestamptz, bi
 'threshold that usage crossed going from p_before to p_after micro-dollars.';
 
 CREATE OR REPLACE FUNCTION farmops._hold_budget(p_run farmops.ai_runs, p_held_credits integer DEFAULT 0)
-RETURNS void
+RETURNS farmops.ai_runs
 LANGUAGE plpgsql
 VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -93,6 +93,7 @@ DECLARE
     v_bound bigint;
     v_start timestamptz;
     v_usage farmops.budget_usage;
+    v_pending text;
 BEGIN
     -- Called by farmops._reserve (p_held_credits 0) and farmops.extend_reservation (the
     -- credits the run held before it grew) with the farm row locked (see the head of this
@@ -120,21 +121,21 @@ BEGIN
         SET held_micro_usd = u.held_micro_usd + excluded.held_micro_usd
         RETURNING u.* INTO v_usage;
         IF v_usage.spent_micro_usd + v_usage.held_micro_usd > v_budget.limit_micro_usd THEN
-            -- Raising undoes the run, the debit and the hold: nothing is written.
-            IF v_budget.action = 'require_approval' THEN
-                RAISE EXCEPTION 'the % budget% would be exceeded and requires approval', v_budget.period,
+            IF v_budget.action = 'require_approval' AND p_held_credits = 0 THEN
+                -- A new run over a require_approval budget is held for approval (the policy
+                -- engine's state, 60_control/approvals.sql): it keeps its hold, may not start
+                -- (OF403) until an owner or manager approves it; rejection or expiry releases it.
+                v_pending := format('budget %s%s', v_budget.period,
+                    CASE WHEN v_budget.feature = '' THEN '' ELSE ' of feature ' || v_budget.feature END);
+            ELSE
+                -- Raising undoes the run, the debit and the hold: nothing is written.
+                RAISE EXCEPTION 'the % budget% would be exceeded', v_budget.period,
                     CASE WHEN v_budget.feature = '' THEN '' ELSE ' of feature ' || v_budget.feature END
-                    USING ERRCODE = 'OF412',
+                    USING ERRCODE = 'OF411',
                     DETAIL = format('budget %s, period from %s: limit %s, spent %s, held %s, this run up to %s '
                         'micro-USD', v_budget.id, v_start, v_budget.limit_micro_usd, v_usage.spent_micro_usd,
                         v_usage.held_micro_usd - v_bound, v_bound);
             END IF;
-            RAISE EXCEPTION 'the % budget% would be exceeded', v_budget.period,
-                CASE WHEN v_budget.feature = '' THEN '' ELSE ' of feature ' || v_budget.feature END
-                USING ERRCODE = 'OF411',
-                DETAIL = format('budget %s, period from %s: limit %s, spent %s, held %s, this run up to %s micro-USD',
-                    v_budget.id, v_start, v_budget.limit_micro_usd, v_usage.spent_micro_usd,
-                    v_usage.held_micro_usd - v_bound, v_bound);
         END IF;
         INSERT INTO farmops.budget_holds AS h (farm_id, ai_run_id, budget_id, period_start, held_micro_usd)
         VALUES (p_run.farm_id, p_run.id, v_budget.id, v_start, v_bound)
@@ -145,13 +146,19 @@ BEGIN
             v_usage.spent_micro_usd + v_usage.held_micro_usd, p_run.id
         );
     END LOOP;
+    IF v_pending IS NOT NULL AND p_run.approval IS NULL THEN
+        UPDATE farmops.ai_runs AS r SET approval = 'pending', approval_rule = v_pending
+        WHERE r.farm_id = p_run.farm_id AND r.id = p_run.id
+        RETURNING r.* INTO p_run;
+    END IF;
+    RETURN p_run;
 END
 $fn$;
 COMMENT ON FUNCTION farmops._hold_budget(farmops.ai_runs, integer) IS
 'Private, called by farmops._reserve and extend_reservation with the farm row locked: OF410 for an unpriced model; '
 'holds the run''s money upper bound (beyond what p_held_credits already held) in every budget of its farm and '
-'feature, OF411 (deny) or OF412 (require_approval) if spent + held would exceed one, OF413 if the bound is '
-'infinite; fires threshold alerts.';
+'feature; if spent + held would exceed one: OF411 (deny; an extension always), or the new run is returned held '
+'for approval (require_approval); OF413 if the bound is infinite; fires threshold alerts.';
 
 CREATE OR REPLACE FUNCTION farmops._spend_on_budgets(
     p_farm_id uuid, p_feature text, p_at timestamptz, p_cost bigint, p_run_id uuid
