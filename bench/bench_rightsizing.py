@@ -7,8 +7,9 @@ Issue 16's scenarios, against the test server (tests/support) in a fresh databas
    how many were refused although the farm could pay every run that was asked;
 2. 8 concurrent asks against a 1-second model on a pool of ``max_size=2``: wall time, and the asks
    in flight per pooled connection.
-The baseline is main's ``farmops_client`` (``git archive main``) run by this same script in a child
-process against the same server; both print one line each, side by side.
+The baseline is the client before issue 16 (``git archive 7b04389``, the tree this branch started
+from; ``FARMOPS_BENCH_BASELINE`` names another ref) run by this same script in a child process
+against the same server; both print one line each, side by side.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+#: The client before right-sized reservations and per-step connections (issue 16).
+BASELINE = os.environ.get("FARMOPS_BENCH_BASELINE", "7b04389")
 sys.path.insert(0, str(REPO / "tests"))
 
 
@@ -102,7 +105,7 @@ def main() -> None:
         dsn = server_dsn(name, APP_LOGIN)
         old = REPO / ".tmp" / "bench-main-client"
         subprocess.run(
-            f"rm -rf {old} && mkdir -p {old} && git archive main farmops_client | tar -x -C {old}",
+            f"rm -rf {old} && mkdir -p {old} && git archive {BASELINE} farmops_client | tar -x -C {old}",
             shell=True,
             check=True,
             cwd=REPO,
@@ -123,7 +126,7 @@ def main() -> None:
         with psycopg.connect(server_dsn("postgres"), autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     lines = [
-        "scenario                                   before (main)   after (client-async)",
+        f"scenario                                   before ({BASELINE})   after (this tree)",
         f"40-credit farm, 10 concurrent asks refused  {before['refused']:>13}   {after['refused']:>20}",
         f"  balance after                             {before['balance']:>13}   {after['balance']:>20}",
         f"8 asks, 1 s model, pool max_size=2: wall s  {before['slow_s']:>13}   {after['slow_s']:>20}",

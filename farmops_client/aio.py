@@ -41,7 +41,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from . import db, knowledge, spend
+from . import credits, db, knowledge, observability, spend, write_path
 from .arguments import int_arg, text_arg, uuid_arg
 from .assistant import core
 from .assistant.core import AskResult, Finished, TextDelta, Tool, ToolOutcome
@@ -206,6 +206,13 @@ class AsyncTenantSession:
                         await conn.rollback()
                 raise
 
+    async def commit(self) -> None:
+        """Nothing to do: each operation of an async session is a transaction of its own, committed
+        when it returns (kept so that code written for the sync session reads the same)."""
+
+    async def rollback(self) -> None:
+        """Nothing to do: an async session has no transaction open between its operations."""
+
     async def run_steps(self, steps: Sequence[core.Call | core.Statement]) -> list[list[dict[str, Any]]]:
         """Steps in one short transaction: each one's rows."""
         async with self.short_transaction() as conn:
@@ -221,6 +228,19 @@ class AsyncTenantSession:
         return (await self.run_steps([core.Statement(query, params or {})]))[0]
 
     # -- operations (the sync session's names) ---------------------------------------------------------
+    async def lineage(self, run_id: UUID | str) -> dict[str, Any]:
+        """``farmops.run_lineage``: one run of this farm as a DAG (RunNotFound for another farm's)."""
+        return (await self.call("run_lineage", run_id=uuid_arg(run_id, "run id")))[0]["run_lineage"]
+
+    async def metrics(self) -> list[dict[str, Any]]:
+        """``farmops.metrics()``: this farm's metrics (row level security)."""
+        return await self.call("metrics")
+
+    async def prometheus_text(self) -> str:
+        """This farm's metrics in the Prometheus text format (one transaction)."""
+        rows, help_rows = await self.run_steps([core.Call("metrics", {}), core.Call("metric_help", {})])
+        return observability.exposition(rows, help_rows)
+
     async def farm(self) -> dict[str, Any]:
         """The farm row as this member sees it."""
         return (await self.execute("SELECT * FROM farmops.farms WHERE id = %(f)s", {"f": self.farm_id}))[0]
@@ -231,14 +251,8 @@ class AsyncTenantSession:
 
     async def ledger(self, *, run_id: UUID | str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """Ledger rows of the farm (newest last), optionally of one run."""
-        return await self.execute(
-            "SELECT * FROM (SELECT * FROM farmops.credit_ledger WHERE %(run)s::uuid IS NULL "
-            "OR ai_run_id = %(run)s::uuid ORDER BY seq DESC LIMIT %(limit)s) AS l ORDER BY seq",
-            {
-                "run": None if run_id is None else uuid_arg(run_id, "run id"),
-                "limit": int_arg(limit, "limit", 1),
-            },
-        )
+        run = None if run_id is None else uuid_arg(run_id, "run id")
+        return await self.execute(credits.LEDGER, {"run": run, "limit": int_arg(limit, "limit", 1)})
 
     # -- money (the twins of farmops_client.spend) -------------------------------------------------------
     async def set_budget(
@@ -336,7 +350,7 @@ class AsyncTenantSession:
         (vector,), tokens = await self._embed_metered([content])
         await self._meter(tokens, "remember", run_id)
         args = {"content": content, "run_id": run_id, "embedding": vector, "model": self.embedder.model}
-        return (await self.run_steps([core.Statement(core.STORE_MEMORY, args)]))[0][0]["memory_id"]
+        return (await self.run_steps([core.Statement(knowledge.STORE_MEMORY, args)]))[0][0]["memory_id"]
 
     async def grant_credits(self, credits: int, reason: str) -> int:
         """``farmops.grant_credits`` for this farm (owner only); returns the new balance."""
@@ -428,27 +442,17 @@ class AsyncTenantSession:
 
     async def runs(self, *, limit: int = 50) -> list[dict[str, Any]]:
         """The farm's most recent AI runs."""
-        return await self.execute(
-            "SELECT * FROM farmops.ai_runs ORDER BY reserved_at DESC, id LIMIT %(n)s",
-            {"n": int_arg(limit, "limit", 1)},
-        )
+        return await self.execute(credits.RUNS, {"limit": int_arg(limit, "limit", 1)})
 
     async def run(self, run_id: UUID | str) -> dict[str, Any] | None:
         """One run with its ledger legs, retrievals and drafts (``None`` if not visible)."""
-        r = {"r": uuid_arg(run_id, "run id")}
+        r = {"run": uuid_arg(run_id, "run id"), "limit": 100}
         runs, legs, retrievals, drafts = await self.run_steps(
             [
-                core.Statement("SELECT * FROM farmops.ai_runs WHERE id = %(r)s", r),
-                core.Statement("SELECT * FROM farmops.credit_ledger WHERE ai_run_id = %(r)s ORDER BY seq", r),
-                core.Statement(
-                    "SELECT * FROM farmops.ai_run_retrievals WHERE ai_run_id = %(r)s "
-                    "ORDER BY retrieved_at, search_id, rank",
-                    r,
-                ),
-                core.Statement(
-                    "SELECT * FROM farmops.assistant_drafts WHERE ai_run_id = %(r)s ORDER BY created_at, id",
-                    r,
-                ),
+                core.Statement(credits.RUN, r),
+                core.Statement(credits.LEDGER, r),
+                core.Statement(credits.RUN_RETRIEVALS, r),
+                core.Statement(credits.RUN_DRAFTS, r),
             ]
         )
         if not runs:
@@ -457,11 +461,7 @@ class AsyncTenantSession:
 
     async def drafts(self, *, status: str | None = "pending", limit: int = 100) -> list[dict[str, Any]]:
         """The farm's assistant drafts (by default the pending ones), newest first."""
-        return await self.execute(
-            "SELECT * FROM farmops.assistant_drafts WHERE %(status)s::text IS NULL OR status = %(status)s "
-            "ORDER BY created_at DESC LIMIT %(limit)s",
-            {"status": status, "limit": int_arg(limit, "limit", 1)},
-        )
+        return await self.execute(write_path.DRAFTS, {"status": status, "limit": int_arg(limit, "limit", 1)})
 
     async def confirm_draft(
         self, draft_id: UUID | str, edits: dict[str, Any] | None = None
@@ -515,16 +515,8 @@ class AsyncTenantSession:
         """The farm's AI settings and, per record type, the autonomy it resolves to now (``types``)."""
         settings, types = await self.run_steps(
             [
-                core.Statement(
-                    "SELECT ai_autonomy, ai_auto_categories, ai_record_autonomy, draft_ttl "
-                    "FROM farmops.farms WHERE id = %(f)s",
-                    {"f": self.farm_id},
-                ),
-                core.Statement(
-                    "SELECT name AS record_type, class, farmops.resolve_autonomy(name) AS effective "
-                    "FROM farmops.record_types ORDER BY name",
-                    {},
-                ),
+                core.Statement(write_path.AUTONOMY_SETTINGS, {"farm": self.farm_id}),
+                core.Statement(write_path.AUTONOMY_TYPES, {}),
             ]
         )
         return {**(settings[0] if settings else {}), "types": types}
@@ -542,9 +534,7 @@ class AsyncTenantSession:
     ) -> list[dict[str, Any]]:
         """The farm's AI recommendations (by default the pending ones), newest first."""
         return await self.execute(
-            "SELECT * FROM farmops.ai_recommendations WHERE %(status)s::text IS NULL OR status = %(status)s "
-            "ORDER BY created_at DESC, id LIMIT %(limit)s",
-            {"status": status, "limit": int_arg(limit, "limit", 1)},
+            write_path.RECOMMENDATIONS, {"status": status, "limit": int_arg(limit, "limit", 1)}
         )
 
     async def decide_recommendation(
@@ -565,40 +555,21 @@ class AsyncTenantSession:
 
     async def feedback(self, *, run_id: UUID | str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """The farm's feedback on runs (optionally one run's), newest first."""
-        return await self.execute(
-            "SELECT * FROM farmops.ai_feedback WHERE %(run)s::uuid IS NULL OR ai_run_id = %(run)s::uuid "
-            "ORDER BY updated_at DESC, ai_run_id, user_id LIMIT %(limit)s",
-            {
-                "run": None if run_id is None else uuid_arg(run_id, "run id"),
-                "limit": int_arg(limit, "limit", 1),
-            },
-        )
+        run = None if run_id is None else uuid_arg(run_id, "run id")
+        return await self.execute(write_path.FEEDBACK, {"run": run, "limit": int_arg(limit, "limit", 1)})
 
     async def evals(self, *, run_id: UUID | str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """The farm's eval results (optionally one run's), newest first."""
-        return await self.execute(
-            "SELECT * FROM farmops.ai_evals WHERE %(run)s::uuid IS NULL OR ai_run_id = %(run)s::uuid "
-            "ORDER BY created_at DESC, id DESC LIMIT %(limit)s",
-            {
-                "run": None if run_id is None else uuid_arg(run_id, "run id"),
-                "limit": int_arg(limit, "limit", 1),
-            },
-        )
+        run = None if run_id is None else uuid_arg(run_id, "run id")
+        return await self.execute(write_path.EVALS, {"run": run, "limit": int_arg(limit, "limit", 1)})
 
     async def eval_rules(self) -> list[dict[str, Any]]:
         """The installation's eval rules (global; registered by the package owner)."""
-        return await self.execute("SELECT * FROM farmops.ai_eval_rules ORDER BY name")
+        return await self.execute(write_path.EVAL_RULES)
 
     async def documents(self, *, limit: int = 100) -> list[dict[str, Any]]:
         """The farm's documents (no content: title, size, chunks, model), newest first."""
-        return await self.execute(
-            "SELECT d.id, d.title, char_length(d.content) AS characters, "
-            "(SELECT count(*) FROM farmops.embeddings AS e "
-            "WHERE e.farm_id = d.farm_id AND e.document_id = d.id) AS chunks, "
-            "d.model, d.created_by, d.created_at "
-            "FROM farmops.documents AS d ORDER BY d.created_at DESC, d.id LIMIT %(limit)s",
-            {"limit": int_arg(limit, "limit", 1)},
-        )
+        return await self.execute(knowledge.DOCUMENTS, {"limit": int_arg(limit, "limit", 1)})
 
     async def _embed_metered(self, texts: list[str]) -> tuple[list[Vector], int | None]:
         """The vectors and the input tokens the provider reported (``None``: no provider was called)."""

@@ -164,6 +164,21 @@ class Client:
         with self._transaction() as conn:
             return observability.check_tenancy(conn)
 
+    def metrics(self) -> list[dict[str, Any]]:
+        """``farmops.metrics()`` as the client's role: every farm for ``farmops_auditor``, none for the app"""
+        with self._transaction() as conn:
+            return observability.metrics(conn)
+
+    def prometheus_text(self) -> str:
+        """:meth:`metrics` in the Prometheus text format (``prometheus_client``)."""
+        with self._transaction() as conn:
+            return observability.prometheus_text(conn)
+
+    def run_lineage(self, run_id: UUID | str) -> dict[str, Any]:
+        """``farmops.run_lineage`` as the client's role (an auditor: any farm's run)."""
+        with self._transaction() as conn:
+            return observability.run_lineage(conn, run_id)
+
     def redact_pii(self, text: str) -> dict[str, Any]:
         """``farmops.redact_pii`` (no tenant needed): the redacted text and the findings."""
         with self._transaction() as conn:
@@ -250,6 +265,18 @@ class TenantSession(Session):
     # the governed run
     ask = assistant.ask
     ask_stream = assistant.ask_stream
+
+    def lineage(self, run_id: UUID | str) -> dict[str, Any]:
+        """``farmops.run_lineage``: one run of this farm as a DAG (RunNotFound for another farm's)."""
+        return observability.run_lineage(self.begin(), run_id)
+
+    def metrics(self) -> list[dict[str, Any]]:
+        """``farmops.metrics()``: this farm's metrics (row level security)."""
+        return observability.metrics(self.begin())
+
+    def prometheus_text(self) -> str:
+        """This farm's metrics in the Prometheus text format."""
+        return observability.prometheus_text(self.begin())
 
 
 #: ``DISCARD ALL`` but for ``DISCARD PLANS``: every session state a borrower can leave goes, one round

@@ -30,38 +30,41 @@ def balance(t: Session) -> int:
     ]
 
 
+#: The farm's ledger rows, newest ``limit`` of them in seq order, optionally of one run.
+LEDGER = (
+    "SELECT * FROM (SELECT * FROM farmops.credit_ledger WHERE %(run)s::uuid IS NULL "
+    "OR ai_run_id = %(run)s::uuid ORDER BY seq DESC LIMIT %(limit)s) AS l ORDER BY seq"
+)
+#: The farm's most recent runs.
+RUNS = "SELECT * FROM farmops.ai_runs ORDER BY reserved_at DESC, id LIMIT %(limit)s"
+#: One run, its retrievals and its drafts (``%(run)s``).
+RUN = "SELECT * FROM farmops.ai_runs WHERE id = %(run)s::uuid"
+RUN_RETRIEVALS = (
+    "SELECT * FROM farmops.ai_run_retrievals WHERE ai_run_id = %(run)s::uuid "
+    "ORDER BY retrieved_at, search_id, rank"
+)
+RUN_DRAFTS = "SELECT * FROM farmops.assistant_drafts WHERE ai_run_id = %(run)s::uuid ORDER BY created_at, id"
+
+
 def ledger(t: Session, *, run_id: UUID | str | None = None, limit: int = 100) -> list[dict[str, Any]]:
     """Ledger rows of the farm (newest last), optionally of one run."""
-    return t.execute(
-        "SELECT * FROM (SELECT * FROM farmops.credit_ledger WHERE %(run)s::uuid IS NULL "
-        "OR ai_run_id = %(run)s::uuid ORDER BY seq DESC LIMIT %(limit)s) AS l ORDER BY seq",
-        {"run": run_id, "limit": limit},
-    ).fetchall()
+    return t.execute(LEDGER, {"run": run_id, "limit": limit}).fetchall()
 
 
 def runs(t: Session, *, limit: int = 50) -> list[dict[str, Any]]:
     """The farm's most recent AI runs."""
-    return t.execute(
-        "SELECT * FROM farmops.ai_runs ORDER BY reserved_at DESC, id LIMIT %s", [limit]
-    ).fetchall()
+    return t.execute(RUNS, {"limit": limit}).fetchall()
 
 
 def run(t: Session, run_id: UUID | str) -> dict[str, Any] | None:
     """One run with its ledger legs, retrievals and drafts (``None`` if not visible)."""
     run_id = uuid_arg(run_id, "run id")
-    row = t.execute("SELECT * FROM farmops.ai_runs WHERE id = %s::uuid", [str(run_id)]).fetchone()
+    row = t.execute(RUN, {"run": run_id}).fetchone()
     if row is None:
         return None
     row["ledger"] = ledger(t, run_id=run_id)
-    row["retrievals"] = t.execute(
-        "SELECT * FROM farmops.ai_run_retrievals WHERE ai_run_id = %s::uuid "
-        "ORDER BY retrieved_at, search_id, rank",
-        [str(run_id)],
-    ).fetchall()
-    row["drafts"] = t.execute(
-        "SELECT * FROM farmops.assistant_drafts WHERE ai_run_id = %s::uuid ORDER BY created_at, id",
-        [str(run_id)],
-    ).fetchall()
+    row["retrievals"] = t.execute(RUN_RETRIEVALS, {"run": run_id}).fetchall()
+    row["drafts"] = t.execute(RUN_DRAFTS, {"run": run_id}).fetchall()
     return row
 
 

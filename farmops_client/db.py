@@ -28,6 +28,7 @@ from .errors import DatabaseUnavailable, FarmopsError, translate
 #: the operator role that runs the cross-farm maintenance jobs.
 APP_ROLE = "farmops_app"
 OWNER_ROLE = "farmops_owner"
+AUDITOR_ROLE = "farmops_auditor"
 MAINTAINER_ROLE = "farmops_maintainer"
 
 _FUNCTION_NAME_OK = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from . import db, knowledge, spend, tenancy
+from . import db, knowledge, observability, spend, tenancy
 from . import migrate as migrations
 from .aws import AwsIdentities, has_aws_credentials
 from .client import connect
@@ -264,5 +264,15 @@ def run_demo(admin_dsn: str, *, use_bedrock: bool = False, console: Console | No
             categories = ", ".join(verdict["categories"] or []) or "-"
             shown = escape(_short(text, 60))
             say(f"check_text({stage}): [bold]{verdict['verdict']}[/] ({categories})  {shown}")
+        step("10. observability: run A's lineage and farm A's metrics, from SQL")
+        with client.tenant(farm_a, "alice") as t:
+            lineage = t.lineage(result_a.run_id)
+            metrics = t.metrics()
+        for line in observability.lineage_tree(lineage):
+            say(escape(line))
+        for row in metrics:
+            if row["name"] in ("farmops_runs_total", "farmops_credits_charged_total", "farmops_drafts_total"):
+                labels = ", ".join(f"{k}={v}" for k, v in sorted(row["labels"].items()) if k != "farm")
+                say(f"{row['name']}{{{labels}}} {row['value']:g}")
     click.echo("demo finished")
     return {"farm_a": farm_a, "farm_b": farm_b, "run_a": result_a.run_id, "run_b": result_b.run_id}

@@ -338,6 +338,12 @@ class BudgetNotFound(FarmopsError):
     sqlstate = "OF415"
 
 
+class RunInProgress(FarmopsError):
+    """OF501: the request id names a run that is still being driven; ask again once it has settled."""
+
+    sqlstate = "OF501"
+
+
 class PgvectorMissing(MigrationError):
     """OF900: the server does not have the pgvector extension."""
 

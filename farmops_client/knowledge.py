@@ -97,7 +97,7 @@ def search_for_run(
 
 
 #: ``farmops.remember`` and ``farmops.embed_memory`` in one statement (one round trip).
-_STORE_MEMORY = (
+STORE_MEMORY = (
     "SELECT m.id AS memory_id "
     "FROM farmops.remember(p_content => %(content)s, p_run_id => %(run_id)s) AS m(id), "
     "LATERAL farmops.embed_memory(p_memory_id => m.id, p_embedding => %(embedding)s::vector, "
@@ -111,7 +111,7 @@ def store_memory(
     """In the caller's transaction: ``farmops.remember`` the fact and index it with its vector, in
     one statement; the cursor gives ``memory_id`` (in a pipelined transaction, read it after)."""
     return db.execute(
-        conn, _STORE_MEMORY, {"content": content, "run_id": run_id, "embedding": vector, "model": model}
+        conn, STORE_MEMORY, {"content": content, "run_id": run_id, "embedding": vector, "model": model}
     )
 
 
@@ -182,15 +182,18 @@ def ingest_global_document(
     )
 
 
+#: The farm's documents without their content, newest first.
+DOCUMENTS = (
+    "SELECT d.id, d.title, char_length(d.content) AS characters, "
+    "(SELECT count(*) FROM farmops.embeddings AS e WHERE e.farm_id = d.farm_id AND e.document_id = d.id)"
+    " AS chunks, d.model, d.created_by, d.created_at "
+    "FROM farmops.documents AS d ORDER BY d.created_at DESC, d.id LIMIT %(limit)s"
+)
+
+
 def documents(t: Session, *, limit: int = 100) -> list[dict[str, Any]]:
     """The farm's documents (no content: title, size, chunks, model), newest first."""
-    return t.execute(
-        "SELECT d.id, d.title, char_length(d.content) AS characters, "
-        "(SELECT count(*) FROM farmops.embeddings AS e WHERE e.farm_id = d.farm_id AND e.document_id = d.id)"
-        " AS chunks, d.model, d.created_by, d.created_at "
-        "FROM farmops.documents AS d ORDER BY d.created_at DESC, d.id LIMIT %(limit)s",
-        {"limit": limit},
-    ).fetchall()
+    return t.execute(DOCUMENTS, {"limit": limit}).fetchall()
 
 
 def global_documents(conn: psycopg.Connection, *, limit: int = 100) -> list[dict[str, Any]]:

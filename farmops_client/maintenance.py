@@ -10,11 +10,15 @@ pooled connection goes back to what it was.
 
 from __future__ import annotations
 
+import logging
+
 import psycopg
 from psycopg import sql
 
 from . import db
 from .errors import FarmopsError
+
+logger = logging.getLogger(__name__)
 
 
 def _as_maintainer(conn: psycopg.Connection) -> None:
@@ -43,4 +47,6 @@ def expire_drafts(conn: psycopg.Connection) -> int:
 
 def expire(conn: psycopg.Connection, max_runs: int = 10000) -> dict[str, int]:
     """Both expiry jobs, each in its own transaction: ``{"reservations": n, "drafts": m}``."""
-    return {"reservations": expire_reservations(conn, max_runs), "drafts": expire_drafts(conn)}
+    done = {"reservations": expire_reservations(conn, max_runs), "drafts": expire_drafts(conn)}
+    logger.info("expired %(reservations)d reservations and %(drafts)d drafts", done)
+    return done

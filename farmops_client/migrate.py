@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,8 @@ import psycopg
 from . import db
 from .errors import MigrationError
 from .paths import sql_dir as default_sql_dir
+
+logger = logging.getLogger(__name__)
 
 LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtextextended('farmops.migrate', 0))"
 SCHEMA_NAME = re.compile(r"^[0-9]{4}_[a-z0-9_]+\.sql$")
@@ -222,6 +225,14 @@ def migrate(conn: psycopg.Connection, *, dry_run: bool = False, root: Path | Non
         for path in idempotent_files(root):
             _run_file(conn, path, root)
             report.reapplied.append(relative_name(path, root))
+        logger.info(
+            "migrate%s: %d applied %s, %d files re-applied, version %s",
+            " (dry run)" if dry_run else "",
+            len(report.applied),
+            report.applied,
+            len(report.reapplied),
+            report.version,
+        )
         if dry_run:
             raise psycopg.Rollback(tx)
     return report

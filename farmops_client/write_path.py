@@ -22,13 +22,40 @@ def _jsonb(value: Any) -> Jsonb | None:
     return Jsonb(value) if value is not None else None
 
 
+#: The farm's drafts (of one status, or all), newest first.
+DRAFTS = (
+    "SELECT * FROM farmops.assistant_drafts WHERE %(status)s::text IS NULL OR status = %(status)s "
+    "ORDER BY created_at DESC LIMIT %(limit)s"
+)
+#: The farm's AI settings, and per record type the autonomy it resolves to now.
+AUTONOMY_SETTINGS = (
+    "SELECT ai_autonomy, ai_auto_categories, ai_record_autonomy, draft_ttl "
+    "FROM farmops.farms WHERE id = %(farm)s"
+)
+AUTONOMY_TYPES = (
+    "SELECT name AS record_type, class, farmops.resolve_autonomy(name) AS effective "
+    "FROM farmops.record_types ORDER BY name"
+)
+#: The farm's recommendations (of one status, or all), newest first.
+RECOMMENDATIONS = (
+    "SELECT * FROM farmops.ai_recommendations WHERE %(status)s::text IS NULL OR status = %(status)s "
+    "ORDER BY created_at DESC, id LIMIT %(limit)s"
+)
+#: Feedback and eval results (optionally of one run), newest first; the eval rules.
+FEEDBACK = (
+    "SELECT * FROM farmops.ai_feedback WHERE %(run)s::uuid IS NULL OR ai_run_id = %(run)s::uuid "
+    "ORDER BY updated_at DESC, ai_run_id, user_id LIMIT %(limit)s"
+)
+EVALS = (
+    "SELECT * FROM farmops.ai_evals WHERE %(run)s::uuid IS NULL OR ai_run_id = %(run)s::uuid "
+    "ORDER BY created_at DESC, id DESC LIMIT %(limit)s"
+)
+EVAL_RULES = "SELECT * FROM farmops.ai_eval_rules ORDER BY name"
+
+
 def drafts(t: Session, *, status: str | None = "pending", limit: int = 100) -> list[dict[str, Any]]:
     """The farm's assistant drafts (by default the pending ones), newest first."""
-    return t.execute(
-        "SELECT * FROM farmops.assistant_drafts WHERE %(status)s::text IS NULL OR status = %(status)s "
-        "ORDER BY created_at DESC LIMIT %(limit)s",
-        {"status": status, "limit": limit},
-    ).fetchall()
+    return t.execute(DRAFTS, {"status": status, "limit": limit}).fetchall()
 
 
 def draft(t: Session, draft_id: UUID | str) -> dict[str, Any] | None:
@@ -80,15 +107,8 @@ def propose_write(
 def autonomy(t: Session) -> dict[str, Any]:
     """The farm's AI settings (tier, auto allow-list, per-type overrides, draft TTL) and, per record
     type, its class and the autonomy ``farmops.resolve_autonomy`` gives it now (``types``)."""
-    settings = t.execute(
-        "SELECT ai_autonomy, ai_auto_categories, ai_record_autonomy, draft_ttl "
-        "FROM farmops.farms WHERE id = %s",
-        [t.farm_id],
-    ).fetchone()
-    types = t.execute(
-        "SELECT name AS record_type, class, farmops.resolve_autonomy(name) AS effective "
-        "FROM farmops.record_types ORDER BY name"
-    ).fetchall()
+    settings = t.execute(AUTONOMY_SETTINGS, {"farm": t.farm_id}).fetchone()
+    types = t.execute(AUTONOMY_TYPES).fetchall()
     return {**(settings or {}), "types": types}
 
 
@@ -104,11 +124,7 @@ def draft_channel(t: Session) -> str:
 
 def recommendations(t: Session, *, status: str | None = "pending", limit: int = 100) -> list[dict[str, Any]]:
     """The farm's AI recommendations (by default the pending ones), newest first."""
-    return t.execute(
-        "SELECT * FROM farmops.ai_recommendations WHERE %(status)s::text IS NULL OR status = %(status)s "
-        "ORDER BY created_at DESC, id LIMIT %(limit)s",
-        {"status": status, "limit": limit},
-    ).fetchall()
+    return t.execute(RECOMMENDATIONS, {"status": status, "limit": limit}).fetchall()
 
 
 def decide_recommendation(
@@ -129,22 +145,14 @@ def give_feedback(
 
 def feedback(t: Session, *, run_id: UUID | str | None = None, limit: int = 100) -> list[dict[str, Any]]:
     """The farm's feedback on runs (optionally one run's), newest first."""
-    return t.execute(
-        "SELECT * FROM farmops.ai_feedback WHERE %(run)s::uuid IS NULL OR ai_run_id = %(run)s::uuid "
-        "ORDER BY updated_at DESC, ai_run_id, user_id LIMIT %(limit)s",
-        {"run": run_id, "limit": limit},
-    ).fetchall()
+    return t.execute(FEEDBACK, {"run": run_id, "limit": limit}).fetchall()
 
 
 def evals(t: Session, *, run_id: UUID | str | None = None, limit: int = 100) -> list[dict[str, Any]]:
     """The farm's eval results (optionally one run's), newest first."""
-    return t.execute(
-        "SELECT * FROM farmops.ai_evals WHERE %(run)s::uuid IS NULL OR ai_run_id = %(run)s::uuid "
-        "ORDER BY created_at DESC, id DESC LIMIT %(limit)s",
-        {"run": run_id, "limit": limit},
-    ).fetchall()
+    return t.execute(EVALS, {"run": run_id, "limit": limit}).fetchall()
 
 
 def eval_rules(t: Session) -> list[dict[str, Any]]:
     """The installation's eval rules (global; registered by the package owner)."""
-    return t.execute("SELECT * FROM farmops.ai_eval_rules ORDER BY name").fetchall()
+    return t.execute(EVAL_RULES).fetchall()

@@ -48,9 +48,9 @@ $vector_schema$;
 -- farmops functions that use them are refused for a non-superuser owner.
 DO $load$ BEGIN PERFORM '[1]'::vector; END $load$;
 
--- Three cluster-wide roles. The owner owns every farmops object; the application
+-- Four cluster-wide roles. The owner owns every farmops object; the application
 -- role is what a service's login role is granted; the maintainer runs the
--- cross-farm maintenance jobs (expiry). None logs in, and neither the application
+-- cross-farm maintenance jobs (expiry); the auditor only reads, every farm. None logs in, and neither the application
 -- nor the maintainer bypasses row level security. Being cluster-wide, they do not
 -- say which installation a login belongs to: farmops.app_logins does (below, and
 -- sql/functions/10_tenancy/logins.sql).
@@ -64,6 +64,11 @@ BEGIN
     END IF;
     IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'farmops_maintainer') THEN
         CREATE ROLE farmops_maintainer NOLOGIN NOBYPASSRLS;
+    END IF;
+    -- The auditor reads every farm's metrics, runs, lineage and ledger; it owns and
+    -- writes nothing (sql/policies/050_auditor.sql).
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'farmops_auditor') THEN
+        CREATE ROLE farmops_auditor NOLOGIN NOBYPASSRLS;
     END IF;
 EXCEPTION WHEN duplicate_object THEN
     -- Another database of this cluster created it at the same moment.

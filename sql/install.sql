@@ -206,6 +206,12 @@ SELECT farmops.migration_is_pending('0095_money_cost_and_budgets.sql', '28049fa5
 INSERT INTO farmops.schema_migrations (filename, sha256)
 VALUES ('0095_money_cost_and_budgets.sql', '28049fa5cbaabc46f7228a6e145c51da2358b2fb10169edb9b0109bdf19964e0');
 \endif
+SELECT farmops.migration_is_pending('0100_observability_steps_and_counters.sql', '5002b4dc46231499c0b7abe2319c83901f4aa514585712fca620c5418d40d463') AS pending \gset
+\if :pending
+\ir schema/0100_observability_steps_and_counters.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0100_observability_steps_and_counters.sql', '5002b4dc46231499c0b7abe2319c83901f4aa514585712fca620c5418d40d463');
+\endif
 SELECT farmops.migration_is_pending('0110_credits_extend_reservation.sql', 'fa58ee22dd0c46e11ad0e46cc30e19c6a8428f21167e6010dfa8865977a09cc1') AS pending \gset
 \if :pending
 \ir schema/0110_credits_extend_reservation.sql
@@ -267,7 +273,11 @@ VALUES ('0115_write_path_draft_ttl.sql', 'c4b03c785c59ed4a9e9a75e3ea778cd3b0b2ed
 \ir functions/60_control/spend_views.sql
 \ir functions/60_control/statement.sql
 \ir functions/70_observability/check_tenancy.sql
+\ir functions/70_observability/metrics.sql
+\ir functions/70_observability/run_lineage.sql
+\ir functions/70_observability/run_steps.sql
 \ir policies/000_revoke_by_default.sql
 \ir policies/010_row_level_security.sql
+\ir policies/050_observability.sql
 \ir policies/090_grants.sql
 COMMIT;

@@ -27,6 +27,7 @@ from uuid import UUID
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from .. import knowledge
 from ..errors import (
     InsufficientCredits,
     InvalidPayload,
@@ -35,7 +36,7 @@ from ..errors import (
     SuggestOnly,
     UnknownRecordType,
 )
-from . import sizing
+from . import sizing, steps
 from .tools import REMEMBER_TOOL, SEARCH_TOOL, Outcome, ToolCall
 
 DEFAULT_MODEL = "amazon.nova-lite-v1:0"
@@ -197,6 +198,8 @@ class AskResult:
     model_calls: int = 0
     #: True when the hold could not grow for a further model call: the run stopped there and settled.
     credits_exhausted: bool = False
+    #: True when the request id named a finished run: its stored result, no model call, no charge.
+    replayed: bool = False
     #: The conversation, the history given plus this run's turns: pass it as ``history=`` to continue.
     messages: list[dict[str, Any]] = field(default_factory=list)
 
@@ -423,14 +426,14 @@ def run_tool(
         (hits, *_) = yield Db(
             (_search_for_run(run_id, vector, plan.embedder_model, k), *_meter(plan, tokens, run_id))
         )
-        return ToolCall(name, payload, Outcome.SEARCHED, context_block(hits))
+        return ToolCall(name, payload, Outcome.SEARCHED, context_block(hits), passages=len(hits))
     if name == REMEMBER_TOOL["name"]:
         fact = str(payload.get("fact", ""))
         vector, tokens = yield Embed(fact)
         try:
             (rows, *_) = yield Db(
                 (
-                    Statement(STORE_MEMORY, _memory_args(fact, vector, plan, run_id)),
+                    Statement(knowledge.STORE_MEMORY, _memory_args(fact, vector, plan, run_id)),
                     *_meter(plan, tokens, run_id),
                 )
             )
@@ -472,15 +475,6 @@ def _small_int(value: Any, default: int) -> int:
     return min(max(number, 1), 10)
 
 
-#: ``farmops.remember`` and ``farmops.embed_memory`` in one statement (one round trip).
-STORE_MEMORY = (
-    "SELECT m.id AS memory_id "
-    "FROM farmops.remember(p_content => %(content)s, p_run_id => %(run_id)s) AS m(id), "
-    "LATERAL farmops.embed_memory(p_memory_id => m.id, p_embedding => %(embedding)s::vector, "
-    "p_model => %(model)s) AS e"
-)
-
-
 def _memory_args(fact: str, vector: Any, plan: Plan, run_id: UUID) -> dict[str, Any]:
     return {"content": fact, "run_id": run_id, "embedding": vector, "model": plan.embedder_model}
 
@@ -506,6 +500,20 @@ def _propose(run_id: UUID, record_type: str, payload: dict[str, Any]) -> Call:
 
 
 # -- the run ------------------------------------------------------------------------------------------
+OPERATION, MODEL, PASSAGES = "gen_ai.operation.name", "gen_ai.request.model", "farmops.retrieval.passages"
+
+
+def _said(message: dict[str, Any]) -> str:
+    """The text of a message sent to the model (the tool results of a later turn), for its step."""
+    parts = []
+    for block in message.get("content", []):
+        if "text" in block:
+            parts.append(block["text"])
+        for content in block.get("toolResult", {}).get("content", []):
+            parts.append(content.get("text", ""))
+    return "\n".join(parts)
+
+
 def _request(plan: Plan, system: list[str], messages: list[dict[str, Any]], tools: list[dict[str, Any]]):
     request: dict[str, Any] = {
         "modelId": plan.model,
@@ -564,17 +572,40 @@ def governed_run(plan: Plan, cache: dict[str, Any]) -> Generator[Effect, Any, As
         },
         {"ttl": "interval"},
     )
-    (rows,) = yield Db((reserve,), context=False)
+    rec = steps.RunRecorder(plan.farm_id, plan.prompt, model=plan.model, feature=plan.feature,
+                            max_tokens=plan.max_tokens)  # fmt: skip
+    span = rec.start("farmops.reserve")
+    try:
+        (rows,) = yield Db((reserve,), context=False)
+    except BaseException as exc:
+        rec.finish(AskResult(run_id=None, status="failed", text="", stop_reason=None), exc)
+        raise
+    rec.end(span)
     run = rows[0]
+    rec.reserved(run)
     if run.get("approval") == "pending":  # held by a require_approval policy: the model is not called
-        raise RunAwaitsApproval(
+        held = RunAwaitsApproval(
             f"run {run['id']} awaits approval (policy {run['approval_rule']}); "
             "retry with the same request_id once an owner or manager approved it",
             run_id=run["id"],
             rule=run["approval_rule"],
         )
+        rec.finish(AskResult(run_id=run["id"], status="awaiting_approval", text="", stop_reason=None), held)
+        raise held
     result = AskResult(run_id=run["id"], status="running", text="", stop_reason=None)
     result.credits_reserved = run["credits_reserved"]
+    if run["status"] != "reserved":  # the request id's run was started before: its stored result
+        try:
+            (stored,) = yield Db(
+                (Call("replay_run", steps.replay_args(run["id"], plan.prompt, summary(plan.prompt))),)
+            )
+        except BaseException as exc:
+            rec.finish(result, exc)
+            raise
+        steps.replayed(result, stored[0]["replay_run"])
+        rec.finish(result)
+        yield Emit(Finished(result))
+        return result
 
     usage = Usage()
     in_flight: sizing.CallBound | None = None
@@ -588,12 +619,24 @@ def governed_run(plan: Plan, cache: dict[str, Any]) -> Generator[Effect, Any, As
     try:
         # 2. retrieve for the run (the prompt embedded outside any transaction)
         start = Call("start_run", {"run_id": result.run_id})
+        claim = rec.input_args()  # the input step claims the run for this prompt
+        steps_of_start = (start,) + ((Call("record_run_steps", claim),) if claim else ())
         if plan.k > 0:
+            span = rec.start(f"embeddings {plan.embedder_model}", {OPERATION: "embeddings"})
             vector, tokens = yield Embed(plan.prompt)
+            rec.end(span)
+            span = rec.start("farmops.retrieve", {MODEL: plan.embedder_model})
             search = _search_for_run(result.run_id, vector, plan.embedder_model, plan.k)
-            _, hits, *_ = yield Db((start, search, *_meter(plan, tokens, result.run_id)))
+            hits = (yield Db((*steps_of_start, search, *_meter(plan, tokens, result.run_id))))[
+                len(steps_of_start)
+            ]
+            rec.end(span, {PASSAGES: len(hits)})
         else:  # no retrieval asked for: no embedding, no context block
-            _, hits = (yield Db((start,))), []
+            span = rec.start("farmops.retrieve")
+            yield Db(steps_of_start)
+            hits = []
+            rec.end(span)
+        rec.retrieved(hits)
         result.retrievals = hits
         if plan.k > 0:
             system = [*system, context_block(hits)]
@@ -634,7 +677,10 @@ def governed_run(plan: Plan, cache: dict[str, Any]) -> Generator[Effect, Any, As
                 covered = need
             assembler = StreamAssembler() if plan.stream else None
             in_flight = bound
+            said = None if turn == 0 else _said(messages[-1])
+            observed = rec.model_started(turn, said)
             response = yield ModelCall(request, plan.stream, assembler)
+            rec.model_done(observed, response)
             in_flight = None
             usage.add(response)
             result.model_calls += 1
@@ -648,9 +694,11 @@ def governed_run(plan: Plan, cache: dict[str, Any]) -> Generator[Effect, Any, As
             for block in message.get("content", []):
                 if "toolUse" in block:
                     use = block["toolUse"]
+                    span = rec.start_tool(use["name"])
                     call = yield from run_tool(
                         plan, result.run_id, use["name"], dict(use.get("input") or {}), cache
                     )
+                    rec.tool_done(span, call)
                     result.record(call)
                     yield Emit(ToolOutcome(call))
                     results.append(call.tool_result(use["toolUseId"]))
@@ -661,6 +709,8 @@ def governed_run(plan: Plan, cache: dict[str, Any]) -> Generator[Effect, Any, As
         status, error, failure = "failed", error_text(exc), exc
     except BaseException as exc:  # cancellation, a consumer that stopped reading: settle, then re-raise
         status, error, interrupted = "failed", error_text(exc) if str(exc) else type(exc).__name__, exc
+    if failure is not None or interrupted is not None:
+        rec.failed(failure or interrupted)  # the span of the call that failed ends with it
     result.latency_ms = int((time.monotonic() - started) * 1000)
     if in_flight is not None:
         # The call was sent and never answered in full: what the provider reported, else its held bound.
@@ -692,16 +742,21 @@ def governed_run(plan: Plan, cache: dict[str, Any]) -> Generator[Effect, Any, As
         },
     )
     settled: dict[str, Any] | None = None
+    recorded = rec.pending_args()  # the run's steps, in the settle transaction (no extra round trip)
+    span = rec.start("farmops.settle", {"farmops.run.status": status})
     try:
-        (rows,) = yield Db((settle,))
+        (rows, *_) = yield Db((settle,) + ((Call("record_run_steps", recorded),) if recorded else ()))
+        rec.end(span)
         settled = rows[0]
         result.credits_actual = settled.get("credits_actual")
         result.credits_shortfall = settled.get("credits_shortfall") or 0
     except Exception as settle_exc:
         if interrupted is None:
+            rec.finish(result, settle_exc)
             raise
         # Keep the original exception; the reservation expires and is refunded by expiry.
         interrupted.add_note(f"farmops: settling run {result.run_id} failed too: {settle_exc}")
+    rec.finish(result, interrupted or failure)
     if interrupted is not None:
         raise interrupted
     if failure is not None:
@@ -752,6 +807,12 @@ def make_plan(
     if t.embedder is None:  # refuse before reserving, not after
         raise NotConfigured("no embedder configured: pass embedder= to farmops_client.connect()")
     prompt = text_arg(prompt, "prompt", 1_000_000)
+    for name, value in (
+        ("inference_config", inference_config),
+        ("additional_model_request_fields", additional_model_request_fields),
+    ):
+        if value is not None and not isinstance(value, dict):
+            raise InvalidArgument(f"{name} must be a dict, not {type(value).__name__}")
     config = dict(inference_config or {})
     if temperature is not None:
         config["temperature"] = temperature

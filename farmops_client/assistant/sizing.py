@@ -50,7 +50,9 @@ class RunBound:
 def estimate_input_tokens(request: dict[str, Any]) -> int:
     """A conservative bound of a Converse request's input tokens (see the module docstring)."""
     counted = {key: request.get(key) for key in ("system", "messages", "toolConfig") if request.get(key)}
-    size = len(json.dumps(counted, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+    # default=repr: a value JSON cannot hold (document or image bytes in a history) counts by its repr,
+    # about four characters a byte
+    size = len(json.dumps(counted, ensure_ascii=False, separators=(",", ":"), default=repr).encode("utf-8"))
     return size + REQUEST_OVERHEAD_TOKENS + MESSAGE_OVERHEAD_TOKENS * len(request.get("messages") or ())
 
 

@@ -68,6 +68,7 @@ class ToolCall:
     result: str  # the text the model reads
     draft_id: UUID | None = None
     record_id: UUID | None = None
+    passages: int = 0  # search_knowledge: how many passages the search recorded and returned
     status: str = field(init=False)  # Converse's toolResult status: 'success' | 'error'
 
     def __post_init__(self) -> None:

@@ -18,6 +18,7 @@ from . import (  # noqa: F401  (they register)
     database,
     drafts,
     knowledge,
+    metrics,
     operations,
     review,
     runs,

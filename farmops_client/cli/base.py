@@ -148,6 +148,7 @@ def main() -> None:
 # ---------------------------------------------------------------------------------------------------------
 APP_ROLE = fdb.APP_ROLE
 OWNER_ROLE = fdb.OWNER_ROLE
+AUDITOR_ROLE = fdb.AUDITOR_ROLE
 
 farm_option = click.option(
     "--farm", "farm_id", type=UUID, envvar="FARMOPS_FARM", help="Farm id (env FARMOPS_FARM)."

@@ -1,13 +1,13 @@
-"""AI runs: list them, show one with its ledger legs, retrievals and drafts."""
+"""AI runs: list them, show one as its lineage tree (``--json``: the DAG of ``farmops.run_lineage``)."""
 
 from __future__ import annotations
 
+import json
+
 import click
 
-from ..errors import FarmopsError
-from .base import FarmopsGroup, as_member, emit, emit_one, json_option, main, member_options
-from .credits import LEDGER_COLUMNS
-from .drafts import DRAFT_COLUMNS
+from .. import observability
+from .base import FarmopsGroup, as_member, emit, json_option, jsonable, main, member_options
 
 RUN_COLUMNS = [
     "id",
@@ -23,7 +23,7 @@ RUN_COLUMNS = [
 
 @main.group(cls=FarmopsGroup)
 def runs() -> None:
-    """AI runs: list them, show one with its ledger legs, retrievals and drafts."""
+    """AI runs: list them, show one as its lineage tree."""
 
 
 @runs.command("list")
@@ -42,16 +42,11 @@ def runs_list(limit, as_json, farm_id, user_id, dsn, data_dir) -> None:
 @json_option
 @member_options
 def runs_show(run_id, as_json, farm_id, user_id, dsn, data_dir) -> None:
-    """One run with its ledger legs, retrievals and drafts (exit 1 if not visible)."""
+    """One run's lineage: input, guard checks, retrievals, model and tool calls, drafts, records, ledger
+    legs, evals, feedback (exit 1 if not visible). ``--json`` prints the DAG."""
     with as_member(farm_id, user_id, dsn, data_dir) as t:
-        row = t.run(run_id)
-    if row is None:
-        raise FarmopsError(f"no run {run_id} in this farm")
+        lineage = t.lineage(run_id)
     if as_json:
-        emit_one(row, True)
+        click.echo(json.dumps(jsonable(lineage), indent=2, ensure_ascii=False))
         return
-    ledger, retrievals, drafts_ = row.pop("ledger"), row.pop("retrievals"), row.pop("drafts")
-    emit_one(row, False)
-    emit(ledger, False, LEDGER_COLUMNS, title="ledger legs")
-    emit(retrievals, False, None, title="retrievals")
-    emit(drafts_, False, DRAFT_COLUMNS, title="drafts")
+    click.echo("\n".join(observability.lineage_tree(lineage)))

@@ -3,11 +3,11 @@
 -- granted by hand is taken away again.
 
 REVOKE ALL ON SCHEMA farmops FROM public;
-GRANT USAGE ON SCHEMA farmops TO farmops_app, farmops_maintainer;
+GRANT USAGE ON SCHEMA farmops TO farmops_app, farmops_maintainer, farmops_auditor;
 
-REVOKE ALL ON ALL TABLES IN SCHEMA farmops FROM public, farmops_app, farmops_maintainer;
-REVOKE ALL ON ALL SEQUENCES IN SCHEMA farmops FROM public, farmops_app, farmops_maintainer;
-REVOKE ALL ON ALL FUNCTIONS IN SCHEMA farmops FROM public, farmops_app, farmops_maintainer;
+REVOKE ALL ON ALL TABLES IN SCHEMA farmops FROM public, farmops_app, farmops_maintainer, farmops_auditor;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA farmops FROM public, farmops_app, farmops_maintainer, farmops_auditor;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA farmops FROM public, farmops_app, farmops_maintainer, farmops_auditor;
 
 -- Functions farmops_owner creates later (a hotfix between migrations) are not
 -- executable by PUBLIC either. Without IN SCHEMA: per-schema default privileges

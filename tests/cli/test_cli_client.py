@@ -129,9 +129,11 @@ def test_a_whole_session_through_the_cli(cli, tmp_path):
     assert result["status"] == "succeeded" and result["text"] == "(scripted) noted."
     runs = json.loads(cli("runs", "list", "--json", *who).output)
     assert [r["id"] for r in runs] == [result["run_id"]]
-    shown = json.loads(cli("runs", "show", result["run_id"], "--json", *who).output)
-    assert shown["ledger"][0]["kind"] == "reserve" and shown["retrievals"]
-    assert "ledger legs" in cli("runs", "show", result["run_id"], *who).output
+    shown = json.loads(cli("runs", "show", result["run_id"], "--json", *who).output)  # the lineage DAG
+    ledger_nodes = [n for n in shown["nodes"] if n["kind"] == "ledger"]
+    assert ledger_nodes[0]["leg"] == "reserve" and any(n["kind"] == "retrieval" for n in shown["nodes"])
+    tree = cli("runs", "show", result["run_id"], *who).output
+    assert tree.startswith(f"run {result['run_id']} succeeded") and "ledger #" in tree
     ledger = json.loads(cli("credits", "ledger", "--json", *who).output)
     assert [leg["kind"] for leg in ledger][:2] == ["grant", "reserve"]
     assert json.loads(cli("drafts", "list", "--json", *who).output) == []

@@ -28,6 +28,7 @@ LAYERS = {
     "farmops_client.errors": 0,
     "farmops_client.paths": 0,
     "farmops_client.aws": 0,
+    "farmops_client.tracing": 0,
     "farmops_client.embeddings": 1,
     "farmops_client.db": 1,
     "farmops_client.arguments": 1,
@@ -48,6 +49,7 @@ LAYERS = {
     "farmops_client.assistant.sizing": 4,
     "farmops_client.assistant.tools": 4,
     "farmops_client.assistant.core": 4,
+    "farmops_client.assistant.steps": 4,
     "farmops_client.assistant.run": 4,
     "farmops_client.client": 5,
     "farmops_client.aio": 6,  # the asyncio twin of client (its pool reset)

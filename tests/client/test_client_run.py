@@ -633,6 +633,8 @@ def test_history_continues_a_conversation(client, farm, fake):
         lambda t: t.ask("hi", k="4"),
         lambda t: t.ask("hi", history="not a list"),
         lambda t: t.ask("nul \x00 byte"),
+        lambda t: t.ask("hi", inference_config=["maxTokens", 5]),
+        lambda t: t.ask("hi", tools=[42]),
     ],
 )
 def test_bad_ids_and_numbers_are_typed_errors_before_any_sql(client, farm, fake, admin, action):
@@ -719,3 +721,43 @@ def test_the_async_client_acts_as_its_role_per_transaction_and_leaves_none_behin
     assert inside == [{"who": "farmops_app"}]  # under row level security, though the DSN is a superuser's
     assert [m["user_id"] for m in members] == ["alice"]
     assert after == ("postgres", "none")  # SET LOCAL ROLE: nothing outlived the transaction
+
+
+def test_every_session_operation_works_on_both_clients(client, farm, fake, admin):
+    from datetime import timedelta
+
+    fake.push(F.tool_use(("create_sale", SALE)), F.text("Drafted the sale."))
+    with client.tenant(farm, "alice") as t:
+        t.add_member("wes", "worker")
+        t.set_member_role("wes", "manager")
+        assert {m["user_id"]: m["role"] for m in t.members()} == {"alice": "owner", "wes": "manager"}
+        with pytest.raises(farmops_client.NotAMember):
+            t.set_member_role("nobody", "worker")
+        t.remove_member("wes")
+        assert t.farm()["id"] == farm and t.balance() == 1000
+        doc = t.ingest_document("Water", "Broilers drink water every morning.")
+        assert [d["id"] for d in t.documents()] == [doc]
+        t.delete_document(doc)
+        assert t.documents() == []
+        memory = t.remember("We vaccinate on Mondays")
+        assert any(
+            hit.get("content") == "We vaccinate on Mondays" for hit in t.search("vaccinate Mondays", k=3)
+        )
+        assert memory is not None
+        assert t.set_draft_ttl(timedelta(hours=2)) == timedelta(hours=2)
+        assert t.autonomy()["draft_ttl"] == timedelta(hours=2)
+        assert t.draft_channel()
+        t.commit()  # a governed run needs no open transaction in the sync session
+        result = t.ask("Sold 40 broilers to Musa")
+        (draft_id,) = result.drafts
+        assert t.draft(draft_id)["status"] == "pending" and [d["id"] for d in t.drafts()] == [draft_id]
+        assert t.discard_draft(draft_id, "a test")["status"] == "discarded"
+        t.give_feedback(result.run_id, True, "useful")
+        assert [f["thumbs_up"] for f in t.feedback(run_id=result.run_id)] == [True]
+        assert isinstance(t.evals(run_id=result.run_id), list) and t.eval_rules()
+        assert t.recommendations() == []
+        assert t.ledger(run_id=result.run_id)[0]["kind"] == "reserve"
+        assert t.runs()[0]["id"] == result.run_id and t.run(result.run_id)["drafts"]
+        assert t.check_invariants() == []
+        t.commit()
+    assert healthy(admin)

@@ -15,6 +15,12 @@ from support.tenancy import unexpected
 APP_FUNCTIONS = {
     "farmops.add_member(uuid,text,text)",
     "farmops.adjust_credits(uuid,integer,text)",
+    # observability (issue 15): steps, replay, lineage, metrics
+    "farmops.record_run_steps(uuid,jsonb)",
+    "farmops.replay_run(uuid,text,text)",
+    "farmops.run_lineage(uuid)",
+    "farmops.metrics()",
+    "farmops.metric_help()",
     "farmops.approve_run(uuid)",
     "farmops.drop_policy(text)",
     "farmops.explain_policy(text,jsonb)",
@@ -91,6 +97,7 @@ APP_FUNCTIONS = {
 #: farmops.require_capability() (or be a deliberate, documented global maintenance job).
 SECURITY_DEFINER = {
     "farmops.add_member(uuid,text,text)",
+    "farmops.record_run_steps(uuid,jsonb)",  # the app cannot write ai_run_steps
     "farmops.approve_run(uuid)",
     "farmops.drop_policy(text)",
     "farmops.explain_policy(text,jsonb)",
@@ -158,6 +165,9 @@ APP_READABLE_TABLES = {
     "budget_alerts", "budget_holds", "budget_usage", "budgets", "model_usage",
     # security_invoker views (the caller's RLS applies; check_tenancy pins the option)
     "budget_status", "spend_daily", "spend_month_to_date",
+    # observability: the steps, the counters, and the metrics views (security invoker: RLS applies)
+    "ai_run_steps", "metric_counters", "metrics_counters", "metrics_credits", "metrics_live_runs",
+    "metrics_pending_drafts",
 }  # fmt: skip
 
 #: Global reference tables: no farm_id, read by every farm, written only by the package owner.

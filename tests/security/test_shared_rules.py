@@ -104,6 +104,14 @@ def test_every_farmops_trigger_fires_always(admin):
         ("credit_ledger", "credit_ledger_is_never_truncated"),
         ("model_usage", "model_usage_is_append_only"),
         ("model_usage", "model_usage_is_never_truncated"),
+        # observability: steps are append-only; counters are bumped where runs close, drafts move,
+        # steps are recorded
+        ("ai_run_steps", "ai_run_steps_is_append_only"),
+        ("ai_run_steps", "ai_run_steps_is_never_truncated"),
+        ("ai_run_steps", "ai_run_steps_are_counted"),
+        ("ai_runs", "ai_runs_are_counted_when_closed"),
+        ("assistant_drafts", "assistant_drafts_are_counted_when_made"),
+        ("assistant_drafts", "assistant_drafts_are_counted_when_decided"),
     }
     assert [r for r in rows if r[2] != "A"] == []
 

@@ -84,6 +84,11 @@ AS $fn$
     ),
     ('OF414', 'balance_would_go_negative', 'The credit adjustment would make the balance negative.'),
     ('OF415', 'budget_not_found', 'No such money budget in the current farm.'),
+    -- observability (run steps, replay)
+    (
+        'OF501', 'run_in_progress',
+        'The request id names a run that is still being driven: ask again once it has settled to get its result.'
+    ),
     -- installation
     ('OF900', 'pgvector_missing', 'The server does not have the pgvector extension installed.'),
     ('OF901', 'migration_changed', 'An applied schema migration file was edited afterwards.'),
