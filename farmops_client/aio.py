@@ -29,7 +29,7 @@ import functools
 import inspect
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -41,7 +41,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from . import credits, db, knowledge, observability, write_path
+from . import credits, db, knowledge, observability, spend, write_path
 from .arguments import int_arg, text_arg, uuid_arg
 from .assistant import core
 from .assistant.core import AskResult, Finished, TextDelta, Tool, ToolOutcome
@@ -259,6 +259,81 @@ class AsyncTenantSession:
         run = None if run_id is None else uuid_arg(run_id, "run id")
         return await self.execute(credits.LEDGER, {"run": run, "limit": int_arg(limit, "limit", 1)})
 
+    # -- money (the twins of farmops_client.spend) -------------------------------------------------------
+    async def set_budget(
+        self,
+        period: str,
+        limit_micro_usd: int,
+        *,
+        action: str = "deny",
+        feature: str | None = None,
+        thresholds: list[int] | None = None,
+        time_zone: str = "UTC",
+    ) -> dict[str, Any]:
+        """``farmops.set_budget`` (owner): the farm's money budget of a period ('day' or 'month')."""
+        args: dict[str, Any] = {
+            "period": period, "limit_micro_usd": limit_micro_usd, "action": action, "feature": feature,
+            "time_zone": time_zone,
+        }  # fmt: skip
+        if thresholds is not None:
+            args["thresholds"] = thresholds
+        return (await self.call("set_budget", **args))[0]
+
+    async def drop_budget(self, period: str, *, feature: str | None = None) -> dict[str, Any]:
+        """``farmops.drop_budget`` (owner)."""
+        return (await self.call("drop_budget", period=period, feature=feature))[0]
+
+    async def budgets(self) -> list[dict[str, Any]]:
+        """Each budget of the farm in its current period (``farmops.budget_status``)."""
+        return await self.execute("SELECT * FROM farmops.budget_status ORDER BY period, feature")
+
+    async def budget_alerts(self, *, limit: int = 100) -> list[dict[str, Any]]:
+        """The farm's fired budget alerts, newest first."""
+        return await self.execute(
+            "SELECT * FROM farmops.budget_alerts ORDER BY fired_at DESC LIMIT %(n)s",
+            {"n": int_arg(limit, "limit", 1)},
+        )
+
+    async def usage(self, *, since: timedelta = timedelta(days=30), by: str = "day") -> list[dict[str, Any]]:
+        """Spend of the farm over the last ``since``, grouped ``by`` day, feature, model or member."""
+        query, params = spend.usage_query(since, by)
+        return await self.execute(query, params)
+
+    async def month_to_date(self) -> dict[str, Any] | None:
+        """This month's spend, the linear end-of-month projection and the monthly budget."""
+        rows = await self.execute("SELECT * FROM farmops.spend_month_to_date")
+        return rows[0] if rows else None
+
+    async def record_usage(
+        self,
+        *,
+        feature: str,
+        model: str,
+        input_tokens: int,
+        output_tokens: int = 0,
+        run_id: UUID | str | None = None,
+    ) -> dict[str, Any]:
+        """``farmops.record_usage``: meter a provider call that is not a run's own (an embedding)."""
+        tokens = {"input_tokens": input_tokens, "output_tokens": output_tokens}
+        rows = await self.call("record_usage", feature=feature, model=model, run_id=run_id, **tokens)
+        return rows[0]
+
+    async def rates(self) -> list[dict[str, Any]]:
+        """The rate row in force for every model (credits and prices; ``'*'`` is the default)."""
+        return await self.execute(spend.RATES_QUERY)
+
+    async def adjust_credits(self, delta: int, reason: str) -> int:
+        """``farmops.adjust_credits`` (owner): correct the balance by ``delta``; returns the new balance."""
+        rows = await self.call("adjust_credits", farm_id=self.farm_id, delta=delta, reason=reason)
+        return rows[0]["adjust_credits"]
+
+    async def credit_statement(self, start: datetime, end: datetime | None = None) -> dict[str, Any]:
+        """``farmops.credit_statement`` for [start, end) (end: now)."""
+        args: dict[str, Any] = {"from": start}
+        if end is not None:
+            args["to"] = end
+        return (await self.call("credit_statement", **args))[0]
+
     async def check_invariants(self) -> list[dict[str, Any]]:
         """``farmops.check_invariants`` for this farm (empty list = healthy)."""
         return await self.call("check_invariants", farm_id=self.farm_id)
@@ -295,7 +370,8 @@ class AsyncTenantSession:
     async def remember(self, content: str, *, run_id: UUID | str | None = None) -> UUID:
         """Store a durable farm fact and make it retrievable (embedded first, no connection held)."""
         run_id = None if run_id is None else uuid_arg(run_id, "run id")
-        (vector,) = await self._embed([content])
+        (vector,), tokens = await self._embed_metered([content])
+        await self._meter(tokens, "remember", run_id)
         args = {"content": content, "run_id": run_id, "embedding": vector, "model": self.embedder.model}
         return (await self.run_steps([core.Statement(knowledge.STORE_MEMORY, args)]))[0][0]["memory_id"]
 
@@ -544,17 +620,24 @@ class AsyncTenantSession:
         """The farm's documents (no content: title, size, chunks, model), newest first."""
         return await self.execute(knowledge.DOCUMENTS, {"limit": int_arg(limit, "limit", 1)})
 
-    async def _embed(self, texts: list[str]) -> list[Vector]:
+    async def _embed_metered(self, texts: list[str]) -> tuple[list[Vector], int | None]:
+        """The vectors and the input tokens the provider reported (``None``: no provider was called)."""
         if self.embedder is None:
             raise NotConfigured("no embedder configured: pass embedder= to farmops_client.aio.connect()")
-        vectors = await self.client.offload(self.embedder.embed, texts)
-        return [Vector(v) for v in vectors]
+        return await self.client.offload(knowledge.embed_metered, self.embedder, texts)
+
+    async def _meter(self, tokens: int | None, feature: str, run_id: UUID | None = None) -> None:
+        """``farmops.record_usage`` for an embedding call (priced and counted in budgets by the database)."""
+        if tokens is not None:
+            await self.call("record_usage", model=self.embedder.model, input_tokens=tokens, feature=feature,
+                            run_id=run_id)  # fmt: skip
 
     async def search(
         self, text: str, *, k: int = 4, include_global: bool = True, source_types: list[str] | None = None
     ) -> list[dict[str, Any]]:
         """Embed ``text`` (no connection held meanwhile) and ``farmops.search`` this farm's knowledge."""
-        (vector,) = await self._embed([text])
+        (vector,), tokens = await self._embed_metered([text])
+        await self._meter(tokens, "search")
         return await self.call(
             "search",
             {"query": "vector"},
@@ -570,7 +653,8 @@ class AsyncTenantSession:
         from .knowledge import chunk_text
 
         chunks = chunk_text(content, max_chars) or [content]
-        vectors = await self._embed(chunks)
+        vectors, tokens = await self._embed_metered(chunks)
+        await self._meter(tokens, "ingest")
         rows = await self.call(
             "ingest_document",
             {"embeddings": "vector[]"},
@@ -726,8 +810,8 @@ class _Effects:
                 return await asyncio.shield(self.db(effect))
             return await self.db(effect)
         if isinstance(effect, core.Embed):
-            (vector,) = await t._embed([effect.text])
-            return vector
+            (vector,), tokens = await t._embed_metered([effect.text])
+            return vector, tokens
         if isinstance(effect, core.CountTokens):
             args = core.count_tokens_args(effect.request, t.cache, t.bedrock)
             if args is None:

@@ -34,6 +34,7 @@ from . import (
     knowledge,
     maintenance,
     observability,
+    spend,
     tenancy,
     trust,
     write_path,
@@ -246,6 +247,17 @@ class TenantSession(Session):
     runs = credits.runs
     run = credits.run
     check_invariants = credits.check_farm_invariants
+    # money: budgets, usage and cost, the finance statement
+    set_budget = spend.set_budget
+    drop_budget = spend.drop_budget
+    budgets = spend.budgets
+    budget_alerts = spend.budget_alerts
+    usage = spend.usage
+    month_to_date = spend.month_to_date
+    record_usage = spend.record_usage
+    rates = spend.rates
+    adjust_credits = spend.adjust_credits
+    credit_statement = spend.credit_statement
     # spend control
     policies = control.policies
     set_policy = control.set_policy

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from . import db, knowledge, observability, tenancy
+from . import db, knowledge, observability, spend, tenancy
 from . import migrate as migrations
 from .aws import AwsIdentities, has_aws_credentials
 from .client import connect
@@ -243,6 +243,13 @@ def run_demo(admin_dsn: str, *, use_bedrock: bool = False, console: Console | No
         say(
             f"audit chain of farm A: {checked['entries']} entries, head {head['seq']}:{head['hash'][:16]}.., "
             f"verify_audit: {'intact' if checked['broken_at_seq'] is None else checked['problem']}"
+        )
+        with client.tenant(farm_a, "alice") as t:  # money: cost computed at settle, a budget held at reserve
+            t.set_budget("month", 40_000_000)
+            mtd = t.month_to_date()
+        say(
+            f"dollars this month: {spend.dollars(mtd['spent_micro_usd'])}; projected MTD: "
+            f"{spend.dollars(mtd['projected_micro_usd'])} (budget {spend.dollars(mtd['budget_micro_usd'])})"
         )
         if fake is not None:
             say(

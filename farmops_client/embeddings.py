@@ -95,7 +95,12 @@ class TitanEmbedder:
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         """Call InvokeModel for each text; raises botocore's ClientError on service errors."""
+        return self.embed_counted(texts)[0]
+
+    def embed_counted(self, texts: Sequence[str]) -> tuple[list[list[float]], int]:
+        """:meth:`embed`, and the input tokens Bedrock reported for these texts (metered by the caller)."""
         out = []
+        tokens = 0
         for text in texts:
             response = self.client.invoke_model(
                 modelId=self.model,
@@ -104,9 +109,10 @@ class TitanEmbedder:
                 body=json.dumps({"inputText": text, "dimensions": self.dimension, "normalize": True}),
             )
             payload = json.loads(response["body"].read())
-            self.input_tokens += int(payload.get("inputTextTokenCount", 0))
+            tokens += int(payload.get("inputTextTokenCount", 0))
             out.append([float(x) for x in payload["embedding"]])
-        return out
+        self.input_tokens += tokens
+        return out, tokens
 
 
 #: The names :func:`embedder_named` (and the CLI's ``--embedder``) accept.

@@ -338,6 +338,36 @@ class ErasureBlockedByLiveRuns(FarmopsError):
     sqlstate = "OF310"
 
 
+class ModelNotPriced(FarmopsError):
+    """OF410: the model has no price and no default price is set (fails closed)."""
+
+    sqlstate = "OF410"
+
+
+class BudgetExceeded(FarmopsError):
+    """OF411: the reservation would take a money budget's spent + held above its limit."""
+
+    sqlstate = "OF411"
+
+
+class MoneyBoundUnknown(FarmopsError):
+    """OF413: a budget applies but the reservation cannot be bounded in money."""
+
+    sqlstate = "OF413"
+
+
+class BalanceWouldGoNegative(FarmopsError):
+    """OF414: the credit adjustment would make the balance negative."""
+
+    sqlstate = "OF414"
+
+
+class BudgetNotFound(FarmopsError):
+    """OF415: no such money budget in the current farm."""
+
+    sqlstate = "OF415"
+
+
 class RunInProgress(FarmopsError):
     """OF501: the request id names a run that is still being driven; ask again once it has settled."""
 

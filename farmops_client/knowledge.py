@@ -50,6 +50,28 @@ def redacted_for_embedding(t: Session, text: str) -> str:
         return cur.fetchone()["redacted"]
 
 
+def embed_metered(embedder: Embedder, texts: list[str]) -> tuple[list[Vector], int | None]:
+    """Embed ``texts`` and say how many input tokens the provider reported for them (``None``: the
+    embedder calls no provider, like the offline lexical one, so there is nothing to meter)."""
+    counted = getattr(embedder, "embed_counted", None)
+    if counted is None:
+        return [Vector(v) for v in embedder.embed(texts)], None
+    vectors, tokens = counted(texts)
+    return [Vector(v) for v in vectors], tokens
+
+
+def meter(
+    conn: psycopg.Connection, embedder: Embedder, tokens: int | None, feature: str, run_id: UUID | None = None
+) -> None:
+    """``farmops.record_usage`` for an embedding call, in the caller's transaction (tenant context set):
+    the database prices it and counts it against the farm's budgets (a call serving ``run_id`` counts
+    under the run's feature, ``feature`` is then only the client's label). Nothing to meter: no statement."""
+    if tokens is not None:
+        db.send(
+            conn, "record_usage", model=embedder.model, input_tokens=tokens, feature=feature, run_id=run_id
+        )
+
+
 def _query_args(vector: Vector, model: str) -> dict[str, Any]:
     """The arguments that carry a query vector: the vector, and the model that made it (the database
     refuses a model other than the one that made the farm's vectors: ``EmbeddingModelMismatch``)."""
@@ -113,7 +135,8 @@ def search(
 ) -> list[dict[str, Any]]:
     """Embed ``text`` and ``farmops.search`` this farm's knowledge (plus the global base)."""
     embedder = embedder_of(t)
-    vector = embed_one(embedder, text)
+    (vector,), tokens = embed_metered(embedder, [text])
+    meter(t.begin(), embedder, tokens, "search")
     return search_vector(
         t.begin(), vector, embedder.model, k=k, include_global=include_global, source_types=source_types
     )
@@ -128,7 +151,8 @@ def remember(t: Session, content: str, *, run_id: UUID | None = None) -> UUID:
     run_id = optional_uuid_arg(run_id, "run id")
     embedder = embedder_of(t)
     content = redacted_for_embedding(t, content)
-    vector = embed_one(embedder, content)
+    (vector,), tokens = embed_metered(embedder, [content])
+    meter(t.begin(), embedder, tokens, "remember", run_id)
     cur = store_memory(t.begin(), content, vector, embedder.model, run_id)
     with db.translated():
         return cur.fetchone()["memory_id"]
@@ -143,7 +167,8 @@ def ingest_document(t: Session, title: str, content: str, *, max_chars: int = 12
     embedder = embedder_of(t)
     clean = redacted_for_embedding(t, content)
     chunks = chunk_text(clean, max_chars) or [clean]
-    vectors = [Vector(v) for v in embedder.embed(chunks)]
+    vectors, tokens = embed_metered(embedder, chunks)
+    meter(t.begin(), embedder, tokens, "ingest")
     return t.call(
         "ingest_document",
         {"embeddings": "vector[]"},

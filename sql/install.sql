@@ -212,6 +212,12 @@ SELECT farmops.migration_is_pending('0090_control_policies_and_rate_limits.sql',
 INSERT INTO farmops.schema_migrations (filename, sha256)
 VALUES ('0090_control_policies_and_rate_limits.sql', 'b45895ca4031f296d86e3b946740dd75009822de098c608e85803efc2ca25e34');
 \endif
+SELECT farmops.migration_is_pending('0095_money_cost_and_budgets.sql', '28049fa5cbaabc46f7228a6e145c51da2358b2fb10169edb9b0109bdf19964e0') AS pending \gset
+\if :pending
+\ir schema/0095_money_cost_and_budgets.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0095_money_cost_and_budgets.sql', '28049fa5cbaabc46f7228a6e145c51da2358b2fb10169edb9b0109bdf19964e0');
+\endif
 SELECT farmops.migration_is_pending('0100_observability_steps_and_counters.sql', '5002b4dc46231499c0b7abe2319c83901f4aa514585712fca620c5418d40d463') AS pending \gset
 \if :pending
 \ir schema/0100_observability_steps_and_counters.sql
@@ -284,9 +290,13 @@ VALUES ('0120_knowledge_search_without_farm_helper.sql', '4007cc8cbee3fc9d64ae85
 \ir functions/50_trust/pii_policy.sql
 \ir functions/50_trust/screening.sql
 \ir functions/60_control/approvals.sql
+\ir functions/60_control/budgets.sql
+\ir functions/60_control/cost.sql
 \ir functions/60_control/policies.sql
 \ir functions/60_control/policies_manage.sql
 \ir functions/60_control/rate_limits.sql
+\ir functions/60_control/spend_views.sql
+\ir functions/60_control/statement.sql
 \ir functions/70_observability/check_tenancy.sql
 \ir functions/70_observability/metrics.sql
 \ir functions/70_observability/run_lineage.sql

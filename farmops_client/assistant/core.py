@@ -86,7 +86,8 @@ class Db:
 
 @dataclass(frozen=True)
 class Embed:
-    """The session's embedder on one text: the vector, and the model that made it."""
+    """The session's embedder on one text: ``(vector, tokens)``, the tokens the provider reported for it
+    (``None`` when the embedder calls no provider: nothing to meter)."""
 
     text: str
 
@@ -425,17 +426,24 @@ def run_tool(
     if name == SEARCH_TOOL["name"]:
         query = str(payload.get("query", ""))
         k = _small_int(payload.get("k"), plan.k)
-        vector = yield Embed(query)
-        (hits,) = yield Db((_search_for_run(run_id, vector, plan.embedder_model, k),))
+        vector, tokens = yield Embed(query)
+        (hits, *_) = yield Db(
+            (_search_for_run(run_id, vector, plan.embedder_model, k), *_meter(plan, tokens, run_id))
+        )
         return ToolCall(name, payload, Outcome.SEARCHED, context_block(hits), passages=len(hits))
     if name == REMEMBER_TOOL["name"]:
         fact = str(payload.get("fact", ""))
         if fact.strip():  # the database refuses unredacted PII in what is embedded
             (red,) = yield Db((Call("redact_pii_for_farm", {"text": fact}),))
             fact = red[0]["redacted"]
-        vector = yield Embed(fact)
+        vector, tokens = yield Embed(fact)
         try:
-            (rows,) = yield Db((Statement(knowledge.STORE_MEMORY, _memory_args(fact, vector, plan, run_id)),))
+            (rows, *_) = yield Db(
+                (
+                    Statement(knowledge.STORE_MEMORY, _memory_args(fact, vector, plan, run_id)),
+                    *_meter(plan, tokens, run_id),
+                )
+            )
         except InvalidPayload as exc:
             return ToolCall(name, payload, Outcome.REJECTED, f"not accepted: {exc}")
         memory_id = rows[0]["memory_id"]
@@ -476,6 +484,14 @@ def _small_int(value: Any, default: int) -> int:
 
 def _memory_args(fact: str, vector: Any, plan: Plan, run_id: UUID) -> dict[str, Any]:
     return {"content": fact, "run_id": run_id, "embedding": vector, "model": plan.embedder_model}
+
+
+def _meter(plan: Plan, tokens: int | None, run_id: UUID) -> tuple[Call, ...]:
+    """``farmops.record_usage`` for an embedding that served the run (in the same pipelined transaction:
+    no extra round trip; it counts under the run's feature), or nothing when no provider was called."""
+    if tokens is None:
+        return ()
+    return (Call("record_usage", {"model": plan.embedder_model, "input_tokens": tokens, "run_id": run_id}),)
 
 
 def _search_for_run(run_id: UUID, vector: Any, model: str, k: int) -> Call:
@@ -633,11 +649,13 @@ def governed_run(plan: Plan, cache: dict[str, Any]) -> Generator[Effect, Any, As
         steps_of_start = (start,) + ((Call("record_run_steps", claim),) if claim else ())
         if plan.k > 0:
             span = rec.start(f"embeddings {plan.embedder_model}", {OPERATION: "embeddings"})
-            vector = yield Embed(prompt)
+            vector, tokens = yield Embed(prompt)
             rec.end(span)
             span = rec.start("farmops.retrieve", {MODEL: plan.embedder_model})
             search = _search_for_run(result.run_id, vector, plan.embedder_model, plan.k)
-            hits = (yield Db((*steps_of_start, search)))[-1]
+            hits = (yield Db((*steps_of_start, search, *_meter(plan, tokens, result.run_id))))[
+                len(steps_of_start)
+            ]
             rec.end(span, {PASSAGES: len(hits)})
         else:  # no retrieval asked for: no embedding, no context block
             span = rec.start("farmops.retrieve")

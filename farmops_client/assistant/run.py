@@ -230,7 +230,8 @@ class _Effects:
         if isinstance(effect, Db):
             return self.db(effect)
         if isinstance(effect, Embed):
-            return knowledge.embed_one(knowledge.embedder_of(t), effect.text)
+            (vector,), tokens = knowledge.embed_metered(knowledge.embedder_of(t), [effect.text])
+            return vector, tokens
         if isinstance(effect, CountTokens):
             args = core.count_tokens_args(effect.request, t.cache, t.bedrock)
             if args is None:

@@ -23,6 +23,7 @@ from . import (  # noqa: F401  (they register)
     operations,
     review,
     runs,
+    spend,
     tenancy,
     trust,
 )

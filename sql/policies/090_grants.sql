@@ -26,6 +26,7 @@ BEGIN
                 'register_record_type',     -- the registries are global
                 'register_eval_rule',
                 'set_model_rate',           -- the price list is global
+                'set_model_price',
                 'set_default_policy',       -- package-wide policy rules
                 'drop_default_policy',
                 'ingest_global_document',   -- the global knowledge base
@@ -55,7 +56,8 @@ BEGIN
     FOR v_table IN
         SELECT c.oid::regclass
         FROM pg_catalog.pg_class AS c
-        WHERE c.relnamespace = 'farmops'::regnamespace AND c.relkind IN ('r', 'p')
+        -- Views too: every farmops view is security_invoker (check_tenancy), so RLS decides.
+        WHERE c.relnamespace = 'farmops'::regnamespace AND c.relkind IN ('r', 'p', 'v')
             AND left(c.relname, 1) <> '_'
             -- Private tables: the installer's ledger and the secrets (the tenant
             -- context's signing key, the identity keys and their setting).

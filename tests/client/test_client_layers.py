@@ -45,6 +45,7 @@ LAYERS = {
     "farmops_client.trust": 3,
     "farmops_client.audit": 3,
     "farmops_client.observability": 3,
+    "farmops_client.spend": 3,
     "farmops_client.assistant": 4,
     "farmops_client.assistant.sizing": 4,
     "farmops_client.assistant.tools": 4,

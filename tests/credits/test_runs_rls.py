@@ -56,7 +56,9 @@ def test_forged_context_shows_zero_rows(app, books):
 
 
 def test_model_rates_are_global_and_read_only(app, admin):
-    assert app.execute("SELECT count(*) FROM farmops.model_rates WHERE model = '*'").fetchone() == (1,)
+    rows = admin.execute("SELECT count(*), min(input_credits_per_1k) FROM farmops.model_rates").fetchone()
+    # The shipped default credit rate, and the tests' default price on a '*' row of its own.
+    assert app.execute("SELECT count(*) FROM farmops.model_rates WHERE model = '*'").fetchone() == (2,)
     for statement in (
         "UPDATE farmops.model_rates SET input_credits_per_1k = 0",
         "DELETE FROM farmops.model_rates",
@@ -65,9 +67,8 @@ def test_model_rates_are_global_and_read_only(app, admin):
     ):
         with raises_sqlstate("42501"):
             app.execute(statement)
-    assert admin.execute(
-        "SELECT count(*), min(input_credits_per_1k) FROM farmops.model_rates"
-    ).fetchone() == (1, 1)
+    after = admin.execute("SELECT count(*), min(input_credits_per_1k) FROM farmops.model_rates").fetchone()
+    assert after == rows
 
 
 @pytest.mark.parametrize(

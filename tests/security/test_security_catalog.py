@@ -14,6 +14,7 @@ from support.tenancy import unexpected
 #: and the maintenance jobs (farmops_maintainer's: tests/security/test_installations.py).
 APP_FUNCTIONS = {
     "farmops.add_member(uuid,text,text)",
+    "farmops.adjust_credits(uuid,integer,text)",
     # observability (issue 15): steps, replay, lineage, metrics
     "farmops.record_run_steps(uuid,jsonb)",
     "farmops.replay_run(uuid,text,text)",
@@ -38,7 +39,9 @@ APP_FUNCTIONS = {
     "farmops.check_tenancy()",
     "farmops.check_text(text,text)",
     "farmops.confirm_draft(uuid,jsonb)",
+    "farmops.cost_for_tokens(text,timestamp with time zone,integer,integer,integer,integer)",
     "farmops.create_farm(text,text)",
+    "farmops.credit_statement(timestamp with time zone,timestamp with time zone)",
     "farmops.credits_for_tokens(text,timestamp with time zone,integer,integer)",
     "farmops.current_farm_id()",
     "farmops.current_member_role()",
@@ -47,6 +50,8 @@ APP_FUNCTIONS = {
     "farmops.delete_document(uuid)",
     "farmops.delete_source_embeddings(text,uuid)",
     "farmops.discard_draft(uuid,text)",
+    "farmops.drop_budget(text,text)",
+    "farmops.embed_memory(uuid,public.vector,text)",
     "farmops.draft_channel()",
     "farmops.embedding_dimension()",
     "farmops.erase_member_data(text)",
@@ -54,7 +59,6 @@ APP_FUNCTIONS = {
     "farmops.estimate_credits(text,integer,integer)",
     "farmops.evaluate_run(uuid,text)",
     "farmops.exact_search_max_rows()",
-    "farmops.embed_memory(uuid,public.vector,text)",
     "farmops.forget(uuid)",
     "farmops.give_feedback(uuid,boolean,text)",
     "farmops.grant_credits(uuid,integer,text)",
@@ -62,12 +66,14 @@ APP_FUNCTIONS = {
     "farmops.role_has_capability(text,text)",
     "farmops.ingest_document(text,text,text[],public.vector[],text)",
     "farmops.max_search_k()",
+    "farmops.model_price_at(text,timestamp with time zone)",
     "farmops.model_rate_at(text,timestamp with time zone)",
     "farmops.normalize_untrusted_text(text)",
     "farmops.propose_write(uuid,text,jsonb)",
     "farmops.recommend(uuid,text,text)",
-    "farmops.redact_pii(text)",
     "farmops.record_type_tools()",
+    "farmops.record_usage(text,integer,integer,text,uuid)",
+    "farmops.redact_pii(text)",
     "farmops.remember(text,uuid)",
     "farmops.remove_member(uuid,text)",
     "farmops.replace_source_embeddings(text,uuid,text[],public.vector[],text)",
@@ -81,8 +87,9 @@ APP_FUNCTIONS = {
     "farmops.search(public.vector,integer,boolean,text[],text)",
     "farmops.search_for_run(uuid,public.vector,integer,boolean,text[],text)",
     "farmops.set_autonomy(text,jsonb,jsonb)",
+    "farmops.set_budget(text,bigint,text,text,integer[],text)",
+    "farmops.settle_run(uuid,text,integer,integer,integer,integer,text,text,integer,integer)",
     "farmops.set_draft_ttl(interval)",
-    "farmops.settle_run(uuid,text,integer,integer,integer,integer,text,text)",
     "farmops.start_run(uuid)",
     "farmops.tenant_context()",
     "farmops.validate_payload(text,jsonb)",
@@ -154,8 +161,8 @@ SECURITY_DEFINER = {
     "farmops.search_for_run(uuid,public.vector,integer,boolean,text[],text)",
     "farmops.seal_audit()",
     "farmops.set_autonomy(text,jsonb,jsonb)",
+    "farmops.settle_run(uuid,text,integer,integer,integer,integer,text,text,integer,integer)",
     "farmops.set_draft_ttl(interval)",
-    "farmops.settle_run(uuid,text,integer,integer,integer,integer,text,text)",
     "farmops.start_run(uuid)",
     "farmops.tenant_context()",
     "farmops.verify_audit(uuid,bigint,text)",
@@ -173,6 +180,13 @@ SECURITY_DEFINER = {
     "farmops.screen_output(uuid,text)",
     "farmops.set_guard_rule(text,text,text[],text,text,boolean)",
     "farmops.set_pii_policy(text[])",
+    "farmops.adjust_credits(uuid,integer,text)",
+    "farmops.cost_for_tokens(text,timestamp with time zone,integer,integer,integer,integer)",
+    "farmops.credit_statement(timestamp with time zone,timestamp with time zone)",
+    "farmops.drop_budget(text,text)",
+    "farmops.model_price_at(text,timestamp with time zone)",
+    "farmops.record_usage(text,integer,integer,text,uuid)",
+    "farmops.set_budget(text,bigint,text,text,integer[],text)",
 }
 
 #: Tables the application may read (and nothing else: no INSERT/UPDATE/DELETE/TRUNCATE/...).
@@ -185,6 +199,9 @@ APP_READABLE_TABLES = {
     "note_records", "pii_findings",
     "policies", "record_types", "role_capabilities", "sale_records", "subjects", "symptom_records",
     "task_records", "water_records", "weight_records",
+    "budget_alerts", "budget_holds", "budget_usage", "budgets", "model_usage",
+    # security_invoker views (the caller's RLS applies; check_tenancy pins the option)
+    "budget_status", "spend_daily", "spend_month_to_date",
     # observability: the steps, the counters, and the metrics views (security invoker: RLS applies)
     "ai_run_steps", "metric_counters", "metrics_counters", "metrics_credits", "metrics_live_runs",
     "metrics_pending_drafts",
@@ -251,15 +268,16 @@ def test_the_app_role_reads_these_tables_and_writes_none(app):
     )
     assert {r[0] for r in rows if r[2]} == APP_READABLE_TABLES
     assert [r[0] for r in rows if r[3] or r[4] or r[5]] == []
-    # A view bypasses RLS unless it is security_invoker: only the metrics views, which are.
-    views = [r[0] for r in rows if r[1] in ("v", "m", "f")]
-    assert all(r[0].startswith("metrics_") and r[1] == "v" for r in rows if r[1] in ("v", "m", "f")), views
+    assert [r[0] for r in rows if r[1] in ("m", "f")] == [], (
+        "a materialized or foreign table would bypass RLS"
+    )
     invokers = _catalog(
         app,
-        "SELECT c.relname FROM pg_class AS c WHERE c.relnamespace = 'farmops'::regnamespace "
-        "AND c.relkind = 'v' AND 'security_invoker=true' = ANY(coalesce(c.reloptions, '{}'))",
+        """SELECT c.relname FROM pg_class AS c
+           WHERE c.relnamespace = 'farmops'::regnamespace AND c.relkind = 'v'
+           AND NOT coalesce('security_invoker=true' = ANY (c.reloptions), false)""",
     )
-    assert sorted(views) == sorted(r[0] for r in invokers), "a view would bypass RLS: review it"
+    assert invokers == [], "a view without security_invoker would bypass RLS"
     assert app.execute("SELECT has_schema_privilege('farmops', 'CREATE')").fetchone() == (False,)
     # This login and every other member of farmops_app: not superuser, no BYPASSRLS, not the owner.
     roles = ("app_role_is_superuser", "app_role_bypasses_rls", "app_role_is_package_owner")

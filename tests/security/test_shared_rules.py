@@ -88,6 +88,7 @@ def test_every_farmops_trigger_fires_always(admin):
         ("ai_runs", "ai_runs_reservations_are_audited"),
         ("ai_runs", "ai_runs_status_is_audited"),
         ("assistant_drafts", "assistant_drafts_is_audited"),
+        ("budgets", "budgets_is_audited"),
         ("audit_log", "audit_log_is_append_only"),
         ("audit_log", "audit_log_is_never_truncated"),
         ("autonomy_changes", "autonomy_changes_is_audited"),
@@ -123,6 +124,8 @@ def test_every_farmops_trigger_fires_always(admin):
         ("assistant_drafts", "assistant_drafts_starts_in_a_first_state"),
         ("autonomy_changes", "autonomy_changes_is_append_only"),
         ("autonomy_changes", "autonomy_changes_is_never_truncated"),
+        ("budget_alerts", "budget_alerts_is_append_only"),
+        ("budget_alerts", "budget_alerts_is_never_truncated"),
         ("credit_ledger", "credit_ledger_is_append_only"),
         ("credit_ledger", "credit_ledger_is_never_truncated"),
         # PII (50_trust/pii_policy.sql): stored text redacted and counted, embedded text refused.
@@ -141,6 +144,8 @@ def test_every_farmops_trigger_fires_always(admin):
         ("guard_events", "guard_events_is_never_truncated"),
         ("pii_findings", "pii_findings_is_append_only"),
         ("pii_findings", "pii_findings_is_never_truncated"),
+        ("model_usage", "model_usage_is_append_only"),
+        ("model_usage", "model_usage_is_never_truncated"),
         # observability: steps are append-only; counters are bumped where runs close, drafts move,
         # steps are recorded
         ("ai_run_steps", "ai_run_steps_is_append_only"),

@@ -59,6 +59,13 @@ def load_farmops(host, port, user, dbname, password=None, **_kwargs) -> None:
     """Template loader: migrate, then make sure the application login role exists."""
     with fdb.connect(host=host, port=port, user=user, dbname=dbname, password=password) as conn:
         migrations.migrate(conn)
+        # The suites reserve made-up models ('m', 'test-model'), which a fresh install refuses
+        # (OF410: no price, fails closed). The package owner sets a default price, as an
+        # installation that accepts unpriced models would: 1 credit = 1000 micro-USD at the
+        # default credit rate. tests/control proves the fail-closed install without it.
+        conn.execute("SET ROLE farmops_owner")
+        conn.execute("SELECT farmops.set_model_price('*', 1000, 4000, p_source => 'tests: default price')")
+        conn.execute("RESET ROLE")
         create_app_login(conn, APP_LOGIN)
         create_maintainer_login(conn, MAINTAINER_LOGIN)
         conn.commit()

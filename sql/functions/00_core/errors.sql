@@ -89,6 +89,15 @@ AS $fn$
         'OF405', 'over_rate_limit_capacity',
         'One request needs more tokens than the per-minute token limit allows: it can never pass.'
     ),
+    -- money cost and budgets
+    ('OF410', 'model_not_priced', 'The model has no price and no default price (''*'') is set: it fails closed.'),
+    ('OF411', 'budget_exceeded', 'The reservation would take a money budget''s spent + held above its limit (deny).'),
+    (
+        'OF413', 'money_bound_unknown',
+        'A budget applies but the reservation cannot be bounded in money: a priced token kind costs no credits.'
+    ),
+    ('OF414', 'balance_would_go_negative', 'The credit adjustment would make the balance negative.'),
+    ('OF415', 'budget_not_found', 'No such money budget in the current farm.'),
     -- observability (run steps, replay)
     (
         'OF501', 'run_in_progress',

@@ -24,7 +24,7 @@ BEGIN
     -- and the next expiry takes it; the status is re-checked on the newest row version,
     -- so a run settled meanwhile is left alone.
     FOR v_run IN
-        SELECT r.farm_id, r.id, r.credits_reserved
+        SELECT r.farm_id, r.id, r.credits_reserved, r.feature, r.reserved_at
         FROM farmops.ai_runs AS r
         WHERE r.status IN ('reserved', 'running') AND r.expires_at < now()
         ORDER BY r.farm_id, r.id
@@ -58,6 +58,7 @@ BEGIN
         SELECT f.id, f.ledger_seq, v_run.id, 'expire_refund', v_run.credits_reserved, f.credit_balance,
             'reservation expired before settle', 'farmops.expire_reservations'
         FROM refund AS f;
+        PERFORM farmops._spend_on_budgets(v_run.farm_id, v_run.feature, v_run.reserved_at, 0, v_run.id);
         v_count := v_count + 1;
     END LOOP;
     RETURN v_count;

@@ -124,6 +124,7 @@ BEGIN
         RAISE EXCEPTION 'not enough credits to extend run % by %', p_run_id, v_add USING ERRCODE = 'OF101',
             HINT = 'Settle the run with what it did so far; its hold is unchanged.';
     END IF;
+    PERFORM farmops._hold_budget(v_made, v_run.credits_reserved);  -- money budgets grow with the hold (OF411)
     RETURN v_made;
 END
 $fn$;

@@ -107,8 +107,22 @@ BEGIN
     IF NOT isfinite(p_effective_from) THEN
         RAISE EXCEPTION 'a rate takes effect at a finite instant, not %', p_effective_from USING ERRCODE = 'OF006';
     END IF;
-    INSERT INTO farmops.model_rates AS r (model, effective_from, input_credits_per_1k, output_credits_per_1k)
-    VALUES (v_model, p_effective_from, p_input_credits_per_1k, p_output_credits_per_1k)
+    -- One table holds credit rates and prices (0095): a new credit rate keeps the price
+    -- of the model's own row in force at that instant (none: the model stays unpriced).
+    INSERT INTO farmops.model_rates AS r (
+        model, effective_from, input_credits_per_1k, output_credits_per_1k,
+        input_micro_usd_per_1k, output_micro_usd_per_1k, cache_read_micro_usd_per_1k, cache_write_micro_usd_per_1k,
+        price_source
+    )
+    SELECT v_model, p_effective_from, p_input_credits_per_1k, p_output_credits_per_1k,
+        o.input_micro_usd_per_1k, o.output_micro_usd_per_1k, o.cache_read_micro_usd_per_1k,
+        o.cache_write_micro_usd_per_1k, o.price_source
+    FROM (SELECT) AS one
+    LEFT JOIN LATERAL (
+        SELECT p.* FROM farmops.model_rates AS p
+        WHERE p.model = v_model AND p.effective_from <= p_effective_from
+        ORDER BY p.effective_from DESC LIMIT 1
+    ) AS o ON true
     ON CONFLICT (model, effective_from) DO UPDATE
     SET input_credits_per_1k = excluded.input_credits_per_1k,
         output_credits_per_1k = excluded.output_credits_per_1k

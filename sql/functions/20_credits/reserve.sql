@@ -112,7 +112,7 @@ BEGIN
             PERFORM farmops._assert_within_rate_limits(p_farm_id, p_user_id, v_control.tokens);  -- OF402
             RAISE EXCEPTION 'not enough credits to reserve %', p_credits USING ERRCODE = 'OF101';
         END IF;
-        RETURN v_made.run;
+        RETURN farmops._hold_budget(v_made.run);  -- price (OF410), money budgets (OF411 or held), farm row held
     END IF;
 
     -- The key was taken (and committed: ON CONFLICT waited for it): the same run back,

@@ -41,7 +41,9 @@ CREATE OR REPLACE FUNCTION farmops.settle_run(
     p_output_tokens integer DEFAULT NULL,
     p_latency_ms integer DEFAULT NULL,
     p_output_summary text DEFAULT NULL,
-    p_error text DEFAULT NULL
+    p_error text DEFAULT NULL,
+    p_cache_read_tokens integer DEFAULT NULL,
+    p_cache_write_tokens integer DEFAULT NULL
 )
 RETURNS farmops.ai_runs
 LANGUAGE plpgsql
@@ -60,13 +62,16 @@ DECLARE
     v_charged integer := 0;
     v_balance integer;
     v_seq bigint;  -- per-farm ledger seq (0052)
+    v_price farmops.model_rates;
+    v_cost bigint;
 BEGIN
     PERFORM farmops._assert_given(p_run_id, 'run id');
     IF p_status IS NULL OR p_status NOT IN ('succeeded', 'failed') THEN
         RAISE EXCEPTION 'a run settles as succeeded or failed, not %', coalesce(p_status, 'NULL')
             USING ERRCODE = 'OF006';
     END IF;
-    IF p_credits_actual < 0 OR p_input_tokens < 0 OR p_output_tokens < 0 OR p_latency_ms < 0 THEN
+    IF p_credits_actual < 0 OR p_input_tokens < 0 OR p_output_tokens < 0 OR p_latency_ms < 0
+        OR p_cache_read_tokens < 0 OR p_cache_write_tokens < 0 THEN
         RAISE EXCEPTION 'credits, tokens and latency cannot be negative' USING ERRCODE = 'OF006';
     END IF;
 
@@ -84,8 +89,11 @@ BEGIN
     -- reserved (rounded up); a failed run that reports nothing costs nothing.
     IF p_credits_actual IS NOT NULL THEN
         v_actual := p_credits_actual;
-    ELSIF p_input_tokens IS NOT NULL OR p_output_tokens IS NOT NULL THEN
-        v_actual := farmops.credits_for_tokens(v_run.model, v_run.reserved_at, p_input_tokens, p_output_tokens);
+    ELSIF num_nonnulls(p_input_tokens, p_output_tokens, p_cache_read_tokens, p_cache_write_tokens) > 0 THEN
+        -- Prompt-cache tokens cost credits as input tokens (issue 14 §3).
+        v_actual := farmops.credits_for_tokens(v_run.model, v_run.reserved_at,
+            (coalesce(p_input_tokens, 0)::bigint + coalesce(p_cache_read_tokens, 0)
+            + coalesce(p_cache_write_tokens, 0))::integer, p_output_tokens);
     ELSIF p_status = 'failed' THEN
         v_actual := 0;
     ELSE
@@ -94,9 +102,10 @@ BEGIN
 
     IF v_run.status IN ('succeeded', 'failed') THEN
         IF (v_run.status, v_run.credits_actual, v_run.input_tokens, v_run.output_tokens, v_run.latency_ms,
-            v_run.output_summary, v_run.error)
+            v_run.output_summary, v_run.error, v_run.cache_read_tokens, v_run.cache_write_tokens)
             IS NOT DISTINCT FROM
-            (p_status, v_actual, p_input_tokens, p_output_tokens, p_latency_ms, v_output_summary, v_error) THEN
+            (p_status, v_actual, p_input_tokens, p_output_tokens, p_latency_ms, v_output_summary, v_error,
+            p_cache_read_tokens, p_cache_write_tokens) THEN
             RETURN v_run;  -- the same settle again: nothing to do
         END IF;
         RAISE EXCEPTION 'run % was already settled with different values', p_run_id USING ERRCODE = 'OF104';
@@ -131,12 +140,32 @@ BEGIN
         END IF;
     END IF;
 
+    -- The dollars (60_control/cost.sql): from the tokens at the price in force at
+    -- reserved_at; without tokens, the most the charged credits can buy; a failed run
+    -- that reports nothing costs nothing; NULL only for a run reserved before prices.
+    v_price := farmops._model_price(v_run.model, v_run.reserved_at);
+    IF v_price.model IS NOT NULL THEN
+        IF num_nonnulls(p_input_tokens, p_output_tokens, p_cache_read_tokens, p_cache_write_tokens) > 0 THEN
+            v_cost := farmops._cost_of(v_price, p_input_tokens, p_output_tokens, p_cache_read_tokens,
+                p_cache_write_tokens);
+        ELSIF v_actual = 0 THEN
+            v_cost := 0;
+        ELSE
+            v_cost := farmops._money_bound(v_run.model, v_run.reserved_at, v_actual);
+        END IF;
+    END IF;
+    -- Budgets: the run's holds give way to its cost (the farm row is held).
+    PERFORM farmops._spend_on_budgets(v_farm, v_run.feature, v_run.reserved_at, coalesce(v_cost, 0), p_run_id);
+
     UPDATE farmops.ai_runs AS r
     SET status = p_status,
         credits_actual = v_actual,
         credits_shortfall = greatest(0, v_actual - v_run.credits_reserved - v_charged),
         input_tokens = p_input_tokens,
         output_tokens = p_output_tokens,
+        cache_read_tokens = p_cache_read_tokens,
+        cache_write_tokens = p_cache_write_tokens,
+        cost_micro_usd = v_cost,
         latency_ms = p_latency_ms,
         output_summary = v_output_summary,
         error = v_error,
@@ -146,7 +175,8 @@ BEGIN
     RETURN v_run;
 END
 $fn$;
-COMMENT ON FUNCTION farmops.settle_run(uuid, text, integer, integer, integer, integer, text, text) IS
+COMMENT ON FUNCTION farmops.settle_run(uuid, text, integer, integer, integer, integer, text, text, integer, integer) IS
 'Settles a live run of the current farm as succeeded|failed: refunds the unused part, or charges the excess '
-'up to the balance and records the shortfall. Same values again: no-op; other values: OF104; expired: OF105; '
+'up to the balance and records the shortfall; stores the dollar cost computed from the tokens (cache tokens '
+'count as input credits) and releases its budget holds. Same values again: no-op; other values: OF104; expired: OF105; '
 'another member''s run: OF003 (owners and managers excepted).';

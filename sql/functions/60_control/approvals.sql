@@ -11,7 +11,10 @@ AS $fn$
 BEGIN
     IF (OLD.approval, OLD.approval_rule) IS DISTINCT FROM (NEW.approval, NEW.approval_rule)
         AND (OLD.approval = 'pending' AND NEW.approval IN ('approved', 'rejected')
-            AND OLD.approval_rule IS NOT DISTINCT FROM NEW.approval_rule) IS NOT TRUE THEN
+            AND OLD.approval_rule IS NOT DISTINCT FROM NEW.approval_rule) IS NOT TRUE
+        -- a money budget (60_control/budgets.sql) holds a run it just reserved
+        AND (OLD.approval IS NULL AND NEW.approval = 'pending' AND NEW.approval_rule LIKE 'budget %'
+            AND OLD.status = 'reserved' AND NEW.status = 'reserved') IS NOT TRUE THEN
         RAISE EXCEPTION 'run % approval cannot move from % to %', OLD.id, coalesce(OLD.approval, 'none'),
             coalesce(NEW.approval, 'none') USING ERRCODE = 'OF103';
     END IF;
@@ -119,6 +122,7 @@ BEGIN
     SELECT f.id, f.ledger_seq, v_run.id, 'settle_refund', v_run.credits_reserved, f.credit_balance,
         'rejected at approval', v_user
     FROM refund AS f;
+    PERFORM farmops._spend_on_budgets(v_farm, v_run.feature, v_run.reserved_at, 0, v_run.id);  -- budget holds go
     UPDATE farmops.ai_runs AS r
     SET status = 'failed', credits_actual = 0, settled_at = now(),
         error = left('rejected by ' || v_user || coalesce(': ' || v_reason, ''), 4000),
