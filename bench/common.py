@@ -60,7 +60,7 @@ def fresh_database(host: str, port: int, prefix: str, settings: dict[str, str] |
             conn.execute("SELECT set_config(%s, %s, false)", [name, value])
         migrations.migrate(conn)
         create_app_login(conn, APP_LOGIN)
-        # The benches reserve made-up models: unknown models fail closed (OF410) unless a default price is set.
+        # The benches reserve made-up models, and unknown models fail closed (OF410): a default price.
         conn.execute("SELECT farmops.set_model_price('*', 1000, 4000, p_source => 'bench default')")
     return dbname
 
