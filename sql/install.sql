@@ -299,6 +299,7 @@ VALUES ('0120_knowledge_search_without_farm_helper.sql', '4007cc8cbee3fc9d64ae85
 \ir functions/60_control/statement.sql
 \ir functions/70_observability/check_tenancy.sql
 \ir functions/70_observability/metrics.sql
+\ir functions/70_observability/metrics_trust_and_spend.sql
 \ir functions/70_observability/run_lineage.sql
 \ir functions/70_observability/run_steps.sql
 \ir policies/000_revoke_by_default.sql

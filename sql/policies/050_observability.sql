@@ -35,7 +35,8 @@ BEGIN
             ('farmops.ai_run_steps'), ('farmops.ai_run_retrievals'), ('farmops.assistant_drafts'),
             ('farmops.ai_recommendations'), ('farmops.ai_evals'), ('farmops.ai_feedback'),
             ('farmops.autonomy_changes'), ('farmops.metric_counters'), ('farmops.documents'),
-            ('farmops.global_documents')
+            ('farmops.global_documents'), ('farmops.audit_log'), ('farmops.budgets'), ('farmops.budget_usage'),
+            ('farmops.budget_alerts'), ('farmops.model_usage'), ('farmops.guard_events'), ('farmops.pii_findings')
         ) AS t (tbl)
     LOOP
         EXECUTE format('GRANT SELECT ON %s TO farmops_auditor', v_table);
@@ -50,6 +51,8 @@ $auditor$;
 -- documents and global_documents: only their titles, for lineage (which document
 -- a retrieval came from). Column privileges keep the content out of reach.
 REVOKE SELECT ON farmops.documents, farmops.global_documents FROM farmops_auditor;
+-- The budget gauges read this security-invoker view (the auditor's policies above apply).
+GRANT SELECT ON farmops.budget_status TO farmops_auditor;
 GRANT SELECT (farm_id, id, title, created_at) ON farmops.documents TO farmops_auditor;
 GRANT SELECT (id, title, created_at) ON farmops.global_documents TO farmops_auditor;
 

@@ -204,7 +204,7 @@ APP_READABLE_TABLES = {
     "budget_status", "spend_daily", "spend_month_to_date",
     # observability: the steps, the counters, and the metrics views (security invoker: RLS applies)
     "ai_run_steps", "metric_counters", "metrics_counters", "metrics_credits", "metrics_live_runs",
-    "metrics_pending_drafts",
+    "metrics_pending_drafts", "metrics_budgets", "metrics_audit",
 }  # fmt: skip
 
 #: Global reference tables: no farm_id, read by every farm, written only by the package owner.

@@ -152,6 +152,11 @@ def test_every_farmops_trigger_fires_always(admin):
         ("ai_run_steps", "ai_run_steps_is_never_truncated"),
         ("ai_run_steps", "ai_run_steps_are_counted"),
         ("ai_runs", "ai_runs_are_counted_when_closed"),
+        ("ai_runs", "ai_runs_cost_is_counted_when_closed"),
+        ("budget_alerts", "budget_alerts_are_counted"),
+        ("guard_events", "guard_events_are_counted"),
+        ("model_usage", "model_usage_cost_is_counted"),
+        ("pii_findings", "pii_findings_are_counted"),
         ("assistant_drafts", "assistant_drafts_are_counted_when_made"),
         ("assistant_drafts", "assistant_drafts_are_counted_when_decided"),
     }

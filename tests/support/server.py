@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
 from farmops_client import db as fdb
 from farmops_client import embedded
@@ -53,6 +54,18 @@ PG_HOST, PG_PORT = _start_server()
 def server_dsn(dbname: str, user: str = "postgres") -> str:
     """A libpq URI for ``dbname`` on the test server (trust auth on the socket)."""
     return f"postgresql://{user}@/{dbname}?host={PG_HOST}&port={PG_PORT}"
+
+
+def _drop_leftover_databases() -> None:
+    """A run killed before its teardown leaves its template and copies on the server, which outlives
+    it in the checkout's .tmp: the next run would fail with DuplicateDatabase. Drop them first."""
+    with psycopg.connect(server_dsn("postgres"), autocommit=True) as conn:
+        rows = conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'farmops\\_test%'").fetchall()
+        for (name,) in rows:
+            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+_drop_leftover_databases()
 
 
 def load_farmops(host, port, user, dbname, password=None, **_kwargs) -> None:

@@ -270,7 +270,15 @@ AS $fn$
     ('farmops_drafts_pending', 'gauge', 'Drafts waiting for a human now.'),
     ('farmops_model_calls_total', 'counter', 'Model calls recorded as run steps, by model, stop reason, guardrail.'),
     ('farmops_tool_calls_total', 'counter', 'Tool calls recorded as run steps, by tool and the database''s outcome.'),
-    ('farmops_guard_verdicts_total', 'counter', 'Guard checks recorded as run steps, by stage, verdict, category.')
+    ('farmops_guard_verdicts_total', 'counter', 'Guard checks recorded as run steps, by stage, verdict, category.'),
+    ('farmops_guard_events_total', 'counter', 'Guard flags and blocks the database recorded (guard_events), by stage, verdict, category.'),
+    ('farmops_cost_microdollars_total', 'counter', 'What closed runs and metered embedding calls cost, in micro-dollars.'),
+    ('farmops_pii_findings_total', 'counter', 'PII findings the database redacted from stored text, by kind.'),
+    ('farmops_budget_alerts_total', 'counter', 'Budget threshold alerts fired (each once per budget and period).'),
+    ('farmops_budget_spent_microdollars', 'gauge', 'Money spent in each budget''s current period.'),
+    ('farmops_budget_held_microdollars', 'gauge', 'Money held by live reservations against each budget.'),
+    ('farmops_budget_limit_microdollars', 'gauge', 'Each budget''s limit for its period.'),
+    ('farmops_audit_head_age_seconds', 'gauge', 'Seconds since each farm''s audit chain head was sealed.')
 $fn$;
 COMMENT ON FUNCTION farmops.metric_help() IS
 'The type (counter or gauge) and help text of every metric farmops.metrics() can return.';
