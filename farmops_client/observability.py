@@ -137,10 +137,10 @@ def describe(node: dict[str, Any]) -> str:
         return f"run {node['run_id']} {what} user {node['user_id']} {credits}"
     if kind == "input":
         return f"input: {_short(node.get('input_summary', ''))!r}"
-    if kind == "guard":
-        detail = node.get("detail", {})
-        cats = ",".join(detail.get("categories", [])) or "-"
-        return f"guard {detail.get('stage', '?')}: {node.get('guardrail')} [{cats}]"
+    if kind == "guard":  # a guard step the client recorded, or a guard event the database recorded
+        detail = node.get("detail") or node
+        cats = ",".join(detail.get("categories") or []) or "-"
+        return f"guard {detail.get('stage', '?')}: {node.get('guardrail') or node.get('verdict')} [{cats}]"
     if kind == "retrieval":
         where = node.get("document") or node.get("source_type")
         withheld = " WITHHELD" if node.get("withheld") else ""
@@ -168,6 +168,8 @@ def describe(node: dict[str, Any]) -> str:
     if kind == "feedback":
         thumbs = "+1" if node["thumbs_up"] else "-1"
         return f"feedback {node['user_id']}: {thumbs} {_short(node.get('comment') or '', 40)}"
+    if kind == "audit":
+        return f"audit #{node['seq']} {node['action']} {node['hash'][:16]}.."
     return f"{kind} {node['id']}"
 
 

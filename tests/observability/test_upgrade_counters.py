@@ -14,6 +14,7 @@ from farmops_client.tenancy import create_app_login
 OBSERVABILITY_FILES = (
     "schema/0100_observability_steps_and_counters.sql",
     "functions/70_observability/metrics.sql",
+    "functions/70_observability/metrics_trust_and_spend.sql",
     "functions/70_observability/run_lineage.sql",
     "functions/70_observability/run_steps.sql",
     "policies/050_observability.sql",
@@ -36,6 +37,7 @@ def test_upgrade_backfills_the_counters_once(empty_db, tmp_path):
         conn.commit()
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("SET ROLE farmops_owner")
+        conn.execute("SELECT farmops.set_model_price('*', 1000, 4000, p_source => 'test: default price')")
         farm = conn.execute("SELECT farmops.create_farm('Old farm', 'alice')").fetchone()[0]
         with conn.transaction():
             conn.execute("SELECT farmops.begin_tenant(%s, 'alice')", [farm])

@@ -121,9 +121,10 @@ BEGIN
                     (SELECT d.title FROM farmops.documents AS d WHERE d.farm_id = v_run.farm_id AND d.id = r.source_id),
                     (SELECT g.title FROM farmops.global_documents AS g WHERE r.is_global AND g.id = r.source_id)
                 ) END,
-                'withheld', EXISTS (
+                'withheld', r.withheld OR EXISTS (
                     SELECT FROM withheld AS w WHERE w.chunk = coalesce(r.embedding_id, r.global_embedding_id)::text
-                )
+                ),
+                'guard_verdict', r.guard_verdict, 'guard_categories', r.guard_categories
             ))
         FROM farmops.ai_run_retrievals AS r
         INNER JOIN searches AS se ON r.search_id = se.search_id
@@ -173,6 +174,38 @@ BEGIN
             jsonb_strip_nulls(jsonb_build_object('user_id', f.user_id, 'thumbs_up', f.thumbs_up, 'comment', f.comment))
         FROM farmops.ai_feedback AS f
         WHERE f.farm_id = v_run.farm_id AND f.ai_run_id = v_run.id
+
+        UNION ALL
+        -- Guard checks the database recorded for the run (an output refused, a guardrail's intervention).
+        SELECT
+            'guard:' || g.id, 'guard', g.created_at, ARRAY['run:' || v_run.id],
+            jsonb_build_object(
+                'stage', g.stage, 'source', g.source, 'verdict', g.verdict, 'outcome', g.outcome,
+                'categories', g.categories, 'rules', g.rule_names
+            )
+        FROM farmops.guard_events AS g
+        WHERE g.farm_id = v_run.farm_id AND g.ai_run_id = v_run.id
+
+        UNION ALL
+        -- Sealed audit entries of the run, its ledger legs and its drafts (by their keys: index lookups).
+        SELECT
+            'audit:' || a.seq, 'audit', a.at, ARRAY['run:' || v_run.id],
+            jsonb_build_object(
+                'seq', a.seq, 'action', a.action, 'object_table', a.object_table, 'object_id', a.object_id,
+                'hash', a.hash
+            )
+        FROM farmops.audit_log AS a
+        WHERE a.farm_id = v_run.farm_id AND (
+            (a.object_table = 'ai_runs' AND a.object_id = v_run.id::text)
+            OR (a.object_table = 'credit_ledger' AND a.object_id IN (
+                SELECT l.seq::text FROM farmops.credit_ledger AS l
+                WHERE l.farm_id = v_run.farm_id AND l.ai_run_id = v_run.id
+            ))
+            OR (a.object_table = 'assistant_drafts' AND a.object_id IN (
+                SELECT d.id::text FROM farmops.assistant_drafts AS d
+                WHERE d.farm_id = v_run.farm_id AND d.ai_run_id = v_run.id
+            ))
+        )
     )
 
     SELECT jsonb_agg(
@@ -181,7 +214,7 @@ BEGIN
             n.at,
             array_position(
                 ARRAY['run', 'input', 'guard', 'retrieval', 'model_call', 'tool_call', 'draft', 'record', 'ledger',
-                    'eval', 'feedback'],
+                    'eval', 'feedback', 'audit'],
                 n.kind
             ) NULLS LAST,
             n.id
@@ -203,4 +236,4 @@ $fn$;
 COMMENT ON FUNCTION farmops.run_lineage(uuid) IS
 'The lineage of one AI run as a DAG {run_id, farm_id, nodes [{id, kind, at, parents, ...}], edges [{from, to}]}: '
 'run, input (redacted), guard checks, retrievals (document, chunk, score, withheld), model calls, tool calls, '
-'drafts, records, ledger legs, evals, feedback. Under row level security: OF102 for a run the caller cannot see.';
+'drafts, records, ledger legs, evals, feedback, sealed audit entries. Under row level security: OF102 for a run the caller cannot see.';
