@@ -236,4 +236,5 @@ $fn$;
 COMMENT ON FUNCTION farmops.run_lineage(uuid) IS
 'The lineage of one AI run as a DAG {run_id, farm_id, nodes [{id, kind, at, parents, ...}], edges [{from, to}]}: '
 'run, input (redacted), guard checks, retrievals (document, chunk, score, withheld), model calls, tool calls, '
-'drafts, records, ledger legs, evals, feedback, sealed audit entries. Under row level security: OF102 for a run the caller cannot see.';
+'drafts, records, ledger legs, evals, feedback, sealed audit entries. Under row level security: OF102 for a '
+'run the caller cannot see.';
