@@ -386,9 +386,11 @@ def connect(
 
     def reset(conn: psycopg.Connection) -> None:
         # A returned connection forgets a borrower's session state (SET, WITH HOLD cursors, LISTEN,
-        # advisory locks, temp tables, a SET ROLE of its own).
-        with db.translated():
-            conn.execute(RESET_SESSION)
+        # advisory locks, temp tables, a SET ROLE of its own), unless the governed run's driver vouched
+        # that it ran only its own transaction-scoped steps: then the reset's round trip is saved.
+        if db.needs_reset(conn):
+            with db.translated():
+                conn.execute(RESET_SESSION)
 
     new_pool = ConnectionPool(
         dsn,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -186,3 +187,22 @@ def call(
 def value(conn: psycopg.Connection, function: str, casts: Mapping[str, str] | None = None, /, **kwargs: Any):
     """:func:`call` for a function returning one scalar: that value."""
     return call(conn, function, casts, **kwargs)[0][function]
+
+
+#: Connections whose last borrower ran only farmops' own statements (every setting transaction-local,
+#: nothing left in the session) and gave them back idle: the pool may skip their reset round trip.
+_VOUCHED: weakref.WeakSet[psycopg.Connection] = weakref.WeakSet()
+
+
+def vouch_clean(conn: psycopg.Connection) -> None:
+    """Say that ``conn`` ran only farmops' own transaction-scoped statements on this loan, so that its
+    return to the pool needs no reset (:func:`needs_reset`). For the governed run's steps only: a loan
+    that ran anything of a service's own must not be vouched for."""
+    _VOUCHED.add(conn)
+
+
+def needs_reset(conn: psycopg.Connection) -> bool:
+    """False once for a connection vouched clean and idle; True otherwise (the pool resets it)."""
+    vouched = conn in _VOUCHED
+    _VOUCHED.discard(conn)
+    return not (vouched and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE)

@@ -256,9 +256,12 @@ class _Effects:
                 if conn.autocommit:  # the call is the transaction: one round trip
                     cur = _send(conn, effect.steps[0])
                     with db.translated():
-                        return [cur.fetchall()]
+                        rows = [cur.fetchall()]
+                    db.vouch_clean(conn)  # only farmops' own call ran: no reset round trip on return
+                    return rows
         with t.short_transaction() as conn:
             cursors = [_send(conn, step) for step in effect.steps]
+            db.vouch_clean(conn)  # the pipeline's steps only; a failed one leaves the connection idle too
         with db.translated():
             return [cur.fetchall() for cur in cursors]
 

@@ -240,6 +240,42 @@ def test_pool_resets_returned_connections(db):
             assert conn.execute("SELECT to_regclass('pg_temp.scratch')").fetchone() == (None,)
 
 
+def test_only_the_governed_runs_own_loans_skip_the_reset(db, monkeypatch):
+    """The run's driver vouches for its steps (no reset round trip); any other loan is still reset,
+    also right after a run on the same connection."""
+    from farmops_client import db as fdb
+    from farmops_client.testing import FakeBedrock, fake_bedrock_client
+
+    resets = []
+    monkeypatch.setattr(
+        fdb, "needs_reset", lambda conn, real=fdb.needs_reset: resets.append(real(conn)) or resets[-1]
+    )
+    fake = FakeBedrock(default=FakeBedrock.text("ok"))
+    with farmops_client.connect(db.dsn(APP_LOGIN), max_size=1) as setup:
+        farm = setup.create_farm("vouched", "alice")
+        with setup.tenant(farm, "alice") as t:
+            t.grant_credits(100, "test")
+    resets.clear()
+    with farmops_client.connect(
+        db.dsn(APP_LOGIN), bedrock=fake_bedrock_client(fake), embedder="lexical", min_size=1, max_size=1
+    ) as client:
+        with client.tenant(farm, "alice") as t:
+            t.ask("hello", k=0)
+        assert resets and not any(resets)  # every step of the run came back clean: no reset
+        with client.connection() as conn:
+            leave_session_state(conn)
+        with client.connection() as conn:  # a service's own loan was reset
+            assert session_state(conn)[:2] == ("0", 0)
+        assert resets[-1] is True
+    # Vouching is for one loan and only for an idle connection.
+    with psycopg.connect(db.dsn(APP_LOGIN), autocommit=True) as conn:
+        fdb.vouch_clean(conn)
+        assert fdb.needs_reset(conn) is False and fdb.needs_reset(conn) is True
+        conn.execute("BEGIN")
+        fdb.vouch_clean(conn)
+        assert fdb.needs_reset(conn) is True
+
+
 def test_pool_reset_keeps_the_role_it_was_asked_for(db):
     """DISCARD ALL resets the role too: the pool sets it again, so a borrower's RESET ROLE on a
     superuser DSN never hands the next borrower a connection that bypasses row level security."""
