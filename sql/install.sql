@@ -242,6 +242,12 @@ SELECT farmops.migration_is_pending('0120_knowledge_search_without_farm_helper.s
 INSERT INTO farmops.schema_migrations (filename, sha256)
 VALUES ('0120_knowledge_search_without_farm_helper.sql', '4007cc8cbee3fc9d64ae854427785c63c22a82d0b431b76249877619026db41a');
 \endif
+SELECT farmops.migration_is_pending('0140_control_rate_limit_refusal_counters.sql', '4c1626bed48dc8bee9e7b07bfea856601e59698a041048d85532a4af5df89776') AS pending \gset
+\if :pending
+\ir schema/0140_control_rate_limit_refusal_counters.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0140_control_rate_limit_refusal_counters.sql', '4c1626bed48dc8bee9e7b07bfea856601e59698a041048d85532a4af5df89776');
+\endif
 \ir functions/00_core/arguments.sql
 \ir functions/00_core/errors.sql
 \ir functions/00_core/guards.sql
@@ -294,6 +300,7 @@ VALUES ('0120_knowledge_search_without_farm_helper.sql', '4007cc8cbee3fc9d64ae85
 \ir functions/60_control/cost.sql
 \ir functions/60_control/policies.sql
 \ir functions/60_control/policies_manage.sql
+\ir functions/60_control/rate_limit_refusals.sql
 \ir functions/60_control/rate_limits.sql
 \ir functions/60_control/spend_views.sql
 \ir functions/60_control/statement.sql

@@ -59,6 +59,7 @@ GRANT SELECT (id, title, created_at) ON farmops.global_documents TO farmops_audi
 GRANT EXECUTE ON FUNCTION
 farmops.metrics(),
 farmops.metric_help(),
+farmops.rate_limit_refusals(),
 farmops.run_lineage(uuid),
 farmops.redact_pii(text),
 farmops.error_codes()

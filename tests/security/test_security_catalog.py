@@ -26,6 +26,7 @@ APP_FUNCTIONS = {
     "farmops.explain_policy(text,jsonb)",
     "farmops.policies()",
     "farmops.rate_limits()",
+    "farmops.rate_limit_refusals()",
     "farmops.reject_run(uuid,text)",
     "farmops.set_farm_time_zone(text)",
     "farmops.set_policy(text,text,text,integer,text,text,text,text,text,jsonb,text[],text)",
@@ -121,6 +122,8 @@ SECURITY_DEFINER = {
     "farmops.explain_policy(text,jsonb)",
     "farmops.policies()",
     "farmops.rate_limits()",
+    "farmops._refuse_over_rate_limit(uuid,text,text,integer)",
+    "farmops.rate_limit_refusals()",
     "farmops.reject_run(uuid,text)",
     "farmops.set_farm_time_zone(text)",
     "farmops.set_policy(text,text,text,integer,text,text,text,text,text,jsonb,text[],text)",
@@ -204,7 +207,7 @@ APP_READABLE_TABLES = {
     "budget_status", "spend_daily", "spend_month_to_date",
     # observability: the steps, the counters, and the metrics views (security invoker: RLS applies)
     "ai_run_steps", "metric_counters", "metrics_counters", "metrics_credits", "metrics_live_runs",
-    "metrics_pending_drafts", "metrics_budgets", "metrics_audit",
+    "metrics_pending_drafts", "metrics_budgets", "metrics_audit", "metrics_rate_limits",
 }  # fmt: skip
 
 #: Global reference tables: no farm_id, read by every farm, written only by the package owner.

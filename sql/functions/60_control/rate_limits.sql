@@ -172,7 +172,7 @@ COMMENT ON FUNCTION farmops._gcra_wait(timestamptz, bigint, integer, boolean) IS
 CREATE OR REPLACE FUNCTION farmops._assert_within_rate_limits(p_farm_id uuid, p_user_id text, p_tokens bigint)
 RETURNS void
 LANGUAGE plpgsql
-STABLE
+VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
@@ -200,10 +200,8 @@ BEGIN
     ORDER BY w.wait DESC
     LIMIT 1;
     IF FOUND THEN
-        RAISE EXCEPTION 'rate limit reached (%): retry after % s', v_wait.what,
-            ceil(extract(EPOCH FROM v_wait.wait))::integer
-            USING ERRCODE = 'OF402',
-            DETAIL = format('retry_after=%s limit=%s', ceil(extract(EPOCH FROM v_wait.wait))::integer, v_wait.what);
+        PERFORM farmops._refuse_over_rate_limit(p_farm_id, split_part(v_wait.what, ' ', 1),
+            substr(v_wait.what, strpos(v_wait.what, ' ') + 1), ceil(extract(EPOCH FROM v_wait.wait))::integer);
     END IF;
 END
 $fn$;
@@ -242,7 +240,8 @@ BEGIN
         RAISE EXCEPTION 'a user id goes with scope member, and only with it' USING ERRCODE = 'OF006';
     END IF;
     -- One row per call (the farm's, or one member's): never the member row after the
-    -- farm row, the reverse of a reservation's order.
+    -- farm row, the reverse of a reservation's order. The refusal counters come first.
+    PERFORM farmops._ensure_rate_limit_counters(v_farm);
     IF p_scope = 'farm' THEN
         UPDATE farmops.farms AS f SET requests_per_minute = p_requests_per_minute,
             tokens_per_minute = p_tokens_per_minute
@@ -379,8 +378,7 @@ BEGIN
             AND greatest(m.tokens_tat, clock_timestamp()) + v_step - clock_timestamp() <= interval '1 minute';
         IF NOT FOUND THEN
             PERFORM farmops._assert_within_rate_limits(p_farm_id, p_user_id, v_tokens);  -- OF402
-            RAISE EXCEPTION 'rate limit reached (member tokens_per_minute=%)', v_limits.member_tpm
-                USING ERRCODE = 'OF402', DETAIL = 'retry_after=1';
+            PERFORM farmops._refuse_over_rate_limit(p_farm_id, 'member', 'tokens_per_minute=' || v_limits.member_tpm, 1);
         END IF;
     END IF;
     IF v_limits.farm_tpm IS NOT NULL THEN
@@ -395,8 +393,7 @@ BEGIN
             AND greatest(f.tokens_tat, clock_timestamp()) + v_step - clock_timestamp() <= interval '1 minute';
         IF NOT FOUND THEN
             PERFORM farmops._assert_within_rate_limits(p_farm_id, p_user_id, v_tokens);  -- OF402
-            RAISE EXCEPTION 'rate limit reached (farm tokens_per_minute=%)', v_limits.farm_tpm
-                USING ERRCODE = 'OF402', DETAIL = 'retry_after=1';
+            PERFORM farmops._refuse_over_rate_limit(p_farm_id, 'farm', 'tokens_per_minute=' || v_limits.farm_tpm, 1);
         END IF;
     END IF;
 END

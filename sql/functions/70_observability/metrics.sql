@@ -275,6 +275,7 @@ AS $fn$
     ('farmops_cost_microdollars_total', 'counter', 'What closed runs and metered embedding calls cost, in micro-dollars.'),
     ('farmops_pii_findings_total', 'counter', 'PII findings the database redacted from stored text, by kind.'),
     ('farmops_budget_alerts_total', 'counter', 'Budget threshold alerts fired (each once per budget and period).'),
+    ('farmops_rate_limit_refusals_total', 'counter', 'Reservations refused by a farm or member rate limit (OF402), by limit.'),
     ('farmops_budget_spent_microdollars', 'gauge', 'Money spent in each budget''s current period.'),
     ('farmops_budget_held_microdollars', 'gauge', 'Money held by live reservations against each budget.'),
     ('farmops_budget_limit_microdollars', 'gauge', 'Each budget''s limit for its period.'),

@@ -1,7 +1,7 @@
--- The metrics of the trust and spend-control domains, added the way metrics.sql says:
+-- The metrics of the trust, spend and control domains, added the way metrics.sql says:
 -- counters bumped where the event is written (never on the reservation's own path),
 -- gauges as security-invoker metrics_* views over bounded sets (one row per budget,
--- one index probe per farm for the audit head). Their help rows: metric_help_more().
+-- one index probe per farm for the audit head). Their help rows: metric_help().
 
 -- Money: what closed runs and metered embedding calls cost.
 CREATE OR REPLACE FUNCTION farmops._count_cost()
@@ -124,3 +124,15 @@ CROSS JOIN LATERAL (
 ) AS h;
 COMMENT ON VIEW farmops.metrics_audit IS
 'Metrics: seconds since each farm''s audit chain head was sealed (a stalled sealer shows here).';
+
+-- Rate-limit refusals: a refusal rolls back, so it is counted in a sequence, not in
+-- metric_counters (60_control/rate_limit_refusals.sql); rate_limit_refusals() applies
+-- the caller's visibility.
+CREATE OR REPLACE VIEW farmops.metrics_rate_limits WITH (security_invoker = true) AS
+SELECT
+    'farmops_rate_limit_refusals_total' AS name,
+    jsonb_build_object('farm', r.farm_id, 'limit', r.scope) AS labels,
+    r.refusals::double precision AS value
+FROM farmops.rate_limit_refusals() AS r;
+COMMENT ON VIEW farmops.metrics_rate_limits IS
+'Metrics: rate-limit refusals (OF402) per farm and limit (farm, member), for farms that set a limit.';
