@@ -23,7 +23,7 @@ from . import migrate as migrations
 from .aws import AwsIdentities, has_aws_credentials
 from .client import connect
 from .embeddings import Embedder, TitanEmbedder
-from .errors import FarmopsError, NotAMember
+from .errors import FarmopsError, NotAMember, RateLimited
 from .testing import FakeBedrock, fake_bedrock_client
 
 DEMO_ROLE = "farmops_demo_app"
@@ -276,13 +276,29 @@ def run_demo(admin_dsn: str, *, use_bedrock: bool = False, console: Console | No
         why = ", ".join(blocked.screening["input"]["categories"])
         say(f"ask() with an injected instruction: [bold]{blocked.status}[/] ({why}): no run, no charge")
         step("10. observability: run A's lineage and farm A's metrics, from SQL")
+        with client.tenant(farm_a, "alice") as t:  # a rate limit's refusals are counted though they roll back
+            t.set_rate_limits(requests_per_minute=1, tokens_per_minute=None, scope="member", user_id="musa")
+        outcomes = []
+        for _ in range(2):
+            try:
+                with client.tenant(farm_a, "musa") as t:
+                    t.ask("Note for today: 412 eggs collected.", k=0, max_tool_turns=0)
+                outcomes.append("answered")
+            except RateLimited as exc:
+                outcomes.append(f"RateLimited (retry after {exc.retry_after} s)")
+        say(f"musa may ask once a minute: {'; '.join(outcomes)}")
         with client.tenant(farm_a, "alice") as t:
             lineage = t.lineage(result_a.run_id)
             metrics = t.metrics()
         for line in observability.lineage_tree(lineage):
             say(escape(line))
         for row in metrics:
-            if row["name"] in ("farmops_runs_total", "farmops_credits_charged_total", "farmops_drafts_total"):
+            if row["name"] in (
+                "farmops_runs_total",
+                "farmops_credits_charged_total",
+                "farmops_drafts_total",
+                "farmops_rate_limit_refusals_total",
+            ):
                 labels = ", ".join(f"{k}={v}" for k, v in sorted(row["labels"].items()) if k != "farm")
                 say(f"{row['name']}{{{labels}}} {row['value']:g}")
     click.echo("demo finished")
