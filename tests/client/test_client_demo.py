@@ -24,12 +24,16 @@ def test_demo_runs_the_whole_loop(db, admin):
     assert "check_text(input): block (instruction_override" in text
     assert "check_text(input): allow (-)  Ignore the weak birds" in text
     assert "check_text(retrieved): block (data_exfiltration)  Feed note. ![status]" in text
-    runs = dict(admin.execute("SELECT id, status FROM farmops.ai_runs").fetchall())
+    assert "musa may ask once a minute: answered; RateLimited (retry after" in text
+    runs = dict(admin.execute("SELECT id, status FROM farmops.ai_runs WHERE user_id <> 'musa'").fetchall())
     assert runs == {ids["run_a"]: "succeeded", ids["run_b"]: "succeeded"}
+    musa = admin.execute("SELECT status FROM farmops.ai_runs WHERE user_id = 'musa'").fetchall()
+    assert musa == [("succeeded",)]  # the refused ask left no run
+    assert "farmops_rate_limit_refusals_total{limit=member} 1" in text
     sales = admin.execute("SELECT count(*) FROM farmops.sale_records WHERE farm_id = %s", [ids["farm_a"]])
     assert sales.fetchone()[0] == 1
     users = {r[0] for r in admin.execute("SELECT DISTINCT actor FROM farmops.credit_ledger")}
-    assert users == {"alice", "bob"}
+    assert users == {"alice", "bob", "musa"}
     role = admin.execute(
         "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = %s", [DEMO_ROLE]
     ).fetchone()
