@@ -13,9 +13,11 @@ the embedding dimension chosen here, and generates its data itself (seeded RNG):
 - A global knowledge base of ``--global-rows`` chunks over all topics, merged into every
   farm's search when ``p_include_global`` is true.
 
-Per bucket, two query types: "near" (a fresh point from one of the farm's own topics) and
+Per bucket, three query types: "near" (a fresh point from one of the farm's own topics),
 "off-topic" (a point from a topic the farm has no rows in: its k nearest are far away and
-nearly tied, which is what defeats a post-filtered graph walk). Two scopes: farm-only
+nearly tied, which is what defeats a post-filtered graph walk) and "no-topic" (a point from a
+topic made like the others that NOBODY has, the global base neither: every row is about equally
+far, the hardest case for the global base's graph). Two scopes: farm-only
 (``p_include_global => false``, truth = the farm's rows) and farm+global (truth = the farm's
 rows and the global base). Ground truth is numpy's exact cosine over the same float32 vectors;
 a result counts as a hit if its true distance is within 1e-6 of the k-th true distance (so
@@ -159,6 +161,7 @@ class Data:
 
     dim: int
     centres: np.ndarray  # (topics, dim)
+    shared: np.ndarray  # (dim,) the direction every centre leans to
     spread: float
     sizes: np.ndarray  # rows per farm
     offsets: np.ndarray  # farm f owns rows offsets[f]:offsets[f+1]
@@ -197,16 +200,23 @@ def generate(args: argparse.Namespace, rng: np.random.Generator) -> Data:
 
     vecs = around(labels)
     global_vecs = around(rng.choice(n_topics, size=args.global_rows, p=popularity))
-    return Data(dim, centres, spread, sizes, offsets, farm_topics, vecs, global_vecs)
+    return Data(dim, centres, common, spread, sizes, offsets, farm_topics, vecs, global_vecs)
 
 
-def query(data: Data, rng: np.random.Generator, farm: int, off_topic: bool) -> np.ndarray:
-    """A fresh point from one of the farm's topics (near) or from a topic it has no rows in."""
-    own = data.farm_topics[farm]
-    others = np.setdiff1d(np.arange(len(data.centres)), own)
-    topic = rng.choice(others if off_topic else own)
+QUERY_KINDS = ("near", "off-topic", "no-topic")
+
+
+def query(data: Data, rng: np.random.Generator, farm: int, kind: str) -> np.ndarray:
+    """A fresh point from one of the farm's topics (near), from a topic it has no rows in
+    (off-topic), or from a new topic made like the others that no row has (no-topic)."""
+    if kind == "no-topic":
+        centre = unit(0.4 * data.shared + 0.92 * unit(rng.standard_normal(data.dim)))
+    else:
+        own = data.farm_topics[farm]
+        others = np.setdiff1d(np.arange(len(data.centres)), own)
+        centre = data.centres[rng.choice(others if kind == "off-topic" else own)]
     noise = rng.standard_normal(data.dim).astype(np.float32) * (data.spread / np.sqrt(data.dim))
-    return unit(data.centres[topic] + noise)
+    return unit(centre + noise)
 
 
 dsn = common.dsn
@@ -443,7 +453,7 @@ def run(host: str, port: int, args: argparse.Namespace) -> SearchResult:
         members = [f for f, n in enumerate(data.sizes) if lo <= n <= hi]
         if not members:
             continue
-        for off_topic in (False, True):
+        for kind in QUERY_KINDS:
             for with_global in (False, True):
                 cells = {m: Cell() for m in methods}
                 # Small farms answer in a millisecond: four times the queries for a steadier p95;
@@ -451,7 +461,7 @@ def run(host: str, port: int, args: argparse.Namespace) -> SearchResult:
                 n_queries = args.queries * (4 if hi < 10000 else 2)
                 for qi in range(n_queries + 3):  # three warm-up queries per cell, not counted
                     f = members[qi % len(members)]
-                    q = query(data, rng, f, off_topic)
+                    q = query(data, rng, f, kind)
                     params = {"q": q, "k": k, "g": with_global, "farm": farm_ids[f]}
                     shift = qi % len(methods)
                     for method in methods[shift:] + methods[:shift]:  # each method first in turn
@@ -476,7 +486,7 @@ def run(host: str, port: int, args: argparse.Namespace) -> SearchResult:
                 row = {
                     "bucket": label,
                     "farms": len(members),
-                    "query": "off-topic" if off_topic else "near",
+                    "query": kind,
                     "scope": "farm+global" if with_global else "farm",
                     "queries": n_queries,
                     "recall": ours.recall(),

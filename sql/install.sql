@@ -248,6 +248,12 @@ SELECT farmops.migration_is_pending('0140_control_rate_limit_refusal_counters.sq
 INSERT INTO farmops.schema_migrations (filename, sha256)
 VALUES ('0140_control_rate_limit_refusal_counters.sql', '4c1626bed48dc8bee9e7b07bfea856601e59698a041048d85532a4af5df89776');
 \endif
+SELECT farmops.migration_is_pending('0141_knowledge_global_index_denser_graph.sql', '58260873324642fc4963504ba4e68bc60cd5257f46297daaf75ef0b96ed4583b') AS pending \gset
+\if :pending
+\ir schema/0141_knowledge_global_index_denser_graph.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0141_knowledge_global_index_denser_graph.sql', '58260873324642fc4963504ba4e68bc60cd5257f46297daaf75ef0b96ed4583b');
+\endif
 \ir functions/00_core/arguments.sql
 \ir functions/00_core/errors.sql
 \ir functions/00_core/guards.sql

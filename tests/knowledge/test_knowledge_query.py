@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 import uuid
 
 import pytest
@@ -229,3 +230,49 @@ def test_search_matches_brute_force(app, points, query, k, exact_max):
     assert [r["score"] for r in rows] == pytest.approx(expected, abs=1e-6)  # farms: always exact
     for r in rows:
         assert r["score"] == pytest.approx(cos(eval(r["content"])), abs=1e-6)
+
+
+def _global_scans(app) -> tuple[int, int]:
+    """(sequential scans, HNSW index scans) of the global base in this transaction so far."""
+    return app.execute(
+        """SELECT pg_stat_get_xact_numscans('farmops.global_embeddings'::regclass),
+                  pg_stat_get_xact_numscans('farmops.global_embeddings_embedding_hnsw_idx'::regclass)"""
+    ).fetchone()
+
+
+def test_a_low_contrast_query_of_the_global_base_is_answered_exactly(app, owner, admin, farm):
+    """Above exact_search_max_rows the global base answers from its HNSW graph, except for a query with
+    nothing near it (a cheap walk's k-th row nearly as far as a typical row: a graph walk cannot rank rows
+    that are all about equally far): that one is scanned exactly."""
+    rng = random.Random(5)
+    vectors, chunks = [], []
+    for cluster in range(3):  # three tight clusters on the first three axes
+        for i in range(40):
+            parts = [0.0] * 8
+            parts[cluster] = 1.0
+            parts[3 + rng.randrange(5)] = rng.uniform(0.05, 0.3)
+            vectors.append(vec(*parts))
+            chunks.append(f"c{cluster}-{i}")
+    ingest_global(owner, "Clusters", "clusters", chunks, vectors)
+    admin.execute("ANALYZE farmops.global_embeddings")
+    near, far = vec(1.0, 0.02, 0.01, 0.1), vec(*([0.0] * 9 + [1.0]))  # far: orthogonal to every row
+    scans = {}
+    for query, exact_expected in ((near, False), (far, True)):
+        with tenant(app, farm, "alice"):
+            app.execute("SELECT set_config('farmops.exact_search_max_rows', '0', true)")
+            before = _global_scans(app)
+            rows = search(app, query, k=10)
+            after = _global_scans(app)
+        seq_scans, index_scans = after[0] - before[0], after[1] - before[1]
+        assert index_scans == (
+            1 if exact_expected else 2
+        )  # a cheap walk first, the full one if it found near rows
+        scans[exact_expected] = seq_scans
+        truth = admin.execute(
+            "SELECT content FROM farmops.global_embeddings "
+            "ORDER BY public.cosine_distance(embedding, %s::public.vector), id LIMIT 10",
+            [query],
+        ).fetchall()
+        assert [r["content"] for r in rows] == [t[0] for t in truth]
+        assert len(rows) == 10
+    assert scans[True] == scans[False] + 1, scans  # one exact scan more for the far query
