@@ -805,7 +805,7 @@ class _Effects:
     async def __call__(self, effect: Any) -> Any:
         t = self.t
         if isinstance(effect, core.Db):
-            if any(isinstance(s, core.Call) and s.function == "settle_run" for s in effect.steps):
+            if effect.settle:
                 # settling survives a second cancellation: the run settles exactly once either way
                 return await asyncio.shield(self.db(effect))
             return await self.db(effect)

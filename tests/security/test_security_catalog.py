@@ -107,6 +107,8 @@ APP_FUNCTIONS = {
     "farmops.run_pii_findings(uuid)",
     "farmops.screen_input(text)",
     "farmops.screen_output(uuid,text)",
+    "farmops.reserve_screened_run(uuid,text,text,text,text,integer,integer,text,interval)",
+    "farmops.finish_run(uuid,text,text,integer,integer,integer,text,integer,integer,text,text[])",
     "farmops.set_guard_rule(text,text,text[],text,text,boolean)",
     "farmops.set_pii_policy(text[])",
 }
@@ -178,6 +180,8 @@ SECURITY_DEFINER = {
     "farmops.redact_pii_for_farm(text)",
     "farmops.screen_input(text)",
     "farmops.screen_output(uuid,text)",
+    "farmops.reserve_screened_run(uuid,text,text,text,text,integer,integer,text,interval)",
+    "farmops.finish_run(uuid,text,text,integer,integer,integer,text,integer,integer,text,text[])",
     "farmops.set_guard_rule(text,text,text[],text,text,boolean)",
     "farmops.set_pii_policy(text[])",
     "farmops.adjust_credits(uuid,integer,text)",
