@@ -837,8 +837,13 @@ class _Effects:
         if not effect.context and t.token is None and not t.client.role and len(effect.steps) == 1:
             async with t.client.connection() as conn:
                 if conn.autocommit:  # the call is the transaction: one round trip
-                    return [await _rows(await _send(conn, effect.steps[0]))]
-        return await t.run_steps(effect.steps)
+                    rows = [await _rows(await _send(conn, effect.steps[0]))]
+                    db.vouch_clean(conn)  # only farmops' own call ran: no reset round trip on return
+                    return rows
+        async with t.short_transaction() as conn:
+            cursors = [await _send(conn, step) for step in effect.steps]
+            db.vouch_clean(conn)  # the pipeline's steps only; a failed one leaves the connection idle too
+        return [await _rows(cur) for cur in cursors]
 
 
 async def connect(
@@ -884,8 +889,9 @@ async def connect(
             await register_vector_async(conn)
 
     async def reset(conn: psycopg.AsyncConnection) -> None:
-        with db.translated():
-            await conn.execute(RESET_SESSION)
+        if db.needs_reset(conn):  # not after a governed run's own steps (vouched clean, idle)
+            with db.translated():
+                await conn.execute(RESET_SESSION)
 
     pool = AsyncConnectionPool(
         dsn,

@@ -255,6 +255,7 @@ VALUES ('0120_knowledge_search_without_farm_helper.sql', '4007cc8cbee3fc9d64ae85
 \ir functions/10_tenancy/verified_identity.sql
 \ir functions/20_credits/expire.sql
 \ir functions/20_credits/extend.sql
+\ir functions/20_credits/extend_ahead.sql
 \ir functions/20_credits/grant.sql
 \ir functions/20_credits/invariants.sql
 \ir functions/20_credits/ledger.sql

@@ -411,9 +411,19 @@ def tool_specs(plan: Plan, cache: dict[str, Any]) -> Generator[Effect, Any, list
 
 
 def run_tool(
-    plan: Plan, run_id: UUID, name: str, payload: dict[str, Any], cache: dict[str, Any]
+    plan: Plan,
+    run_id: UUID,
+    name: str,
+    payload: dict[str, Any],
+    cache: dict[str, Any],
+    ahead: Call | None = None,
+    grown: list[dict[str, Any]] | None = None,
 ) -> Generator[Effect, Any, ToolCall]:
-    """One toolUse: the service's handler, or the database (whose outcome the model reads)."""
+    """One toolUse: the service's handler, or the database (whose outcome the model reads).
+
+    ``ahead``: ``farmops.try_extend_reservation`` for the next model call, pipelined in a proposal's
+    transaction (no round trip of its own); its row is appended to ``grown`` (nothing when the tool
+    made no such transaction, or the proposal was refused and rolled it back)."""
     own = {t.name: t for t in plan.tools or () if isinstance(t, Tool)}
     if name in own:
         try:
@@ -454,7 +464,9 @@ def run_tool(
         )
     record_type = name.removeprefix("create_")
     try:
-        (rows,) = yield Db((_propose(run_id, record_type, payload),))
+        (rows, *extended) = yield Db((_propose(run_id, record_type, payload),) + ((ahead,) if ahead else ()))
+        if grown is not None and extended:
+            grown.append(extended[0][0])
     except SuggestOnly:
         return ToolCall(name, payload, Outcome.REFUSED, "not allowed: suggest only")
     except (InvalidPayload, UnknownRecordType) as exc:
@@ -627,6 +639,39 @@ def _first_bound(
     return sizing.CallBound(bound.input_tokens + user, plan.max_tokens)
 
 
+#: What one tool result may add to the next request, in bytes, for growing its hold ahead: the
+#: database's answers to a proposal are short ("drafted for confirmation (draft <id>)"); a longer
+#: one (a rejection's reason) only means the cover check grows the hold again before the call.
+TOOL_RESULT_BYTES = 512
+
+
+def _ahead(
+    plan: Plan, usage: Usage, bound: sizing.CallBound, message: dict[str, Any], uses: int
+) -> sizing.RunBound:
+    """What the hold must cover for the call after this turn's tools: the tokens reported so far plus
+    the next request's bound, which is this call's bound plus what the turn adds (the model's message
+    and the tool results, by the byte rule of :mod:`.sizing`, with the 10% margin of a count)."""
+    import json
+
+    added = len(json.dumps(message, ensure_ascii=False, separators=(",", ":"), default=repr).encode())
+    added += uses * TOOL_RESULT_BYTES + 2 * sizing.MESSAGE_OVERHEAD_TOKENS
+    return sizing.RunBound(
+        usage.input_tokens + bound.input_tokens + added + added // 10,
+        usage.output_tokens + plan.max_tokens,
+    )
+
+
+def _try_extend(run_id: UUID, need: sizing.RunBound) -> Call:
+    return Call(
+        "try_extend_reservation",
+        {
+            "run_id": run_id,
+            "cover_input_tokens": need.input_tokens,
+            "cover_output_tokens": need.output_tokens,
+        },
+    )
+
+
 def governed_run(plan: Plan, cache: dict[str, Any]) -> Generator[Effect, Any, AskResult]:
     """One governed run (see the module docstring of :mod:`farmops_client.assistant.run`)."""
     tools = yield from tool_specs(plan, cache)
@@ -784,17 +829,23 @@ def governed_run(plan: Plan, cache: dict[str, Any]) -> Generator[Effect, Any, As
             if stop_reason != "tool_use" or turn == plan.max_tool_turns:
                 break
             results = []
-            for block in message.get("content", []):
-                if "toolUse" in block:
-                    use = block["toolUse"]
-                    span = rec.start_tool(use["name"])
-                    call = yield from run_tool(
-                        plan, result.run_id, use["name"], dict(use.get("input") or {}), cache
-                    )
-                    rec.tool_done(span, call)
-                    result.record(call)
-                    yield Emit(ToolOutcome(call))
-                    results.append(call.tool_result(use["toolUseId"]))
+            uses = [block["toolUse"] for block in message.get("content", []) if "toolUse" in block]
+            # The next call's hold, grown in the last tool's transaction when it is a proposal.
+            ahead = _ahead(plan, usage, bound, message, len(uses))
+            for i, use in enumerate(uses):
+                span = rec.start_tool(use["name"])
+                last = i == len(uses) - 1 and not covered.covers(ahead)
+                ahead_rows: list[dict[str, Any]] = []
+                call = yield from run_tool(
+                    plan, result.run_id, use["name"], dict(use.get("input") or {}), cache,
+                    ahead=_try_extend(result.run_id, ahead) if last else None, grown=ahead_rows,
+                )  # fmt: skip
+                if ahead_rows and ahead_rows[0]["refused"] is None:
+                    result.credits_reserved, covered = ahead_rows[0]["held"], ahead
+                rec.tool_done(span, call)
+                result.record(call)
+                yield Emit(ToolOutcome(call))
+                results.append(call.tool_result(use["toolUseId"]))
             messages.append({"role": "user", "content": results})
         result.stop_reason = stop_reason
         status, error = ("failed", exhausted) if exhausted else verdict(stop_reason, plan.max_tool_turns)
