@@ -841,6 +841,8 @@ class _Effects:
                     db.vouch_clean(conn)  # only farmops' own call ran: no reset round trip on return
                     return rows
         async with t.short_transaction() as conn:
+            if not effect.durable:
+                await _send(conn, core.LAZY_COMMIT)
             cursors = [await _send(conn, step) for step in effect.steps]
             db.vouch_clean(conn)  # the pipeline's steps only; a failed one leaves the connection idle too
         return [await _rows(cur) for cur in cursors]

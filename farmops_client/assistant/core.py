@@ -84,6 +84,10 @@ class Db:
     context: bool = True
     #: The run's settle: the asyncio driver shields it from a second cancellation.
     settle: bool = False
+    #: False: the commit does not wait for its WAL flush (``synchronous_commit = off`` for this
+    #: transaction only), for a step whose loss in a server crash costs nothing: a run's start and
+    #: first retrieval (a crashed run is expired and refunded; its next commit flushes this one).
+    durable: bool = True
 
 
 @dataclass(frozen=True)
@@ -573,6 +577,8 @@ def _bound_of(plan: Plan, request: dict[str, Any]) -> Generator[Effect, Any, siz
     return _call_bound(plan, request, counted)
 
 
+#: A step's commit without the WAL flush wait (:attr:`Db.durable`), for its transaction only.
+LAZY_COMMIT = Statement("SELECT pg_catalog.set_config('synchronous_commit', 'off', true)", {})
 #: The governed run's first step: the input screen and the reservation in one call (one round trip).
 RESERVE_SCREENED_RUN = """
 SELECT s.verdict, s.categories, s.rule_names, s.redacted, s.event_id, (s.run).*
@@ -765,13 +771,12 @@ def governed_run(plan: Plan, cache: dict[str, Any]) -> Generator[Effect, Any, As
             rec.end(span)
             span = rec.start("farmops.retrieve", {MODEL: plan.embedder_model})
             search = _search_for_run(result.run_id, vector, plan.embedder_model, plan.k)
-            hits = (yield Db((*steps_of_start, search, *_meter(plan, tokens, result.run_id))))[
-                len(steps_of_start)
-            ]
+            metered = _meter(plan, tokens, result.run_id)  # money: then the commit waits for its flush
+            hits = (yield Db((*steps_of_start, search, *metered), durable=not metered))[len(steps_of_start)]
             rec.end(span, {PASSAGES: len(hits)})
         else:  # no retrieval asked for: no embedding, no context block
             span = rec.start("farmops.retrieve")
-            yield Db(steps_of_start)
+            yield Db(steps_of_start, durable=False)
             hits = []
             rec.end(span)
         rec.retrieved(hits)

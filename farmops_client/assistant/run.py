@@ -260,6 +260,8 @@ class _Effects:
                     db.vouch_clean(conn)  # only farmops' own call ran: no reset round trip on return
                     return rows
         with t.short_transaction() as conn:
+            if not effect.durable:
+                _send(conn, core.LAZY_COMMIT)
             cursors = [_send(conn, step) for step in effect.steps]
             db.vouch_clean(conn)  # the pipeline's steps only; a failed one leaves the connection idle too
         with db.translated():
