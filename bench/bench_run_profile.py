@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         common.drop_database(host, port, dbname)
     text = "\n".join([*common.machine(host, port), "", *render(results)])
     print(text)
-    common.write_result("run_profile", text)
+    common.write_result("run_profile.txt", text)
     return 0
 
 
