@@ -16,8 +16,11 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
+import json
+import os
 import pstats
 import statistics
+import subprocess
 import sys
 import time
 from contextlib import contextmanager
@@ -41,6 +44,47 @@ STEP_FUNCTIONS = (
     "finish_run",
 )  # fmt: skip
 PROMPT = "When do I vaccinate broilers?"
+#: The client before the fused calls (5 round trips for a text answer), for the side-by-side part.
+BEFORE = "2fe46bd"
+#: One batch of asks in a child process, for either client (``sys.path`` picks which): the db ms of
+#: each run after 3 warm-up runs, as JSON on the last line.
+CHILD = """
+import json, sys, time
+import farmops_client
+from farmops_client.embeddings import LexicalEmbedder
+from farmops_client.testing import FakeBedrock, fake_bedrock_client
+dsn, farm, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+outside = [0.0]
+class Timed(LexicalEmbedder):
+    def embed(self, texts):
+        t = time.perf_counter()
+        try:
+            return super().embed(texts)
+        finally:
+            outside[0] += time.perf_counter() - t
+fake = FakeBedrock()
+bedrock = fake_bedrock_client(fake)
+converse = bedrock.converse
+def timed_converse(**kw):
+    t = time.perf_counter()
+    try:
+        return converse(**kw)
+    finally:
+        outside[0] += time.perf_counter() - t
+bedrock.converse = timed_converse
+out = []
+with farmops_client.connect(dsn, bedrock=bedrock, embedder=Timed(), min_size=1, max_size=1) as c:
+    for i in range(runs + 3):
+        fake.push(FakeBedrock.text("Give water first."))
+        with c.tenant(farm, "alice") as t:
+            outside[0] = 0.0
+            started = time.perf_counter()
+            t.ask("When do I vaccinate broilers?", max_tokens=100, max_input_tokens=100)
+            wall = time.perf_counter() - started
+        if i >= 3:
+            out.append((wall - outside[0]) * 1000)
+print(json.dumps(out))
+"""
 
 
 def label(effect: core.Db) -> str:
@@ -163,6 +207,53 @@ def profile(host: str, port: int, dbname: str, runs: int, mode: str) -> dict:
     }
 
 
+def side_by_side(host: str, port: int, dbname: str, rounds: int, runs: int, before: str) -> dict:
+    """db ms per run of the client before (``before``, its tree from git) and this one, each in a child
+    process, batches alternating (``rounds`` x ``runs`` asks each), on one farm, durable and without
+    the flush wait: {(client, mode): [ms, ...]}."""
+    old = common.REPO / ".tmp" / f"bench-client-{before}"
+    subprocess.run(
+        f"rm -rf {old} && mkdir -p {old} && git archive {before} farmops_client | tar -x -C {old}",
+        shell=True, check=True, cwd=common.REPO,
+    )  # fmt: skip
+    with farmops_client.connect(common.dsn(host, port, APP_LOGIN, dbname), embedder=LexicalEmbedder()) as c:
+        farm = c.create_farm("side by side", "alice")
+        with c.tenant(farm, "alice") as t:
+            t.grant_credits(10_000_000, "bench")
+            t.ingest_document("Vaccination", "Vaccinate broilers against Newcastle disease on day 7 and 21.")
+    out: dict[tuple[str, str], list[float]] = {}
+    for _ in range(rounds):
+        for mode in ("durable", "async commit"):
+            dsn = common.dsn(host, port, APP_LOGIN, dbname)
+            if mode == "async commit":
+                dsn += "&options=-c%20synchronous_commit%3Doff"
+            for client, path in ((before, old), ("this tree", common.REPO)):
+                env = {**os.environ, "PYTHONPATH": str(path)}
+                done = subprocess.run(
+                    [sys.executable, "-c", CHILD, dsn, str(farm), str(runs)],
+                    env=env, check=True, capture_output=True, text=True, cwd=path,
+                )  # fmt: skip
+                out.setdefault((client, mode), []).extend(json.loads(done.stdout.splitlines()[-1]))
+    return out
+
+
+def render_side_by_side(ab: dict, before: str) -> list[str]:
+    """p50 / p95 db ms per client and mode, and the ratio of the p50s."""
+    lines = [
+        f"Side by side: db ms of t.ask() (text answer), the client before the fused calls ({before}: 5 round",
+        "trips) and this tree (3), alternating batches in child processes on one farm:",
+    ]
+    rows = []
+    for mode in ("durable", "async commit"):
+        old, new = ab[(before, mode)], ab[("this tree", mode)]
+        p50_old, p50_new = statistics.median(old), statistics.median(new)
+        was = f"{p50_old:.2f} / {common.quantile(old, 0.95):.2f}"
+        now = f"{p50_new:.2f} / {common.quantile(new, 0.95):.2f}"
+        rows.append([mode, was, now, f"{p50_new / p50_old:.2f}x", str(len(new))])
+    lines += common.table(["commit", f"{before} p50 / p95", "this tree p50 / p95", "p50 ratio", "runs"], rows)
+    return lines
+
+
 def render(results: dict[str, dict]) -> list[str]:
     """The table: per step, client ms (median) durable and without the flush wait; server ms."""
     lines = [
@@ -205,6 +296,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=40, help="measured runs per mode (after 3 warm-up)")
     parser.add_argument("--data-dir", type=Path, default=common.DATA_DIR, help="embedded server data")
+    parser.add_argument("--before", default=BEFORE, help=f"the client to compare with (default {BEFORE})")
+    parser.add_argument("--rounds", type=int, default=4, help="alternating batches per client and mode")
     args = parser.parse_args(argv)
     host, port = common.serve(args.data_dir)
     dbname = common.fresh_database(host, port, "farmops_profile")
@@ -212,9 +305,11 @@ def main(argv: list[str] | None = None) -> int:
         with psycopg.connect(common.dsn(host, port, "postgres", dbname), autocommit=True) as conn:
             conn.execute(f"ALTER DATABASE \"{dbname}\" SET track_functions = 'all'")
         results = {mode: profile(host, port, dbname, args.runs, mode) for mode in ("durable", "async commit")}
+        ab = side_by_side(host, port, dbname, args.rounds, max(5, args.runs // args.rounds), args.before)
     finally:
         common.drop_database(host, port, dbname)
-    text = "\n".join([*common.machine(host, port), "", *render(results)])
+    lines = [*common.machine(host, port), "", *render_side_by_side(ab, args.before), "", *render(results)]
+    text = "\n".join(lines)
     print(text)
     common.write_result("run_profile.txt", text)
     return 0
