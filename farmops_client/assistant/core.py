@@ -893,6 +893,7 @@ def governed_run(plan: Plan, cache: dict[str, Any]) -> Generator[Effect, Any, As
         # blocked, PII redacted) and the run settled with the screened answer (farmops.finish_run).
         if result.stop_reason == "guardrail_intervened":
             stage, categories = guarding.guardrail_categories(response.get("trace"))
+            categories = categories[:64]  # what finish_run records at most (a trace never names more)
         settle: Call | Statement = Statement(
             FINISH_RUN,
             {
