@@ -72,9 +72,9 @@ bench: $(BIN)/farmops
 	$(BIN)/python bench/run.py $(BENCH)
 
 # The other benches (PII redaction, guard rules, embedder, transaction-local role, spend control,
-# observability), each its own table.
+# observability, where a governed run's database ms go), each its own table.
 bench-extra: $(BIN)/farmops
-	@for b in bench/bench_pii.py bench/bench_guards.py bench/bench_embedder.py bench/bench_role.py bench/bench_control.py bench/bench_observe.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	@for b in bench/bench_pii.py bench/bench_guards.py bench/bench_embedder.py bench/bench_role.py bench/bench_control.py bench/bench_observe.py bench/bench_run_profile.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) .tmp .pytest_cache .ruff_cache

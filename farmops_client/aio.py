@@ -805,7 +805,7 @@ class _Effects:
     async def __call__(self, effect: Any) -> Any:
         t = self.t
         if isinstance(effect, core.Db):
-            if any(isinstance(s, core.Call) and s.function == "settle_run" for s in effect.steps):
+            if effect.settle:
                 # settling survives a second cancellation: the run settles exactly once either way
                 return await asyncio.shield(self.db(effect))
             return await self.db(effect)
@@ -837,8 +837,15 @@ class _Effects:
         if not effect.context and t.token is None and not t.client.role and len(effect.steps) == 1:
             async with t.client.connection() as conn:
                 if conn.autocommit:  # the call is the transaction: one round trip
-                    return [await _rows(await _send(conn, effect.steps[0]))]
-        return await t.run_steps(effect.steps)
+                    rows = [await _rows(await _send(conn, effect.steps[0]))]
+                    db.vouch_clean(conn)  # only farmops' own call ran: no reset round trip on return
+                    return rows
+        async with t.short_transaction() as conn:
+            if not effect.durable:
+                await _send(conn, core.LAZY_COMMIT)
+            cursors = [await _send(conn, step) for step in effect.steps]
+            db.vouch_clean(conn)  # the pipeline's steps only; a failed one leaves the connection idle too
+        return [await _rows(cur) for cur in cursors]
 
 
 async def connect(
@@ -884,8 +891,9 @@ async def connect(
             await register_vector_async(conn)
 
     async def reset(conn: psycopg.AsyncConnection) -> None:
-        with db.translated():
-            await conn.execute(RESET_SESSION)
+        if db.needs_reset(conn):  # not after a governed run's own steps (vouched clean, idle)
+            with db.translated():
+                await conn.execute(RESET_SESSION)
 
     pool = AsyncConnectionPool(
         dsn,

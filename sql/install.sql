@@ -267,6 +267,7 @@ VALUES ('0141_knowledge_global_index_denser_graph.sql', '58260873324642fc4963504
 \ir functions/10_tenancy/verified_identity.sql
 \ir functions/20_credits/expire.sql
 \ir functions/20_credits/extend.sql
+\ir functions/20_credits/extend_ahead.sql
 \ir functions/20_credits/grant.sql
 \ir functions/20_credits/invariants.sql
 \ir functions/20_credits/ledger.sql
@@ -300,6 +301,7 @@ VALUES ('0141_knowledge_global_index_denser_graph.sql', '58260873324642fc4963504
 \ir functions/50_trust/guards.sql
 \ir functions/50_trust/pii.sql
 \ir functions/50_trust/pii_policy.sql
+\ir functions/50_trust/screened_run.sql
 \ir functions/50_trust/screening.sql
 \ir functions/60_control/approvals.sql
 \ir functions/60_control/budgets.sql

@@ -76,12 +76,18 @@ class Statement:
 class Db:
     """One short transaction with the tenant context, pipelined: every step's rows, in order.
 
-    ``context=False``: the steps check membership themselves (``reserve_run``), so the driver sends
+    ``context=False``: the steps check membership themselves (``reserve_screened_run``), so the driver sends
     the tenant context only for a session on an identity token, and otherwise runs the one call alone.
     """
 
     steps: tuple[Call | Statement, ...]
     context: bool = True
+    #: The run's settle: the asyncio driver shields it from a second cancellation.
+    settle: bool = False
+    #: False: the commit does not wait for its WAL flush (``synchronous_commit = off`` for this
+    #: transaction only), for a step whose loss in a server crash costs nothing: a run's start and
+    #: first retrieval (a crashed run is expired and refunded; its next commit flushes this one).
+    durable: bool = True
 
 
 @dataclass(frozen=True)
@@ -409,9 +415,19 @@ def tool_specs(plan: Plan, cache: dict[str, Any]) -> Generator[Effect, Any, list
 
 
 def run_tool(
-    plan: Plan, run_id: UUID, name: str, payload: dict[str, Any], cache: dict[str, Any]
+    plan: Plan,
+    run_id: UUID,
+    name: str,
+    payload: dict[str, Any],
+    cache: dict[str, Any],
+    ahead: Call | None = None,
+    grown: list[dict[str, Any]] | None = None,
 ) -> Generator[Effect, Any, ToolCall]:
-    """One toolUse: the service's handler, or the database (whose outcome the model reads)."""
+    """One toolUse: the service's handler, or the database (whose outcome the model reads).
+
+    ``ahead``: ``farmops.try_extend_reservation`` for the next model call, pipelined in a proposal's
+    transaction (no round trip of its own); its row is appended to ``grown`` (nothing when the tool
+    made no such transaction, or the proposal was refused and rolled it back)."""
     own = {t.name: t for t in plan.tools or () if isinstance(t, Tool)}
     if name in own:
         try:
@@ -452,7 +468,9 @@ def run_tool(
         )
     record_type = name.removeprefix("create_")
     try:
-        (rows,) = yield Db((_propose(run_id, record_type, payload),))
+        (rows, *extended) = yield Db((_propose(run_id, record_type, payload),) + ((ahead,) if ahead else ()))
+        if grown is not None and extended:
+            grown.append(extended[0][0])
     except SuggestOnly:
         return ToolCall(name, payload, Outcome.REFUSED, "not allowed: suggest only")
     except (InvalidPayload, UnknownRecordType) as exc:
@@ -559,42 +577,131 @@ def _bound_of(plan: Plan, request: dict[str, Any]) -> Generator[Effect, Any, siz
     return _call_bound(plan, request, counted)
 
 
+#: A step's commit without the WAL flush wait (:attr:`Db.durable`), for its transaction only.
+LAZY_COMMIT = Statement("SELECT pg_catalog.set_config('synchronous_commit', 'off', true)", {})
+#: The governed run's first step: the input screen and the reservation in one call (one round trip).
+RESERVE_SCREENED_RUN = """
+SELECT s.verdict, s.categories, s.rule_names, s.redacted, s.event_id, (s.run).*
+FROM farmops.reserve_screened_run(
+    p_farm_id => %(farm_id)s, p_user_id => %(user_id)s, p_prompt => %(prompt)s, p_feature => %(feature)s,
+    p_model => %(model)s, p_max_input_tokens => %(max_input_tokens)s,
+    p_max_output_tokens => %(max_output_tokens)s, p_request_id => %(request_id)s, p_ttl => %(ttl)s::interval
+) AS s"""
+#: The governed run's last step: the guardrail's event, the output screen and the settle in one call.
+FINISH_RUN = """
+SELECT s.verdict, s.categories, s.rule_names, s.answer, s.guardrail_event_id, (s.run).*
+FROM farmops.finish_run(
+    p_run_id => %(run_id)s, p_status => %(status)s, p_answer => %(answer)s,
+    p_input_tokens => %(input_tokens)s, p_output_tokens => %(output_tokens)s, p_latency_ms => %(latency_ms)s,
+    p_error => %(error)s, p_guardrail_stage => %(guardrail_stage)s,
+    p_guardrail_categories => %(guardrail_categories)s::text[]
+) AS s"""
+#: The run row's columns the run reads from the reservation.
+RUN_COLUMNS = ("id", "status", "credits_reserved", "approval", "approval_rule")
+#: How long a client reuses the count of a request without its messages (the system prompt and the
+#: tools: most of a first call's input), keyed by model, system, tools and guardrail.
+SKELETON_TTL = TOOL_SPECS_TTL
+
+
+def _skeleton(plan: Plan, system: list[str], tools: list[dict[str, Any]]) -> dict[str, Any]:
+    """The first request without history or prompt (one placeholder message): no user text."""
+    placeholder = guarding.guard_content(".") if plan.guardrail else {"text": "."}
+    return _request(plan, system, [{"role": "user", "content": [placeholder]}], tools)
+
+
+def _skeleton_key(plan: Plan, system: list[str], tools: list[dict[str, Any]]) -> str:
+    import hashlib
+    import json
+
+    shape = [plan.model, system, tools, bool(plan.guardrail), plan.additional_model_request_fields]
+    return hashlib.sha256(json.dumps(shape, sort_keys=True, default=repr).encode()).hexdigest()
+
+
+def _first_bound(
+    plan: Plan, system: list[str], tools: list[dict[str, Any]], cache: dict[str, Any]
+) -> Generator[Effect, Any, sizing.CallBound]:
+    """The first call's bound for the reservation, before the prompt is screened, so without any of
+    the user's text leaving: the caller's ``max_input_tokens``; else the skeleton's bound (the system
+    prompt and the tools, no history, no prompt: :func:`_skeleton`; the provider's count, cached per
+    client for :data:`SKELETON_TTL`, or the estimate for a model that cannot count) plus the
+    conservative estimate of the history and the prompt, computed here (no I/O)."""
+    if plan.max_input_tokens is not None:
+        return sizing.CallBound(plan.max_input_tokens, plan.max_tokens)
+    user = sizing.estimate_input_tokens(
+        {"messages": [*plan.history, {"role": "user", "content": [{"text": plan.prompt}]}]}
+    )
+    request = _skeleton(plan, system, tools)
+    key = _skeleton_key(plan, system, tools)
+    known = cache.get("skeletons", {}).get(key)
+    if known is not None and known[0] > time.monotonic():
+        return sizing.CallBound(known[1] + user, plan.max_tokens)
+    counted = yield CountTokens(request)
+    bound = _call_bound(plan, request, counted)
+    if counted is not None:  # a count is kept (an estimate costs nothing to make again)
+        skeletons = cache.setdefault("skeletons", {})
+        if len(skeletons) >= 64:
+            skeletons.clear()
+        skeletons[key] = (time.monotonic() + SKELETON_TTL, bound.input_tokens)
+    return sizing.CallBound(bound.input_tokens + user, plan.max_tokens)
+
+
+#: What one tool result may add to the next request, in bytes, for growing its hold ahead: the
+#: database's answers to a proposal are short ("drafted for confirmation (draft <id>)"); a longer
+#: one (a rejection's reason) only means the cover check grows the hold again before the call.
+TOOL_RESULT_BYTES = 512
+
+
+def _ahead(
+    plan: Plan, usage: Usage, bound: sizing.CallBound, message: dict[str, Any], uses: int
+) -> sizing.RunBound:
+    """What the hold must cover for the call after this turn's tools: the tokens reported so far plus
+    the next request's bound, which is this call's bound plus what the turn adds (the model's message
+    and the tool results, by the byte rule of :mod:`.sizing`, with the 10% margin of a count)."""
+    import json
+
+    added = len(json.dumps(message, ensure_ascii=False, separators=(",", ":"), default=repr).encode())
+    added += uses * TOOL_RESULT_BYTES + 2 * sizing.MESSAGE_OVERHEAD_TOKENS
+    return sizing.RunBound(
+        usage.input_tokens + bound.input_tokens + added + added // 10,
+        usage.output_tokens + plan.max_tokens,
+    )
+
+
+def _try_extend(run_id: UUID, need: sizing.RunBound) -> Call:
+    return Call(
+        "try_extend_reservation",
+        {
+            "run_id": run_id,
+            "cover_input_tokens": need.input_tokens,
+            "cover_output_tokens": need.output_tokens,
+        },
+    )
+
+
 def governed_run(plan: Plan, cache: dict[str, Any]) -> Generator[Effect, Any, AskResult]:
     """One governed run (see the module docstring of :mod:`farmops_client.assistant.run`)."""
-    # 0. the input guards (farmops.screen_input), before anything is reserved: a blocked message is
-    # recorded and never sent (no run, no charge); the model and the embedder see it redacted.
-    (screened,) = yield Db((Call("screen_input", {"text": plan.prompt}),))
-    screened = screened[0]
-    if screened["verdict"] == "block":
-        refused = AskResult(None, "blocked", guarding.INPUT_REFUSAL, None)
-        refused.screening = guarding.input_screening(screened)
-        yield Emit(Finished(refused))
-        return refused
-    prompt = screened["redacted"]
     tools = yield from tool_specs(plan, cache)
     system = list(plan.system)
-    user = guarding.guard_content(prompt) if plan.guardrail else {"text": prompt}
-    messages: list[dict[str, Any]] = [*plan.history, {"role": "user", "content": [user]}]
-    # 1. reserve the first call's bound, before anything is sent to the model
-    first = _request(plan, system, messages, tools)
-    bound = yield from _bound_of(plan, first)
-    # The context passages are not known yet: the hold grows to cover them before the first call
-    # (a reservation sized for k passages of the longest kind would hold several times the cost).
+    # 1. ONE call screens the prompt (the input guards, the farm's PII redaction) and, unless it is
+    # blocked, reserves the first call's bound (farmops.reserve_screened_run). The prompt is not
+    # screened yet, so no user text goes to Bedrock for that bound (:func:`_first_bound`: CountTokens
+    # of the system prompt and tools only, once per client and TTL); the cover check before each
+    # model call grows the hold to the real count, with the context passages.
+    bound = yield from _first_bound(plan, system, tools, cache)
     covered = sizing.RunBound(bound.input_tokens, bound.output_tokens)
-    reserve = Call(
-        "reserve_run",
+    reserve = Statement(
+        RESERVE_SCREENED_RUN,
         {
             "farm_id": plan.farm_id,
             "user_id": plan.user_id,
+            "prompt": plan.prompt,
             "feature": plan.feature,
             "model": plan.model,
             "max_input_tokens": covered.input_tokens,
             "max_output_tokens": covered.output_tokens,
             "request_id": plan.request_id or str(uuid.uuid4()),
             "ttl": plan.ttl,
-            "input_summary": summary(plan.prompt),
         },
-        {"ttl": "interval"},
     )
     rec = steps.RunRecorder(plan.farm_id, plan.prompt, model=plan.model, feature=plan.feature,
                             max_tokens=plan.max_tokens)  # fmt: skip
@@ -604,8 +711,19 @@ def governed_run(plan: Plan, cache: dict[str, Any]) -> Generator[Effect, Any, As
     except BaseException as exc:
         rec.finish(AskResult(run_id=None, status="failed", text="", stop_reason=None), exc)
         raise
+    screened = rows[0]
+    if screened["verdict"] == "block":  # recorded, never sent, nothing reserved or charged
+        rec.end(span, {"farmops.guard.verdict": "block"})
+        refused = AskResult(None, "blocked", guarding.INPUT_REFUSAL, None)
+        refused.screening = guarding.input_screening(screened)
+        rec.finish(refused)
+        yield Emit(Finished(refused))
+        return refused
+    prompt = screened["redacted"]
+    user = guarding.guard_content(prompt) if plan.guardrail else {"text": prompt}
+    messages: list[dict[str, Any]] = [*plan.history, {"role": "user", "content": [user]}]
     rec.end(span)
-    run = rows[0]
+    run = {k: screened[k] for k in RUN_COLUMNS}
     rec.reserved(run)
     if run.get("approval") == "pending":  # held by a require_approval policy: the model is not called
         held = RunAwaitsApproval(
@@ -653,13 +771,12 @@ def governed_run(plan: Plan, cache: dict[str, Any]) -> Generator[Effect, Any, As
             rec.end(span)
             span = rec.start("farmops.retrieve", {MODEL: plan.embedder_model})
             search = _search_for_run(result.run_id, vector, plan.embedder_model, plan.k)
-            hits = (yield Db((*steps_of_start, search, *_meter(plan, tokens, result.run_id))))[
-                len(steps_of_start)
-            ]
+            metered = _meter(plan, tokens, result.run_id)  # money: then the commit waits for its flush
+            hits = (yield Db((*steps_of_start, search, *metered), durable=not metered))[len(steps_of_start)]
             rec.end(span, {PASSAGES: len(hits)})
         else:  # no retrieval asked for: no embedding, no context block
             span = rec.start("farmops.retrieve")
-            yield Db(steps_of_start)
+            yield Db(steps_of_start, durable=False)
             hits = []
             rec.end(span)
         rec.retrieved(hits)
@@ -717,17 +834,23 @@ def governed_run(plan: Plan, cache: dict[str, Any]) -> Generator[Effect, Any, As
             if stop_reason != "tool_use" or turn == plan.max_tool_turns:
                 break
             results = []
-            for block in message.get("content", []):
-                if "toolUse" in block:
-                    use = block["toolUse"]
-                    span = rec.start_tool(use["name"])
-                    call = yield from run_tool(
-                        plan, result.run_id, use["name"], dict(use.get("input") or {}), cache
-                    )
-                    rec.tool_done(span, call)
-                    result.record(call)
-                    yield Emit(ToolOutcome(call))
-                    results.append(call.tool_result(use["toolUseId"]))
+            uses = [block["toolUse"] for block in message.get("content", []) if "toolUse" in block]
+            # The next call's hold, grown in the last tool's transaction when it is a proposal.
+            ahead = _ahead(plan, usage, bound, message, len(uses))
+            for i, use in enumerate(uses):
+                span = rec.start_tool(use["name"])
+                last = i == len(uses) - 1 and not covered.covers(ahead)
+                ahead_rows: list[dict[str, Any]] = []
+                call = yield from run_tool(
+                    plan, result.run_id, use["name"], dict(use.get("input") or {}), cache,
+                    ahead=_try_extend(result.run_id, ahead) if last else None, grown=ahead_rows,
+                )  # fmt: skip
+                if ahead_rows and ahead_rows[0]["refused"] is None:
+                    result.credits_reserved, covered = ahead_rows[0]["held"], ahead
+                rec.tool_done(span, call)
+                result.record(call)
+                yield Emit(ToolOutcome(call))
+                results.append(call.tool_result(use["toolUseId"]))
             messages.append({"role": "user", "content": results})
         result.stop_reason = stop_reason
         status, error = ("failed", exhausted) if exhausted else verdict(stop_reason, plan.max_tool_turns)
@@ -751,34 +874,51 @@ def governed_run(plan: Plan, cache: dict[str, Any]) -> Generator[Effect, Any, As
                 b["text"] for b in assembler.response()["output"]["message"]["content"] if "text" in b
             )
     result.text = "\n".join(texts).strip()
-    if failure is None and interrupted is None:
-        try:
-            yield from _screen_output(result, response)
-        except BaseException as exc:  # settle whatever happens, then re-raise
-            status, error, interrupted = "failed", error_text(exc), exc
     result.messages = messages
     result.input_tokens, result.output_tokens = usage.input_tokens, usage.output_tokens
     result.status, result.error = status, error
-    settle = Call(
-        "settle_run",
-        {
-            "run_id": result.run_id,
-            "status": status,
-            "credits_actual": None,
-            "input_tokens": usage.input_tokens,
-            "output_tokens": usage.output_tokens,
-            "latency_ms": result.latency_ms,
-            "output_summary": summary(result.text or None),
-            "error": summary(error),
-        },
-    )
+    tokens = {
+        "run_id": result.run_id,
+        "status": status,
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
+        "latency_ms": result.latency_ms,
+        "error": summary(error),
+    }
+    screens = failure is None and interrupted is None
+    stage: str | None = None
+    categories: list[str] | None = None
+    if screens:
+        # 4. ONE call: the guardrail's intervention recorded, the answer screened (a refusal when
+        # blocked, PII redacted) and the run settled with the screened answer (farmops.finish_run).
+        if result.stop_reason == "guardrail_intervened":
+            stage, categories = guarding.guardrail_categories(response.get("trace"))
+            categories = categories[:64]  # what finish_run records at most (a trace never names more)
+        settle: Call | Statement = Statement(
+            FINISH_RUN,
+            {
+                **tokens,
+                "answer": result.text or None,
+                "guardrail_stage": stage,
+                "guardrail_categories": categories,
+            },
+        )
+    else:  # a failed or interrupted call: settled as before, its partial text not screened
+        settle = Call(
+            "settle_run",
+            {**tokens, "credits_actual": None, "output_summary": summary(result.text or None)},
+        )
     settled: dict[str, Any] | None = None
     recorded = rec.pending_args()  # the run's steps, in the settle transaction (no extra round trip)
     span = rec.start("farmops.settle", {"farmops.run.status": status})
     try:
-        (rows, *_) = yield Db((settle,) + ((Call("record_run_steps", recorded),) if recorded else ()))
+        (rows, *_) = yield Db(
+            (settle,) + ((Call("record_run_steps", recorded),) if recorded else ()), settle=True
+        )
         rec.end(span)
         settled = rows[0]
+        if screens:
+            _screened_output(result, settled, stage, categories)
         result.credits_actual = settled.get("credits_actual")
         result.credits_shortfall = settled.get("credits_shortfall") or 0
     except Exception as settle_exc:
@@ -808,27 +948,16 @@ def governed_run(plan: Plan, cache: dict[str, Any]) -> Generator[Effect, Any, As
     return result
 
 
-def _screen_output(result: AskResult, response: dict[str, Any]) -> Generator[Effect, Any, None]:
-    """The output guards before the settle: a Bedrock Guardrail intervention recorded with its
-    categories; the answer screened (``farmops.screen_output``: a refusal when blocked, PII redacted)."""
-    if result.stop_reason == "guardrail_intervened":
-        stage, categories = guarding.guardrail_categories(response.get("trace"))
-        (rows,) = yield Db(
-            (
-                Call(
-                    "record_guardrail_intervention",
-                    {"run_id": result.run_id, "stage": stage, "categories": categories},
-                    {"categories": "text[]"},
-                ),
-            )
-        )
-        event = rows[0]["record_guardrail_intervention"]
+def _screened_output(
+    result: AskResult, finished: dict[str, Any], stage: str | None, categories: list[str] | None
+) -> None:
+    """What ``farmops.finish_run`` decided: the guardrail's event, the output screen, the answer."""
+    if stage is not None:
+        event = finished["guardrail_event_id"]
         result.screening["guardrail"] = {"stage": stage, "categories": categories, "event_id": event}
-    if result.text:
-        (rows,) = yield Db((Call("screen_output", {"run_id": result.run_id, "text": result.text}),))
-        out = rows[0]
-        result.screening["output"] = {k: out[k] for k in ("verdict", "categories", "rule_names")}
-        result.text = out["answer"]
+    if finished["verdict"] is not None:
+        result.screening["output"] = {k: finished[k] for k in ("verdict", "categories", "rule_names")}
+        result.text = finished["answer"]
 
 
 # -- what the drivers share besides the run -----------------------------------------------------------

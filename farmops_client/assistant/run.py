@@ -5,9 +5,11 @@ Order of operations (the rules are in :mod:`.core`; each database step is its ow
 transaction of ONE round trip on a connection borrowed for it, and no transaction or connection
 is held during a network call):
 
-1. ``farmops.reserve_run`` (membership, price and reservation in one call): the bound of the FIRST
-   model call (:mod:`.sizing`: the provider's token count where it offers one, else a conservative
-   estimate, plus room for the context passages) is reserved before anything is sent to Bedrock.
+1. ``farmops.reserve_screened_run`` (membership, the input guards and PII redaction, price and
+   reservation in one call): the bound of the FIRST model call (:mod:`.sizing`: the provider's token
+   count of the system prompt and tools, never of the user's text, plus a conservative estimate of
+   the history and prompt; or the caller's ``max_input_tokens``) is reserved before anything is sent
+   to the model. A blocked prompt is recorded and nothing is reserved (status ``blocked``).
    Not enough credits -> :class:`InsufficientCredits`, nothing else happens.
 2. the prompt is embedded, then ``farmops.start_run`` + ``farmops.search_for_run`` (pipelined):
    retrieved passages are recorded as the run's retrievals and given to the model as context.
@@ -15,11 +17,13 @@ is held during a network call):
    Before each call ``farmops.extend_reservation`` grows the run's hold to cover the tokens reported
    so far plus that call's bound (no round trip when it already does); a refusal ends the loop
    with what was done (``credits_exhausted``) and the run settles. Each toolUse goes to the database
-   in its own transaction (or to the service's own handler) and the model reads its outcome.
-4. ``farmops.settle_run`` whatever happens (a failure, a cancellation, a stream consumer that stops
-   reading), with the tokens the provider reported, or a call's held bound when it never reported;
-   the price is computed by the database and never exceeds the hold. If settling itself is
-   impossible (process killed, database gone), the reservation expires and
+   in its own transaction (or to the service's own handler) and the model reads its outcome; a
+   proposal's transaction also grows the hold for the next call (``try_extend_reservation``).
+4. ``farmops.finish_run`` whatever happens (a failure, a cancellation, a stream consumer that stops
+   reading: then ``farmops.settle_run``, nothing to screen): the answer screened by the output guards
+   and the run settled with it in one call, with the tokens the provider reported, or a call's held
+   bound when it never reported; the price is computed by the database and never exceeds the hold.
+   If settling itself is impossible (process killed, database gone), the reservation expires and
    ``farmops.expire_reservations`` refunds it.
 """
 
@@ -260,6 +264,8 @@ class _Effects:
                     db.vouch_clean(conn)  # only farmops' own call ran: no reset round trip on return
                     return rows
         with t.short_transaction() as conn:
+            if not effect.durable:
+                _send(conn, core.LAZY_COMMIT)
             cursors = [_send(conn, step) for step in effect.steps]
             db.vouch_clean(conn)  # the pipeline's steps only; a failed one leaves the connection idle too
         with db.translated():

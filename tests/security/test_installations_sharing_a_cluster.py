@@ -31,6 +31,7 @@ ENTRY_POINTS = {
     "create_farm": "SELECT farmops.create_farm('Intruder farm', %s::text)",
     # The fused reservation opens no context: it checks the login itself.
     "reserve_run": "SELECT farmops.reserve_run(%s, 'victim', 'chat', 'm', p_credits => 1)",
+    "reserve_screened_run": "SELECT farmops.reserve_screened_run(%s, 'victim', 'hi', 'chat', 'm', 1, 1)",
 }
 
 

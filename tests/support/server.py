@@ -62,6 +62,8 @@ def _drop_leftover_databases() -> None:
     with psycopg.connect(server_dsn("postgres"), autocommit=True) as conn:
         rows = conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'farmops\\_test%'").fetchall()
         for (name,) in rows:
+            # A killed run's template is still marked one, which DROP DATABASE refuses.
+            conn.execute(sql.SQL("ALTER DATABASE {} IS_TEMPLATE false").format(sql.Identifier(name)))
             conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 

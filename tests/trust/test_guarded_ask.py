@@ -68,7 +68,10 @@ def test_a_blocked_input_never_reaches_the_model_is_recorded_and_costs_nothing(c
     assert (result.run_id, result.status, result.text) == (None, "blocked", INPUT_REFUSAL)
     assert result.screening["input"]["verdict"] == "block"
     assert "instruction_override" in result.screening["input"]["categories"]
-    assert fake.seen() == []  # neither Converse nor the embedder
+    assert fake.seen("Converse") == fake.seen("InvokeModel") == []  # neither the model nor the embedder
+    # The one call before the screen counts the system prompt and tools: no text of the user's.
+    assert [r.operation for r in fake.seen()] == ["CountTokens"]
+    assert "pirates" not in json.dumps([r.body for r in fake.seen()])
     assert before == after
     assert one(admin, "SELECT count(*) FROM farmops.ai_runs")[0] == 0
     event = one(
