@@ -289,6 +289,7 @@ VALUES ('0120_knowledge_search_without_farm_helper.sql', '4007cc8cbee3fc9d64ae85
 \ir functions/50_trust/pii.sql
 \ir functions/50_trust/pii_policy.sql
 \ir functions/50_trust/screening.sql
+\ir functions/50_trust/stream_screening.sql
 \ir functions/60_control/approvals.sql
 \ir functions/60_control/budgets.sql
 \ir functions/60_control/cost.sql

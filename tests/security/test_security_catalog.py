@@ -107,6 +107,7 @@ APP_FUNCTIONS = {
     "farmops.run_pii_findings(uuid)",
     "farmops.screen_input(text)",
     "farmops.screen_output(uuid,text)",
+    "farmops.screen_stream_text(uuid,text)",
     "farmops.set_guard_rule(text,text,text[],text,text,boolean)",
     "farmops.set_pii_policy(text[])",
 }
@@ -178,6 +179,7 @@ SECURITY_DEFINER = {
     "farmops.redact_pii_for_farm(text)",
     "farmops.screen_input(text)",
     "farmops.screen_output(uuid,text)",
+    "farmops.screen_stream_text(uuid,text)",
     "farmops.set_guard_rule(text,text,text[],text,text,boolean)",
     "farmops.set_pii_policy(text[])",
     "farmops.adjust_credits(uuid,integer,text)",
