@@ -11,7 +11,9 @@ is held during a network call):
    Not enough credits -> :class:`InsufficientCredits`, nothing else happens.
 2. the prompt is embedded, then ``farmops.start_run`` + ``farmops.search_for_run`` (pipelined):
    retrieved passages are recorded as the run's retrievals and given to the model as context.
-3. Bedrock Converse (or ConverseStream), looping over ``tool_use`` up to ``max_tool_turns`` times.
+3. Bedrock Converse (or ConverseStream, whose text reaches the consumer only in segments screened
+   by ``farmops.screen_stream_text``: :mod:`.streaming`), looping over ``tool_use`` up to
+   ``max_tool_turns`` times.
    Before each call ``farmops.extend_reservation`` grows the run's hold to cover the tokens reported
    so far plus that call's bound (no round trip when it already does); a refusal ends the loop
    with what was done (``credits_exhausted``) and the run settles. Each toolUse goes to the database

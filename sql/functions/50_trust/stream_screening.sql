@@ -18,16 +18,17 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
-    -- Held back from the end of the text: longer than any match that may hold white space (a
-    -- phone number printed as "+1 (2) (3) ..." reaches 62 characters, an IBAN in groups 44, a card
-    -- 23) or any guard pattern the client streams past, so a match that may still continue is
-    -- never cut. A match without white space (a token, an address) cannot span a cut, which is
-    -- always at white space.
+    -- Held back from the end of the text: longer than any PII match that may hold white space (a
+    -- phone number printed as "+1 (2) (3) ..." reaches 58 characters, an IBAN in groups 44, a card
+    -- 23), so a match that may still continue is never cut; a match without white space (a token,
+    -- an address) cannot span a cut, which is always at white space. The same holds for guard
+    -- patterns up to 80 characters long (ADR 0028).
     c_hold constant integer := 80;
     v_farm uuid := farmops.require_capability('run_ai');
     v_check record;
     v_red record;
     v_limit integer;
+    v_head text;
     v_cut integer;
     v_inside integer;
     v_grown integer;
@@ -45,9 +46,12 @@ BEGIN
     SELECT r.redacted, r.findings INTO v_red FROM farmops._redact_pii(p_text, farmops._pii_keep_kinds(v_farm)) AS r;
     -- The cut: the last white space at least c_hold characters before the end that is not
     -- inside a finding (0-based index; the text before it is released).
+    -- (String functions, not a regex: a backend caches only 32 compiled regexes, and the guards
+    -- and the redaction already use most of them.)
     v_limit := char_length(p_text) - c_hold;
     LOOP
-        v_cut := char_length(substring(left(p_text, greatest(v_limit + 1, 0)) COLLATE "C" FROM '^.*[[:space:]]')) - 1;
+        v_head := translate(left(p_text, greatest(v_limit + 1, 0)), E'\t\n\x0B\f\r', '     ');
+        v_cut := char_length(v_head) - nullif(strpos(reverse(v_head), ' '), 0);
         EXIT WHEN v_cut IS NULL;
         SELECT (f ->> 'start')::integer INTO v_inside
         FROM jsonb_array_elements(v_red.findings) AS f
