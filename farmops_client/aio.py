@@ -43,7 +43,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from . import credits, db, knowledge, observability, spend, write_path
 from .arguments import int_arg, text_arg, uuid_arg
-from .assistant import core
+from .assistant import core, streaming
 from .assistant.core import AskResult, Finished, TextDelta, Tool, ToolOutcome
 from .assistant.guarding import Guardrail
 from .audit import AUDIT_LOG_QUERY, parse_trusted_head
@@ -740,8 +740,11 @@ class AsyncTenantSession:
         additional_model_request_fields: dict[str, Any] | None = None,
         history: Sequence[dict[str, Any]] | None = None,
         guardrail: Guardrail | None = None,
+        segment_chars: int = streaming.SEGMENT_CHARS,
     ) -> AsyncIterator[TextDelta | ToolOutcome | Finished]:
-        """:func:`farmops_client.assistant.ask_stream`, as an async generator."""
+        """:func:`farmops_client.assistant.ask_stream`, as an async generator (text released in
+        screened segments, :mod:`farmops_client.assistant.streaming`)."""
+        guard = streaming.StreamGuard(int_arg(segment_chars, "segment_chars", 1, 1_000_000))
         plan = core.make_plan(
             self,
             prompt,
@@ -776,17 +779,23 @@ class AsyncTenantSession:
             try:
                 if isinstance(effect, core.Emit):
                     if not closed:
+                        if isinstance(effect.event, Finished) and (rest := guard.finish(effect.event.result)):
+                            yield TextDelta(rest)  # the held-back tail, screened before the settle
                         yield effect.event
                 elif isinstance(effect, core.ModelCall) and effect.stream:
                     response = await self.client.offload(self.bedrock.converse_stream, **effect.request)
                     events = response["stream"]
                     iterator = core.stream_events(events)
+                    guard.start(effect)
                     try:
                         while (event := await self.client.offload(next, iterator, None)) is not None:
                             delta = effect.assembler.feed(event)
-                            if delta and not closed:
-                                yield TextDelta(delta)
+                            if not delta or closed or (screen := guard.feed(delta)) is None:
+                                continue
+                            if piece := guard.screened((await effects.db(core.Db((screen,))))[0][0]):
+                                yield TextDelta(piece)
                     finally:
+                        guard.end()
                         events.close()
                     value = effect.assembler.response()
                 else:

@@ -136,6 +136,8 @@ class Turn:
     drop_after_events: int | None = None
     #: ConverseStream only: seconds to wait before each event (a slow model).
     event_delay: float = 0.0
+    #: ConverseStream only: text deltas of this many characters (default: cut after each space).
+    delta_chars: int | None = None
 
 
 @dataclass(frozen=True)
@@ -369,7 +371,10 @@ class FakeBedrock:
         events: list[tuple[str, dict[str, Any]]] = [("messageStart", {"role": "assistant"})]
         for index, block in enumerate(turn.content):
             if "text" in block:
-                for piece in _pieces(block["text"]):
+                text, size = block["text"], turn.delta_chars
+                for piece in (
+                    _pieces(text) if size is None else [text[i : i + size] for i in range(0, len(text), size)]
+                ):
                     events.append(
                         ("contentBlockDelta", {"contentBlockIndex": index, "delta": {"text": piece}})
                     )

@@ -303,6 +303,7 @@ VALUES ('0141_knowledge_global_index_denser_graph.sql', '58260873324642fc4963504
 \ir functions/50_trust/pii_policy.sql
 \ir functions/50_trust/screened_run.sql
 \ir functions/50_trust/screening.sql
+\ir functions/50_trust/stream_screening.sql
 \ir functions/60_control/approvals.sql
 \ir functions/60_control/budgets.sql
 \ir functions/60_control/cost.sql

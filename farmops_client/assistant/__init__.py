@@ -5,6 +5,7 @@
 - :mod:`.core`: the run without I/O, a generator of effects (reserve, retrieve, converse, extend,
   tool calls, settle) shared by the sync and the asyncio client;
 - :mod:`.guarding`: the guards' refusal, a Bedrock :class:`Guardrail` and its trace's categories;
+- :mod:`.streaming`: what an ``ask_stream`` consumer sees, the answer released in screened segments;
 - :mod:`.run`: the sync driver (:func:`ask`, :func:`ask_stream`); :mod:`farmops_client.aio` the async one.
 """
 

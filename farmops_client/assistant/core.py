@@ -107,11 +107,15 @@ class CountTokens:
 
 @dataclass(frozen=True)
 class ModelCall:
-    """One Converse call (``stream``: ConverseStream, whose events feed ``assembler``); the response."""
+    """One Converse call (``stream``: ConverseStream, whose events feed ``assembler``); the response.
+
+    ``run_id``: the run it serves (a stream driver screens the text streamed so far against it).
+    """
 
     request: dict[str, Any]
     stream: bool
     assembler: StreamAssembler | None = None
+    run_id: UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -135,7 +139,8 @@ Effect = Db | Embed | CountTokens | ModelCall | RunServiceTool | Emit
 # -- events of ask_stream -----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class TextDelta:
-    """A piece of the model's answer, as ConverseStream delivered it."""
+    """A piece of the model's answer, screened for the farm before it is yielded (see
+    :mod:`.streaming`): the pieces of a run join into a prefix of its ``Finished`` answer."""
 
     text: str
 
@@ -252,6 +257,12 @@ class Plan:
     embedder_model: str = ""
     #: Converse's ``guardrailConfig`` (a Bedrock Guardrail), or None.
     guardrail: dict[str, Any] | None = None
+
+
+def answer_text(texts: list[str]) -> str:
+    """The answer of a run from the text blocks of its model calls, in order (what is screened,
+    stored and returned; a stream screens the same composition of what it has so far)."""
+    return "\n".join(texts).strip()
 
 
 def summary(text: str | None) -> str | None:
@@ -822,7 +833,7 @@ def governed_run(plan: Plan, cache: dict[str, Any]) -> Generator[Effect, Any, As
             in_flight = bound
             said = None if turn == 0 else _said(messages[-1])
             observed = rec.model_started(turn, said)
-            response = yield ModelCall(request, plan.stream, assembler)
+            response = yield ModelCall(request, plan.stream, assembler, result.run_id)
             rec.model_done(observed, response)
             in_flight = None
             usage.add(response)
@@ -873,7 +884,7 @@ def governed_run(plan: Plan, cache: dict[str, Any]) -> Generator[Effect, Any, As
             texts.extend(
                 b["text"] for b in assembler.response()["output"]["message"]["content"] if "text" in b
             )
-    result.text = "\n".join(texts).strip()
+    result.text = answer_text(texts)
     result.messages = messages
     result.input_tokens, result.output_tokens = usage.input_tokens, usage.output_tokens
     result.status, result.error = status, error

@@ -13,7 +13,9 @@ is held during a network call):
    Not enough credits -> :class:`InsufficientCredits`, nothing else happens.
 2. the prompt is embedded, then ``farmops.start_run`` + ``farmops.search_for_run`` (pipelined):
    retrieved passages are recorded as the run's retrievals and given to the model as context.
-3. Bedrock Converse (or ConverseStream), looping over ``tool_use`` up to ``max_tool_turns`` times.
+3. Bedrock Converse (or ConverseStream, whose text reaches the consumer only in segments screened
+   by ``farmops.screen_stream_text``: :mod:`.streaming`), looping over ``tool_use`` up to
+   ``max_tool_turns`` times.
    Before each call ``farmops.extend_reservation`` grows the run's hold to cover the tokens reported
    so far plus that call's bound (no round trip when it already does); a refusal ends the loop
    with what was done (``credits_exhausted``) and the run settles. Each toolUse goes to the database
@@ -35,9 +37,10 @@ from typing import Any
 import psycopg
 
 from .. import db, knowledge
+from ..arguments import int_arg
 from ..errors import SessionBusy
 from ..session import Session
-from . import core
+from . import core, streaming
 from .core import (
     DEFAULT_MODEL,
     SYSTEM_PROMPT,
@@ -149,14 +152,23 @@ def ask_stream(
     additional_model_request_fields: dict[str, Any] | None = None,
     history: Sequence[dict[str, Any]] | None = None,
     guardrail: Guardrail | None = None,
+    segment_chars: int = streaming.SEGMENT_CHARS,
 ) -> Iterator[TextDelta | ToolOutcome | Finished]:
-    """:func:`ask` over ConverseStream: yields :class:`TextDelta` pieces and :class:`ToolOutcome` as they
-    come, then :class:`Finished` with the settled :class:`AskResult`.
+    """:func:`ask` over ConverseStream: yields :class:`TextDelta` pieces of the answer as they pass the
+    farm's output guards and PII redaction, :class:`ToolOutcome` as they come, then :class:`Finished`
+    with the settled :class:`AskResult`.
+
+    No text reaches the consumer before it was screened (:mod:`.streaming`): the answer so far is
+    screened at a sentence or line end every ``segment_chars`` characters (one round trip each) and
+    released up to a safe cut, redacted; the held-back tail comes from the final screened answer just
+    before :class:`Finished`. The pieces join into a prefix of ``Finished.result.text``; when a screen
+    blocks, no more text is yielded and the answer is the refusal (``result.screening``).
 
     Closing the iterator early (or an error in the consumer) still settles the run, exactly once:
     with the usage the stream reported, or the interrupted call's held bound when it never did.
     """
     _not_busy(t)
+    guard = streaming.StreamGuard(int_arg(segment_chars, "segment_chars", 1, 1_000_000))
     plan = core.make_plan(
         t,
         prompt,
@@ -177,7 +189,7 @@ def ask_stream(
         history=history,
         guardrail=guardrail,
     )
-    return _stream(core.governed_run(plan, t.cache), _Effects(t))
+    return _stream(core.governed_run(plan, t.cache), _Effects(t), guard)
 
 
 def _not_busy(t: Session) -> None:
@@ -200,7 +212,9 @@ def drive(run: Generator[Any, Any, AskResult], handle: Callable[[Any], Any]) -> 
             value, error = None, exc
 
 
-def _stream(run: Generator[Any, Any, AskResult], effects: _Effects) -> Iterator[Any]:
+def _stream(
+    run: Generator[Any, Any, AskResult], effects: _Effects, guard: streaming.StreamGuard
+) -> Iterator[Any]:
     value: Any = None
     error: BaseException | None = None
     closed = False  # the consumer stopped reading: nothing more is yielded to it
@@ -213,9 +227,11 @@ def _stream(run: Generator[Any, Any, AskResult], effects: _Effects) -> Iterator[
         try:
             if isinstance(effect, Emit):
                 if not closed:
+                    if isinstance(effect.event, Finished) and (rest := guard.finish(effect.event.result)):
+                        yield TextDelta(rest)  # the held-back tail, screened before the settle
                     yield effect.event
             elif isinstance(effect, ModelCall) and effect.stream:
-                value = yield from effects.stream(effect, lambda: closed)  # noqa: B023 - read while this effect runs
+                value = yield from effects.stream(effect, guard, lambda: closed)  # noqa: B023 - read while this effect runs
             else:
                 value = effects(effect)
         except BaseException as exc:
@@ -272,17 +288,22 @@ class _Effects:
             return [cur.fetchall() for cur in cursors]
 
     def stream(
-        self, effect: ModelCall, closed: Callable[[], bool]
+        self, effect: ModelCall, guard: streaming.StreamGuard, closed: Callable[[], bool]
     ) -> Generator[TextDelta, None, dict[str, Any]]:
-        """One ConverseStream call: its text deltas yielded as they come, the assembled response returned."""
+        """One ConverseStream call: its text released in screened segments as it comes (one short
+        ``screen_stream_text`` round trip per segment, none held open), the assembled response returned."""
         response = self.t.bedrock.converse_stream(**effect.request)
         events = response["stream"]
+        guard.start(effect)
         try:
             for event in core.stream_events(events):
                 delta = effect.assembler.feed(event)
-                if delta and not closed():
-                    yield TextDelta(delta)
+                if not delta or closed() or (screen := guard.feed(delta)) is None:
+                    continue
+                if piece := guard.screened(self.db(Db((screen,)))[0][0]):
+                    yield TextDelta(piece)
         finally:
+            guard.end()
             events.close()
         return effect.assembler.response()
 

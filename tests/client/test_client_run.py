@@ -448,18 +448,26 @@ def test_twenty_concurrent_tool_runs_on_ten_credits_never_overspend(client, fake
 
 
 # -- streaming (§3) ------------------------------------------------------------------------------------------
+#: An answer long enough to be released in several screened segments (ask_stream, segment_chars=40).
+STORY = (
+    "Pen three is clean now. The drinkers were scrubbed and refilled this morning. Fresh litter went "
+    "down along the north wall. The birds are eating well and none were lost today. Next check at four."
+)
+
+
 def test_ask_stream_yields_deltas_and_tool_outcomes_then_the_settled_run(client, farm, fake, admin):
     fake.push(
-        F.tool_use(("create_note", NOTE)), F.text("Pen three is clean now.", input_tokens=30, output_tokens=9)
+        F.tool_use(("create_note", NOTE), text="Noting it."), F.text(STORY, input_tokens=30, output_tokens=9)
     )
     with client.tenant(farm, "alice") as t:
-        events = list(t.ask_stream("note it"))
+        events = list(t.ask_stream("note it", segment_chars=40))
     deltas = [e.text for e in events if isinstance(e, farmops_client.TextDelta)]
     outcomes = [e.call for e in events if isinstance(e, farmops_client.ToolOutcome)]
-    assert "".join(deltas) == "Pen three is clean now." and len(deltas) > 1
+    assert "".join(deltas) == "Noting it.\n" + STORY and len(deltas) > 2  # both turns, joined as the answer
     assert [c.name for c in outcomes] == ["create_note"]
     (finished,) = [e for e in events if isinstance(e, farmops_client.Finished)]
     assert events[-1] is finished and finished.result.status == "succeeded"
+    assert finished.result.text == "".join(deltas) and finished.result.screening["stream"]["screens"] >= 2
     row = run_row(admin, finished.result.run_id)
     assert (row["input_tokens"], row["output_tokens"]) == (20 + 30, 15 + 9)  # from the streams' metadata
     assert [r.operation for r in fake.seen() if r.operation.startswith("Converse")] == ["ConverseStream"] * 2
@@ -467,9 +475,9 @@ def test_ask_stream_yields_deltas_and_tool_outcomes_then_the_settled_run(client,
 
 
 def test_a_stream_closed_mid_way_settles_exactly_once_at_the_held_bound(client, farm, fake, admin):
-    fake.push(F.text("one two three four five six", input_tokens=40, output_tokens=12))
+    fake.push(F.text(STORY, input_tokens=40, output_tokens=12))
     with client.tenant(farm, "alice") as t:
-        events = t.ask_stream("count", max_tokens=100)
+        events = t.ask_stream("count", max_tokens=100, segment_chars=40)
         first = next(iter(events))
         events.close()  # the consumer stops reading before the stream's final metadata
         runs = t.runs()
@@ -491,7 +499,7 @@ def test_a_dropped_stream_fails_the_run_at_its_held_bound(client, farm, fake, ad
 
 
 def test_a_cancelled_async_stream_settles_exactly_once(db, fake, admin):
-    fake.push(replace(F.text("slow words come one by one here", output_tokens=7), event_delay=0.2))
+    fake.push(replace(F.text(STORY, output_tokens=7), event_delay=0.05))
     bedrock = fake_bedrock_client(fake)
 
     async def scenario():
@@ -504,7 +512,7 @@ def test_a_cancelled_async_stream_settles_exactly_once(db, fake, admin):
             got = asyncio.Event()
 
             async def consume():
-                async for event in t.ask_stream("count slowly", max_tokens=100):
+                async for event in t.ask_stream("count slowly", max_tokens=100, segment_chars=40):
                     if isinstance(event, farmops_client.TextDelta):
                         got.set()
 

@@ -111,6 +111,7 @@ APP_FUNCTIONS = {
     "farmops.screen_output(uuid,text)",
     "farmops.reserve_screened_run(uuid,text,text,text,text,integer,integer,text,interval)",
     "farmops.finish_run(uuid,text,text,integer,integer,integer,text,integer,integer,text,text[])",
+    "farmops.screen_stream_text(uuid,text)",
     "farmops.set_guard_rule(text,text,text[],text,text,boolean)",
     "farmops.set_pii_policy(text[])",
 }
@@ -187,6 +188,7 @@ SECURITY_DEFINER = {
     "farmops.screen_output(uuid,text)",
     "farmops.reserve_screened_run(uuid,text,text,text,text,integer,integer,text,interval)",
     "farmops.finish_run(uuid,text,text,integer,integer,integer,text,integer,integer,text,text[])",
+    "farmops.screen_stream_text(uuid,text)",
     "farmops.set_guard_rule(text,text,text[],text,text,boolean)",
     "farmops.set_pii_policy(text[])",
     "farmops.adjust_credits(uuid,integer,text)",

@@ -60,10 +60,12 @@ def _drop_leftover_databases() -> None:
     """A run killed before its teardown leaves its template and copies on the server, which outlives
     it in the checkout's .tmp: the next run would fail with DuplicateDatabase. Drop them first."""
     with psycopg.connect(server_dsn("postgres"), autocommit=True) as conn:
-        rows = conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'farmops\\_test%'").fetchall()
-        for (name,) in rows:
-            # A killed run's template is still marked one, which DROP DATABASE refuses.
-            conn.execute(sql.SQL("ALTER DATABASE {} IS_TEMPLATE false").format(sql.Identifier(name)))
+        rows = conn.execute(
+            "SELECT datname, datistemplate FROM pg_database WHERE datname LIKE 'farmops\\_test%'"
+        ).fetchall()
+        for name, template in rows:
+            if template:  # a template cannot be dropped
+                conn.execute(sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE false").format(sql.Identifier(name)))
             conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
