@@ -95,11 +95,12 @@ BEGIN
     IF NOT coalesce(v_kind.immutable, false) THEN
         RETURN NULL;
     END IF;
-    -- The key compared in its own type, so that the table's key index answers.
-    EXECUTE format('SELECT to_jsonb(t) FROM farmops.%I AS t WHERE t.farm_id = $1 AND t.%I = CAST($2 AS %s)',
-        p_table, v_kind.id_column, (
+    -- The key compared in its own type, so that the table's key index answers (a product's
+    -- record table is named schema.table).
+    EXECUTE format('SELECT to_jsonb(t) FROM %s AS t WHERE t.farm_id = $1 AND t.%I = CAST($2 AS %s)',
+        farmops._audit_relation(p_table), v_kind.id_column, (
             SELECT format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_attribute AS a
-            WHERE a.attrelid = format('farmops.%I', p_table)::regclass AND a.attname = v_kind.id_column
+            WHERE a.attrelid = farmops._audit_relation(p_table) AND a.attname = v_kind.id_column
         ))
         INTO v_row USING p_farm_id, p_id;
     RETURN farmops._audit_canonical(p_farm_id, v_row, p_create);
