@@ -242,6 +242,18 @@ SELECT farmops.migration_is_pending('0120_knowledge_search_without_farm_helper.s
 INSERT INTO farmops.schema_migrations (filename, sha256)
 VALUES ('0120_knowledge_search_without_farm_helper.sql', '4007cc8cbee3fc9d64ae854427785c63c22a82d0b431b76249877619026db41a');
 \endif
+SELECT farmops.migration_is_pending('0135_trust_audit_log_without_farm_key_share.sql', '74fc32068681f87056dff962ecdbd3da408f5ad530d61f9e659d2a91671c5324') AS pending \gset
+\if :pending
+\ir schema/0135_trust_audit_log_without_farm_key_share.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0135_trust_audit_log_without_farm_key_share.sql', '74fc32068681f87056dff962ecdbd3da408f5ad530d61f9e659d2a91671c5324');
+\endif
+SELECT farmops.migration_is_pending('0136_trust_pii_keep_kinds_with_mask_rules.sql', '4c72b7fe674ebcf1b52be51c269f9de673bd1869f72552392ff24069aace4f88') AS pending \gset
+\if :pending
+\ir schema/0136_trust_pii_keep_kinds_with_mask_rules.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0136_trust_pii_keep_kinds_with_mask_rules.sql', '4c72b7fe674ebcf1b52be51c269f9de673bd1869f72552392ff24069aace4f88');
+\endif
 \ir functions/00_core/arguments.sql
 \ir functions/00_core/errors.sql
 \ir functions/00_core/guards.sql
@@ -287,6 +299,7 @@ VALUES ('0120_knowledge_search_without_farm_helper.sql', '4007cc8cbee3fc9d64ae85
 \ir functions/50_trust/guard_rules_shipped_2_other.sql
 \ir functions/50_trust/guards.sql
 \ir functions/50_trust/pii.sql
+\ir functions/50_trust/pii_keep_kinds.sql
 \ir functions/50_trust/pii_policy.sql
 \ir functions/50_trust/screening.sql
 \ir functions/60_control/approvals.sql

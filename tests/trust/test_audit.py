@@ -317,7 +317,9 @@ def test_a_products_own_record_table_is_audited_and_verified(app, admin, wfarm, 
     admin.execute("ALTER TABLE acme.egg_collections ENABLE ALWAYS TRIGGER egg_collections_is_audited")
     result = verify(app, wfarm.id)
     assert result["broken_at_seq"] == seq_of(admin, wfarm.id, "record.added", record_id)
-    assert result["problem"] == f"{product_table} {record_id} or entry {result['broken_at_seq']} was changed " + (
+    assert result[
+        "problem"
+    ] == f"{product_table} {record_id} or entry {result['broken_at_seq']} was changed " + (
         "(content_hash differs)"
     )
     # A record deleted behind the chain's back is caught as gone.
@@ -326,7 +328,10 @@ def test_a_products_own_record_table_is_audited_and_verified(app, admin, wfarm, 
     admin.execute("SET session_replication_role = replica")
     admin.execute("DELETE FROM acme.egg_collections WHERE id = %s", [record_id])
     admin.execute("RESET session_replication_role")
-    assert verify(app, wfarm.id)["problem"] == f"{product_table} {record_id} of entry {result['broken_at_seq']} is gone"
+    assert (
+        verify(app, wfarm.id)["problem"]
+        == f"{product_table} {record_id} of entry {result['broken_at_seq']} is gone"
+    )
 
 
 def test_registering_a_product_table_attaches_its_audit_trigger_once(owner, product_table):
@@ -341,7 +346,8 @@ def test_registering_a_product_table_attaches_its_audit_trigger_once(owner, prod
         target_schema="acme", target_table="egg_collections", input_schema=Jsonb(EGGS),
     )  # fmt: skip
     assert owner.execute(
-        "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'acme.egg_collections'::regclass AND tgname LIKE '%audited'"
+        "SELECT count(*) FROM pg_trigger "
+        "WHERE tgrelid = 'acme.egg_collections'::regclass AND tgname LIKE '%audited'"
     ).fetchone() == (1,)
 
 

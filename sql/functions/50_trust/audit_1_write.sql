@@ -284,14 +284,10 @@ SELECT farmops._attach_audit(
 -- Every record table of the registry, a product's own (outside farmops) too:
 -- register_record_type attaches it when the type is registered; a re-install attaches it
 -- again (a table dropped since is skipped).
-SELECT
-    farmops._attach_audit(
-        farmops._audit_relation(
-            CASE WHEN t.target_schema = 'farmops' THEN t.target_table ELSE t.target_schema || '.' || t.target_table END
-        ), 'record', 'id', 'draft_id', 'created_by,@context,@login', 'INSERT', '', 'hash'
-    )
-FROM farmops.record_types AS t
-WHERE farmops._audit_relation(
-    CASE WHEN t.target_schema = 'farmops' THEN t.target_table ELSE t.target_schema || '.' || t.target_table END
-) IS NOT NULL
-ORDER BY t.target_schema, t.target_table;
+SELECT farmops._attach_audit(r.rel, 'record', 'id', 'draft_id', 'created_by,@context,@login', 'INSERT', '', 'hash')
+FROM (
+    SELECT farmops._audit_relation(t.target_schema || '.' || t.target_table) AS rel
+    FROM farmops.record_types AS t
+) AS r
+WHERE r.rel IS NOT NULL
+ORDER BY r.rel::text;

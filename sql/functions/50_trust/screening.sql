@@ -105,7 +105,9 @@ BEGIN
             v_farm, p_run_id, 'output', 'farmops', 'flag', 'flagged', categories, rule_names
         );
     END IF;
-    SELECT r.redacted, r.findings INTO v_red FROM farmops._redact_pii(p_text, farmops._pii_keep_kinds(v_farm)) AS r;
+    SELECT r.redacted, r.findings INTO v_red FROM farmops._redact_pii(p_text, farmops._pii_keep_kinds(v_farm, (
+        SELECT to_jsonb(x) FROM farmops.ai_runs AS x WHERE x.farm_id = v_farm AND x.id = p_run_id
+    ))) AS r;
     answer := v_red.redacted;
     INSERT INTO farmops.pii_findings (farm_id, ai_run_id, source, kind, findings)
     SELECT v_farm, p_run_id, 'answer', f ->> 'kind', count(*)
