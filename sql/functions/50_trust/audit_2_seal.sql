@@ -78,11 +78,11 @@ BEGIN
             'credits_reserved', r.credits_reserved - r.credits_extended, 'request_id', r.request_id,
             'reserved_at', r.reserved_at,
             'expires_at', r.expires_at
-        ) INTO v_row
-        FROM farmops.ai_runs AS r WHERE r.farm_id = p_farm_id AND r.id = p_id::uuid;
-        SELECT to_jsonb(l) INTO v_leg
-        FROM farmops.credit_ledger AS l
-        WHERE l.farm_id = p_farm_id AND l.ai_run_id = p_id::uuid AND l.kind = 'reserve';
+        ), to_jsonb(l) INTO v_row, v_leg
+        FROM farmops.ai_runs AS r
+        LEFT JOIN farmops.credit_ledger AS l
+            ON l.farm_id = r.farm_id AND l.ai_run_id = r.id AND l.kind = 'reserve'
+        WHERE r.farm_id = p_farm_id AND r.id = p_id::uuid;
         IF v_row IS NULL OR v_leg IS NULL THEN
             RETURN NULL;
         END IF;
@@ -152,11 +152,15 @@ DECLARE
     v_pending farmops._audit_pending [];
     v_event farmops._audit_pending;
     v_entry farmops.audit_log;
+    v_entries farmops.audit_log [] := '{}';
     v_seq bigint;
     v_prev text;
     v_object text;
     v_content jsonb;
     v_person_key boolean;
+    v_actor text;
+    -- Actors repeat (a farm has few members): each one's subject is looked up once per call.
+    v_subjects jsonb := '{}';
 BEGIN
     -- One sealer per farm; writers never take this lock.
     PERFORM farmops._lock_in_farm(p_farm_id, 'audit_seal');
@@ -177,9 +181,12 @@ BEGIN
     v_seq := coalesce(v_head.seq, 0);
     v_prev := coalesce(v_head.hash, repeat('0', 64));
     FOREACH v_event IN ARRAY v_pending LOOP
+        v_content := farmops._audit_content(
+            p_farm_id, v_event.object_table, v_event.object_id, v_event.action, true
+        );
         -- An idempotent replay fired the reservation trigger for a run row that ON CONFLICT
         -- then did not insert: no run, no event (runs are never deleted).
-        CONTINUE WHEN v_event.action = 'run.reserved' AND NOT EXISTS (
+        CONTINUE WHEN v_content IS NULL AND v_event.action = 'run.reserved' AND NOT EXISTS (
             SELECT FROM farmops.ai_runs AS r WHERE r.farm_id = p_farm_id AND r.id = v_event.object_id::uuid
         );
         v_person_key := v_event.object_table NOT IN ('ai_runs', 'credit_ledger') AND (
@@ -187,25 +194,29 @@ BEGIN
         );
         v_object := CASE WHEN v_person_key
             THEN farmops._subject_of(p_farm_id, v_event.object_id) ELSE v_event.object_id END;
-        v_content := farmops._audit_content(
-            p_farm_id, v_event.object_table, v_event.object_id, v_event.action, true
-        );
+        v_actor := v_subjects ->> v_event.actor;
+        IF v_actor IS NULL THEN
+            v_actor := farmops._subject_of(p_farm_id, v_event.actor);
+            v_subjects := v_subjects || jsonb_build_object(v_event.actor, v_actor);
+        END IF;
         v_entry := ROW(
-            p_farm_id, v_seq + 1, v_event.at, now(), farmops._subject_of(p_farm_id, v_event.actor)::uuid,
+            p_farm_id, v_seq + 1, v_event.at, now(), v_actor::uuid,
             v_event.action, v_event.object_table, v_object, v_event.detail,
             farmops._audit_content_hash(v_content, v_event.detail),
             v_prev, NULL
         )::farmops.audit_log;
         v_prev := farmops._audit_entry_hash(v_entry);
+        v_entry.hash := v_prev;
         v_seq := v_seq + 1;
-        INSERT INTO farmops.audit_log (
-            farm_id, seq, at, sealed_at, actor, action, object_table, object_id, detail, content_hash, prev_hash,
-            hash
-        ) VALUES (
-            v_entry.farm_id, v_entry.seq, v_entry.at, v_entry.sealed_at, v_entry.actor, v_entry.action,
-            v_entry.object_table, v_entry.object_id, v_entry.detail, v_entry.content_hash, v_entry.prev_hash, v_prev
-        );
+        v_entries := v_entries || v_entry;
     END LOOP;
+    -- One statement for the whole batch.
+    INSERT INTO farmops.audit_log (
+        farm_id, seq, at, sealed_at, actor, action, object_table, object_id, detail, content_hash, prev_hash, hash
+    )
+    SELECT e.farm_id, e.seq, e.at, e.sealed_at, e.actor, e.action, e.object_table, e.object_id, e.detail,
+        e.content_hash, e.prev_hash, e.hash
+    FROM unnest(v_entries) AS e;
     RETURN v_seq - coalesce(v_head.seq, 0);
 END
 $fn$;
