@@ -78,11 +78,11 @@ BEGIN
             'credits_reserved', r.credits_reserved - r.credits_extended, 'request_id', r.request_id,
             'reserved_at', r.reserved_at,
             'expires_at', r.expires_at
-        ), to_jsonb(l) INTO v_row, v_leg
-        FROM farmops.ai_runs AS r
-        LEFT JOIN farmops.credit_ledger AS l
-            ON l.farm_id = r.farm_id AND l.ai_run_id = r.id AND l.kind = 'reserve'
-        WHERE r.farm_id = p_farm_id AND r.id = p_id::uuid;
+        ) INTO v_row
+        FROM farmops.ai_runs AS r WHERE r.farm_id = p_farm_id AND r.id = p_id::uuid;
+        SELECT to_jsonb(l) INTO v_leg
+        FROM farmops.credit_ledger AS l
+        WHERE l.farm_id = p_farm_id AND l.ai_run_id = p_id::uuid AND l.kind = 'reserve';
         IF v_row IS NULL OR v_leg IS NULL THEN
             RETURN NULL;
         END IF;
