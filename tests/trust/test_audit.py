@@ -5,6 +5,7 @@ application role."""
 
 from __future__ import annotations
 
+import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 from support import as_maintainer, call, concurrently, raises_sqlstate, row, tenant, value
@@ -490,6 +491,33 @@ def test_an_open_transaction_holds_back_the_seal_until_it_ends(app, connect, two
     assert head(app, a)["seq"] == sealed + 1
     assert head(app, b, "bob")["seq"] == 3  # member.added, ledger.grant, run.reserved
     assert verify(app, a)["broken_at_seq"] is None and verify(app, b, "bob")["broken_at_seq"] is None
+
+
+def test_a_seal_in_progress_takes_no_lock_on_the_farm_row(app, connect, funded):
+    # A reservation debits the farm row; a seal that share-locked it (a foreign key to farms)
+    # made every debit during the seal write a MultiXact: the hot farm lost half its throughput.
+    # (A person's first entry creates their subject row, which references the farm: once.)
+    head(app, funded)
+    reserve(app, funded)
+    reserve(app, funded)
+    sealer = connect("maintainer", autocommit=False)
+    assert value(sealer, "seal_audit") >= 2  # sealed, not yet committed
+    other = connect("admin", autocommit=False)
+    # FOR UPDATE conflicts with every row lock, FOR KEY SHARE included: nothing is held.
+    other.execute("SELECT FROM farmops.farms WHERE id = %s FOR UPDATE NOWAIT", [funded])
+    other.rollback()
+    sealer.commit()
+    assert verify(app, funded)["broken_at_seq"] is None
+
+
+def test_the_audit_helpers_are_private(app, funded):
+    for sql in (
+        "SELECT farmops._audit_relation('note_records')",
+        "SELECT farmops._pii_keep_kinds(%s)",
+        "SELECT farmops._pii_keep_kinds(%s, '{}'::jsonb)",
+    ):
+        with pytest.raises(psycopg.errors.InsufficientPrivilege), tenant(app, funded, "alice"):
+            app.execute(sql, [funded] if "%s" in sql else None)
 
 
 def test_the_maintainer_seals_every_farm(app, admin, two_farms):
