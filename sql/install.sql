@@ -242,11 +242,11 @@ SELECT farmops.migration_is_pending('0120_knowledge_search_without_farm_helper.s
 INSERT INTO farmops.schema_migrations (filename, sha256)
 VALUES ('0120_knowledge_search_without_farm_helper.sql', '4007cc8cbee3fc9d64ae854427785c63c22a82d0b431b76249877619026db41a');
 \endif
-SELECT farmops.migration_is_pending('0135_trust_audit_log_without_farm_key_share.sql', '74fc32068681f87056dff962ecdbd3da408f5ad530d61f9e659d2a91671c5324') AS pending \gset
+SELECT farmops.migration_is_pending('0135_trust_audit_log_without_farm_key_share.sql', 'c66f750db00b997623a6464a90fdfaa1a42460ebdc8cc157e403bf8102547bfe') AS pending \gset
 \if :pending
 \ir schema/0135_trust_audit_log_without_farm_key_share.sql
 INSERT INTO farmops.schema_migrations (filename, sha256)
-VALUES ('0135_trust_audit_log_without_farm_key_share.sql', '74fc32068681f87056dff962ecdbd3da408f5ad530d61f9e659d2a91671c5324');
+VALUES ('0135_trust_audit_log_without_farm_key_share.sql', 'c66f750db00b997623a6464a90fdfaa1a42460ebdc8cc157e403bf8102547bfe');
 \endif
 SELECT farmops.migration_is_pending('0136_trust_pii_keep_kinds_with_mask_rules.sql', '4c72b7fe674ebcf1b52be51c269f9de673bd1869f72552392ff24069aace4f88') AS pending \gset
 \if :pending
