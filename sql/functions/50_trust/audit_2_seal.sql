@@ -206,9 +206,11 @@ BEGIN
             v_prev, NULL
         )::farmops.audit_log;
         v_prev := farmops._audit_entry_hash(v_entry);
-        v_entry.hash := v_prev;
         v_seq := v_seq + 1;
-        v_entries := v_entries || v_entry;
+        v_entries := v_entries || ROW(
+            v_entry.farm_id, v_entry.seq, v_entry.at, v_entry.sealed_at, v_entry.actor, v_entry.action,
+            v_entry.object_table, v_entry.object_id, v_entry.detail, v_entry.content_hash, v_entry.prev_hash, v_prev
+        )::farmops.audit_log;
     END LOOP;
     -- One statement for the whole batch.
     INSERT INTO farmops.audit_log (
