@@ -2,15 +2,22 @@
 
 Reuses ``bench_reserve.py``'s embedded server, fresh database and pgbench runner: variant (d)
 ``farmops.reserve_run(...)`` in autocommit as the application role, on ONE hot farm, at 1, 8 and 32
-clients. OFF = the reservation's audit triggers disabled by the superuser (``ALTER TABLE ... DISABLE
-TRIGGER credit_ledger_legs_are_audited``), ON = enabled; the two alternate slice by slice (``--reps``
-rounds, median each) in one process, so load from elsewhere hits both alike. ``ON+seal`` is ON
-with ``farmops.seal_audit()`` running in a loop beside the writers (the maintenance job at its
-busiest). Between slices the pending entries are sealed. After the last cell the chain of the hot
-farm must verify, with exactly one entry per ledger leg.
+clients, with the WAL flush (synchronous_commit=on) and without it. Three variants, each on its own
+hot farm so that each farm's data grows alike: OFF = the reservation's audit triggers disabled by the
+superuser (``ALTER TABLE ... DISABLE TRIGGER``); ON = enabled, the pending entries sealed between
+slices; ON+seal = enabled with ``farmops.seal_audit()`` in a loop beside the writers (every 50 ms, as
+a maintenance job in production would run it). The three alternate slice by slice (``--reps`` rounds,
+rotating order, median each) in one process, so load from elsewhere hits them alike.
 
-Prints ON/OFF per client count and writes the table to ``bench/results/audit.txt``. Nothing
-about time is asserted; the exit code is 1 only if the chain does not verify.
+Then the CPU: backend CPU per reservation (``/proc/<pid>/schedstat``, scheduling delays excluded) in
+alternating blocks of single autocommit ``reserve_run`` calls, OFF and ON, and the sealing step's
+CPU per entry, measured in the sealer's own backend. After the last cell both ON farms' chains must
+verify, with exactly one entry per ledger leg.
+
+``--farm-key`` re-creates the foreign key from ``audit_log.farm_id`` to ``farms`` that migration 0135
+dropped (every sealed entry share-locked the hot farm row until the seal committed), to measure what
+it cost. Prints the table and writes it to ``bench/results/audit.txt``. Nothing about time is
+asserted; the exit code is 1 only if a chain does not verify.
 """
 
 from __future__ import annotations
@@ -42,8 +49,13 @@ SCRIPT = """SELECT farmops.reserve_run(p_farm_id => :farm::uuid, p_user_id => 'o
     p_model => 'bench-model', p_max_input_tokens => 0, p_max_output_tokens => 0,
     p_request_id => gen_random_uuid()::text);
 """
-# OFF writes to its own hot farm so that the ON farm's chain stays complete and verifiable.
-FARM = {"off": br.farm_uuid("fused", 2), "on": br.farm_uuid("fused", 1), "on+seal": br.farm_uuid("fused", 1)}
+# Each variant writes its own hot farm: the ON farms' chains stay complete and verifiable, and every farm
+# grows by about as many runs and ledger legs as the others.
+FARM = {"off": br.farm_uuid("fused", 2), "on": br.farm_uuid("fused", 1), "on+seal": br.farm_uuid("fused", 3)}
+FARM_KEY = (
+    "ALTER TABLE farmops.audit_log ADD CONSTRAINT audit_log_farm_id_fkey "
+    "FOREIGN KEY (farm_id) REFERENCES farmops.farms (id)"
+)
 
 
 def set_audit(conn: psycopg.Connection, on: bool) -> None:
@@ -72,9 +84,8 @@ def pgbench(host, port, dbname, farm: str, clients: int, seconds: float, workdir
     return float(match.group(1))
 
 
-CPU_BLOCK = """SELECT count(*) FROM generate_series(1, %(n)s) AS g,
-    LATERAL farmops.reserve_run(p_farm_id => %(farm)s, p_user_id => 'owner', p_feature => 'bench',
-        p_model => 'bench-model', p_credits => 1 + 0 * g, p_request_id => gen_random_uuid()::text) AS r"""
+CPU_CALL = """SELECT farmops.reserve_run(p_farm_id => %(farm)s, p_user_id => 'owner', p_feature => 'bench',
+    p_model => 'bench-model', p_credits => 1, p_request_id => gen_random_uuid()::text)"""
 
 
 def backend_cpu_ns(pid: int) -> int:
@@ -84,33 +95,48 @@ def backend_cpu_ns(pid: int) -> int:
 
 def cpu_per_reservation(host, port, dbname, admin, rounds: int, block: int) -> dict[str, float]:
     """Backend CPU microseconds per reservation, audit OFF and ON, in alternating blocks of ``block``
-    reservations (one statement each, one session): scheduling delays on a loaded machine do not count."""
-    samples: dict[str, list[float]] = {"off": [], "on": []}
-    with psycopg.connect(host=host, port=port, user=br.APP_LOGIN, dbname=dbname, autocommit=True) as conn:
+    single autocommit calls (one transaction each, as the application makes them; one session), and the
+    sealing step's CPU per entry (``seal``: each ON block's entries sealed by another session)."""
+    samples: dict[str, list[float]] = {"off": [], "on": [], "seal": []}
+    with (
+        psycopg.connect(host=host, port=port, user=br.APP_LOGIN, dbname=dbname, autocommit=True) as conn,
+        psycopg.connect(host=host, port=port, user="postgres", dbname=dbname, autocommit=True) as sealer,
+    ):
         pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+        seal_pid = sealer.execute("SELECT pg_backend_pid()").fetchone()[0]
+        sealer.execute("SELECT farmops.seal_audit()")
         for i in range(rounds):
             for variant in ("off", "on") if i % 2 == 0 else ("on", "off"):
                 set_audit(admin, variant == "on")
+                conn.execute(CPU_CALL, {"farm": FARM[variant]}, prepare=True)  # replan after the ALTER
                 before = backend_cpu_ns(pid)
-                conn.execute(CPU_BLOCK, {"n": block, "farm": FARM[variant]})
+                for _ in range(block):
+                    conn.execute(CPU_CALL, {"farm": FARM[variant]}, prepare=True)
                 samples[variant].append((backend_cpu_ns(pid) - before) / block / 1000)
-        admin.execute("SELECT farmops.seal_audit()")
+                if variant == "on":
+                    before = backend_cpu_ns(seal_pid)
+                    sealed = sealer.execute("SELECT farmops.seal_audit()").fetchone()[0]
+                    samples["seal"].append((backend_cpu_ns(seal_pid) - before) / max(sealed, 1) / 1000)
     return {v: statistics.median(s) for v, s in samples.items()}
 
 
 class Sealer:
-    """``farmops.seal_audit()`` in a loop on its own connection while a slice runs."""
+    """``farmops.seal_audit()`` in a loop on its own connection while a slice runs (its CPU measured)."""
 
     def __init__(self, host: str, port: int, dbname: str):
         self.conn = psycopg.connect(host=host, port=port, user="postgres", dbname=dbname, autocommit=True)
+        self.pid = self.conn.execute("SELECT pg_backend_pid()").fetchone()[0]
         self.stop = threading.Event()
         self.sealed = 0
+        self.cpu_ns = 0
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
+        before = backend_cpu_ns(self.pid)
         while not self.stop.is_set():
             self.sealed += self.conn.execute("SELECT farmops.seal_audit()").fetchone()[0]
             self.stop.wait(0.05)
+        self.cpu_ns = backend_cpu_ns(self.pid) - before
 
     def __enter__(self):
         self.thread.start()
@@ -122,24 +148,50 @@ class Sealer:
         self.conn.close()
 
 
+def verify(admin: psycopg.Connection, farm: str) -> tuple:
+    """(entries, head seq, broken_at_seq, problem, ledger legs without an entry) of one ON farm."""
+    admin.execute("SET ROLE farmops_owner")
+    try:
+        verified = admin.execute(
+            "SELECT entries, head_seq, broken_at_seq, problem FROM farmops.verify_audit(%s)", [farm]
+        ).fetchone()
+        # Every leg has its entry: its own, or (a reserve leg) its reservation's.
+        legs_unaudited = admin.execute(
+            "SELECT count(*) FROM farmops.credit_ledger AS l WHERE l.farm_id = %s AND NOT EXISTS ("
+            "SELECT FROM farmops.audit_log AS a WHERE a.farm_id = l.farm_id AND ("
+            "(a.object_table = 'credit_ledger' AND a.object_id = l.seq::text) OR (l.kind = 'reserve' "
+            "AND a.object_table = 'ai_runs' AND a.object_id = l.ai_run_id::text)))",
+            [farm],
+        ).fetchone()[0]
+    finally:
+        admin.execute("RESET ROLE")
+    return (*verified, legs_unaudited)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the ON/OFF matrix and print it."""
+    """Run the ON/OFF matrix and the CPU blocks, verify the ON farms' chains, print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=2.0, help="length of each pgbench run (default 2)")
     parser.add_argument("--reps", type=int, default=4, help="alternating runs per cell (median; default 4)")
     parser.add_argument("--cpu-rounds", type=int, default=8, help="alternating CPU blocks (default 8)")
+    parser.add_argument("--cpu-block", type=int, default=500, help="reservations per CPU block (default 500)")
+    parser.add_argument(
+        "--farm-key", action="store_true", help="re-create audit_log's farm key (before 0135)"
+    )
     parser.add_argument("--output", type=Path, default=RESULTS, help="where the table is written")
     args = parser.parse_args(argv)
 
     host, port = br.embedded.serve(br.REPO / ".tmp" / "bench-pg", stop_at_exit=True)
     dbname = br.fresh_database(host, port)
-    farm = FARM["on"]
     results: dict[tuple[str, int], dict[str, float]] = {}
+    seal_cpu_ns = sealed = 0
     try:
         with (
             tempfile.TemporaryDirectory() as tmp,
             psycopg.connect(host=host, port=port, user="postgres", dbname=dbname, autocommit=True) as admin,
         ):
+            if args.farm_key:
+                admin.execute(FARM_KEY)
             for mode, clients in [(m, c) for m in MODES for c in br.CLIENTS]:
                 samples: dict[str, list[float]] = {v: [] for v in VARIANTS}
                 for rep in range(args.reps):
@@ -158,8 +210,10 @@ def main(argv: list[str] | None = None) -> int:
                             mode == MODES[0],
                         )
                         if variant == "on+seal":
-                            with Sealer(host, port, dbname):
+                            with Sealer(host, port, dbname) as sealer:
                                 tps = pgbench(*run)
+                            seal_cpu_ns += sealer.cpu_ns
+                            sealed += sealer.sealed
                         else:
                             tps = pgbench(*run)
                         samples[variant].append(tps)
@@ -171,28 +225,22 @@ def main(argv: list[str] | None = None) -> int:
                     f"ON+seal/OFF {cell['on+seal'] / cell['off']:.2f}",
                     flush=True,
                 )
-            cpu = cpu_per_reservation(host, port, dbname, admin, args.cpu_rounds, 1000)
-            print(f"backend CPU per reservation: off {cpu['off']:.0f} us, on {cpu['on']:.0f} us", flush=True)
+            cpu = cpu_per_reservation(host, port, dbname, admin, args.cpu_rounds, args.cpu_block)
+            print(
+                f"backend CPU per reservation: off {cpu['off']:.0f} us, on {cpu['on']:.0f} us; "
+                f"sealing {cpu['seal']:.0f} us per entry",
+                flush=True,
+            )
             set_audit(admin, True)
-            admin.execute("SET ROLE farmops_owner")
-            verified = admin.execute(
-                "SELECT entries, head_seq, broken_at_seq, problem FROM farmops.verify_audit(%s)", [farm]
-            ).fetchone()
-            # Every leg has its entry: its own, or (a reserve leg) its reservation's.
-            legs_unaudited = admin.execute(
-                "SELECT count(*) FROM farmops.credit_ledger AS l WHERE l.farm_id = %s AND NOT EXISTS ("
-                "SELECT FROM farmops.audit_log AS a WHERE a.farm_id = l.farm_id AND ("
-                "(a.object_table = 'credit_ledger' AND a.object_id = l.seq::text) OR (l.kind = 'reserve' "
-                "AND a.object_table = 'ai_runs' AND a.object_id = l.ai_run_id::text)))",
-                [farm],
-            ).fetchone()[0]
-            admin.execute("RESET ROLE")
+            verified = {v: verify(admin, FARM[v]) for v in ("on", "on+seal")}
     finally:
         br.drop_database(host, port, dbname)
 
     lines = [
-        f"# audit ON vs OFF, reserve_run on one hot farm ({datetime.date.today()}, "
-        f"{args.seconds:g} s x {args.reps} alternating reps, median)",
+        f"# audit ON vs OFF, reserve_run on one hot farm per variant ({datetime.date.today()}, "
+        f"{args.seconds:g} s x {args.reps} alternating reps, median"
+        + (", audit_log's farm key re-created as before 0135" if args.farm_key else "")
+        + ")",
         "commit                         clients  OFF tps  ON tps  ON+seal tps  ON/OFF  ON+seal/OFF",
     ]
     for (mode, clients), cell in results.items():
@@ -201,19 +249,26 @@ def main(argv: list[str] | None = None) -> int:
             f"{cell['on'] / cell['off']:>6.2f}  {cell['on+seal'] / cell['off']:>11.2f}"
         )
     lines.append(
-        f"backend CPU per reservation (median of {args.cpu_rounds} alternating blocks of 1000 reserve_run, "
-        f"one session, /proc schedstat): OFF {cpu['off']:.0f} us, ON {cpu['on']:.0f} us, "
-        f"OFF/ON {cpu['off'] / cpu['on']:.2f}"
+        f"backend CPU per reservation (median of {args.cpu_rounds} alternating blocks of {args.cpu_block} "
+        f"autocommit reserve_run, one session, /proc schedstat): OFF {cpu['off']:.0f} us, "
+        f"ON {cpu['on']:.0f} us, "
+        f"OFF/ON {cpu['off'] / cpu['on']:.2f}; sealing {cpu['seal']:.0f} us per entry (its own backend), "
+        f"OFF/(ON + sealing) {cpu['off'] / (cpu['on'] + cpu['seal']):.2f}"
     )
     lines.append(
-        f"ON farm after the run: {verified[0]} entries, head {verified[1]}, broken_at_seq {verified[2]} "
-        f"({verified[3] or 'intact'}); ledger legs without an entry: {legs_unaudited}"
+        f"sealer beside the writers (ON+seal slices): {sealed:,} entries sealed, "
+        f"{seal_cpu_ns / max(sealed, 1) / 1000:.0f} us CPU per entry"
     )
+    for variant, (entries, head_seq, broken, problem, unaudited) in verified.items():
+        lines.append(
+            f"{variant} farm after the run: {entries} entries, head {head_seq}, broken_at_seq {broken} "
+            f"({problem or 'intact'}); ledger legs without an entry: {unaudited}"
+        )
     text = "\n".join(lines) + "\n"
     print(text)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(text)
-    return 0 if verified[2] is None and legs_unaudited == 0 else 1
+    return 0 if all(v[2] is None and v[4] == 0 for v in verified.values()) else 1
 
 
 if __name__ == "__main__":

@@ -242,6 +242,18 @@ SELECT farmops.migration_is_pending('0120_knowledge_search_without_farm_helper.s
 INSERT INTO farmops.schema_migrations (filename, sha256)
 VALUES ('0120_knowledge_search_without_farm_helper.sql', '4007cc8cbee3fc9d64ae854427785c63c22a82d0b431b76249877619026db41a');
 \endif
+SELECT farmops.migration_is_pending('0135_trust_audit_log_without_farm_key_share.sql', 'c66f750db00b997623a6464a90fdfaa1a42460ebdc8cc157e403bf8102547bfe') AS pending \gset
+\if :pending
+\ir schema/0135_trust_audit_log_without_farm_key_share.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0135_trust_audit_log_without_farm_key_share.sql', 'c66f750db00b997623a6464a90fdfaa1a42460ebdc8cc157e403bf8102547bfe');
+\endif
+SELECT farmops.migration_is_pending('0136_trust_pii_keep_kinds_with_mask_rules.sql', '4c72b7fe674ebcf1b52be51c269f9de673bd1869f72552392ff24069aace4f88') AS pending \gset
+\if :pending
+\ir schema/0136_trust_pii_keep_kinds_with_mask_rules.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0136_trust_pii_keep_kinds_with_mask_rules.sql', '4c72b7fe674ebcf1b52be51c269f9de673bd1869f72552392ff24069aace4f88');
+\endif
 SELECT farmops.migration_is_pending('0140_control_rate_limit_refusal_counters.sql', '4c1626bed48dc8bee9e7b07bfea856601e59698a041048d85532a4af5df89776') AS pending \gset
 \if :pending
 \ir schema/0140_control_rate_limit_refusal_counters.sql
@@ -300,6 +312,7 @@ VALUES ('0141_knowledge_global_index_denser_graph.sql', '58260873324642fc4963504
 \ir functions/50_trust/guard_rules_shipped_2_other.sql
 \ir functions/50_trust/guards.sql
 \ir functions/50_trust/pii.sql
+\ir functions/50_trust/pii_keep_kinds.sql
 \ir functions/50_trust/pii_policy.sql
 \ir functions/50_trust/screened_run.sql
 \ir functions/50_trust/screening.sql

@@ -5,7 +5,9 @@ application role."""
 
 from __future__ import annotations
 
+import psycopg
 import pytest
+from psycopg.types.json import Jsonb
 from support import as_maintainer, call, concurrently, raises_sqlstate, row, tenant, value
 from support.credits import add_member, grant, reserve, settle, start
 from support.write_path import VALID, propose, set_autonomy
@@ -269,6 +271,87 @@ def test_editing_a_record_is_caught(app, admin, wfarm):
     assert "note_records" in result["problem"]
 
 
+# -- a product's own record table, outside schema farmops --------------------------------------------------
+EGGS = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["crates"],
+    "properties": {"crates": {"type": "integer", "minimum": 1, "maximum": 10000, "description": "Crates."}},
+}
+
+
+@pytest.fixture
+def product_table(admin, owner):
+    """acme.egg_collections: a product's own record table in its own schema, registered as egg_collection."""
+    admin.execute("CREATE SCHEMA acme AUTHORIZATION farmops_owner")
+    admin.execute("GRANT USAGE ON SCHEMA acme TO farmops_app")
+    owner.execute(
+        """CREATE TABLE acme.egg_collections (
+               farm_id uuid NOT NULL REFERENCES farmops.farms (id),
+               id uuid NOT NULL DEFAULT gen_random_uuid(),
+               draft_id uuid, created_by text NOT NULL, crates integer NOT NULL,
+               PRIMARY KEY (farm_id, id), UNIQUE (farm_id, draft_id),
+               FOREIGN KEY (farm_id, draft_id) REFERENCES farmops.assistant_drafts (farm_id, id))"""
+    )
+    owner.execute("GRANT SELECT ON acme.egg_collections TO farmops_app")
+    call(
+        owner, "register_record_type", name="egg_collection", **{"class": "routine"}, description="Eggs",
+        target_schema="acme", target_table="egg_collections", input_schema=Jsonb(EGGS),
+    )  # fmt: skip
+    return "acme.egg_collections"
+
+
+def test_a_products_own_record_table_is_audited_and_verified(app, admin, wfarm, product_table):
+    # The draft / confirm path: the agent proposes (routine types default to a draft), the owner confirms.
+    draft_id, outcome, _ = propose(app, wfarm.id, "bot", wfarm.run, "egg_collection", {"crates": 12})
+    assert outcome == "drafted"
+    with tenant(app, wfarm.id, "alice"):
+        record_id = row(app, "confirm_draft", draft_id=draft_id)["record_id"]
+    head(app, wfarm.id)
+    log = [e[1:] for e in entries(admin, wfarm.id)]
+    assert ("record.added", product_table, str(record_id)) in log
+    assert ("draft.confirmed", "assistant_drafts", str(draft_id)) in log
+    # Hashed from the row like farmops' own records: the entry's content_hash covers it.
+    assert verify(app, wfarm.id)["broken_at_seq"] is None
+    admin.execute("ALTER TABLE acme.egg_collections DISABLE TRIGGER USER")
+    admin.execute("UPDATE acme.egg_collections SET crates = 120 WHERE id = %s", [record_id])
+    admin.execute("ALTER TABLE acme.egg_collections ENABLE ALWAYS TRIGGER egg_collections_is_audited")
+    result = verify(app, wfarm.id)
+    assert result["broken_at_seq"] == seq_of(admin, wfarm.id, "record.added", record_id)
+    assert result[
+        "problem"
+    ] == f"{product_table} {record_id} or entry {result['broken_at_seq']} was changed " + (
+        "(content_hash differs)"
+    )
+    # A record deleted behind the chain's back is caught as gone.
+    admin.execute("UPDATE acme.egg_collections SET crates = 12 WHERE id = %s", [record_id])
+    assert verify(app, wfarm.id)["broken_at_seq"] is None
+    admin.execute("SET session_replication_role = replica")
+    admin.execute("DELETE FROM acme.egg_collections WHERE id = %s", [record_id])
+    admin.execute("RESET session_replication_role")
+    assert (
+        verify(app, wfarm.id)["problem"]
+        == f"{product_table} {record_id} of entry {result['broken_at_seq']} is gone"
+    )
+
+
+def test_registering_a_product_table_attaches_its_audit_trigger_once(owner, product_table):
+    triggers = owner.execute(
+        "SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = 'acme.egg_collections'::regclass "
+        "AND tgname LIKE '%audited'"
+    ).fetchall()
+    assert triggers == [("egg_collections_is_audited", "A")]
+    # Re-registering (or a re-install, which attaches every registered table again) keeps one trigger.
+    call(
+        owner, "register_record_type", name="egg_collection", **{"class": "routine"}, description="Eggs",
+        target_schema="acme", target_table="egg_collections", input_schema=Jsonb(EGGS),
+    )  # fmt: skip
+    assert owner.execute(
+        "SELECT count(*) FROM pg_trigger "
+        "WHERE tgrelid = 'acme.egg_collections'::regclass AND tgname LIKE '%audited'"
+    ).fetchone() == (1,)
+
+
 # -- who may, and bad input, as the application role ---------------------------------------------------
 def test_only_the_farm_owner_verifies_their_own_farm(app, two_farms):
     a, b = two_farms
@@ -408,6 +491,33 @@ def test_an_open_transaction_holds_back_the_seal_until_it_ends(app, connect, two
     assert head(app, a)["seq"] == sealed + 1
     assert head(app, b, "bob")["seq"] == 3  # member.added, ledger.grant, run.reserved
     assert verify(app, a)["broken_at_seq"] is None and verify(app, b, "bob")["broken_at_seq"] is None
+
+
+def test_a_seal_in_progress_takes_no_lock_on_the_farm_row(app, connect, funded):
+    # A reservation debits the farm row; a seal that share-locked it (a foreign key to farms)
+    # made every debit during the seal write a MultiXact: the hot farm lost half its throughput.
+    # (A person's first entry creates their subject row, which references the farm: once.)
+    head(app, funded)
+    reserve(app, funded)
+    reserve(app, funded)
+    sealer = connect("maintainer", autocommit=False)
+    assert value(sealer, "seal_audit") >= 2  # sealed, not yet committed
+    other = connect("admin", autocommit=False)
+    # FOR UPDATE conflicts with every row lock, FOR KEY SHARE included: nothing is held.
+    other.execute("SELECT FROM farmops.farms WHERE id = %s FOR UPDATE NOWAIT", [funded])
+    other.rollback()
+    sealer.commit()
+    assert verify(app, funded)["broken_at_seq"] is None
+
+
+def test_the_audit_helpers_are_private(app, funded):
+    for sql in (
+        "SELECT farmops._audit_relation('note_records')",
+        "SELECT farmops._pii_keep_kinds(%s)",
+        "SELECT farmops._pii_keep_kinds(%s, '{}'::jsonb)",
+    ):
+        with pytest.raises(psycopg.errors.InsufficientPrivilege), tenant(app, funded, "alice"):
+            app.execute(sql, [funded] if "%s" in sql else None)
 
 
 def test_the_maintainer_seals_every_farm(app, admin, two_farms):

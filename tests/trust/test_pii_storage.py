@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from psycopg.types.json import Jsonb
 from support import call, concurrently, create_farm, raises_sqlstate, row, sqlstates, tenant, value
 from support.credits import add_member, grant, settle, start
 from support.knowledge import vec, vec_array
@@ -257,3 +258,137 @@ def test_a_second_farm_is_unaffected_by_a_policy(app, admin):
     set_policy(app, a, ["email", "phone"])
     run_b = reserve_with(app, b, f"mail {EMAIL}", user="bob")
     assert run_b["input_summary"] == "mail [EMAIL]"
+
+
+# --- mask policy rules (the policy engine's `mask` effect) ---------------------------------------
+
+
+def mask(app, farm, name, kinds, **subject):
+    """A mask rule of the farm's owner (farmops.set_policy, decision mask)."""
+    with tenant(app, farm, "alice"):
+        return row(
+            app, "set_policy", name=name, action="reserve", decision="mask", masked_kinds=kinds, **subject
+        )
+
+
+def test_a_mask_rule_masks_a_kind_the_farm_keeps_in_a_runs_text(app, admin, wfarm):
+    farm = wfarm.id
+    set_policy(app, farm, ["email", "phone"])
+    mask(app, farm, "mask-chat-email", ["email"], feature="chat")
+    text = f"Call {PHONE} or mail {EMAIL}"
+    chat = reserve_with(app, farm, text)  # feature chat: the rule matches
+    assert chat["input_summary"] == f"Call {PHONE} or mail [EMAIL]"
+    assert findings_of(app, farm, chat["id"]) == {("ai_runs.input_summary", "email"): 1}
+    grant(app, farm, 10)
+    with tenant(app, farm, "alice"):
+        other = row(app, "reserve_credits", feature="report", model="m", credits=1, input_summary=text)
+    assert other["input_summary"] == text  # another feature: the policy alone
+    # The run's later text (settle, feedback) follows the same run's rules.
+    start(app, farm, chat["id"])
+    settle(app, farm, chat["id"], "succeeded", credits_actual=1, output_summary=f"mailed {EMAIL}")
+    with tenant(app, farm, "alice"):
+        row(app, "give_feedback", run_id=chat["id"], thumbs_up=True, comment=f"thanks, {EMAIL}")
+        row(app, "give_feedback", run_id=other["id"], thumbs_up=True, comment=f"thanks, {EMAIL}")
+    assert run_row(admin, chat["id"])[1] == "mailed [EMAIL]"
+    comments = dict(
+        admin.execute("SELECT ai_run_id, comment FROM farmops.ai_feedback WHERE farm_id = %s", [farm])
+    )
+    assert comments == {chat["id"]: "thanks, [EMAIL]", other["id"]: f"thanks, {EMAIL}"}
+
+
+def test_a_mask_rule_on_a_role_or_a_condition_follows_the_runs_member_and_credits(app, wfarm):
+    farm = wfarm.id
+    set_policy(app, farm, ["phone"])
+    mask(app, farm, "mask-agent-phone", ["phone"], member_role="agent")
+    mask(
+        app,
+        farm,
+        "mask-big-phone",
+        ["phone"],
+        conditions=Jsonb([{"attribute": "credits", "op": "gte", "value": 5}]),
+    )
+    grant(app, farm, 20)
+    with tenant(app, farm, "bot"):  # the agent
+        assert (
+            row(app, "reserve_credits", feature="f", model="m", credits=1, input_summary=PHONE)[
+                "input_summary"
+            ]
+            == "[PHONE]"
+        )
+    with tenant(app, farm, "alice"):  # the owner, a small run, a large one
+        assert (
+            row(app, "reserve_credits", feature="f", model="m", credits=1, input_summary=PHONE)[
+                "input_summary"
+            ]
+            == PHONE
+        )
+        assert (
+            row(app, "reserve_credits", feature="f", model="m", credits=5, input_summary=PHONE)[
+                "input_summary"
+            ]
+            == "[PHONE]"
+        )
+
+
+def test_text_not_tied_to_a_run_honours_every_mask_rule(app, admin, farm):
+    # Documents, chunks, memories and redact_pii_for_farm may serve any run: every mask rule applies.
+    set_policy(app, farm, ["email", "phone"])
+    mask(app, farm, "mask-chat-email", ["email"], feature="chat")
+    with tenant(app, farm, "alice"):
+        got = row(app, "redact_pii_for_farm", text=f"{EMAIL} {PHONE}")
+        assert got["redacted"] == f"[EMAIL] {PHONE}" and [f["kind"] for f in got["findings"]] == ["email"]
+        assert value(app, "remember", content=f"The vet's number is {PHONE}")
+    with raises_sqlstate("OF304", match="email"), tenant(app, farm, "alice"):
+        value(app, "remember", content=f"The vet mails from {EMAIL}")
+    with tenant(app, farm, "alice"):
+        doc = value(
+            app, "ingest_document", {"embeddings": "vector[]"},
+            title=f"from {EMAIL}", content=f"{EMAIL} / {PHONE}", chunks=[f"[EMAIL] / {PHONE}"],
+            embeddings=vec_array([vec(1)]), model="m",
+        )  # fmt: skip
+    assert admin.execute("SELECT title, content FROM farmops.documents WHERE id = %s", [doc]).fetchone() == (
+        "from [EMAIL]",
+        f"[EMAIL] / {PHONE}",
+    )
+    # Dropping the rule gives the policy back; a mask never keeps what the policy does not.
+    with tenant(app, farm, "alice"):
+        row(app, "drop_policy", name="mask-chat-email")
+        assert row(app, "redact_pii_for_farm", text=EMAIL)["redacted"] == EMAIL
+    mask(app, farm, "mask-nothing-kept", ["iban"])
+    with tenant(app, farm, "alice"):
+        assert (
+            row(app, "redact_pii_for_farm", text=f"{EMAIL} {CARD}")["redacted"] == f"{EMAIL} [PAYMENT_CARD]"
+        )
+
+
+def test_a_package_wide_mask_rule_applies_to_every_farm(app, owner, two_farms):
+    a, b = two_farms
+    set_policy(app, a, ["email"])
+    set_policy(app, b, ["email"], user="bob")
+    row(
+        owner,
+        "set_default_policy",
+        name="mask-email",
+        action="reserve",
+        decision="mask",
+        masked_kinds=["email"],
+    )
+    for farm, user in ((a, "alice"), (b, "bob")):
+        with tenant(app, farm, user):
+            assert row(app, "redact_pii_for_farm", text=EMAIL)["redacted"] == "[EMAIL]"
+    # Another farm's mask rule changes nothing here.
+    row(owner, "drop_default_policy", name="mask-email")
+    mask(app, a, "mask-email", ["email"])
+    with tenant(app, b, "bob"):
+        assert row(app, "redact_pii_for_farm", text=EMAIL)["redacted"] == EMAIL
+
+
+def test_the_screens_apply_mask_rules_to_the_message_and_the_answer(app, wfarm):
+    farm = wfarm.id
+    set_policy(app, farm, ["email"])
+    with tenant(app, farm, "bot"):
+        assert row(app, "screen_input", text=f"mail {EMAIL}")["redacted"] == f"mail {EMAIL}"
+    mask(app, farm, "mask-email", ["email"])
+    with tenant(app, farm, "bot"):
+        assert row(app, "screen_input", text=f"mail {EMAIL}")["redacted"] == "mail [EMAIL]"
+        assert row(app, "screen_output", run_id=wfarm.run, text=f"mail {EMAIL}")["answer"] == "mail [EMAIL]"

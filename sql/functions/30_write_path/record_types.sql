@@ -125,6 +125,11 @@ BEGIN
     -- The AI writes the table as the package owner and members read it: it gets the
     -- same row level security as every farmops tenant table.
     PERFORM farmops.secure_tenant_table(v_rel);
+    -- Its records are audited like farmops' own (issue 13): an entry per record written, its
+    -- row re-hashed by verify_audit. (50_trust/audit_1_write.sql attaches it again on install.)
+    PERFORM farmops._attach_audit(
+        v_rel, 'record', 'id', 'draft_id', 'created_by,@context,@login', 'INSERT', '', 'hash'
+    );
     INSERT INTO farmops.record_types AS t (
         name, class, description, target_schema, target_table, input_schema, date_past_days, date_future_days
     )
@@ -142,8 +147,10 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION farmops.register_record_type(text, text, text, text, text, jsonb, integer, integer) IS
-'Package owner only (not granted to the app): registers or replaces a record type and secures its target '
-'table with farmops.secure_tenant_table() (the product grants farmops_app SELECT on it). The target table needs '
+'Package owner only (not granted to the app): registers or replaces a record type, secures its target '
+'table with farmops.secure_tenant_table() (the product grants farmops_app SELECT on it) and audits it (an '
+'audit_log entry per record written, re-hashed by verify_audit; object_table schema.table outside farmops). The '
+'target table needs '
 'farm_id, id, draft_id, created_by and one column per property; input_schema must use the supported subset '
 '(OF006 otherwise). Date window defaults: 730 days back, 1 ahead (NULL keeps the stored values).';
 

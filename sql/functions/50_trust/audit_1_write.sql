@@ -10,6 +10,23 @@
 -- Every person column is hashed as its farmops.subjects id, so erasure can replace a
 -- person's identifier with a pseudonym and every hash still holds (ADR 0019).
 
+-- An audited table as the chain names it (object_table): a farmops table by its bare name,
+-- a product's own record table (register_record_type) as schema.table.
+CREATE OR REPLACE FUNCTION farmops._audit_relation(p_table text)
+RETURNS regclass
+LANGUAGE sql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT CASE
+        WHEN strpos(p_table, '.') = 0 THEN to_regclass(format('farmops.%I', p_table))
+        ELSE to_regclass(format('%I.%I', split_part(p_table, '.', 1), substr(p_table, strpos(p_table, '.') + 1)))
+    END
+$fn$;
+COMMENT ON FUNCTION farmops._audit_relation(text) IS
+'Private: the table an audit entry''s object_table names (a farmops table''s bare name, or schema.table of a '
+'product''s record table); NULL when there is none.';
+
 -- The registry of audited tables: how each one's objects are keyed and hashed.
 CREATE OR REPLACE FUNCTION farmops._audited_table(p_table text)
 RETURNS TABLE (id_column text, immutable boolean, person_key boolean)
@@ -24,8 +41,7 @@ AS $fn$
         SELECT encode(tg.tgargs, 'escape') AS tgargs_text
         FROM pg_catalog.pg_trigger AS tg
         JOIN pg_catalog.pg_class AS c ON c.oid = tg.tgrelid
-        WHERE c.relnamespace = 'farmops'::regnamespace AND c.relname = p_table
-            AND tg.tgname = p_table || '_is_audited'
+        WHERE c.oid = farmops._audit_relation(p_table) AND tg.tgname = c.relname || '_is_audited'
     ) AS t
     UNION ALL
     -- The ledger and the runs have their own triggers: legs are keyed by seq and immutable,
@@ -35,8 +51,9 @@ AS $fn$
     SELECT 'id', false, false WHERE p_table = 'ai_runs'
 $fn$;
 COMMENT ON FUNCTION farmops._audited_table(text) IS
-'Private: how objects of an audited farmops table are keyed (id column) and whether their rows are immutable '
-'(hashed from the row) or keyed by a person; read from the table''s audit trigger.';
+'Private: how objects of an audited table (object_table: a farmops table, or schema.table of a product''s record '
+'table) are keyed (id column) and whether their rows are immutable (hashed from the row) or keyed by a person; '
+'read from the table''s audit trigger.';
 
 -- The actor of an event that names none: the tenant context's user, else the login.
 CREATE OR REPLACE FUNCTION farmops._audit_actor()
@@ -158,7 +175,9 @@ BEGIN
     END;
     INSERT INTO farmops._audit_pending (farm_id, actor, action, object_table, object_id, detail)
     VALUES (
-        (v_row ->> 'farm_id')::uuid, coalesce(v_actor, farmops._audit_actor()), v_action, tg_table_name,
+        (v_row ->> 'farm_id')::uuid, coalesce(v_actor, farmops._audit_actor()), v_action,
+        -- a product's own record table (outside farmops) as schema.table
+        CASE WHEN tg_table_schema = 'farmops' THEN tg_table_name ELSE tg_table_schema || '.' || tg_table_name END,
         v_row ->> tg_argv[2], jsonb_strip_nulls(v_detail)
     );
     RETURN NULL;
@@ -262,13 +281,13 @@ SELECT farmops._attach_audit(
     'farmops.guard_events', 'guard', 'id', 'ai_run_id,stage,source,verdict,outcome,categories,rule_names',
     'user_id,@context,@login', 'INSERT'
 );
--- Every record table of the registry (a product's own: register_record_type's caller
--- attaches it the same way).
-SELECT
-    farmops._attach_audit(
-        format('%I.%I', t.target_schema, t.target_table)::regclass, 'record', 'id', 'draft_id',
-        'created_by,@context,@login', 'INSERT', '', 'hash'
-    )
-FROM farmops.record_types AS t
-WHERE t.target_schema = 'farmops'
-ORDER BY t.target_table;
+-- Every record table of the registry, a product's own (outside farmops) too:
+-- register_record_type attaches it when the type is registered; a re-install attaches it
+-- again (a table dropped since is skipped).
+SELECT farmops._attach_audit(r.rel, 'record', 'id', 'draft_id', 'created_by,@context,@login', 'INSERT', '', 'hash')
+FROM (
+    SELECT farmops._audit_relation(t.target_schema || '.' || t.target_table) AS rel
+    FROM farmops.record_types AS t
+) AS r
+WHERE r.rel IS NOT NULL
+ORDER BY r.rel::text;

@@ -95,11 +95,12 @@ BEGIN
     IF NOT coalesce(v_kind.immutable, false) THEN
         RETURN NULL;
     END IF;
-    -- The key compared in its own type, so that the table's key index answers.
-    EXECUTE format('SELECT to_jsonb(t) FROM farmops.%I AS t WHERE t.farm_id = $1 AND t.%I = CAST($2 AS %s)',
-        p_table, v_kind.id_column, (
+    -- The key compared in its own type, so that the table's key index answers (a product's
+    -- record table is named schema.table).
+    EXECUTE format('SELECT to_jsonb(t) FROM %s AS t WHERE t.farm_id = $1 AND t.%I = CAST($2 AS %s)',
+        farmops._audit_relation(p_table), v_kind.id_column, (
             SELECT format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_attribute AS a
-            WHERE a.attrelid = format('farmops.%I', p_table)::regclass AND a.attname = v_kind.id_column
+            WHERE a.attrelid = farmops._audit_relation(p_table) AND a.attname = v_kind.id_column
         ))
         INTO v_row USING p_farm_id, p_id;
     RETURN farmops._audit_canonical(p_farm_id, v_row, p_create);
@@ -151,11 +152,15 @@ DECLARE
     v_pending farmops._audit_pending [];
     v_event farmops._audit_pending;
     v_entry farmops.audit_log;
+    v_entries farmops.audit_log [] := '{}';
     v_seq bigint;
     v_prev text;
     v_object text;
     v_content jsonb;
     v_person_key boolean;
+    v_actor text;
+    -- Actors repeat (a farm has few members): each one's subject is looked up once per call.
+    v_subjects jsonb := '{}';
 BEGIN
     -- One sealer per farm; writers never take this lock.
     PERFORM farmops._lock_in_farm(p_farm_id, 'audit_seal');
@@ -176,9 +181,12 @@ BEGIN
     v_seq := coalesce(v_head.seq, 0);
     v_prev := coalesce(v_head.hash, repeat('0', 64));
     FOREACH v_event IN ARRAY v_pending LOOP
+        v_content := farmops._audit_content(
+            p_farm_id, v_event.object_table, v_event.object_id, v_event.action, true
+        );
         -- An idempotent replay fired the reservation trigger for a run row that ON CONFLICT
         -- then did not insert: no run, no event (runs are never deleted).
-        CONTINUE WHEN v_event.action = 'run.reserved' AND NOT EXISTS (
+        CONTINUE WHEN v_content IS NULL AND v_event.action = 'run.reserved' AND NOT EXISTS (
             SELECT FROM farmops.ai_runs AS r WHERE r.farm_id = p_farm_id AND r.id = v_event.object_id::uuid
         );
         v_person_key := v_event.object_table NOT IN ('ai_runs', 'credit_ledger') AND (
@@ -186,25 +194,31 @@ BEGIN
         );
         v_object := CASE WHEN v_person_key
             THEN farmops._subject_of(p_farm_id, v_event.object_id) ELSE v_event.object_id END;
-        v_content := farmops._audit_content(
-            p_farm_id, v_event.object_table, v_event.object_id, v_event.action, true
-        );
+        v_actor := v_subjects ->> v_event.actor;
+        IF v_actor IS NULL THEN
+            v_actor := farmops._subject_of(p_farm_id, v_event.actor);
+            v_subjects := v_subjects || jsonb_build_object(v_event.actor, v_actor);
+        END IF;
         v_entry := ROW(
-            p_farm_id, v_seq + 1, v_event.at, now(), farmops._subject_of(p_farm_id, v_event.actor)::uuid,
+            p_farm_id, v_seq + 1, v_event.at, now(), v_actor::uuid,
             v_event.action, v_event.object_table, v_object, v_event.detail,
             farmops._audit_content_hash(v_content, v_event.detail),
             v_prev, NULL
         )::farmops.audit_log;
         v_prev := farmops._audit_entry_hash(v_entry);
         v_seq := v_seq + 1;
-        INSERT INTO farmops.audit_log (
-            farm_id, seq, at, sealed_at, actor, action, object_table, object_id, detail, content_hash, prev_hash,
-            hash
-        ) VALUES (
+        v_entries := v_entries || ROW(
             v_entry.farm_id, v_entry.seq, v_entry.at, v_entry.sealed_at, v_entry.actor, v_entry.action,
             v_entry.object_table, v_entry.object_id, v_entry.detail, v_entry.content_hash, v_entry.prev_hash, v_prev
-        );
+        )::farmops.audit_log;
     END LOOP;
+    -- One statement for the whole batch.
+    INSERT INTO farmops.audit_log (
+        farm_id, seq, at, sealed_at, actor, action, object_table, object_id, detail, content_hash, prev_hash, hash
+    )
+    SELECT e.farm_id, e.seq, e.at, e.sealed_at, e.actor, e.action, e.object_table, e.object_id, e.detail,
+        e.content_hash, e.prev_hash, e.hash
+    FROM unnest(v_entries) AS e;
     RETURN v_seq - coalesce(v_head.seq, 0);
 END
 $fn$;

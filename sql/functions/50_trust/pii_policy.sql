@@ -15,19 +15,6 @@ $fn$;
 COMMENT ON FUNCTION farmops.pii_kinds() IS
 'The kinds farmops.redact_pii finds, which a farm''s PII policy may keep.';
 
-CREATE OR REPLACE FUNCTION farmops._pii_keep_kinds(p_farm_id uuid)
-RETURNS text[]
-LANGUAGE sql
-STABLE
-SET search_path = pg_catalog, pg_temp
-AS $fn$
-    SELECT coalesce(
-        (SELECT p.keep_kinds FROM farmops.farm_pii_policies AS p WHERE p.farm_id = p_farm_id), '{}'::text[]
-    )
-$fn$;
-COMMENT ON FUNCTION farmops._pii_keep_kinds(uuid) IS
-'Private: the PII kinds a farm keeps (empty: redact every kind).';
-
 CREATE OR REPLACE FUNCTION farmops.set_pii_policy(p_keep_kinds text[])
 RETURNS text[]
 LANGUAGE plpgsql
@@ -100,7 +87,8 @@ END
 $fn$;
 COMMENT ON FUNCTION farmops.redact_pii_for_farm(text) IS
 'Any member: farmops.redact_pii honouring the current farm''s PII policy (kept kinds stay, and are not in '
-'findings). What the client applies before it embeds text (chunks, memories) and before it calls the model.';
+'findings) and every mask policy rule of the farm and the package (the text may serve any run). What the client '
+'applies before it embeds text (chunks, memories) and before it calls the model.';
 
 -- Trigger: redacts text columns of a tenant row before it is stored, honouring the farm's
 -- policy, and counts the findings per kind (pii_findings). TG_ARGV[0]: the column holding
@@ -129,7 +117,11 @@ BEGIN
         -- Unchanged or empty values were redacted when they were written.
         CONTINUE WHEN v_value IS NULL OR jsonb_typeof(v_value) = 'null'
             OR (v_old IS NOT NULL AND v_old -> v_column IS NOT DISTINCT FROM v_value);
-        v_keep := coalesce(v_keep, farmops._pii_keep_kinds(new.farm_id));
+        v_keep := coalesce(v_keep, CASE
+            WHEN tg_table_name = 'ai_runs' THEN farmops._pii_keep_kinds(new.farm_id, v_row)  -- the row may not exist yet
+            WHEN v_run IS NOT NULL THEN farmops._pii_keep_kinds_of_run(new.farm_id, v_run)
+            ELSE farmops._pii_keep_kinds(new.farm_id)
+        END);
         IF jsonb_typeof(v_value) = 'string' THEN
             SELECT r.redacted, r.findings INTO v_red FROM farmops._redact_pii(v_value #>> '{}', v_keep) AS r;
             IF v_red.findings <> '[]' THEN
@@ -173,8 +165,9 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION farmops._guard_redact_pii() IS
-'Trigger: redacts the named text/jsonb columns (trigger arguments 2..n) with the farm''s PII policy before the row '
-'is stored and counts the findings in pii_findings (argument 1: the run id column, or '''').';
+'Trigger: redacts the named text/jsonb columns (trigger arguments 2..n) with the farm''s PII policy and the mask '
+'policy rules matching its run (farmops._pii_keep_kinds) before the row is stored and counts the findings in '
+'pii_findings (argument 1: the run id column, or '''').';
 
 CREATE OR REPLACE FUNCTION farmops._pii_row_key(p_row jsonb)
 RETURNS text

@@ -130,7 +130,8 @@ BEGIN
             p_farm, p_run_id, 'output', 'farmops', 'flag', 'flagged', categories, rule_names
         );
     END IF;
-    SELECT r.redacted, r.findings INTO v_red FROM farmops._redact_pii(p_text, farmops._pii_keep_kinds(p_farm)) AS r;
+    SELECT r.redacted, r.findings INTO v_red
+    FROM farmops._redact_pii(p_text, farmops._pii_keep_kinds_of_run(p_farm, p_run_id)) AS r;
     answer := v_red.redacted;
     IF p_record THEN
         INSERT INTO farmops.pii_findings (farm_id, ai_run_id, source, kind, findings)

@@ -43,7 +43,9 @@ BEGIN
     IF verdict = 'block' THEN
         RETURN;  -- released NULL: nothing more of this answer may be shown
     END IF;
-    SELECT r.redacted, r.findings INTO v_red FROM farmops._redact_pii(p_text, farmops._pii_keep_kinds(v_farm)) AS r;
+    -- The same kinds as the final screen (finish_run), so what is released is a prefix of its answer.
+    SELECT r.redacted, r.findings INTO v_red
+    FROM farmops._redact_pii(p_text, farmops._pii_keep_kinds_of_run(v_farm, p_run_id)) AS r;
     -- The cut: the last white space at least c_hold characters before the end that is not
     -- inside a finding (0-based index; the text before it is released).
     -- (String functions, not a regex: a backend caches only 32 compiled regexes, and the guards

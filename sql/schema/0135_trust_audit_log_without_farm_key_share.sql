@@ -1,0 +1,13 @@
+-- squawk-ignore-file ban-drop-constraint
+-- (the guarantee stays: the farm is enforced through (farm_id, actor) -> subjects -> farms, below)
+-- The audit chain's seal no longer share-locks the farm row (issue 13: the audit overhead).
+--
+-- Every row the seal inserts into farmops.audit_log ran the foreign-key check of
+-- audit_log.farm_id -> farms, which takes FOR KEY SHARE on the farm row and holds it until
+-- the sealing transaction ends. A reservation updates that same row (its debit): while a
+-- sealer held the share lock, every debit of the farm had to record the sealer and itself
+-- in a new MultiXact, and the hot farm's throughput halved (bench/bench_audit.py, 32 clients,
+-- a sealer in a loop beside the writers: 481 tps against 1,124 without auditing; 983 with this
+-- key gone). The farm is still enforced: (farm_id, actor) references farmops.subjects, whose
+-- farm_id references farmops.farms, so no entry can name a farm that does not exist.
+ALTER TABLE farmops.audit_log DROP CONSTRAINT audit_log_farm_id_fkey;
