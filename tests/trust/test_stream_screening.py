@@ -175,3 +175,23 @@ def test_concurrent_screens_agree_and_race_a_settle_cleanly(app, admin, connect,
         assert r == got[0] or getattr(r, "sqlstate", None) == "OF205", r
     assert not isinstance(results[3], Exception)
     assert written(admin, wfarm.id)[0] == 0
+
+
+def test_a_mask_rule_on_the_run_masks_the_stream_as_it_masks_the_final_answer(app, admin, wfarm):
+    """The stream and the final screen take the same kinds (the run's, mask rules included), so what
+    a stream released stays a prefix of the answer the run keeps."""
+    text = f"Musa's number is {PHONE}. " + CLEAN
+    feature = admin.execute("SELECT feature FROM farmops.ai_runs WHERE id = %s", [wfarm.run]).fetchone()[0]
+    with tenant(app, wfarm.id, "alice"):
+        row(app, "set_pii_policy", {"keep_kinds": "text[]"}, keep_kinds=["phone"])
+        row(app, "set_policy", name="mask-other", action="reserve", decision="mask", masked_kinds=["phone"],
+            feature=feature + "-other")  # fmt: skip
+    assert PHONE in screen(app, wfarm.id, wfarm.run, text)["released"]  # another feature's rule: kept
+    assert PHONE in screen_output(app, wfarm.id, wfarm.run, text)["answer"]
+    with tenant(app, wfarm.id, "alice"):
+        row(app, "set_policy", name="mask-this", action="reserve", decision="mask", masked_kinds=["phone"],
+            feature=feature)  # fmt: skip
+    released = screen(app, wfarm.id, wfarm.run, text)["released"]
+    final = screen_output(app, wfarm.id, wfarm.run, text)["answer"]
+    assert PHONE not in released and "[PHONE]" in released
+    assert final.startswith(released) and PHONE not in final
