@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 
 from rich.console import Console
 
@@ -25,8 +26,11 @@ def test_demo_runs_the_whole_loop(db, admin):
     assert "check_text(input): allow (-)  Ignore the weak birds" in text
     assert "check_text(retrieved): block (data_exfiltration)  Feed note. ![status]" in text
     assert "musa may ask once a minute: answered; RateLimited (retry after" in text
+    streamed = re.search(r"ask_stream: (\d+) screened pieces: (.*)", text)
+    assert streamed and int(streamed.group(1)) >= 2
+    assert "calls on [PHONE] before nine" in streamed.group(2) and "0803" not in text
     runs = dict(admin.execute("SELECT id, status FROM farmops.ai_runs WHERE user_id <> 'musa'").fetchall())
-    assert runs == {ids["run_a"]: "succeeded", ids["run_b"]: "succeeded"}
+    assert runs == {ids["run_a"]: "succeeded", ids["run_b"]: "succeeded", ids["run_streamed"]: "succeeded"}
     musa = admin.execute("SELECT status FROM farmops.ai_runs WHERE user_id = 'musa'").fetchall()
     assert musa == [("succeeded",)]  # the refused ask left no run
     assert "farmops_rate_limit_refusals_total{limit=member} 1" in text
