@@ -1,8 +1,10 @@
 """The one real PostgreSQL + pgvector server of a test session, and what tests need to reach it.
 
-The embedded server starts when this module is first imported (by ``tests/conftest.py``);
-pytest-postgresql then treats it as an existing server. ``Database`` connects to one test's
-fresh copy of the migrated template as:
+The embedded server starts when this module is first imported (by ``tests/conftest.py``).
+``Copies`` migrates the template database once per session and hands every test its own fresh
+copy of it (``CREATE DATABASE ... TEMPLATE``), made one test ahead and dropped after the test by
+a worker thread, so that neither waits in the test's own time. ``Database`` connects to one
+test's copy as:
 
 - ``admin``: the cluster superuser (setup only; never to prove a rule),
 - ``owner``: the superuser after ``SET ROLE farmops_owner`` (what the package owner can do),
@@ -13,8 +15,12 @@ fresh copy of the migrated template as:
 from __future__ import annotations
 
 import contextlib
+import itertools
+import logging
 import os
+import queue
 import subprocess
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +33,7 @@ from farmops_client import embedded
 from farmops_client import migrate as migrations
 from farmops_client.tenancy import create_app_login, create_maintainer_login
 
+log = logging.getLogger(__name__)
 os.environ.setdefault("LC_ALL", "C.UTF-8")  # initdb needs a valid locale
 REPO = Path(__file__).resolve().parents[2]
 APP_LOGIN = "farmops_test_app"
@@ -73,7 +80,7 @@ _drop_leftover_databases()
 
 
 def load_farmops(host, port, user, dbname, password=None, **_kwargs) -> None:
-    """Template loader: migrate, then make sure the application login role exists."""
+    """Template loader: migrate, then make sure the application login role exists (and the maintainer's)."""
     with fdb.connect(host=host, port=port, user=user, dbname=dbname, password=password) as conn:
         migrations.migrate(conn)
         # The suites reserve made-up models ('m', 'test-model'), which a fresh install refuses
@@ -86,6 +93,87 @@ def load_farmops(host, port, user, dbname, password=None, **_kwargs) -> None:
         create_app_login(conn, APP_LOGIN)
         create_maintainer_login(conn, MAINTAINER_LOGIN)
         conn.commit()
+
+
+TEMPLATE = "farmops_test_tmpl"
+
+
+class Copies:
+    """Fresh copies of the migrated template, one per test, from one worker thread.
+
+    ``take()`` returns a copy nobody has connected to and asks for the next one at once, so the
+    ``CREATE DATABASE ... TEMPLATE`` of test N+1 runs while test N runs; ``give_back()`` queues the
+    copy's drop (its leftover connections terminated first, as pytest-postgresql did). The worker
+    does one thing at a time on its own superuser connection to ``postgres``, in order; an error
+    there is raised by the next ``take()``. Each test still gets its own database: nothing is
+    shared but the template, which no test connects to.
+    """
+
+    def __init__(self, template: str = TEMPLATE) -> None:
+        self.template = template
+        self._names = (f"farmops_test_{n}" for n in itertools.count(1))
+        self._jobs: queue.Queue = queue.Queue()
+        self._ready: queue.Queue = queue.Queue()
+        self._conn = psycopg.connect(server_dsn("postgres"), autocommit=True)
+        self._conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(template)))
+        load_farmops(PG_HOST, PG_PORT, "postgres", template)
+        self._conn.execute(
+            sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE true").format(sql.Identifier(template))
+        )
+        self._thread = threading.Thread(target=self._work, name="test-database-copies", daemon=True)
+        self._thread.start()
+        self._jobs.put(("create", next(self._names)))
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            verb, name = job
+            try:
+                if verb == "create":
+                    self._conn.execute(
+                        sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                            sql.Identifier(name), sql.Identifier(self.template)
+                        )
+                    )
+                    self._ready.put(name)
+                else:
+                    _drop(self._conn, name)
+            except Exception as exc:  # handed to the test that waits for a copy
+                log.exception("test database %s %s failed", verb, name)
+                self._ready.put(exc)
+
+    def take(self) -> str:
+        """A fresh copy of the template (its name); the next one is started at once."""
+        got = self._ready.get()
+        if isinstance(got, BaseException):
+            raise RuntimeError("making a fresh test database failed") from got
+        self._jobs.put(("create", next(self._names)))
+        return got
+
+    def give_back(self, name: str) -> None:
+        """Drop ``name`` after the test (in the worker; the caller does not wait)."""
+        self._jobs.put(("drop", name))
+
+    def close(self) -> None:
+        """Finish the queued drops, drop the unused copy and the template, close the connection."""
+        self._jobs.put(None)
+        self._thread.join()
+        while not self._ready.empty():
+            got = self._ready.get()
+            if isinstance(got, str):
+                _drop(self._conn, got)
+        self._conn.execute(
+            sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE false").format(sql.Identifier(self.template))
+        )
+        _drop(self._conn, self.template)
+        self._conn.close()
+
+
+def _drop(conn: psycopg.Connection, name: str) -> None:
+    """Drop database ``name``: refuse new connections, end the ones left, drop it."""
+    ident = sql.Identifier(name)
+    conn.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false").format(ident))
+    conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", [name])
+    conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(ident))
 
 
 @dataclass(frozen=True)
