@@ -18,13 +18,25 @@ from support.credits import grant
 from support.server import PG_HOST, PG_PORT, Copies, Database, create_farm, server_dsn
 from support.write_path import Farm, make_farm
 
+_COPIES: list[Copies] = []
+
 
 @pytest.fixture(scope="session")
 def copies() -> Iterator[Copies]:
-    """The migrated template of this session and the worker that copies it for each test."""
+    """The migrated template of this session and the worker that copies (and resets) it for each test."""
     made = Copies()
+    _COPIES.append(made)
     yield made
     made.close()
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """How the tests' databases were made: reset in place, or dropped and copied again."""
+    for made in _COPIES:
+        terminalreporter.write_line(
+            "test databases: {reset} reset to the template's state, "
+            "{recopied} dropped and copied again".format(**made.stats)
+        )
 
 
 @pytest.fixture
