@@ -213,7 +213,7 @@ class Copies:
         while (job := self._jobs.get()) is not None:
             verb, name = job
             try:
-                if verb == "recycle" and not FRESH_ONLY and self._reset(name):
+                if verb == "recycle" and not FRESH_ONLY and self._reset_or_not(name):
                     self.stats["reset"] += 1
                     self._mark(name)
                     self._ready.put(name)
@@ -237,6 +237,14 @@ class Copies:
     def _mark(self, name: str) -> None:
         """Remember the xid after which any catalog row of ``name`` was written by its next test."""
         self._since[name] = self._conn.execute("SELECT pg_current_xact_id()::text::bigint").fetchone()[0]
+
+    def _reset_or_not(self, name: str) -> bool:
+        """:meth:`_reset`, with an error there (logged) taken as "cannot": the copy is replaced."""
+        try:
+            return self._reset(name)
+        except psycopg.Error:
+            log.exception("resetting test database %s failed; it is dropped and copied again", name)
+            return False
 
     def _reset(self, name: str) -> bool:
         """Put ``name`` back in the template's state; False when that cannot be shown (re-copy it)."""
