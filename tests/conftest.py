@@ -1,7 +1,7 @@
 """Pytest fixtures: one real PostgreSQL + pgvector server per session (started by ``support.server``).
 
-Migrations are applied once to a template database; every test gets a fresh copy of it (made
-one test ahead by ``support.server.Copies``, dropped after the test) and connects as ``admin``
+Migrations are applied once to a template database; every test gets a database in its state (a
+copy, or the previous test's reset by ``support.server.Copies``) and connects as ``admin``
 (superuser, setup only), ``owner`` (farmops_owner), ``app`` (the application login role, which
 proves every rule) or ``maintainer`` (the login of the cross-farm expiry jobs).
 Plain helpers live in ``tests/support``.

@@ -1,10 +1,9 @@
 """The one real PostgreSQL + pgvector server of a test session, and what tests need to reach it.
 
 The embedded server starts when this module is first imported (by ``tests/conftest.py``).
-``Copies`` migrates the template database once per session and hands every test its own fresh
-copy of it (``CREATE DATABASE ... TEMPLATE``), made one test ahead and dropped after the test by
-a worker thread, so that neither waits in the test's own time. ``Database`` connects to one
-test's copy as:
+``Copies`` migrates the template database once per session and hands every test a database in
+the template's state: a copy of it (``CREATE DATABASE ... TEMPLATE``), or the one the previous
+test used, reset between the two tests. ``Database`` connects to one test's database as:
 
 - ``admin``: the cluster superuser (setup only; never to prove a rule),
 - ``owner``: the superuser after ``SET ROLE farmops_owner`` (what the package owner can do),
@@ -146,12 +145,12 @@ class Copies:
       as they were), every sequence is set back to its template value, the planner statistics and
       activity counters of the database are cleared.
 
-    Two databases take turns, so the reset of one runs while the next test runs on the other. An
-    error in the worker is raised by the next ``take()``. ``FARMOPS_TEST_FRESH_DB=1`` drops and
+    The worker does this between tests, never while one runs (``take()`` waits for it). An error
+    in the worker is raised by the next ``take()``. ``FARMOPS_TEST_FRESH_DB=1`` drops and
     re-copies after every test (the old behaviour) to rule the reset out when chasing a failure.
     """
 
-    def __init__(self, template: str = TEMPLATE, pool: int = 2) -> None:
+    def __init__(self, template: str = TEMPLATE, pool: int = 1) -> None:
         self.template = template
         self.stats = {"reset": 0, "recopied": 0}
         self._names = (f"farmops_test_{n}" for n in itertools.count(1))
@@ -211,28 +210,33 @@ class Copies:
 
     def _work(self) -> None:
         while (job := self._jobs.get()) is not None:
-            verb, name = job
             try:
-                if verb == "recycle" and not FRESH_ONLY and self._reset_or_not(name):
-                    self.stats["reset"] += 1
-                    self._mark(name)
-                    self._ready.put(name)
-                    continue
-                if verb == "recycle":
-                    self.stats["recopied"] += 1
-                    self._since.pop(name, None)
-                    _drop(self._conn, name)
-                name = next(self._names)
-                self._conn.execute(
-                    sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                        sql.Identifier(name), sql.Identifier(self.template)
-                    )
-                )
+                self._do(*job)
+            finally:
+                self._jobs.task_done()
+
+    def _do(self, verb: str, name: str | None) -> None:
+        try:
+            if verb == "recycle" and not FRESH_ONLY and self._reset_or_not(name):
+                self.stats["reset"] += 1
                 self._mark(name)
                 self._ready.put(name)
-            except Exception as exc:  # handed to the test that waits for a copy
-                log.exception("test database %s %s failed", verb, name)
-                self._ready.put(exc)
+                return
+            if verb == "recycle":
+                self.stats["recopied"] += 1
+                self._since.pop(name, None)
+                _drop(self._conn, name)
+            name = next(self._names)
+            self._conn.execute(
+                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                    sql.Identifier(name), sql.Identifier(self.template)
+                )
+            )
+            self._mark(name)
+            self._ready.put(name)
+        except Exception as exc:  # handed to the test that waits for a copy
+            log.exception("test database %s %s failed", verb, name)
+            self._ready.put(exc)
 
     def _mark(self, name: str) -> None:
         """Remember the xid after which any catalog row of ``name`` was written by its next test."""
@@ -328,7 +332,13 @@ class Copies:
             )
 
     def take(self) -> str:
-        """A database in the template's state (its name), used by no one else."""
+        """A database in the template's state (its name), used by no one else.
+
+        Waits until the worker is idle: a test never runs beside a reset or a CREATE DATABASE, whose
+        transaction would hold back the cluster's xid horizon (the audit seal, for one, only seals
+        what every running transaction can see).
+        """
+        self._jobs.join()
         got = self._ready.get()
         if isinstance(got, BaseException):
             raise RuntimeError("making a fresh test database failed") from got
