@@ -1,9 +1,10 @@
 """Pytest fixtures: one real PostgreSQL + pgvector server per session (started by ``support.server``).
 
-Migrations are applied once to a template database; every test gets a fresh copy of it and
-connects as ``admin`` (superuser, setup only), ``owner`` (farmops_owner), ``app`` (the
-application login role, which proves every rule) or ``maintainer`` (the login of the cross-farm
-expiry jobs). Plain helpers live in ``tests/support``.
+Migrations are applied once to a template database; every test gets a database in its state (a
+copy, or the previous test's reset by ``support.server.Copies``) and connects as ``admin``
+(superuser, setup only), ``owner`` (farmops_owner), ``app`` (the application login role, which
+proves every rule) or ``maintainer`` (the login of the cross-farm expiry jobs).
+Plain helpers live in ``tests/support``.
 """
 
 from __future__ import annotations
@@ -13,21 +14,37 @@ from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
-from pytest_postgresql import factories
 from support.credits import grant
-from support.server import PG_HOST, PG_PORT, Database, create_farm, load_farmops, server_dsn
+from support.server import PG_HOST, PG_PORT, Copies, Database, create_farm, server_dsn
 from support.write_path import Farm, make_farm
 
-postgresql_proc = factories.postgresql_noproc(
-    host=PG_HOST, port=PG_PORT, user="postgres", dbname="farmops_test", load=[load_farmops]
-)
-postgresql = factories.postgresql("postgresql_proc")
+_COPIES: list[Copies] = []
+
+
+@pytest.fixture(scope="session")
+def copies() -> Iterator[Copies]:
+    """The migrated template of this session and the worker that copies (and resets) it for each test."""
+    made = Copies()
+    _COPIES.append(made)
+    yield made
+    made.close()
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """How the tests' databases were made: reset in place, or dropped and copied again."""
+    for made in _COPIES:
+        terminalreporter.write_line(
+            "test databases: {reset} reset to the template's state, "
+            "{recopied} dropped and copied again".format(**made.stats)
+        )
 
 
 @pytest.fixture
-def db(postgresql: psycopg.Connection) -> Database:
-    """The fresh, migrated database of this test."""
-    return Database(PG_HOST, PG_PORT, postgresql.info.dbname)
+def db(copies: Copies) -> Iterator[Database]:
+    """The fresh, migrated database of this test (its own copy of the template, dropped after it)."""
+    name = copies.take()
+    yield Database(PG_HOST, PG_PORT, name)
+    copies.give_back(name)
 
 
 @pytest.fixture
@@ -95,7 +112,7 @@ def wfarm(app, admin) -> Farm:
 
 
 @pytest.fixture
-def empty_db(postgresql_proc):
+def empty_db():
     """Factory of empty databases (no farmops yet), dropped at teardown."""
     created: list[str] = []
 
