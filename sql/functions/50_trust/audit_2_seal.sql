@@ -140,7 +140,16 @@ $fn$;
 COMMENT ON FUNCTION farmops._audit_entry_hash(farmops.audit_log) IS
 'Private: sha256 (hex) of an entry: prev_hash, farm, seq, time, actor, action, object, content_hash, detail.';
 
-CREATE OR REPLACE FUNCTION farmops._seal_audit_farm(p_farm_id uuid)
+-- The seal, set-based (issue 13: the audit overhead). Per batch, not per entry: one query per
+-- object table reads every immutable object of the batch, the people named anywhere in it get their
+-- subjects in one INSERT, every content hash is computed in one statement, and only the link
+-- prev_hash -> hash, sequential by nature, is a loop. The formulas are those of the per-entry
+-- helpers above (_audit_content, _audit_canonical, _subject_of, _audit_content_hash,
+-- _audit_entry_hash), which verify_audit still uses: tests/trust/test_audit_seal.py checks that both
+-- give the same hashes, and that a chain sealed half by the per-entry seal and half by this one verifies.
+CREATE OR REPLACE FUNCTION farmops._seal_audit_farm(
+    p_farm_id uuid, p_limit integer DEFAULT NULL, p_skip_locked boolean DEFAULT false
+)
 RETURNS integer
 LANGUAGE plpgsql
 VOLATILE
@@ -148,28 +157,49 @@ SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
     v_xmin xid8;
-    v_head farmops.audit_log;
     v_pending farmops._audit_pending [];
-    v_event farmops._audit_pending;
-    v_entry farmops.audit_log;
-    v_entries farmops.audit_log [] := '{}';
-    v_seq bigint;
+    v_head_seq bigint;
     v_prev text;
-    v_object text;
-    v_content jsonb;
-    v_person_key boolean;
-    v_actor text;
-    -- Actors repeat (a farm has few members): each one's subject is looked up once per call.
-    v_subjects jsonb := '{}';
+    v_table record;
+    v_found jsonb;
+    -- pending id -> the rows its content is made of, as read now: [row], [run, reserve leg],
+    -- or [] (a run whose reserve leg is not there: hashed by its detail, as _audit_content does).
+    v_objects jsonb := '{}';
+    v_person_keyed text [];
+    v_person_columns text [] := farmops._person_columns();
+    v_people text [];
+    -- person value -> subject id (text), as farmops._subject_of gives it.
+    v_subjects jsonb;
+    v_entries farmops.audit_log [];
+    v_tails text [];
+    v_hashes text [] := '{}';
+    v_prevs text [] := '{}';
+    v_i integer;
 BEGIN
-    -- One sealer per farm; writers never take this lock.
-    PERFORM farmops._lock_in_farm(p_farm_id, 'audit_seal');
+    -- One sealer per farm; writers never take this lock. A bounded seal (seal_audit(p_max_entries))
+    -- skips a farm another sealer holds rather than queue behind it (no lock-order deadlock).
+    IF p_skip_locked THEN
+        INSERT INTO farmops._farm_locks (farm_id, name) VALUES (p_farm_id, 'audit_seal')
+        ON CONFLICT (farm_id, name) DO NOTHING;
+        PERFORM FROM farmops._farm_locks AS l WHERE l.farm_id = p_farm_id AND l.name = 'audit_seal'
+        FOR UPDATE SKIP LOCKED;
+        IF NOT FOUND THEN
+            RETURN 0;
+        END IF;
+    ELSE
+        PERFORM farmops._lock_in_farm(p_farm_id, 'audit_seal');
+    END IF;
     -- Every transaction older than the oldest running one has ended: nothing can
     -- still be appended before the entries taken now (commit order respected).
     v_xmin := pg_snapshot_xmin(pg_current_snapshot());
     WITH moved AS (
         DELETE FROM farmops._audit_pending AS p
-        WHERE p.farm_id = p_farm_id AND p.xid < v_xmin
+        WHERE p.farm_id = p_farm_id AND p.id IN (
+            SELECT q.id FROM farmops._audit_pending AS q
+            WHERE q.farm_id = p_farm_id AND q.xid < v_xmin
+            ORDER BY q.id
+            LIMIT p_limit
+        )
         RETURNING p.*
     )
 
@@ -177,54 +207,187 @@ BEGIN
     IF v_pending IS NULL THEN
         RETURN 0;
     END IF;
-    SELECT l.* INTO v_head FROM farmops.audit_log AS l WHERE l.farm_id = p_farm_id ORDER BY l.seq DESC LIMIT 1;
-    v_seq := coalesce(v_head.seq, 0);
-    v_prev := coalesce(v_head.hash, repeat('0', 64));
-    FOREACH v_event IN ARRAY v_pending LOOP
-        v_content := farmops._audit_content(
-            p_farm_id, v_event.object_table, v_event.object_id, v_event.action, true
-        );
-        -- An idempotent replay fired the reservation trigger for a run row that ON CONFLICT
-        -- then did not insert: no run, no event (runs are never deleted).
-        CONTINUE WHEN v_content IS NULL AND v_event.action = 'run.reserved' AND NOT EXISTS (
-            SELECT FROM farmops.ai_runs AS r WHERE r.farm_id = p_farm_id AND r.id = v_event.object_id::uuid
-        );
-        v_person_key := v_event.object_table NOT IN ('ai_runs', 'credit_ledger') AND (
-            SELECT a.person_key FROM farmops._audited_table(v_event.object_table) AS a LIMIT 1
-        );
-        v_object := CASE WHEN v_person_key
-            THEN farmops._subject_of(p_farm_id, v_event.object_id) ELSE v_event.object_id END;
-        v_actor := v_subjects ->> v_event.actor;
-        IF v_actor IS NULL THEN
-            v_actor := farmops._subject_of(p_farm_id, v_event.actor);
-            v_subjects := v_subjects || jsonb_build_object(v_event.actor, v_actor);
+
+    -- Reservations: the run's columns that never change and its reserve leg, one join for the batch.
+    -- No run at all: an idempotent replay whose row ON CONFLICT did not insert (no key: dropped below).
+    SELECT coalesce(jsonb_object_agg(e.id::text, CASE WHEN l.seq IS NULL THEN '[]'::jsonb ELSE jsonb_build_array(
+        jsonb_build_object(
+            'farm_id', r.farm_id, 'id', r.id, 'user_id', r.user_id, 'feature', r.feature, 'model', r.model,
+            'credits_reserved', r.credits_reserved - r.credits_extended, 'request_id', r.request_id,
+            'reserved_at', r.reserved_at,
+            'expires_at', r.expires_at
+        ),
+        to_jsonb(l)
+    ) END), '{}')
+    INTO v_objects
+    FROM unnest(v_pending) AS e
+    JOIN farmops.ai_runs AS r ON r.farm_id = p_farm_id AND r.id = e.object_id::uuid
+    LEFT JOIN farmops.credit_ledger AS l ON l.farm_id = p_farm_id AND l.ai_run_id = r.id AND l.kind = 'reserve'
+    WHERE e.object_table = 'ai_runs' AND e.action = 'run.reserved';
+
+    -- Every other audited table of the batch: one query per immutable table for all its ids (the key
+    -- compared in its own type, so that the table's key index answers).
+    FOR v_table IN
+        SELECT t.object_table, a.id_column, a.immutable, a.person_key, farmops._audit_relation(t.object_table) AS rel
+        FROM (
+            SELECT DISTINCT e.object_table FROM unnest(v_pending) AS e WHERE e.object_table <> 'ai_runs'
+        ) AS t
+        CROSS JOIN LATERAL (SELECT k.* FROM farmops._audited_table(t.object_table) AS k LIMIT 1) AS a
+        ORDER BY t.object_table
+    LOOP
+        IF v_table.person_key AND v_table.object_table <> 'credit_ledger' THEN
+            v_person_keyed := v_person_keyed || v_table.object_table;
         END IF;
-        v_entry := ROW(
-            p_farm_id, v_seq + 1, v_event.at, now(), v_actor::uuid,
-            v_event.action, v_event.object_table, v_object, v_event.detail,
-            farmops._audit_content_hash(v_content, v_event.detail),
-            v_prev, NULL
-        )::farmops.audit_log;
-        v_prev := farmops._audit_entry_hash(v_entry);
-        v_seq := v_seq + 1;
-        v_entries := v_entries || ROW(
-            v_entry.farm_id, v_entry.seq, v_entry.at, v_entry.sealed_at, v_entry.actor, v_entry.action,
-            v_entry.object_table, v_entry.object_id, v_entry.detail, v_entry.content_hash, v_entry.prev_hash, v_prev
-        )::farmops.audit_log;
+        CONTINUE WHEN NOT coalesce(v_table.immutable, false);
+        EXECUTE format(
+            'SELECT coalesce(jsonb_object_agg(e.id::text, jsonb_build_array(to_jsonb(t))), ''{}'') '
+            'FROM unnest($2) AS e JOIN %s AS t ON t.farm_id = $1 AND t.%I = CAST(e.object_id AS %s) '
+            'WHERE e.object_table = $3',
+            v_table.rel, v_table.id_column, (
+                SELECT format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_attribute AS a
+                WHERE a.attrelid = v_table.rel AND a.attname = v_table.id_column
+            )
+        ) INTO v_found USING p_farm_id, v_pending, v_table.object_table;
+        v_objects := v_objects || v_found;
     END LOOP;
+
+    -- The people the batch names (actors, person keys, person columns of its objects): their
+    -- subjects, the missing ones created in one statement ('erased:<id>' already is one).
+    SELECT coalesce(array_agg(DISTINCT v.value), '{}') INTO v_people
+    FROM (
+        SELECT e.actor AS value FROM unnest(v_pending) AS e
+        WHERE NOT (e.object_table = 'ai_runs' AND e.action = 'run.reserved' AND NOT v_objects ? e.id::text)
+        UNION ALL
+        SELECT e.object_id FROM unnest(v_pending) AS e WHERE e.object_table = ANY (v_person_keyed)
+        UNION ALL
+        SELECT c.value
+        FROM jsonb_each(v_objects) AS o (id, rows_)
+        CROSS JOIN LATERAL jsonb_array_elements(o.rows_) AS r (row_)
+        CROSS JOIN LATERAL jsonb_each_text(r.row_) AS c (key, value)
+        WHERE c.key = ANY (v_person_columns)
+    ) AS v
+    WHERE v.value IS NOT NULL;
+    INSERT INTO farmops.subjects AS s (farm_id, user_id)
+    SELECT p_farm_id, v.value FROM unnest(v_people) AS v (value)
+    WHERE v.value !~ '^erased:[0-9a-f-]{36}$'
+        AND NOT EXISTS (SELECT FROM farmops.subjects AS x WHERE x.farm_id = p_farm_id AND x.user_id = v.value)
+    ORDER BY v.value
+    ON CONFLICT (farm_id, user_id) DO NOTHING;
+    SELECT coalesce(jsonb_object_agg(v.value, coalesce(s.id::text, substr(v.value, 8))), '{}') INTO v_subjects
+    FROM unnest(v_people) AS v (value)
+    LEFT JOIN farmops.subjects AS s ON s.farm_id = p_farm_id AND s.user_id = v.value
+    WHERE s.id IS NOT NULL OR v.value ~ '^erased:[0-9a-f-]{36}$';
+
+    SELECT l.seq, l.hash INTO v_head_seq, v_prev
+    FROM farmops.audit_log AS l WHERE l.farm_id = p_farm_id ORDER BY l.seq DESC LIMIT 1;
+    v_head_seq := coalesce(v_head_seq, 0);
+    v_prev := coalesce(v_prev, repeat('0', 64));
+
+    -- Every entry of the batch with its content_hash (farmops._audit_content_hash) and the part of its
+    -- hash after prev_hash (farmops._audit_entry_hash), in insert order.
+    WITH kept AS (
+        SELECT e.*, v_head_seq + row_number() OVER (ORDER BY e.id) AS seq_,
+            coalesce(v_subjects ->> e.actor, e.actor)::uuid AS actor_,
+            CASE WHEN e.object_table = ANY (v_person_keyed)
+                THEN coalesce(v_subjects ->> e.object_id, e.object_id) ELSE e.object_id END AS object_,
+            v_objects -> e.id::text AS rows_
+        FROM unnest(v_pending) AS e
+        WHERE NOT (e.object_table = 'ai_runs' AND e.action = 'run.reserved' AND NOT v_objects ? e.id::text)
+    ),
+
+    canonical AS (
+        -- _audit_canonical: every person column as its subject id.
+        SELECT k.*, (
+            SELECT CASE
+                WHEN x.rows_ IS NULL THEN NULL
+                WHEN k.object_table = 'ai_runs' THEN jsonb_build_object('run', x.rows_ -> 0, 'leg', x.rows_ -> 1)
+                ELSE x.rows_ -> 0
+            END
+            FROM (
+                SELECT jsonb_agg(r.row_ || coalesce((
+                    SELECT jsonb_object_agg(p.key, coalesce(v_subjects -> p.value, to_jsonb(p.value)))
+                    FROM jsonb_each_text(r.row_) AS p (key, value)
+                    WHERE p.key = ANY (v_person_columns)
+                ), '{}') ORDER BY r.n) AS rows_
+                FROM jsonb_array_elements(k.rows_) WITH ORDINALITY AS r (row_, n)
+            ) AS x
+        ) AS content_
+        FROM kept AS k
+    ),
+
+    hashed AS (
+        SELECT c.*, encode(sha256(convert_to(CASE
+            WHEN c.content_ IS NULL THEN c.detail
+            ELSE jsonb_build_object('object', c.content_, 'detail', c.detail)
+        END::text, 'UTF8')), 'hex') AS content_hash_
+        FROM canonical AS c
+    )
+
+    SELECT
+        array_agg(ROW(
+            p_farm_id, h.seq_, h.at, now(), h.actor_, h.action, h.object_table, h.object_, h.detail,
+            h.content_hash_, NULL, NULL
+        )::farmops.audit_log ORDER BY h.seq_),
+        array_agg(concat_ws(
+            '|', p_farm_id, h.seq_, extract(EPOCH FROM h.at), h.actor_, h.action, h.object_table, h.object_,
+            h.content_hash_, h.detail::text
+        ) ORDER BY h.seq_)
+    INTO v_entries, v_tails
+    FROM hashed AS h;
+    IF v_entries IS NULL THEN
+        RETURN 0;  -- only dropped replays
+    END IF;
+
+    -- The chain: each hash covers the one before it.
+    FOR v_i IN 1 .. cardinality(v_tails) LOOP
+        v_prevs[v_i] := v_prev;
+        v_prev := encode(sha256(convert_to(v_prev || '|' || v_tails[v_i], 'UTF8')), 'hex');
+        v_hashes[v_i] := v_prev;
+    END LOOP;
+
     -- One statement for the whole batch.
     INSERT INTO farmops.audit_log (
         farm_id, seq, at, sealed_at, actor, action, object_table, object_id, detail, content_hash, prev_hash, hash
     )
     SELECT e.farm_id, e.seq, e.at, e.sealed_at, e.actor, e.action, e.object_table, e.object_id, e.detail,
-        e.content_hash, e.prev_hash, e.hash
-    FROM unnest(v_entries) AS e;
-    RETURN v_seq - coalesce(v_head.seq, 0);
+        e.content_hash, v_prevs[e.n], v_hashes[e.n]
+    FROM unnest(v_entries) WITH ORDINALITY AS e (
+        farm_id, seq, at, sealed_at, actor, action, object_table, object_id, detail, content_hash, prev_hash, hash, n
+    );
+    RETURN cardinality(v_entries);
 END
 $fn$;
-COMMENT ON FUNCTION farmops._seal_audit_farm(uuid) IS
-'Private: links one farm''s pending audit entries whose transactions ended into the chain (seq, content_hash, '
-'prev_hash, hash) under the farm''s audit_seal lock; returns how many.';
+COMMENT ON FUNCTION farmops._seal_audit_farm(uuid, integer, boolean) IS
+'Private: links one farm''s pending audit entries whose transactions ended (the oldest p_limit of them; NULL: '
+'all) into the chain (seq, content_hash, prev_hash, hash) under the farm''s audit_seal lock, set-based; with '
+'p_skip_locked, a farm another sealer holds is skipped (0). Returns how many entries it linked.';
+
+-- The farms with pending entries, each found by one probe of _audit_pending's key (farm_id, id)
+-- instead of a scan of every pending row.
+CREATE OR REPLACE FUNCTION farmops._audit_pending_farms()
+RETURNS TABLE (farm_id uuid, oldest bigint)
+LANGUAGE sql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    WITH RECURSIVE farms AS (
+        SELECT (SELECT p.farm_id FROM farmops._audit_pending AS p ORDER BY p.farm_id LIMIT 1) AS farm_id
+        UNION ALL
+        SELECT (
+            SELECT p.farm_id FROM farmops._audit_pending AS p WHERE p.farm_id > f.farm_id
+            ORDER BY p.farm_id LIMIT 1
+        )
+        FROM farms AS f
+        WHERE f.farm_id IS NOT NULL
+    )
+
+    SELECT f.farm_id, (SELECT min(p.id) FROM farmops._audit_pending AS p WHERE p.farm_id = f.farm_id)
+    FROM farms AS f
+    WHERE f.farm_id IS NOT NULL
+$fn$;
+COMMENT ON FUNCTION farmops._audit_pending_farms() IS
+'Private: each farm with pending audit entries and the insert order of its oldest one, found by probing '
+'_audit_pending''s key once per farm (a loose index scan).';
 
 CREATE OR REPLACE FUNCTION farmops.seal_audit()
 RETURNS integer
@@ -238,7 +401,8 @@ DECLARE
     v_count integer := 0;
 BEGIN
     PERFORM farmops._assert_login_allowed();
-    FOR v_farm IN SELECT DISTINCT p.farm_id FROM farmops._audit_pending AS p ORDER BY 1 LOOP
+    -- Farms in id order: concurrent sealers queue on each farm's seal lock in the same order.
+    FOR v_farm IN SELECT f.farm_id FROM farmops._audit_pending_farms() AS f ORDER BY 1 LOOP
         v_count := v_count + farmops._seal_audit_farm(v_farm);
     END LOOP;
     RETURN v_count;
@@ -247,3 +411,29 @@ $fn$;
 COMMENT ON FUNCTION farmops.seal_audit() IS
 'Maintenance (farmops_maintainer): links every farm''s pending audit entries whose transactions have ended into '
 'its chain; returns how many. Safe to run concurrently and while the farms write.';
+
+CREATE OR REPLACE FUNCTION farmops.seal_audit(p_max_entries integer)
+RETURNS integer
+LANGUAGE plpgsql
+VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_farm uuid;
+    v_count integer := 0;
+BEGIN
+    PERFORM farmops._assert_login_allowed();
+    PERFORM farmops._assert_in_range(p_max_entries, 'max entries', 1, 2147483647);
+    -- The farm waiting longest first; a farm another sealer holds is skipped, not waited for.
+    FOR v_farm IN SELECT f.farm_id FROM farmops._audit_pending_farms() AS f ORDER BY f.oldest, f.farm_id LOOP
+        EXIT WHEN v_count >= p_max_entries;
+        v_count := v_count + farmops._seal_audit_farm(v_farm, p_max_entries - v_count, true);
+    END LOOP;
+    RETURN v_count;
+END
+$fn$;
+COMMENT ON FUNCTION farmops.seal_audit(integer) IS
+'Maintenance (farmops_maintainer): seal_audit() in a bounded transaction: links at most p_max_entries finished '
+'audit entries, oldest farm first, skipping a farm another sealer is sealing; returns how many. Call it again '
+'while it returns p_max_entries. OF006 unless p_max_entries is 1 or more.';
