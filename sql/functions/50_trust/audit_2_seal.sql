@@ -161,15 +161,17 @@ DECLARE
     v_head_seq bigint;
     v_prev text;
     v_table record;
-    v_found jsonb;
-    -- pending id -> the rows its content is made of, as read now: [row], [run, reserve leg],
-    -- or [] (a run whose reserve leg is not there: hashed by its detail, as _audit_content does).
-    v_objects jsonb := '{}';
-    v_person_keyed text [];
+    -- The rows the batch's contents are made of, as read now (parallel arrays: pending id, part, row):
+    -- part 0 a record, leg or autonomy change; 1 and 2 a reservation's run and reserve leg.
+    v_ids bigint [];
+    v_parts integer [];
+    v_rows jsonb [];
+    v_found_ids bigint [];
+    v_found_rows jsonb [];
+    -- Reservations without a run: replays whose row ON CONFLICT did not insert (dropped).
+    v_replays bigint [];
+    v_person_keyed text [] := '{}';
     v_person_columns text [] := farmops._person_columns();
-    v_people text [];
-    -- person value -> subject id (text), as farmops._subject_of gives it.
-    v_subjects jsonb;
     v_entries farmops.audit_log [];
     v_tails text [];
     v_hashes text [] := '{}';
@@ -208,22 +210,25 @@ BEGIN
         RETURN 0;
     END IF;
 
-    -- Reservations: the run's columns that never change and its reserve leg, one join for the batch.
-    -- No run at all: an idempotent replay whose row ON CONFLICT did not insert (no key: dropped below).
-    SELECT coalesce(jsonb_object_agg(e.id::text, CASE WHEN l.seq IS NULL THEN '[]'::jsonb ELSE jsonb_build_array(
-        jsonb_build_object(
+    -- Reservations: the run's columns that never change and its reserve leg (as _audit_content
+    -- reads them), one join for the whole batch. A run without its leg: hashed by its detail.
+    SELECT coalesce(array_agg(e.id) FILTER (WHERE r.id IS NULL), '{}'),
+        coalesce(array_agg(e.id) FILTER (WHERE l.seq IS NOT NULL), '{}'),
+        coalesce(array_agg(jsonb_build_object(
             'farm_id', r.farm_id, 'id', r.id, 'user_id', r.user_id, 'feature', r.feature, 'model', r.model,
             'credits_reserved', r.credits_reserved - r.credits_extended, 'request_id', r.request_id,
             'reserved_at', r.reserved_at,
             'expires_at', r.expires_at
-        ),
-        to_jsonb(l)
-    ) END), '{}')
-    INTO v_objects
+        )) FILTER (WHERE l.seq IS NOT NULL), '{}'),
+        coalesce(array_agg(to_jsonb(l)) FILTER (WHERE l.seq IS NOT NULL), '{}')
+    INTO v_replays, v_found_ids, v_rows, v_found_rows
     FROM unnest(v_pending) AS e
-    JOIN farmops.ai_runs AS r ON r.farm_id = p_farm_id AND r.id = e.object_id::uuid
+    LEFT JOIN farmops.ai_runs AS r ON r.farm_id = p_farm_id AND r.id = e.object_id::uuid
     LEFT JOIN farmops.credit_ledger AS l ON l.farm_id = p_farm_id AND l.ai_run_id = r.id AND l.kind = 'reserve'
     WHERE e.object_table = 'ai_runs' AND e.action = 'run.reserved';
+    v_ids := v_found_ids || v_found_ids;
+    v_parts := array_fill(1, ARRAY[cardinality(v_found_ids)]) || array_fill(2, ARRAY[cardinality(v_found_ids)]);
+    v_rows := v_rows || v_found_rows;
 
     -- Every other audited table of the batch: one query per immutable table for all its ids (the key
     -- compared in its own type, so that the table's key index answers).
@@ -240,43 +245,35 @@ BEGIN
         END IF;
         CONTINUE WHEN NOT coalesce(v_table.immutable, false);
         EXECUTE format(
-            'SELECT coalesce(jsonb_object_agg(e.id::text, jsonb_build_array(to_jsonb(t))), ''{}'') '
+            'SELECT coalesce(array_agg(e.id), ''{}''), coalesce(array_agg(to_jsonb(t)), ''{}'') '
             'FROM unnest($2) AS e JOIN %s AS t ON t.farm_id = $1 AND t.%I = CAST(e.object_id AS %s) '
             'WHERE e.object_table = $3',
             v_table.rel, v_table.id_column, (
                 SELECT format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_attribute AS a
                 WHERE a.attrelid = v_table.rel AND a.attname = v_table.id_column
             )
-        ) INTO v_found USING p_farm_id, v_pending, v_table.object_table;
-        v_objects := v_objects || v_found;
+        ) INTO v_found_ids, v_found_rows USING p_farm_id, v_pending, v_table.object_table;
+        v_ids := v_ids || v_found_ids;
+        v_parts := v_parts || array_fill(0, ARRAY[cardinality(v_found_ids)]);
+        v_rows := v_rows || v_found_rows;
     END LOOP;
 
-    -- The people the batch names (actors, person keys, person columns of its objects): their
-    -- subjects, the missing ones created in one statement ('erased:<id>' already is one).
-    SELECT coalesce(array_agg(DISTINCT v.value), '{}') INTO v_people
+    -- The people the batch names (actors, person keys, person columns of its objects) get their
+    -- subjects, the missing ones in one statement ('erased:<id>' already names one).
+    INSERT INTO farmops.subjects AS s (farm_id, user_id)
+    SELECT DISTINCT p_farm_id, v.value
     FROM (
         SELECT e.actor AS value FROM unnest(v_pending) AS e
-        WHERE NOT (e.object_table = 'ai_runs' AND e.action = 'run.reserved' AND NOT v_objects ? e.id::text)
+        WHERE NOT (e.object_table = 'ai_runs' AND e.action = 'run.reserved' AND e.id = ANY (v_replays))
         UNION ALL
         SELECT e.object_id FROM unnest(v_pending) AS e WHERE e.object_table = ANY (v_person_keyed)
         UNION ALL
-        SELECT c.value
-        FROM jsonb_each(v_objects) AS o (id, rows_)
-        CROSS JOIN LATERAL jsonb_array_elements(o.rows_) AS r (row_)
-        CROSS JOIN LATERAL jsonb_each_text(r.row_) AS c (key, value)
-        WHERE c.key = ANY (v_person_columns)
+        SELECT r.row_ ->> c.key FROM unnest(v_rows) AS r (row_)
+        CROSS JOIN unnest(v_person_columns) AS c (key)
     ) AS v
-    WHERE v.value IS NOT NULL;
-    INSERT INTO farmops.subjects AS s (farm_id, user_id)
-    SELECT p_farm_id, v.value FROM unnest(v_people) AS v (value)
-    WHERE v.value !~ '^erased:[0-9a-f-]{36}$'
+    WHERE v.value IS NOT NULL AND v.value !~ '^erased:[0-9a-f-]{36}$'
         AND NOT EXISTS (SELECT FROM farmops.subjects AS x WHERE x.farm_id = p_farm_id AND x.user_id = v.value)
-    ORDER BY v.value
     ON CONFLICT (farm_id, user_id) DO NOTHING;
-    SELECT coalesce(jsonb_object_agg(v.value, coalesce(s.id::text, substr(v.value, 8))), '{}') INTO v_subjects
-    FROM unnest(v_people) AS v (value)
-    LEFT JOIN farmops.subjects AS s ON s.farm_id = p_farm_id AND s.user_id = v.value
-    WHERE s.id IS NOT NULL OR v.value ~ '^erased:[0-9a-f-]{36}$';
 
     SELECT l.seq, l.hash INTO v_head_seq, v_prev
     FROM farmops.audit_log AS l WHERE l.farm_id = p_farm_id ORDER BY l.seq DESC LIMIT 1;
@@ -284,61 +281,75 @@ BEGIN
     v_prev := coalesce(v_prev, repeat('0', 64));
 
     -- Every entry of the batch with its content_hash (farmops._audit_content_hash) and the part of its
-    -- hash after prev_hash (farmops._audit_entry_hash), in insert order.
+    -- hash after prev_hash (farmops._audit_entry_hash), in insert order. A person value reads as
+    -- farmops._subject_of gives it: NULL stays NULL, 'erased:<id>' is <id>, else the subject's id.
     WITH kept AS (
-        SELECT e.*, v_head_seq + row_number() OVER (ORDER BY e.id) AS seq_,
-            coalesce(v_subjects ->> e.actor, e.actor)::uuid AS actor_,
-            CASE WHEN e.object_table = ANY (v_person_keyed)
-                THEN coalesce(v_subjects ->> e.object_id, e.object_id) ELSE e.object_id END AS object_,
-            v_objects -> e.id::text AS rows_
+        SELECT e.*, v_head_seq + row_number() OVER (ORDER BY e.id) AS seq_
         FROM unnest(v_pending) AS e
-        WHERE NOT (e.object_table = 'ai_runs' AND e.action = 'run.reserved' AND NOT v_objects ? e.id::text)
+        WHERE NOT (e.object_table = 'ai_runs' AND e.action = 'run.reserved' AND e.id = ANY (v_replays))
     ),
 
     canonical AS (
-        -- _audit_canonical: every person column as its subject id.
-        SELECT k.*, (
-            SELECT CASE
-                WHEN x.rows_ IS NULL THEN NULL
-                WHEN k.object_table = 'ai_runs' THEN jsonb_build_object('run', x.rows_ -> 0, 'leg', x.rows_ -> 1)
-                ELSE x.rows_ -> 0
-            END
-            FROM (
-                SELECT jsonb_agg(r.row_ || coalesce((
-                    SELECT jsonb_object_agg(p.key, coalesce(v_subjects -> p.value, to_jsonb(p.value)))
-                    FROM jsonb_each_text(r.row_) AS p (key, value)
-                    WHERE p.key = ANY (v_person_columns)
-                ), '{}') ORDER BY r.n) AS rows_
-                FROM jsonb_array_elements(k.rows_) WITH ORDINALITY AS r (row_, n)
-            ) AS x
-        ) AS content_
-        FROM kept AS k
+        -- _audit_canonical: each row with every person column as its subject id.
+        SELECT o.id, o.part, o.row_ || coalesce((
+            SELECT jsonb_object_agg(c.key, CASE
+                WHEN c.value IS NULL THEN 'null'::jsonb
+                WHEN c.value ~ '^erased:[0-9a-f-]{36}$' THEN to_jsonb(substr(c.value, 8))
+                ELSE to_jsonb(coalesce((
+                    SELECT s.id::text FROM farmops.subjects AS s WHERE s.farm_id = p_farm_id AND s.user_id = c.value
+                ), c.value))
+            END)
+            FROM (SELECT p.key, o.row_ ->> p.key FROM unnest(v_person_columns) AS p (key) WHERE o.row_ ? p.key) AS c (key, value)
+        ), '{}') AS row_
+        FROM unnest(v_ids, v_parts, v_rows) AS o (id, part, row_)
     ),
 
-    hashed AS (
-        SELECT c.*, encode(sha256(convert_to(CASE
-            WHEN c.content_ IS NULL THEN c.detail
-            ELSE jsonb_build_object('object', c.content_, 'detail', c.detail)
-        END::text, 'UTF8')), 'hex') AS content_hash_
+    content AS (
+        -- _audit_content: a reservation's run and leg, or the row.
+        SELECT c.id, CASE WHEN max(c.part) = 0 THEN (array_agg(c.row_))[1] ELSE jsonb_build_object(
+            'run', (array_agg(c.row_) FILTER (WHERE c.part = 1))[1],
+            'leg', (array_agg(c.row_) FILTER (WHERE c.part = 2))[1]
+        ) END AS content_
         FROM canonical AS c
+        GROUP BY c.id
+    ),
+
+    entries AS (
+        SELECT k.seq_, k.at, k.action, k.object_table, k.detail,
+            coalesce(CASE WHEN k.actor ~ '^erased:[0-9a-f-]{36}$' THEN substr(k.actor, 8) ELSE (
+                SELECT s.id::text FROM farmops.subjects AS s WHERE s.farm_id = p_farm_id AND s.user_id = k.actor
+            ) END, k.actor)::uuid AS actor_,
+            CASE WHEN k.object_table <> ALL (v_person_keyed) THEN k.object_id
+                WHEN k.object_id ~ '^erased:[0-9a-f-]{36}$' THEN substr(k.object_id, 8)
+                ELSE coalesce((
+                    SELECT s.id::text FROM farmops.subjects AS s
+                    WHERE s.farm_id = p_farm_id AND s.user_id = k.object_id
+                ), k.object_id)
+            END AS object_,
+            encode(sha256(convert_to(CASE
+                WHEN c.content_ IS NULL THEN k.detail
+                ELSE jsonb_build_object('object', c.content_, 'detail', k.detail)
+            END::text, 'UTF8')), 'hex') AS content_hash_
+        FROM kept AS k
+        LEFT JOIN content AS c ON c.id = k.id
     )
 
     SELECT
         array_agg(ROW(
-            p_farm_id, h.seq_, h.at, now(), h.actor_, h.action, h.object_table, h.object_, h.detail,
-            h.content_hash_, NULL, NULL
-        )::farmops.audit_log ORDER BY h.seq_),
+            p_farm_id, e.seq_, e.at, now(), e.actor_, e.action, e.object_table, e.object_, e.detail,
+            e.content_hash_, NULL, NULL
+        )::farmops.audit_log ORDER BY e.seq_),
         array_agg(concat_ws(
-            '|', p_farm_id, h.seq_, extract(EPOCH FROM h.at), h.actor_, h.action, h.object_table, h.object_,
-            h.content_hash_, h.detail::text
-        ) ORDER BY h.seq_)
+            '|', p_farm_id, e.seq_, extract(EPOCH FROM e.at), e.actor_, e.action, e.object_table, e.object_,
+            e.content_hash_, e.detail::text
+        ) ORDER BY e.seq_)
     INTO v_entries, v_tails
-    FROM hashed AS h;
+    FROM entries AS e;
     IF v_entries IS NULL THEN
         RETURN 0;  -- only dropped replays
     END IF;
 
-    -- The chain: each hash covers the one before it.
+    -- The chain: each hash covers the one before it (farmops._audit_entry_hash).
     FOR v_i IN 1 .. cardinality(v_tails) LOOP
         v_prevs[v_i] := v_prev;
         v_prev := encode(sha256(convert_to(v_prev || '|' || v_tails[v_i], 'UTF8')), 'hex');
@@ -350,9 +361,10 @@ BEGIN
         farm_id, seq, at, sealed_at, actor, action, object_table, object_id, detail, content_hash, prev_hash, hash
     )
     SELECT e.farm_id, e.seq, e.at, e.sealed_at, e.actor, e.action, e.object_table, e.object_id, e.detail,
-        e.content_hash, v_prevs[e.n], v_hashes[e.n]
-    FROM unnest(v_entries) WITH ORDINALITY AS e (
-        farm_id, seq, at, sealed_at, actor, action, object_table, object_id, detail, content_hash, prev_hash, hash, n
+        e.content_hash, e.prev_, e.hash_
+    FROM ROWS FROM (unnest(v_entries), unnest(v_prevs), unnest(v_hashes)) AS e (
+        farm_id, seq, at, sealed_at, actor, action, object_table, object_id, detail, content_hash, prev_hash, hash,
+        prev_, hash_
     );
     RETURN cardinality(v_entries);
 END
