@@ -177,16 +177,33 @@ DECLARE
     v_hashes text [] := '{}';
     v_prevs text [] := '{}';
     v_i integer;
+    v_timeout text;
 BEGIN
     -- One sealer per farm; writers never take this lock. A bounded seal (seal_audit(p_max_entries))
     -- skips a farm another sealer holds rather than queue behind it (no lock-order deadlock).
     IF p_skip_locked THEN
-        INSERT INTO farmops._farm_locks (farm_id, name) VALUES (p_farm_id, 'audit_seal')
-        ON CONFLICT (farm_id, name) DO NOTHING;
         PERFORM FROM farmops._farm_locks AS l WHERE l.farm_id = p_farm_id AND l.name = 'audit_seal'
         FOR UPDATE SKIP LOCKED;
         IF NOT FOUND THEN
-            RETURN 0;
+            IF EXISTS (SELECT FROM farmops._farm_locks AS l WHERE l.farm_id = p_farm_id AND l.name = 'audit_seal') THEN
+                RETURN 0;  -- another sealer holds it
+            END IF;
+            -- The farm's first seal: create its lock row, but do not queue behind another
+            -- first sealer's uncommitted one (the timeout is undone with the block).
+            BEGIN
+                v_timeout := current_setting('lock_timeout');
+                PERFORM set_config('lock_timeout', '10ms', true);
+                INSERT INTO farmops._farm_locks (farm_id, name) VALUES (p_farm_id, 'audit_seal')
+                ON CONFLICT (farm_id, name) DO NOTHING;
+                PERFORM set_config('lock_timeout', v_timeout, true);
+            EXCEPTION WHEN lock_not_available THEN
+                RETURN 0;
+            END;
+            PERFORM FROM farmops._farm_locks AS l WHERE l.farm_id = p_farm_id AND l.name = 'audit_seal'
+            FOR UPDATE SKIP LOCKED;
+            IF NOT FOUND THEN
+                RETURN 0;
+            END IF;
         END IF;
     ELSE
         PERFORM farmops._lock_in_farm(p_farm_id, 'audit_seal');
