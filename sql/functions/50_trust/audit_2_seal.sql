@@ -161,15 +161,22 @@ DECLARE
     v_head_seq bigint;
     v_prev text;
     v_table record;
-    -- The rows the batch's contents are made of, as read now (parallel arrays: pending id, part, row):
-    -- part 0 a record, leg or autonomy change; 1 and 2 a reservation's run and reserve leg.
-    v_ids bigint [];
-    v_parts integer [];
-    v_rows jsonb [];
-    v_found_ids bigint [];
-    v_found_rows jsonb [];
     -- Reservations without a run: replays whose row ON CONFLICT did not insert (dropped).
     v_replays bigint [];
+    -- People named by the batch's objects; the objects' content hashes (pending id, hash).
+    v_people text [] := '{}';
+    v_found_people text [];
+    v_content_ids bigint [];
+    v_content_hashes text [];
+    v_found_ids bigint [];
+    v_found_hashes text [];
+    -- Per immutable table of the batch: the query computing its objects' content hashes.
+    v_content_sql text [] := '{}';
+    v_content_tables text [] := '{}';
+    v_values text;
+    v_joins text;
+    v_pairs text;
+    v_from text;
     v_person_keyed text [] := '{}';
     v_person_columns text [] := farmops._person_columns();
     v_entries farmops.audit_log [];
@@ -227,28 +234,53 @@ BEGIN
         RETURN 0;
     END IF;
 
-    -- Reservations: the run's columns that never change and its reserve leg (as _audit_content
-    -- reads them), one join for the whole batch. A run without its leg: hashed by its detail.
-    SELECT coalesce(array_agg(e.id) FILTER (WHERE r.id IS NULL), '{}'),
-        coalesce(array_agg(e.id) FILTER (WHERE l.seq IS NOT NULL), '{}'),
-        coalesce(array_agg(jsonb_build_object(
-            'farm_id', r.farm_id, 'id', r.id, 'user_id', r.user_id, 'feature', r.feature, 'model', r.model,
-            'credits_reserved', r.credits_reserved - r.credits_extended, 'request_id', r.request_id,
-            'reserved_at', r.reserved_at,
-            'expires_at', r.expires_at
-        )) FILTER (WHERE l.seq IS NOT NULL), '{}'),
-        coalesce(array_agg(to_jsonb(l)) FILTER (WHERE l.seq IS NOT NULL), '{}')
-    INTO v_replays, v_found_ids, v_rows, v_found_rows
-    FROM unnest(v_pending) AS e
-    LEFT JOIN farmops.ai_runs AS r ON r.farm_id = p_farm_id AND r.id = e.object_id::uuid
-    LEFT JOIN farmops.credit_ledger AS l ON l.farm_id = p_farm_id AND l.ai_run_id = r.id AND l.kind = 'reserve'
-    WHERE e.object_table = 'ai_runs' AND e.action = 'run.reserved';
-    v_ids := v_found_ids || v_found_ids;
-    v_parts := array_fill(1, ARRAY[cardinality(v_found_ids)]) || array_fill(2, ARRAY[cardinality(v_found_ids)]);
-    v_rows := v_rows || v_found_rows;
+    -- Reservations, one join for the batch: replays (no run: dropped), and the content_hash
+    -- (farmops._audit_content_hash of _audit_content) of each run's columns that never change with its
+    -- reserve leg, person columns as subject ids (credit_ledger's one person column is actor; the
+    -- run's, user_id). No leg: hashed by the detail alone, as _audit_content gives NULL.
+    FOR v_i IN 1 .. 2 LOOP
+        SELECT coalesce(array_agg(e.id) FILTER (WHERE r.id IS NULL), '{}'),
+            coalesce(array_agg(e.id) FILTER (WHERE l.seq IS NOT NULL), '{}'),
+            coalesce(array_agg(encode(sha256(convert_to(jsonb_build_object(
+            'object', jsonb_build_object(
+                'run', jsonb_build_object(
+                    'farm_id', r.farm_id, 'id', r.id,
+                    'user_id', to_jsonb(CASE WHEN r.user_id ~ '^erased:[0-9a-f-]{36}$' THEN substr(r.user_id, 8)
+                        ELSE coalesce(su.id::text, r.user_id) END),
+                    'feature', r.feature, 'model', r.model,
+                    'credits_reserved', r.credits_reserved - r.credits_extended, 'request_id', r.request_id,
+                    'reserved_at', r.reserved_at,
+                    'expires_at', r.expires_at
+                ),
+                'leg', to_jsonb(l) || jsonb_build_object(
+                    'actor', to_jsonb(CASE WHEN l.actor ~ '^erased:[0-9a-f-]{36}$' THEN substr(l.actor, 8)
+                        ELSE coalesce(sa.id::text, l.actor) END)
+                )
+            ),
+            'detail', e.detail
+        )::text, 'UTF8')), 'hex')) FILTER (WHERE l.seq IS NOT NULL), '{}'),
+            coalesce(array_agg(r.user_id) FILTER (
+                WHERE l.seq IS NOT NULL AND su.id IS NULL AND r.user_id !~ '^erased:[0-9a-f-]{36}$'
+            ), '{}') || coalesce(array_agg(l.actor) FILTER (
+                WHERE l.seq IS NOT NULL AND sa.id IS NULL AND l.actor !~ '^erased:[0-9a-f-]{36}$'
+            ), '{}')
+        INTO v_replays, v_content_ids, v_content_hashes, v_found_people
+        FROM unnest(v_pending) AS e
+        LEFT JOIN farmops.ai_runs AS r ON r.farm_id = p_farm_id AND r.id = e.object_id::uuid
+        LEFT JOIN farmops.credit_ledger AS l ON l.farm_id = p_farm_id AND l.ai_run_id = r.id AND l.kind = 'reserve'
+        LEFT JOIN farmops.subjects AS su ON su.farm_id = p_farm_id AND su.user_id = r.user_id
+        LEFT JOIN farmops.subjects AS sa ON sa.farm_id = p_farm_id AND sa.user_id = l.actor
+        WHERE e.object_table = 'ai_runs' AND e.action = 'run.reserved';
+        -- A person the reservations name without a subject yet (their first): created, then hashed again.
+        EXIT WHEN v_i = 2 OR cardinality(v_found_people) = 0;
+        INSERT INTO farmops.subjects AS s (farm_id, user_id)
+        SELECT DISTINCT p_farm_id, v.value FROM unnest(v_found_people) AS v (value)
+        ON CONFLICT (farm_id, user_id) DO NOTHING;
+    END LOOP;
 
-    -- Every other audited table of the batch: one query per immutable table for all its ids (the key
-    -- compared in its own type, so that the table's key index answers).
+    -- Every other audited table of the batch: the queries that read all its objects at once (the key
+    -- compared in its own type, so that the table's key index answers), their person columns joined
+    -- to their subjects.
     FOR v_table IN
         SELECT t.object_table, a.id_column, a.immutable, a.person_key, farmops._audit_relation(t.object_table) AS rel
         FROM (
@@ -261,18 +293,44 @@ BEGIN
             v_person_keyed := v_person_keyed || v_table.object_table;
         END IF;
         CONTINUE WHEN NOT coalesce(v_table.immutable, false);
-        EXECUTE format(
-            'SELECT coalesce(array_agg(e.id), ''{}''), coalesce(array_agg(to_jsonb(t)), ''{}'') '
-            'FROM unnest($2) AS e JOIN %s AS t ON t.farm_id = $1 AND t.%I = CAST(e.object_id AS %s) '
-            'WHERE e.object_table = $3',
+        -- The person columns: a value as `row ->> column` reads it; its subject as _subject_of gives it.
+        SELECT coalesce(string_agg(format('(%s)', x.val), ', ' ORDER BY x.attnum), ''),
+            coalesce(string_agg(format(
+                ' LEFT JOIN farmops.subjects AS s%s ON s%1$s.farm_id = $1 AND s%1$s.user_id = %s', x.attnum, x.val
+            ), '' ORDER BY x.attnum), ''),
+            coalesce(string_agg(format(
+                '%L, to_jsonb(CASE WHEN %s ~ ''^erased:[0-9a-f-]{36}$'' THEN substr(%2$s, 8) '
+                'ELSE coalesce(s%s.id::text, %2$s) END)', x.attname, x.val, x.attnum
+            ), ', ' ORDER BY x.attnum), '')
+        INTO v_values, v_joins, v_pairs
+        FROM (
+            SELECT a.attnum, a.attname, CASE WHEN a.atttypid = 'text'::regtype
+                THEN format('t.%I', a.attname) ELSE format('(to_jsonb(t.%I) #>> ''{}'')', a.attname) END AS val
+            FROM pg_catalog.pg_attribute AS a
+            WHERE a.attrelid = v_table.rel AND a.attnum > 0 AND NOT a.attisdropped
+                AND a.attname = ANY (v_person_columns)
+        ) AS x;
+        v_from := format(
+            ' FROM unnest($2) AS e JOIN %s AS t ON t.farm_id = $1 AND t.%I = CAST(e.object_id AS %s)',
             v_table.rel, v_table.id_column, (
                 SELECT format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_attribute AS a
                 WHERE a.attrelid = v_table.rel AND a.attname = v_table.id_column
             )
-        ) INTO v_found_ids, v_found_rows USING p_farm_id, v_pending, v_table.object_table;
-        v_ids := v_ids || v_found_ids;
-        v_parts := v_parts || array_fill(0, ARRAY[cardinality(v_found_ids)]);
-        v_rows := v_rows || v_found_rows;
+        );
+        IF v_values <> '' THEN
+            EXECUTE 'SELECT coalesce(array_agg(v.value) FILTER (WHERE v.value IS NOT NULL), ''{}'')' || v_from
+                || ' CROSS JOIN LATERAL (VALUES ' || v_values || ') AS v (value) WHERE e.object_table = $3'
+            INTO v_found_people USING p_farm_id, v_pending, v_table.object_table;
+            v_people := v_people || v_found_people;
+        END IF;
+        v_content_sql := v_content_sql || (
+            'SELECT coalesce(array_agg(e.id), ''{}''), coalesce(array_agg(encode(sha256(convert_to('
+            || 'jsonb_build_object(''object'', to_jsonb(t)'
+            || CASE WHEN v_pairs <> '' THEN ' || jsonb_build_object(' || v_pairs || ')' ELSE '' END
+            || ', ''detail'', e.detail)::text, ''UTF8'')), ''hex'')), ''{}'')'
+            || v_from || v_joins || ' WHERE e.object_table = $3'
+        );
+        v_content_tables := v_content_tables || v_table.object_table;
     END LOOP;
 
     -- The people the batch names (actors, person keys, person columns of its objects) get their
@@ -285,70 +343,48 @@ BEGIN
         UNION ALL
         SELECT e.object_id FROM unnest(v_pending) AS e WHERE e.object_table = ANY (v_person_keyed)
         UNION ALL
-        SELECT r.row_ ->> c.key FROM unnest(v_rows) AS r (row_)
-        CROSS JOIN unnest(v_person_columns) AS c (key)
+        SELECT p.value FROM unnest(v_people) AS p (value)
     ) AS v
     WHERE v.value IS NOT NULL AND v.value !~ '^erased:[0-9a-f-]{36}$'
         AND NOT EXISTS (SELECT FROM farmops.subjects AS x WHERE x.farm_id = p_farm_id AND x.user_id = v.value)
     ON CONFLICT (farm_id, user_id) DO NOTHING;
+
+    -- Every other immutable object's content_hash, by its table's query above.
+    FOR v_i IN 1 .. cardinality(v_content_sql) LOOP
+        EXECUTE v_content_sql[v_i] INTO v_found_ids, v_found_hashes
+        USING p_farm_id, v_pending, v_content_tables[v_i];
+        v_content_ids := v_content_ids || v_found_ids;
+        v_content_hashes := v_content_hashes || v_found_hashes;
+    END LOOP;
 
     SELECT l.seq, l.hash INTO v_head_seq, v_prev
     FROM farmops.audit_log AS l WHERE l.farm_id = p_farm_id ORDER BY l.seq DESC LIMIT 1;
     v_head_seq := coalesce(v_head_seq, 0);
     v_prev := coalesce(v_prev, repeat('0', 64));
 
-    -- Every entry of the batch with its content_hash (farmops._audit_content_hash) and the part of its
-    -- hash after prev_hash (farmops._audit_entry_hash), in insert order. A person value reads as
-    -- farmops._subject_of gives it: NULL stays NULL, 'erased:<id>' is <id>, else the subject's id.
+    -- Every entry of the batch in insert order, with the part of its hash after prev_hash
+    -- (farmops._audit_entry_hash). A mutable object, or an immutable one that is gone, is hashed by
+    -- its detail alone.
     WITH kept AS (
         SELECT e.*, v_head_seq + row_number() OVER (ORDER BY e.id) AS seq_
         FROM unnest(v_pending) AS e
         WHERE NOT (e.object_table = 'ai_runs' AND e.action = 'run.reserved' AND e.id = ANY (v_replays))
     ),
 
-    canonical AS (
-        -- _audit_canonical: each row with every person column as its subject id.
-        SELECT o.id, o.part, o.row_ || coalesce((
-            SELECT jsonb_object_agg(c.key, CASE
-                WHEN c.value IS NULL THEN 'null'::jsonb
-                WHEN c.value ~ '^erased:[0-9a-f-]{36}$' THEN to_jsonb(substr(c.value, 8))
-                ELSE to_jsonb(coalesce((
-                    SELECT s.id::text FROM farmops.subjects AS s WHERE s.farm_id = p_farm_id AND s.user_id = c.value
-                ), c.value))
-            END)
-            FROM (SELECT p.key, o.row_ ->> p.key FROM unnest(v_person_columns) AS p (key) WHERE o.row_ ? p.key) AS c (key, value)
-        ), '{}') AS row_
-        FROM unnest(v_ids, v_parts, v_rows) AS o (id, part, row_)
-    ),
-
-    content AS (
-        -- _audit_content: a reservation's run and leg, or the row.
-        SELECT c.id, CASE WHEN max(c.part) = 0 THEN (array_agg(c.row_))[1] ELSE jsonb_build_object(
-            'run', (array_agg(c.row_) FILTER (WHERE c.part = 1))[1],
-            'leg', (array_agg(c.row_) FILTER (WHERE c.part = 2))[1]
-        ) END AS content_
-        FROM canonical AS c
-        GROUP BY c.id
-    ),
-
     entries AS (
         SELECT k.seq_, k.at, k.action, k.object_table, k.detail,
-            coalesce(CASE WHEN k.actor ~ '^erased:[0-9a-f-]{36}$' THEN substr(k.actor, 8) ELSE (
-                SELECT s.id::text FROM farmops.subjects AS s WHERE s.farm_id = p_farm_id AND s.user_id = k.actor
-            ) END, k.actor)::uuid AS actor_,
+            (CASE WHEN k.actor ~ '^erased:[0-9a-f-]{36}$' THEN substr(k.actor, 8)
+                ELSE coalesce(sa.id::text, k.actor) END)::uuid AS actor_,
             CASE WHEN k.object_table <> ALL (v_person_keyed) THEN k.object_id
                 WHEN k.object_id ~ '^erased:[0-9a-f-]{36}$' THEN substr(k.object_id, 8)
-                ELSE coalesce((
-                    SELECT s.id::text FROM farmops.subjects AS s
-                    WHERE s.farm_id = p_farm_id AND s.user_id = k.object_id
-                ), k.object_id)
+                ELSE coalesce(so.id::text, k.object_id)
             END AS object_,
-            encode(sha256(convert_to(CASE
-                WHEN c.content_ IS NULL THEN k.detail
-                ELSE jsonb_build_object('object', c.content_, 'detail', k.detail)
-            END::text, 'UTF8')), 'hex') AS content_hash_
+            coalesce(h.hash, encode(sha256(convert_to(k.detail::text, 'UTF8')), 'hex')) AS content_hash_
         FROM kept AS k
-        LEFT JOIN content AS c ON c.id = k.id
+        LEFT JOIN farmops.subjects AS sa ON sa.farm_id = p_farm_id AND sa.user_id = k.actor
+        LEFT JOIN farmops.subjects AS so
+            ON k.object_table = ANY (v_person_keyed) AND so.farm_id = p_farm_id AND so.user_id = k.object_id
+        LEFT JOIN unnest(v_content_ids, v_content_hashes) AS h (id, hash) ON h.id = k.id
     )
 
     SELECT
