@@ -241,9 +241,14 @@ BEGIN
     FOR v_i IN 1 .. 2 LOOP
         SELECT coalesce(array_agg(e.id) FILTER (WHERE r.id IS NULL), '{}'),
             coalesce(array_agg(e.id) FILTER (WHERE l.seq IS NOT NULL), '{}'),
-            coalesce(array_agg(encode(sha256(convert_to(jsonb_build_object(
-            'object', jsonb_build_object(
-                'run', jsonb_build_object(
+            -- jsonb_build_object('object', jsonb_build_object('leg', ..., 'run', ...), 'detail', ...)::text,
+            -- spelled as its text: jsonb prints keys shortest first, then bytewise ("detail" < "object",
+            -- "leg" < "run"), and a nested value as it prints alone.
+            coalesce(array_agg(encode(sha256(convert_to(
+                '{"detail": ' || e.detail::text || ', "object": {"leg": ' || (to_jsonb(l) || jsonb_build_object(
+                    'actor', to_jsonb(CASE WHEN l.actor ~ '^erased:[0-9a-f-]{36}$' THEN substr(l.actor, 8)
+                        ELSE coalesce(sa.id::text, l.actor) END)
+                ))::text || ', "run": ' || jsonb_build_object(
                     'farm_id', r.farm_id, 'id', r.id,
                     'user_id', to_jsonb(CASE WHEN r.user_id ~ '^erased:[0-9a-f-]{36}$' THEN substr(r.user_id, 8)
                         ELSE coalesce(su.id::text, r.user_id) END),
@@ -251,14 +256,8 @@ BEGIN
                     'credits_reserved', r.credits_reserved - r.credits_extended, 'request_id', r.request_id,
                     'reserved_at', r.reserved_at,
                     'expires_at', r.expires_at
-                ),
-                'leg', to_jsonb(l) || jsonb_build_object(
-                    'actor', to_jsonb(CASE WHEN l.actor ~ '^erased:[0-9a-f-]{36}$' THEN substr(l.actor, 8)
-                        ELSE coalesce(sa.id::text, l.actor) END)
-                )
-            ),
-            'detail', e.detail
-        )::text, 'UTF8')), 'hex')) FILTER (WHERE l.seq IS NOT NULL), '{}'),
+                )::text || '}}', 'UTF8'
+            )), 'hex')) FILTER (WHERE l.seq IS NOT NULL), '{}'),
             coalesce(array_agg(r.user_id) FILTER (
                 WHERE l.seq IS NOT NULL AND su.id IS NULL AND r.user_id !~ '^erased:[0-9a-f-]{36}$'
             ), '{}') || coalesce(array_agg(l.actor) FILTER (
@@ -325,9 +324,9 @@ BEGIN
         END IF;
         v_content_sql := v_content_sql || (
             'SELECT coalesce(array_agg(e.id), ''{}''), coalesce(array_agg(encode(sha256(convert_to('
-            || 'jsonb_build_object(''object'', to_jsonb(t)'
+            || '''{"detail": '' || e.detail::text || '', "object": '' || (to_jsonb(t)'
             || CASE WHEN v_pairs <> '' THEN ' || jsonb_build_object(' || v_pairs || ')' ELSE '' END
-            || ', ''detail'', e.detail)::text, ''UTF8'')), ''hex'')), ''{}'')'
+            || ')::text || ''}'', ''UTF8'')), ''hex'')), ''{}'')'
             || v_from || v_joins || ' WHERE e.object_table = $3'
         );
         v_content_tables := v_content_tables || v_table.object_table;
