@@ -310,6 +310,7 @@ VALUES ('0145_trust_audit_seal_set_based.sql', 'f5d1f4ab914fae8a2f68718b0cc49bd2
 \ir functions/40_knowledge/settings.sql
 \ir functions/40_knowledge/vectors.sql
 \ir functions/50_trust/audit_1_write.sql
+\ir functions/50_trust/audit_2_content.sql
 \ir functions/50_trust/audit_2_seal.sql
 \ir functions/50_trust/audit_3_verify.sql
 \ir functions/50_trust/erasure.sql
