@@ -266,11 +266,11 @@ SELECT farmops.migration_is_pending('0141_knowledge_global_index_denser_graph.sq
 INSERT INTO farmops.schema_migrations (filename, sha256)
 VALUES ('0141_knowledge_global_index_denser_graph.sql', '58260873324642fc4963504ba4e68bc60cd5257f46297daaf75ef0b96ed4583b');
 \endif
-SELECT farmops.migration_is_pending('0145_trust_audit_seal_set_based.sql', 'f5d1f4ab914fae8a2f68718b0cc49bd2fb213fbe6f359a1374daa9ef1474b6bd') AS pending \gset
+SELECT farmops.migration_is_pending('0145_trust_audit_seal_set_based.sql', '0007a48690423ec56f8fadd66d4fc1dbdbd51b6b9ea81049c8c88d511003ea9e') AS pending \gset
 \if :pending
 \ir schema/0145_trust_audit_seal_set_based.sql
 INSERT INTO farmops.schema_migrations (filename, sha256)
-VALUES ('0145_trust_audit_seal_set_based.sql', 'f5d1f4ab914fae8a2f68718b0cc49bd2fb213fbe6f359a1374daa9ef1474b6bd');
+VALUES ('0145_trust_audit_seal_set_based.sql', '0007a48690423ec56f8fadd66d4fc1dbdbd51b6b9ea81049c8c88d511003ea9e');
 \endif
 \ir functions/00_core/arguments.sql
 \ir functions/00_core/errors.sql
