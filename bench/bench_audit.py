@@ -6,13 +6,16 @@ clients, with the WAL flush (synchronous_commit=on) and without it. Three varian
 hot farm so that each farm's data grows alike: OFF = the reservation's audit triggers disabled by the
 superuser (``ALTER TABLE ... DISABLE TRIGGER``); ON = enabled, the pending entries sealed between
 slices; ON+seal = enabled with ``farmops.seal_audit()`` in a loop beside the writers (every 50 ms, as
-a maintenance job in production would run it). The three alternate slice by slice (``--reps`` rounds,
-rotating order, median each) in one process, so load from elsewhere hits them alike.
+a maintenance job in production would run it); ON+seal-before = the same with the per-entry seal of main
+4f964e6 (``tests/trust/fixtures/seal_per_entry_4f964e6.sql``, loaded beside the set-based one of
+migration 0145), so that before and after are measured side by side. The four alternate slice by slice
+(``--reps`` rounds, rotating order, median each) in one process, so load from elsewhere hits them alike.
 
 Then the CPU: backend CPU per reservation (``/proc/<pid>/schedstat``, scheduling delays excluded) in
 alternating blocks of single autocommit ``reserve_run`` calls, OFF and ON, and the sealing step's
-CPU per entry, measured in the sealer's own backend. After the last cell both ON farms' chains must
-verify, with exactly one entry per ledger leg.
+CPU per entry, measured in the sealer's own backend, for both seals in alternating blocks: in large
+batches (``--cpu-block`` reservations per seal) and in small ones (``--small-block``, as beside the
+writers). After the last cell every ON farm's chain must verify, with exactly one entry per ledger leg.
 
 ``--farm-key`` re-creates the foreign key from ``audit_log.farm_id`` to ``farms`` that migration 0135
 dropped (every sealed entry share-locked the hot farm row until the seal committed), to measure what
@@ -39,7 +42,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_reserve as br
 
 RESULTS = br.REPO / "bench" / "results" / "audit.txt"
-VARIANTS = ("off", "on", "on+seal")
+VARIANTS = ("off", "on", "on+seal", "on+seal-before")
+#: The per-entry seal that migration 0145 replaced, loaded under its own schema (never installed).
+PER_ENTRY_SEAL = br.REPO / "tests" / "trust" / "fixtures" / "seal_per_entry_4f964e6.sql"
+SEAL = {"on+seal": "farmops.seal_audit()", "on+seal-before": "audit_seal_per_entry.seal_audit()"}
 # As the server has it (fsync, synchronous_commit=on: this shared disk's WAL flush dominates), and
 # without the flush wait (synchronous_commit=off: what the audit costs the CPU and the farm row).
 MODES = ("synchronous_commit=on", "synchronous_commit=off")
@@ -51,7 +57,12 @@ SCRIPT = """SELECT farmops.reserve_run(p_farm_id => :farm::uuid, p_user_id => 'o
 """
 # Each variant writes its own hot farm: the ON farms' chains stay complete and verifiable, and every farm
 # grows by about as many runs and ledger legs as the others.
-FARM = {"off": br.farm_uuid("fused", 2), "on": br.farm_uuid("fused", 1), "on+seal": br.farm_uuid("fused", 3)}
+FARM = {
+    "off": br.farm_uuid("fused", 2),
+    "on": br.farm_uuid("fused", 1),
+    "on+seal": br.farm_uuid("fused", 3),
+    "on+seal-before": br.farm_uuid("fused", 4),
+}
 FARM_KEY = (
     "ALTER TABLE farmops.audit_log ADD CONSTRAINT audit_log_farm_id_fkey "
     "FOREIGN KEY (farm_id) REFERENCES farmops.farms (id)"
@@ -93,11 +104,15 @@ def backend_cpu_ns(pid: int) -> int:
     return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
 
 
-def cpu_per_reservation(host, port, dbname, admin, rounds: int, block: int) -> dict[str, float]:
+def cpu_per_reservation(host, port, dbname, admin, rounds: int, block: int, small: int) -> dict[str, float]:
     """Backend CPU microseconds per reservation, audit OFF and ON, in alternating blocks of ``block``
     single autocommit calls (one transaction each, as the application makes them; one session), and the
-    sealing step's CPU per entry (``seal``: each ON block's entries sealed by another session)."""
-    samples: dict[str, list[float]] = {"off": [], "on": [], "seal": []}
+    sealing step's CPU per entry, each ON block's entries sealed by another session: ``seal`` by
+    ``farmops.seal_audit()``, ``seal-before`` by the per-entry seal, alternately. Then both seals in
+    small batches (``small`` reservations per seal, alternating, 2 x ``rounds`` x 4 of them):
+    ``seal-small`` and ``seal-small-before``, total CPU over total entries."""
+    samples: dict[str, list[float]] = {"off": [], "on": [], "seal": [], "seal-before": []}
+    totals = {"seal-small": [0, 0], "seal-small-before": [0, 0]}
     with (
         psycopg.connect(host=host, port=port, user=br.APP_LOGIN, dbname=dbname, autocommit=True) as conn,
         psycopg.connect(host=host, port=port, user="postgres", dbname=dbname, autocommit=True) as sealer,
@@ -105,8 +120,10 @@ def cpu_per_reservation(host, port, dbname, admin, rounds: int, block: int) -> d
         pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
         seal_pid = sealer.execute("SELECT pg_backend_pid()").fetchone()[0]
         sealer.execute("SELECT farmops.seal_audit()")
+        blocks = ("off", "seal", "seal-before")
         for i in range(rounds):
-            for variant in ("off", "on") if i % 2 == 0 else ("on", "off"):
+            for kind in blocks[i % 3 :] + blocks[: i % 3]:
+                variant = "off" if kind == "off" else "on"
                 set_audit(admin, variant == "on")
                 conn.execute(CPU_CALL, {"farm": FARM[variant]}, prepare=True)  # replan after the ALTER
                 before = backend_cpu_ns(pid)
@@ -115,15 +132,32 @@ def cpu_per_reservation(host, port, dbname, admin, rounds: int, block: int) -> d
                 samples[variant].append((backend_cpu_ns(pid) - before) / block / 1000)
                 if variant == "on":
                     before = backend_cpu_ns(seal_pid)
-                    sealed = sealer.execute("SELECT farmops.seal_audit()").fetchone()[0]
-                    samples["seal"].append((backend_cpu_ns(seal_pid) - before) / max(sealed, 1) / 1000)
-    return {v: statistics.median(s) for v, s in samples.items()}
+                    sealed = sealer.execute(
+                        f"SELECT {SEAL['on+seal' if kind == 'seal' else 'on+seal-before']}"
+                    )
+                    samples[kind].append(
+                        (backend_cpu_ns(seal_pid) - before) / max(sealed.fetchone()[0], 1) / 1000
+                    )
+        set_audit(admin, True)
+        for i in range(rounds * 8):
+            kind = ("seal-small", "seal-small-before")[i % 2]
+            for _ in range(small):
+                conn.execute(CPU_CALL, {"farm": FARM["on"]}, prepare=True)
+            before = backend_cpu_ns(seal_pid)
+            sealed = sealer.execute(f"SELECT {SEAL['on+seal' if kind == 'seal-small' else 'on+seal-before']}")
+            totals[kind][0] += sealed.fetchone()[0]
+            totals[kind][1] += backend_cpu_ns(seal_pid) - before
+    result = {v: statistics.median(s) for v, s in samples.items()}
+    result.update({k: ns / max(n, 1) / 1000 for k, (n, ns) in totals.items()})
+    return result
 
 
 class Sealer:
-    """``farmops.seal_audit()`` in a loop on its own connection while a slice runs (its CPU measured)."""
+    """A seal (``farmops.seal_audit()``, or the per-entry one) in a loop on its own connection while a slice
+    runs (its CPU measured)."""
 
-    def __init__(self, host: str, port: int, dbname: str):
+    def __init__(self, host: str, port: int, dbname: str, seal: str = SEAL["on+seal"]):
+        self.seal = seal
         self.conn = psycopg.connect(host=host, port=port, user="postgres", dbname=dbname, autocommit=True)
         self.pid = self.conn.execute("SELECT pg_backend_pid()").fetchone()[0]
         self.stop = threading.Event()
@@ -134,7 +168,7 @@ class Sealer:
     def _run(self) -> None:
         before = backend_cpu_ns(self.pid)
         while not self.stop.is_set():
-            self.sealed += self.conn.execute("SELECT farmops.seal_audit()").fetchone()[0]
+            self.sealed += self.conn.execute(f"SELECT {self.seal}").fetchone()[0]
             self.stop.wait(0.05)
         self.cpu_ns = backend_cpu_ns(self.pid) - before
 
@@ -176,6 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cpu-rounds", type=int, default=8, help="alternating CPU blocks (default 8)")
     parser.add_argument("--cpu-block", type=int, default=500, help="reservations per CPU block (default 500)")
     parser.add_argument(
+        "--small-block", type=int, default=30, help="reservations per seal in the small batches (default 30)"
+    )
+    parser.add_argument(
         "--farm-key", action="store_true", help="re-create audit_log's farm key (before 0135)"
     )
     parser.add_argument("--output", type=Path, default=RESULTS, help="where the table is written")
@@ -184,18 +221,21 @@ def main(argv: list[str] | None = None) -> int:
     host, port = br.embedded.serve(br.REPO / ".tmp" / "bench-pg", stop_at_exit=True)
     dbname = br.fresh_database(host, port)
     results: dict[tuple[str, int], dict[str, float]] = {}
-    seal_cpu_ns = sealed = 0
+    seal_cpu_ns = {v: 0 for v in SEAL}
+    sealed = {v: 0 for v in SEAL}
+    load = [os.getloadavg()[0]]
     try:
         with (
             tempfile.TemporaryDirectory() as tmp,
             psycopg.connect(host=host, port=port, user="postgres", dbname=dbname, autocommit=True) as admin,
         ):
+            admin.execute(PER_ENTRY_SEAL.read_text())
             if args.farm_key:
                 admin.execute(FARM_KEY)
             for mode, clients in [(m, c) for m in MODES for c in br.CLIENTS]:
                 samples: dict[str, list[float]] = {v: [] for v in VARIANTS}
                 for rep in range(args.reps):
-                    order = VARIANTS[rep % 3 :] + VARIANTS[: rep % 3]
+                    order = VARIANTS[rep % len(VARIANTS) :] + VARIANTS[: rep % len(VARIANTS)]
                     for variant in order:
                         set_audit(admin, variant != "off")
                         admin.execute("SELECT farmops.seal_audit()")
@@ -209,30 +249,35 @@ def main(argv: list[str] | None = None) -> int:
                             Path(tmp),
                             mode == MODES[0],
                         )
-                        if variant == "on+seal":
-                            with Sealer(host, port, dbname) as sealer:
+                        if variant in SEAL:
+                            with Sealer(host, port, dbname, SEAL[variant]) as sealer:
                                 tps = pgbench(*run)
-                            seal_cpu_ns += sealer.cpu_ns
-                            sealed += sealer.sealed
+                            seal_cpu_ns[variant] += sealer.cpu_ns
+                            sealed[variant] += sealer.sealed
                         else:
                             tps = pgbench(*run)
                         samples[variant].append(tps)
                 results[(mode, clients)] = {v: statistics.median(s) for v, s in samples.items()}
+                load.append(os.getloadavg()[0])
                 cell = results[(mode, clients)]
                 print(
-                    f"{mode}, {clients:>2} clients: off {cell['off']:,.0f}/s  on {cell['on']:,.0f}/s  "
-                    f"on+seal {cell['on+seal']:,.0f}/s  ON/OFF {cell['on'] / cell['off']:.2f}  "
-                    f"ON+seal/OFF {cell['on+seal'] / cell['off']:.2f}",
+                    f"{mode}, {clients:>2} clients: "
+                    + "  ".join(f"{v} {cell[v]:,.0f}/s" for v in VARIANTS)
+                    + f"  load {load[-1]:.1f}",
                     flush=True,
                 )
-            cpu = cpu_per_reservation(host, port, dbname, admin, args.cpu_rounds, args.cpu_block)
+            cpu = cpu_per_reservation(
+                host, port, dbname, admin, args.cpu_rounds, args.cpu_block, args.small_block
+            )
+            load.append(os.getloadavg()[0])
             print(
-                f"backend CPU per reservation: off {cpu['off']:.0f} us, on {cpu['on']:.0f} us; "
-                f"sealing {cpu['seal']:.0f} us per entry",
+                f"backend CPU per reservation: off {cpu['off']:.0f} us, on {cpu['on']:.0f} us; sealing "
+                f"{cpu['seal']:.0f} us per entry (before {cpu['seal-before']:.0f}); small batches "
+                f"{cpu['seal-small']:.0f} (before {cpu['seal-small-before']:.0f})",
                 flush=True,
             )
             set_audit(admin, True)
-            verified = {v: verify(admin, FARM[v]) for v in ("on", "on+seal")}
+            verified = {v: verify(admin, FARM[v]) for v in ("on", *SEAL)}
     finally:
         br.drop_database(host, port, dbname)
 
@@ -240,25 +285,36 @@ def main(argv: list[str] | None = None) -> int:
         f"# audit ON vs OFF, reserve_run on one hot farm per variant ({datetime.date.today()}, "
         f"{args.seconds:g} s x {args.reps} alternating reps, median"
         + (", audit_log's farm key re-created as before 0135" if args.farm_key else "")
-        + ")",
-        "commit                         clients  OFF tps  ON tps  ON+seal tps  ON/OFF  ON+seal/OFF",
+        + f"; load average {min(load):.1f}-{max(load):.1f})",
+        "ON+seal = the set-based seal (0145) beside the writers; ON+seal-before = the per-entry seal "
+        "(4f964e6)",
+        "commit                   clients  OFF tps  ON tps  ON+seal  ON+seal-before  ON/OFF  ON+seal/OFF  "
+        "ON+seal-before/OFF",
     ]
     for (mode, clients), cell in results.items():
         lines.append(
-            f"{mode:<30} {clients:>7}  {cell['off']:>7,.0f}  {cell['on']:>6,.0f}  {cell['on+seal']:>11,.0f}  "
-            f"{cell['on'] / cell['off']:>6.2f}  {cell['on+seal'] / cell['off']:>11.2f}"
+            f"{mode:<24} {clients:>7}  {cell['off']:>7,.0f}  {cell['on']:>6,.0f}  {cell['on+seal']:>7,.0f}  "
+            f"{cell['on+seal-before']:>14,.0f}  {cell['on'] / cell['off']:>6.2f}  "
+            f"{cell['on+seal'] / cell['off']:>11.2f}  {cell['on+seal-before'] / cell['off']:>18.2f}"
         )
     lines.append(
         f"backend CPU per reservation (median of {args.cpu_rounds} alternating blocks of {args.cpu_block} "
         f"autocommit reserve_run, one session, /proc schedstat): OFF {cpu['off']:.0f} us, "
-        f"ON {cpu['on']:.0f} us, "
-        f"OFF/ON {cpu['off'] / cpu['on']:.2f}; sealing {cpu['seal']:.0f} us per entry (its own backend), "
-        f"OFF/(ON + sealing) {cpu['off'] / (cpu['on'] + cpu['seal']):.2f}"
+        f"ON {cpu['on']:.0f} us, OFF/ON {cpu['off'] / cpu['on']:.2f}"
     )
     lines.append(
-        f"sealer beside the writers (ON+seal slices): {sealed:,} entries sealed, "
-        f"{seal_cpu_ns / max(sealed, 1) / 1000:.0f} us CPU per entry"
+        f"sealing CPU per entry, its own backend, after / before: {cpu['seal']:.0f} / "
+        f"{cpu['seal-before']:.0f} us in batches of {args.cpu_block} (median of alternating blocks), "
+        f"{cpu['seal-small']:.0f} / "
+        f"{cpu['seal-small-before']:.0f} us in batches of {args.small_block} (alternating, total / total); "
+        f"OFF/(ON + sealing) {cpu['off'] / (cpu['on'] + cpu['seal']):.2f} after, "
+        f"{cpu['off'] / (cpu['on'] + cpu['seal-before']):.2f} before"
     )
+    for variant in SEAL:
+        lines.append(
+            f"sealer beside the writers ({variant} slices): {sealed[variant]:,} entries sealed, "
+            f"{seal_cpu_ns[variant] / max(sealed[variant], 1) / 1000:.0f} us CPU per entry"
+        )
     for variant, (entries, head_seq, broken, problem, unaudited) in verified.items():
         lines.append(
             f"{variant} farm after the run: {entries} entries, head {head_seq}, broken_at_seq {broken} "

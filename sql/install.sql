@@ -266,6 +266,12 @@ SELECT farmops.migration_is_pending('0141_knowledge_global_index_denser_graph.sq
 INSERT INTO farmops.schema_migrations (filename, sha256)
 VALUES ('0141_knowledge_global_index_denser_graph.sql', '58260873324642fc4963504ba4e68bc60cd5257f46297daaf75ef0b96ed4583b');
 \endif
+SELECT farmops.migration_is_pending('0145_trust_audit_seal_set_based.sql', '0007a48690423ec56f8fadd66d4fc1dbdbd51b6b9ea81049c8c88d511003ea9e') AS pending \gset
+\if :pending
+\ir schema/0145_trust_audit_seal_set_based.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0145_trust_audit_seal_set_based.sql', '0007a48690423ec56f8fadd66d4fc1dbdbd51b6b9ea81049c8c88d511003ea9e');
+\endif
 \ir functions/00_core/arguments.sql
 \ir functions/00_core/errors.sql
 \ir functions/00_core/guards.sql
@@ -304,6 +310,7 @@ VALUES ('0141_knowledge_global_index_denser_graph.sql', '58260873324642fc4963504
 \ir functions/40_knowledge/settings.sql
 \ir functions/40_knowledge/vectors.sql
 \ir functions/50_trust/audit_1_write.sql
+\ir functions/50_trust/audit_2_content.sql
 \ir functions/50_trust/audit_2_seal.sql
 \ir functions/50_trust/audit_3_verify.sql
 \ir functions/50_trust/erasure.sql

@@ -84,13 +84,15 @@ GRANT UPDATE (actor) ON farmops.credit_ledger TO farmops_owner;
 -- never the application. The complete list, kept in step with the exclusion above:
 --   expire_reservations: refunds runs past their deadline (crashed workers);
 --   expire_drafts: marks pending drafts past their approval TTL expired;
---   seal_audit: links every farm's finished audit entries into its chain.
+--   seal_audit: links every farm's finished audit entries into its chain (seal_audit(integer):
+--   at most that many per transaction).
 -- (check_invariants is not one: as the application RLS scopes it to the tenant,
 -- and across farms it is the package owner's.)
 GRANT EXECUTE ON FUNCTION
 farmops.expire_reservations(integer),
 farmops.expire_drafts(),
-farmops.seal_audit()
+farmops.seal_audit(),
+farmops.seal_audit(integer)
 TO farmops_maintainer;
 
 -- CONNECT follows the allowed logins (re-applied: a login listed by hand, or a

@@ -23,7 +23,12 @@ from farmops_client.errors import InvalidArgument, LoginNotAllowedHere
 from farmops_client.tenancy import allow_login, create_app_login, create_maintainer_login, disallow_login
 
 BEFORE_RESTRUCTURE = Path(__file__).resolve().parents[1] / "install" / "fixtures" / "sql_before_restructure"
-MAINTENANCE = {"farmops.expire_drafts()", "farmops.expire_reservations(integer)", "farmops.seal_audit()"}
+MAINTENANCE = {
+    "farmops.expire_drafts()",
+    "farmops.expire_reservations(integer)",
+    "farmops.seal_audit()",
+    "farmops.seal_audit(integer)",
+}
 # Every entry point that needs no tenant context, called with harmless arguments.
 ENTRY_POINTS = {
     "begin_tenant": "SELECT farmops.begin_tenant(%s, 'alice')",

@@ -168,6 +168,7 @@ SECURITY_DEFINER = {
     "farmops.search(public.vector,integer,boolean,text[],text)",
     "farmops.search_for_run(uuid,public.vector,integer,boolean,text[],text)",
     "farmops.seal_audit()",
+    "farmops.seal_audit(integer)",
     "farmops.set_autonomy(text,jsonb,jsonb)",
     "farmops.settle_run(uuid,text,integer,integer,integer,integer,text,text,integer,integer)",
     "farmops.set_draft_ttl(interval)",

@@ -1,0 +1,274 @@
+"""The set-based audit seal (issue 13: the audit overhead, migration 0145): it gives exactly the hashes the
+per-entry seal gave (chains sealed before it still verify, and a chain sealed half by each verifies), it
+seals in bounded transactions (``seal_audit(p_max_entries)``), and concurrent sealers, writers and an
+erasure between append and seal leave no gap, no duplicate seq and a chain that verifies.
+
+The per-entry seal is main 4f964e6's, verbatim, loaded by the superuser from
+``fixtures/seal_per_entry_4f964e6.sql``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+import pytest
+from support import concurrently, raises_sqlstate, row, tenant, value
+from support.credits import add_member, grant, reserve, settle, start
+from support.write_path import VALID, propose, set_autonomy
+
+PER_ENTRY_SEAL = Path(__file__).parent / "fixtures" / "seal_per_entry_4f964e6.sql"
+PERSON = "dave@example.org"
+#: The columns both seals write (sealed_at is now(): equal inside one transaction).
+COLUMNS = "seq, at, sealed_at, actor, action, object_table, object_id, detail, content_hash, prev_hash, hash"
+
+
+@pytest.fixture
+def per_entry(admin):
+    """The per-entry seal, as ``audit_seal_per_entry.seal_farm(farm)`` (superuser only)."""
+    admin.execute(PER_ENTRY_SEAL.read_text())
+    yield
+    admin.execute("DROP SCHEMA audit_seal_per_entry CASCADE")
+
+
+def one(conn, sql: str, params=()) -> object:
+    """The single value of ``sql``."""
+    return conn.execute(sql, params).fetchone()[0]
+
+
+def per_entry_seal(admin, farm) -> int:
+    return one(admin, "SELECT audit_seal_per_entry.seal_farm(%s)", [farm])
+
+
+def set_based_seal(admin, farm) -> int:
+    return one(admin, "SELECT farmops._seal_audit_farm(%s)", [farm])
+
+
+def pending(admin, farm) -> int:
+    return admin.execute("SELECT count(*) FROM farmops._audit_pending WHERE farm_id = %s", [farm]).fetchone()[
+        0
+    ]
+
+
+def chain(admin, farm) -> list[tuple]:
+    return admin.execute(
+        f"SELECT {COLUMNS} FROM farmops.audit_log WHERE farm_id = %s ORDER BY seq", [farm]
+    ).fetchall()
+
+
+def verify(app, farm, user="alice") -> dict:
+    with tenant(app, farm, user):
+        return row(app, "verify_audit", farm_id=farm)
+
+
+def lived_in(app, admin, wfarm) -> None:
+    """Every kind of pending entry in ``wfarm``: an autonomy change and an auto-applied record (immutable
+    rows with person columns), a grant, a reservation and its replay (dropped), status changes and a settle
+    leg, a member added (a person key), and a member who ran the assistant and was then erased before the
+    seal (pending actors and rows that name them as 'erased:<subject>')."""
+    grant(app, wfarm.id, 100)
+    set_autonomy(app, wfarm.id, "alice", "auto", ["note"])
+    propose(app, wfarm.id, "bot", wfarm.run, "note", VALID["note"][0])
+    first = reserve(app, wfarm.id, credits=5, request_id="req-seal")
+    assert reserve(app, wfarm.id, credits=5, request_id="req-seal")["id"] == first["id"]  # a replay
+    start(app, wfarm.id, first["id"])
+    settle(app, wfarm.id, first["id"], credits_actual=2)
+    add_member(app, wfarm.id, PERSON, "worker")
+    theirs = reserve(app, wfarm.id, user=PERSON, credits=3)
+    start(app, wfarm.id, theirs["id"], user=PERSON)
+    settle(app, wfarm.id, theirs["id"], user=PERSON, credits_actual=1)
+    with tenant(app, wfarm.id, "alice"):
+        value(app, "erase_member_data", user_id=PERSON)
+
+
+def test_the_set_based_seal_gives_the_per_entry_seals_hashes(app, admin, wfarm, per_entry):
+    lived_in(app, admin, wfarm)
+    farm = wfarm.id
+    assert pending(admin, farm) > 15
+    subjects = "SELECT id, user_id, created_at FROM farmops.subjects WHERE farm_id = %s"
+    known = set(admin.execute(subjects, [farm]).fetchall())
+    with admin.transaction():
+        with admin.transaction(savepoint_name="per_entry") as tx:
+            assert per_entry_seal(admin, farm) > 15
+            before = chain(admin, farm)
+            # The subjects it created, so that the set-based seal finds the same ids.
+            made = set(admin.execute(subjects, [farm]).fetchall()) - known
+            raise psycopg.Rollback(tx)
+        assert made and chain(admin, farm) == []
+        for subject in made:
+            admin.execute(
+                "INSERT INTO farmops.subjects (farm_id, id, user_id, created_at) VALUES (%s, %s, %s, %s)",
+                [farm, *subject],
+            )
+        assert set_based_seal(admin, farm) == len(before)
+        after = chain(admin, farm)
+    assert after == before
+    actions = {e[4] for e in after}
+    assert {"autonomy.added", "draft.auto_applied", "record.added", "ledger.grant", "run.reserved",
+            "run.succeeded", "ledger.settle_refund", "member.added", "erasure.member"} <= actions  # fmt: skip
+    runs = one(admin, "SELECT count(*) FROM farmops.ai_runs WHERE farm_id = %s", [farm])
+    assert sum(e[4] == "run.reserved" for e in after) == runs  # the replay was dropped by both
+    assert verify(app, farm)["broken_at_seq"] is None
+
+
+def test_a_chain_sealed_half_per_entry_and_half_set_based_verifies(app, admin, wfarm, per_entry):
+    grant(app, wfarm.id, 100)
+    set_autonomy(app, wfarm.id, "alice", "auto", ["note"])
+    run = reserve(app, wfarm.id, credits=4)
+    half = per_entry_seal(admin, wfarm.id)
+    assert half >= 4
+    lived_in(app, admin, wfarm)  # new subjects (dave) created by the set-based seal
+    start(app, wfarm.id, run["id"])
+    settle(app, wfarm.id, run["id"], credits_actual=4)
+    assert set_based_seal(admin, wfarm.id) > 15
+    result = verify(app, wfarm.id)
+    assert result["broken_at_seq"] is None, result
+    # Each entry re-hashed by the unchanged per-entry helpers (what verify_audit does, spelled out).
+    wrong = admin.execute(
+        "SELECT seq FROM (SELECT l.seq, l.hash <> farmops._audit_entry_hash(l) "
+        "OR l.content_hash <> farmops._audit_content_hash(farmops._audit_content("
+        "l.farm_id, l.object_table, l.object_id, l.action, false), l.detail) "
+        "OR l.prev_hash <> coalesce(lag(l.hash) OVER (ORDER BY l.seq), repeat('0', 64)) AS bad "
+        "FROM farmops.audit_log AS l WHERE l.farm_id = %s) AS x WHERE x.bad",
+        [wfarm.id],
+    ).fetchall()
+    assert wrong == []
+    # Nothing names the erased person; their entries name their subject.
+    text = admin.execute("SELECT string_agg(to_jsonb(l)::text, ' ') FROM farmops.audit_log AS l").fetchone()[
+        0
+    ]
+    assert PERSON not in text
+
+
+def test_an_erasure_between_append_and_seal_seals_as_the_subject(app, admin, funded):
+    add_member(app, funded, PERSON, "worker")
+    run = reserve(app, funded, user=PERSON, credits=3)
+    start(app, funded, run["id"], user=PERSON)
+    settle(app, funded, run["id"], user=PERSON, credits_actual=1)
+    assert (
+        admin.execute(
+            "SELECT count(*) FROM farmops.subjects WHERE farm_id = %s AND user_id = %s", [funded, PERSON]
+        ).fetchone()[0]
+        == 0
+    )  # nothing sealed yet: the person has no subject
+    with tenant(app, funded, "alice"):
+        value(app, "erase_member_data", user_id=PERSON)
+    subject = admin.execute(
+        "SELECT id FROM farmops.subjects WHERE farm_id = %s AND erased_at IS NOT NULL", [funded]
+    ).fetchone()[0]
+    assert verify(app, funded)["broken_at_seq"] is None
+    actors = admin.execute(
+        "SELECT DISTINCT actor FROM farmops.audit_log WHERE farm_id = %s AND action IN ('run.reserved', "
+        "'ledger.settle_refund', 'run.running')",
+        [funded],
+    ).fetchall()
+    assert actors == [(subject,)]
+    assert admin.execute(
+        "SELECT object_id FROM farmops.audit_log WHERE farm_id = %s AND action = 'member.added' ORDER BY seq "
+        "DESC LIMIT 1",
+        [funded],
+    ).fetchone() == (str(subject),)
+
+
+# -- the bounded seal ----------------------------------------------------------------------------------------
+def test_a_bounded_seal_links_at_most_its_bound_oldest_farm_first(app, admin, maintainer, two_farms):
+    a, b = two_farms  # a's member.added is older than b's
+    grant(app, a, 5)
+    grant(app, b, 5, user="bob")
+    assert value(maintainer, "seal_audit", max_entries=1) == 1
+    assert admin.execute("SELECT farm_id, seq FROM farmops.audit_log").fetchall() == [(a, 1)]
+    assert value(maintainer, "seal_audit", max_entries=2) == 2  # a's grant, then b's oldest
+    assert value(maintainer, "seal_audit", max_entries=100) == 1
+    assert value(maintainer, "seal_audit", max_entries=2**31 - 1) == 0
+    for farm, user in ((a, "alice"), (b, "bob")):
+        assert verify(app, farm, user)["broken_at_seq"] is None
+    assert admin.execute("SELECT count(*) FROM farmops._audit_pending").fetchone()[0] == 0
+
+
+@pytest.mark.parametrize("bad", [None, 0, -1, -(2**31)])
+def test_a_bad_bound_is_refused_and_nothing_is_sealed(admin, maintainer, funded, bad):
+    with raises_sqlstate("OF006"):
+        maintainer.execute("SELECT farmops.seal_audit(%s::integer)", [bad])
+    assert pending(admin, funded) == 2
+
+
+def test_only_the_maintainer_seals_in_bounded_transactions(app, admin, funded):
+    for sql in ("SELECT farmops.seal_audit(10)", "SELECT farmops._seal_audit_farm(%s, 10, true)"):
+        with tenant(app, funded, "alice"), raises_sqlstate("42501", sql):
+            app.execute(sql, [funded] if "%s" in sql else None)
+    assert pending(admin, funded) == 2
+
+
+def test_a_bounded_seal_skips_a_farm_another_sealer_holds(app, admin, connect, two_farms):
+    a, b = two_farms
+    grant(app, a, 5)
+    grant(app, b, 5, user="bob")
+    holder = connect("maintainer", autocommit=False)
+    assert holder.execute("SELECT farmops.seal_audit()").fetchone()[0] == 4  # both farms, not committed
+    reserve(app, a)
+    reserve(app, b, user="bob")
+    other = connect("maintainer")
+    other.execute("SET lock_timeout = '2s'")
+    assert value(other, "seal_audit", max_entries=100) == 0  # both farms held: skipped, not waited for
+    holder.commit()
+    assert value(other, "seal_audit", max_entries=100) == 2
+    for farm, user in ((a, "alice"), (b, "bob")):
+        assert verify(app, farm, user)["broken_at_seq"] is None
+
+
+def test_bounded_and_whole_sealers_beside_writers_leave_no_gap_and_no_duplicate(
+    app, admin, connect, two_farms
+):
+    a, b = two_farms
+    grant(app, a, 10_000)
+    grant(app, b, 10_000, user="bob")
+    writers = [(connect("app"), farm, user) for farm, user in ((a, "alice"), (b, "bob")) for _ in range(3)]
+    sealers = [connect("maintainer") for _ in range(3)]
+
+    def write(conn, farm, user):
+        for _ in range(12):
+            row(conn, "reserve_run", farm_id=farm, user_id=user, feature="chat", model="m", credits=1)
+        return True
+
+    def seal(conn, bound):
+        total = 0
+        for _ in range(15):
+            total += value(conn, "seal_audit", max_entries=bound) if bound else value(conn, "seal_audit")
+        return total
+
+    results = concurrently(
+        [lambda w=w: write(*w) for w in writers]
+        + [
+            lambda c=sealers[0]: seal(c, None),
+            lambda c=sealers[1]: seal(c, 3),
+            lambda c=sealers[2]: seal(c, 7),
+        ]
+    )
+    assert all(r is True or isinstance(r, int) for r in results), [repr(r) for r in results]
+    for farm, user in ((a, "alice"), (b, "bob")):
+        with tenant(app, farm, user):
+            head = row(app, "audit_head", farm_id=farm)
+        seqs = [r[0] for r in admin.execute(
+            "SELECT seq FROM farmops.audit_log WHERE farm_id = %s ORDER BY seq", [farm]
+        )]  # fmt: skip
+        assert seqs == list(range(1, head["seq"] + 1))
+        reserved = admin.execute(
+            "SELECT count(*), count(DISTINCT object_id) FROM farmops.audit_log WHERE farm_id = %s "
+            "AND action = 'run.reserved'",
+            [farm],
+        ).fetchone()
+        assert reserved == (36, 36)
+        assert verify(app, farm, user)["broken_at_seq"] is None
+    assert admin.execute("SELECT count(*) FROM farmops._audit_pending").fetchone()[0] == 0
+
+
+def test_the_pending_farms_are_found_each_with_its_oldest_entry(app, admin, two_farms):
+    a, b = two_farms
+    grant(app, b, 5, user="bob")
+    oldest = dict(admin.execute("SELECT farm_id, min(id) FROM farmops._audit_pending GROUP BY 1").fetchall())
+    assert len(oldest) == 2
+    found = dict(admin.execute("SELECT farm_id, oldest FROM farmops._audit_pending_farms()").fetchall())
+    assert found == oldest
+    set_based_seal(admin, a)
+    assert admin.execute("SELECT farm_id FROM farmops._audit_pending_farms()").fetchall() == [(b,)]
+    set_based_seal(admin, b)
+    assert admin.execute("SELECT count(*) FROM farmops._audit_pending_farms()").fetchone()[0] == 0
