@@ -11,11 +11,14 @@ only sets up the product's schema and scans.
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
+from dataclasses import replace
 
 import pytest
 from psycopg.types.json import Jsonb
-from support import APP_LOGIN, call, raises_sqlstate, row, tenant, value
+from support import APP_LOGIN, call, race, raises_sqlstate, row, sqlstates, tenant, value
 
 import farmops_client
 from farmops_client.embeddings import TitanEmbedder
@@ -302,3 +305,250 @@ def test_a_product_table_without_the_grants_refuses_the_whole_erasure(
     assert every_column_holding(admin, PERSON) == []
     with tenant(app, farm, "alice"):
         assert row(app, "verify_audit")["broken_at_seq"] is None
+
+
+# -- races, bad input and the whole farm, as the application role ------------------------------------------
+def wait_until_waiting_for_a_lock(admin, pid: int) -> None:
+    """Until the backend ``pid`` waits for a lock (it is blocked behind the other transaction)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if admin.execute(
+            "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = %s", [pid]
+        ).fetchone() == (True,):
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"backend {pid} never waited for a lock")
+
+
+@pytest.fixture
+def active(client, fake, app, farm_with_product) -> object:
+    """The product farm where PERSON (a manager) asked twice, a record written into the product table."""
+    farm = farm_with_product
+    fake.push(F.tool_use(("create_egg_collection", {"crates": 4})), F.text(PERSONAL["answer"]))
+    fake.push(F.text("Noted."))
+    with client.tenant(farm, PERSON) as t:
+        t.ask(PERSONAL["prompt"], k=0)
+        t.ask("Note for today: 412 eggs", k=0, max_tool_turns=0)
+    return farm
+
+
+@pytest.fixture
+def farm_with_product(client, admin, owner) -> object:
+    """A farm (owner alice, manager PERSON, 100 credits, auto for egg_collection) and the product table."""
+    product_table(admin, owner)
+    farm = client.create_farm("Okafor Layers", "alice")
+    with client.tenant(farm, "alice") as t:
+        t.grant_credits(100, "start")
+        t.add_member(PERSON, "manager")
+        t.set_autonomy(tier="auto", auto_categories=["egg_collection"])
+    return farm
+
+
+def erased_and_verified(app, admin, owner, farm) -> None:
+    """Nothing names PERSON; the books and the chain hold."""
+    assert every_column_holding(admin, PERSON) == []
+    assert call(owner, "check_invariants", farm_id=farm) == []
+    with tenant(app, farm, "alice"):
+        assert row(app, "verify_audit")["broken_at_seq"] is None
+
+
+@pytest.mark.parametrize("first", ["seal", "erasure"])
+def test_erasure_racing_a_seal_leaves_nothing_and_the_chain_verifies(
+    app, admin, owner, connect, maintainer, active, first
+):
+    farm = active
+    assert admin.execute("SELECT count(*) FROM farmops._audit_pending WHERE actor = %s", [PERSON]).fetchone()[
+        0
+    ]
+    sealer, eraser = connect("maintainer", autocommit=False), connect("app", autocommit=False)
+
+    def seal():
+        return value(sealer, "seal_audit")
+
+    def erase():
+        call(eraser, "begin_tenant", farm_id=farm, user_id="alice")
+        return value(eraser, "erase_member_data", user_id=PERSON)
+
+    holder, waiter = (seal, erase) if first == "seal" else (erase, seal)
+    holder_conn, waiter_conn = (sealer, eraser) if first == "seal" else (eraser, sealer)
+    holder()  # its transaction stays open: it holds the pending entries it moved (or rewrote)
+    done = {}
+    thread = threading.Thread(target=lambda: done.setdefault("result", waiter()))
+    thread.start()
+    wait_until_waiting_for_a_lock(admin, waiter_conn.info.backend_pid)
+    holder_conn.commit()
+    thread.join(30)
+    waiter_conn.commit()
+    assert "result" in done
+    erased_and_verified(app, admin, owner, farm)
+    # Every pending entry is sealed in the end (verify_audit sealed the farm), none naming the person.
+    value(maintainer, "seal_audit")
+    assert admin.execute("SELECT count(*) FROM farmops._audit_pending").fetchone() == (0,)
+    erased_and_verified(app, admin, owner, farm)
+
+
+def test_erasure_during_the_persons_streamed_ask_waits_for_it(
+    client, fake, app, admin, owner, farm_with_product
+):
+    farm = farm_with_product
+    fake.push(replace(F.text(PERSONAL["streamed answer"] * 3), event_delay=0.05))
+    streamed = {}
+
+    def ask():
+        with client.tenant(farm, PERSON) as t:
+            streamed["events"] = list(t.ask_stream(PERSONAL["streamed prompt"], k=0, max_tool_turns=0))
+
+    thread = threading.Thread(target=ask)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not admin.execute("SELECT count(*) FROM farmops.ai_runs WHERE user_id = %s", [PERSON]).fetchone()[
+        0
+    ]:
+        assert time.monotonic() < deadline, "the ask never reserved"
+        time.sleep(0.02)
+    with tenant(app, farm, "alice"), raises_sqlstate("OF310"):  # its run is live: erase once it settles
+        value(app, "erase_member_data", user_id=PERSON)
+    thread.join(60)
+    assert isinstance(streamed["events"][-1], farmops_client.Finished)
+    with tenant(app, farm, "alice"):
+        value(app, "erase_member_data", user_id=PERSON)
+    erased_and_verified(app, admin, owner, farm)
+    for text in (PERSONAL["streamed prompt"], PERSONAL["streamed answer"]):
+        assert every_column_holding(admin, text) == []
+    with client.tenant(farm, PERSON) as t, pytest.raises(farmops_client.NotAMember):
+        t.ask("Am I still here?", k=0)
+
+
+def test_two_owners_erasing_the_same_person_at_once_erase_them_once(app, admin, owner, connect, active):
+    farm = active
+    with tenant(app, farm, "alice"):
+        call(app, "add_member", farm_id=farm, user_id="olu", role="owner")
+
+    def erase(conn, by):
+        with tenant(conn, farm, by):
+            return value(conn, "erase_member_data", user_id=PERSON)
+
+    results = race(connect, [lambda c: erase(c, "alice"), lambda c: erase(c, "olu")])
+    assert set(sqlstates(results)) == {None, "OF002"}, results
+    assert admin.execute(
+        "SELECT count(*) FROM farmops.audit_log AS l WHERE l.farm_id = %s AND l.action = 'erasure.member'",
+        [farm],
+    ).fetchone() == (0,)  # (still pending) fmt: skip
+    assert admin.execute(
+        "SELECT count(*) FROM farmops._audit_pending WHERE farm_id = %s AND action = 'erasure.member'", [farm]
+    ).fetchone() == (1,)  # fmt: skip
+    erased_and_verified(app, admin, owner, farm)
+
+
+def test_erasing_twice_or_an_odd_identifier_is_refused_and_changes_nothing(app, admin, active):
+    farm = active
+    with tenant(app, farm, "alice"):
+        subject = value(app, "erase_member_data", user_id=PERSON)["subject"]
+    before = admin.execute("SELECT count(*), max(xmin::text) FROM farmops._audit_pending").fetchone()
+    odd = [
+        PERSON,  # erased already: nothing names them any more
+        f"erased:{subject}",  # their pseudonym is not a person
+        "login:farmops_owner",  # nor is a service login
+        PERSON.upper(),
+        "%",
+        ".*",
+        "'; DELETE FROM farmops.farm_members; --",
+        "Zaïnab\u200b",
+    ]
+    for user in odd:
+        with tenant(app, farm, "alice"), raises_sqlstate("OF002", user):
+            value(app, "erase_member_data", user_id=user)
+    for user, code in ((None, "OF006"), ("", "OF006"), ("x" * 257, "OF006"), ("a\tb", "OF006")):
+        with tenant(app, farm, "alice"), raises_sqlstate(code, user):
+            value(app, "erase_member_data", user_id=user)
+    assert admin.execute("SELECT count(*), max(xmin::text) FROM farmops._audit_pending").fetchone() == before
+    assert admin.execute(
+        "SELECT count(*) FROM farmops.farm_members WHERE farm_id = %s", [farm]
+    ).fetchone() == (1,)
+
+
+def test_another_farms_owner_cannot_erase_this_farms_member(client, app, admin, active):
+    other = client.create_farm("Elsewhere", "bob")
+    with tenant(app, other, "bob"), raises_sqlstate("OF002"):
+        value(app, "erase_member_data", user_id=PERSON)
+    with raises_sqlstate("OF002"), tenant(app, active, "bob"):  # bob is no member here
+        value(app, "erase_member_data", user_id=PERSON)
+    assert any(
+        hit.startswith("acme.egg_collections.created_by") for hit in every_column_holding(admin, PERSON)
+    )
+
+
+def test_erase_farm_pseudonymises_every_product_record_of_every_person(
+    client, fake, app, admin, owner, active
+):
+    farm = active
+    fake.push(F.tool_use(("create_egg_collection", {"crates": 9})), F.text("Saved."))
+    with client.tenant(farm, "alice") as t:
+        t.ask("Nine crates today", k=0)
+    people = admin.execute("SELECT count(DISTINCT created_by) FROM acme.egg_collections").fetchone()
+    assert people == (2,)
+    result = value(owner, "erase_farm", farm_id=farm)
+    assert result["people"] >= 2
+    assert admin.execute(
+        "SELECT count(*) FROM acme.egg_collections WHERE created_by !~ '^erased:[0-9a-f-]{36}$'"
+    ).fetchone() == (0,)
+    for needle in (PERSON, '"alice"', PERSONAL["prompt"], PERSONAL["answer"], "Nine crates"):
+        assert every_column_holding(admin, needle) == [], needle
+    assert call(owner, "check_invariants", farm_id=farm) == []
+    [checked] = call(owner, "verify_audit", farm_id=farm)
+    assert checked["broken_at_seq"] is None
+    # Erasing the erased farm again finds nobody left, and still verifies.
+    assert value(owner, "erase_farm", farm_id=farm)["people"] == 0
+    with raises_sqlstate("42501"):  # the package owner's, not the application's
+        value(app, "erase_farm", farm_id=farm)
+
+
+def test_a_product_guard_lets_exactly_the_pseudonymisation_through(app, admin, owner, active):
+    farm = active
+    owner.execute("SELECT farmops._attach_append_only('acme.egg_collections')")
+    with raises_sqlstate("OF107"):
+        admin.execute("UPDATE acme.egg_collections SET crates = crates + 1")
+    with tenant(app, farm, "alice"):
+        value(app, "erase_member_data", user_id=PERSON)
+    erased_and_verified(app, admin, owner, farm)
+    with raises_sqlstate("OF107"):  # still append-only for everything else
+        admin.execute("UPDATE acme.egg_collections SET created_by = 'mallory'")
+
+
+def test_a_product_trigger_refusing_the_change_refuses_the_whole_erasure(app, admin, owner, active):
+    farm = active
+    admin.execute(
+        """CREATE FUNCTION acme.frozen() RETURNS trigger LANGUAGE plpgsql AS $$
+           BEGIN RAISE EXCEPTION 'frozen row %', old.created_by; END $$"""
+    )
+    admin.execute(
+        "CREATE TRIGGER egg_collections_frozen BEFORE UPDATE ON acme.egg_collections "
+        "FOR EACH ROW EXECUTE FUNCTION acme.frozen()"
+    )
+    before = {n: every_column_holding(admin, n) for n in (PERSON, PERSONAL["prompt"])}
+    with tenant(app, farm, "alice"), raises_sqlstate("OF311", match="SQLSTATE P0001") as caught:
+        value(app, "erase_member_data", user_id=PERSON)
+    assert PERSON.lower() not in str(caught.value).lower()  # the product's message quoted them: not passed on
+    assert {n: every_column_holding(admin, n) for n in before} == before
+
+
+def test_a_person_column_that_cannot_hold_the_pseudonym_refuses_erasure_only_when_it_names_them(
+    client, app, admin, owner, farm_with_product
+):
+    farm = farm_with_product
+    someone = str(uuid.uuid4())  # a product whose user ids are uuids, kept in a uuid column
+    admin.execute("ALTER TABLE acme.egg_collections ADD COLUMN updated_by uuid")
+    with client.tenant(farm, "alice") as t:
+        t.add_member(someone, "worker")
+    with tenant(app, farm, "alice"):
+        value(app, "erase_member_data", user_id=PERSON)  # no uuid names PERSON: fine
+    admin.execute(
+        "INSERT INTO acme.egg_collections (farm_id, created_by, crates, updated_by) "
+        "VALUES (%s, 'alice', 1, %s)",
+        [farm, someone],
+    )
+    with tenant(app, farm, "alice"), raises_sqlstate("OF311", match="updated_by: its type uuid"):
+        value(app, "erase_member_data", user_id=someone)
+    assert admin.execute(
+        "SELECT count(*) FROM farmops.farm_members WHERE farm_id = %s AND user_id = %s", [farm, someone]
+    ).fetchone() == (1,)  # fmt: skip
