@@ -208,6 +208,8 @@ def live_everything(client, fake, app, farm) -> dict:
         half = t.audit_head()  # the trail so far sealed; what follows is still pending at erasure
     with client.tenant(farm, PERSON) as t:
         t.adjust_credits(-5, "correction")
+    with tenant(app, farm, PERSON):  # the person evaluates their run (ai_evals.evaluated_by)
+        assert call(app, "evaluate_run", run_id=asked.run_id, output_text=PERSONAL["answer"]) != []
     # Rate limited: one request a minute for the person; the second ask is refused (and counted).
     with client.tenant(farm, "alice") as t:
         t.set_rate_limits(requests_per_minute=1, tokens_per_minute=None, scope="member", user_id=PERSON)

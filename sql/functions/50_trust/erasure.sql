@@ -190,7 +190,8 @@ BEGIN
     UPDATE farmops.ai_runs AS r SET input_summary = NULL, output_summary = NULL, error = NULL
     WHERE r.farm_id = p_farm_id AND r.user_id = p_user_id
         AND (r.input_summary IS NOT NULL OR r.output_summary IS NOT NULL OR r.error IS NOT NULL);
-    -- A run they rejected at approval keeps their reason (and, before 0150's install, their name) in its error.
+    -- A run they rejected at approval keeps their reason (and, if rejected by an older release, their name)
+    -- in its error.
     UPDATE farmops.ai_runs AS r SET error = NULL
     WHERE r.farm_id = p_farm_id AND r.approval_decided_by = p_user_id AND r.approval = 'rejected'
         AND r.error IS NOT NULL;
