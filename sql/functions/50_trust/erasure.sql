@@ -70,8 +70,8 @@ BEGIN
         ) OR NOT has_column_privilege(v_column.rel, 'farm_id', 'SELECT')
             OR NOT has_column_privilege(v_column.rel, v_column.col, 'SELECT')
             OR NOT has_column_privilege(v_column.rel, v_column.col, 'UPDATE') THEN
-            RAISE EXCEPTION 'erasure cannot pseudonymise %.%: % lacks the privilege to', v_column.rel, v_column.col,
-                current_user
+            RAISE EXCEPTION 'erasure cannot pseudonymise %.%: % may not read and update it', v_column.rel,
+                v_column.col, current_user
                 USING ERRCODE = 'OF311',
                 DETAIL = 'Nothing was erased.',
                 HINT = format(
@@ -293,10 +293,11 @@ END
 $fn$;
 COMMENT ON FUNCTION farmops.erase_member_data(text) IS
 'Farm owner (erase_members): erases a member (or former member) of the current farm: no row keeps their '
-'identifier (every one becomes erased:<subject id>, a pseudonym nothing maps back) or their personal text (run '
-'summaries and errors, feedback comments, memories); the books and verify_audit still hold; audited. Returns '
-'counts. OF002 not a member of this farm, OF005 last owner, OF310 the user has runs in progress, OF001, OF003, '
-'OF006.';
+'identifier (every one, in farmops'' tables and registered product record tables, becomes erased:<subject id>, a '
+'pseudonym nothing maps back) or their personal text (run summaries, errors and steps'' texts, feedback comments, '
+'decision reasons, memories); the books and verify_audit still hold; audited. Returns '
+'counts. OF002 not a member of this farm, OF005 last owner, OF310 the user has runs in progress, OF311 a product '
+'record table farmops may not rewrite (nothing erased), OF001, OF003, OF006.';
 
 CREATE OR REPLACE FUNCTION farmops.erase_farm(p_farm_id uuid)
 RETURNS jsonb
@@ -347,4 +348,5 @@ $fn$;
 COMMENT ON FUNCTION farmops.erase_farm(uuid) IS
 'Package owner: erases every person of a farm (as erase_member_data, the last owner included), deletes its '
 'documents and vectors, clears every run''s summaries and renames it ''erased farm''; the ledger, the records '
-'and the audit chain stay and still verify; audited. OF002 no such farm, OF310 runs in progress, OF006.';
+'and the audit chain stay and still verify; audited. OF002 no such farm, OF310 runs in progress, OF311 a '
+'product record table farmops may not rewrite (nothing erased), OF006.';
