@@ -317,6 +317,14 @@ def run_demo(admin_dsn: str, *, use_bedrock: bool = False, console: Console | No
             ):
                 labels = ", ".join(f"{k}={v}" for k, v in sorted(row["labels"].items()) if k != "farm")
                 say(f"{row['name']}{{{labels}}} {row['value']:g}")
+        with client.tenant(farm_a, "alice") as t:  # erasure: musa's identifier and texts leave every row
+            erased = t.erase_member_data("musa")
+            intact = t.verify_audit()["broken_at_seq"] is None
+        renamed = sum(n for column, n in erased.items() if column not in ("subject", "memories_deleted"))
+        say(
+            f"alice erases musa: {renamed} rows now say erased:{str(erased['subject'])[:8]}..; "
+            f"verify_audit: {'intact' if intact else 'BROKEN'}"
+        )
     click.echo("demo finished")
     return {
         "farm_a": farm_a,

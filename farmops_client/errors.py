@@ -338,6 +338,13 @@ class ErasureBlockedByLiveRuns(FarmopsError):
     sqlstate = "OF310"
 
 
+class ErasureBlockedByProductTable(FarmopsError):
+    """OF311: a product record table does not let farmops pseudonymise a person column (the product's
+    grants, the column's type, or its own trigger, constraint or policy); nothing was erased."""
+
+    sqlstate = "OF311"
+
+
 class ModelNotPriced(FarmopsError):
     """OF410: the model has no price and no default price is set (fails closed)."""
 

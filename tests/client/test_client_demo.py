@@ -29,15 +29,22 @@ def test_demo_runs_the_whole_loop(db, admin):
     streamed = re.search(r"ask_stream: (\d+) screened pieces: (.*)", text)
     assert streamed and int(streamed.group(1)) >= 2
     assert "calls on [PHONE] before nine" in streamed.group(2) and "0803" not in text
-    runs = dict(admin.execute("SELECT id, status FROM farmops.ai_runs WHERE user_id <> 'musa'").fetchall())
+    runs = dict(
+        admin.execute("SELECT id, status FROM farmops.ai_runs WHERE user_id !~ '^erased:'").fetchall()
+    )
     assert runs == {ids["run_a"]: "succeeded", ids["run_b"]: "succeeded", ids["run_streamed"]: "succeeded"}
-    musa = admin.execute("SELECT status FROM farmops.ai_runs WHERE user_id = 'musa'").fetchall()
-    assert musa == [("succeeded",)]  # the refused ask left no run
+    musa = admin.execute("SELECT status FROM farmops.ai_runs WHERE user_id ~ '^erased:'").fetchall()
+    assert musa == [("succeeded",)]  # the refused ask left no run (and musa was erased since)
+    erasure = re.search(
+        r"alice erases musa: (\d+) rows now say erased:[0-9a-f]{8}\.\.; verify_audit: intact", text
+    )
+    assert erasure and int(erasure.group(1)) >= 3
+    assert admin.execute("SELECT count(*) FROM farmops.ai_runs WHERE user_id = 'musa'").fetchone() == (0,)
     assert "farmops_rate_limit_refusals_total{limit=member} 1" in text
     sales = admin.execute("SELECT count(*) FROM farmops.sale_records WHERE farm_id = %s", [ids["farm_a"]])
     assert sales.fetchone()[0] == 1
     users = {r[0] for r in admin.execute("SELECT DISTINCT actor FROM farmops.credit_ledger")}
-    assert users == {"alice", "bob", "musa"}
+    assert {u for u in users if not u.startswith("erased:")} == {"alice", "bob"} and len(users) == 3
     role = admin.execute(
         "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = %s", [DEMO_ROLE]
     ).fetchone()

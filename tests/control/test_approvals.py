@@ -54,7 +54,7 @@ def test_reject_refunds(app, admin, owner, held):
     farm, run = held
     rejected = decide(app, farm, "alice", "reject_run", run["id"], reason="too big")
     assert (rejected["status"], rejected["credits_actual"], rejected["approval"]) == ("failed", 0, "rejected")
-    assert rejected["error"] == "rejected by alice: too big"
+    assert rejected["error"] == "rejected at approval: too big"  # who: approval_decided_by, not the text
     assert balance(admin, farm) == 100
     with raises_sqlstate("OF103"):
         decide(app, farm, "mia", "approve_run", run["id"])

@@ -71,6 +71,12 @@ AS $fn$
     ('OF307', 'guard_rule_not_found', 'No such guard rule, category or allow rule in the current farm.'),
     -- trust: audit and erasure
     ('OF310', 'erasure_blocked_by_live_runs', 'The person (or farm) still has runs in progress; erase after they settle or expire.'),
+    (
+        'OF311', 'erasure_blocked_by_product_table',
+        'A product record table does not let farmops pseudonymise a person column (farmops_owner lacks USAGE, '
+        'SELECT or UPDATE on it, the column cannot hold erased:<uuid>, or its own trigger, constraint or policy '
+        'refused): nothing was erased; the product grants what README "Erasure" lists.'
+    ),
     -- spend control (policies, rate limits)
     (
         'OF401', 'policy_denied',

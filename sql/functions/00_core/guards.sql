@@ -11,11 +11,14 @@ IMMUTABLE
 PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $fn$
-    SELECT ARRAY['actor', 'user_id', 'created_by', 'decided_by', 'changed_by', 'evaluated_by', 'updated_by']::text []
+    SELECT ARRAY[
+        'actor', 'user_id', 'created_by', 'decided_by', 'changed_by', 'evaluated_by', 'updated_by',
+        'approval_decided_by'
+    ]::text []
 $fn$;
 COMMENT ON FUNCTION farmops._person_columns() IS
-'Private: the column names that hold a person''s identifier in any farmops table (hashed as subject ids, '
-'pseudonymised by erasure).';
+'Private: the column names that hold a person''s identifier in any farmops table or product record table '
+'(hashed as subject ids, pseudonymised by erasure).';
 
 -- Erasure (sql/functions/50_trust/erasure.sql) is the one change history allows: a
 -- person's identifier replaced by a pseudonym ('erased:<subject id>') and personal
@@ -33,7 +36,10 @@ AS $fn$
                 n.k = ANY (farmops._person_columns())
                 AND n.v #>> '{}' ~ '^erased:[0-9a-f-]{36}$'
             )
-            AND NOT (n.k IN ('input_summary', 'output_summary', 'error', 'comment') AND n.v = 'null'::jsonb)
+            AND NOT (
+                n.k IN ('input_summary', 'output_summary', 'error', 'comment', 'tool_input', 'decision_reason')
+                AND n.v = 'null'::jsonb
+            )
     )
 $fn$;
 COMMENT ON FUNCTION farmops._is_pseudonymisation(jsonb, jsonb) IS

@@ -125,7 +125,8 @@ BEGIN
     PERFORM farmops._spend_on_budgets(v_farm, v_run.feature, v_run.reserved_at, 0, v_run.id);  -- budget holds go
     UPDATE farmops.ai_runs AS r
     SET status = 'failed', credits_actual = 0, settled_at = now(),
-        error = left('rejected by ' || v_user || coalesce(': ' || v_reason, ''), 4000),
+        -- who rejected is approval_decided_by (a person column erasure pseudonymises), never this text
+        error = left('rejected at approval' || coalesce(': ' || v_reason, ''), 4000),
         approval = 'rejected', approval_decided_by = v_user, approval_decided_at = now()
     WHERE r.farm_id = v_farm AND r.id = p_run_id
     RETURNING r.* INTO v_run;
