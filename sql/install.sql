@@ -267,11 +267,11 @@ SELECT farmops.migration_is_pending('0141_knowledge_global_index_denser_graph.sq
 INSERT INTO farmops.schema_migrations (filename, sha256)
 VALUES ('0141_knowledge_global_index_denser_graph.sql', '58260873324642fc4963504ba4e68bc60cd5257f46297daaf75ef0b96ed4583b');
 \endif
-SELECT farmops.migration_is_pending('0155_trust_guard_rule_keywords.sql', '666db3b75263fbc5f0cbb0bf95a47a49887ab744c890d611f97a5ba061ccf248') AS pending \gset
+SELECT farmops.migration_is_pending('0155_trust_guard_rule_keywords.sql', '45dff260b4dc98b85dfb408d944ee780a4002b0f301a66833f471ed7309e4821') AS pending \gset
 \if :pending
 \ir schema/0155_trust_guard_rule_keywords.sql
 INSERT INTO farmops.schema_migrations (filename, sha256)
-VALUES ('0155_trust_guard_rule_keywords.sql', '666db3b75263fbc5f0cbb0bf95a47a49887ab744c890d611f97a5ba061ccf248');
+VALUES ('0155_trust_guard_rule_keywords.sql', '45dff260b4dc98b85dfb408d944ee780a4002b0f301a66833f471ed7309e4821');
 \endif
 \ir functions/00_core/arguments.sql
 \ir functions/00_core/errors.sql

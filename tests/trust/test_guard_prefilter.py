@@ -55,7 +55,9 @@ def test_every_rule_match_in_the_corpus_holds_one_of_the_rules_keywords(app):
         " CROSS JOIN LATERAL (SELECT farmops.normalize_untrusted_text(t.x) AS scan) AS s"
         " WHERE regexp_like(s.scan, g.pattern, 'n')"
         "   AND (g.keywords IS NULL"
-        "     OR NOT EXISTS (SELECT FROM unnest(g.keywords) AS k WHERE strpos(s.scan, k) > 0))",
+        "     OR NOT EXISTS (SELECT FROM unnest(g.keywords) AS k WHERE strpos(s.scan, k) > 0)"
+        "     OR NOT EXISTS (SELECT FROM unnest(coalesce(g.also_keywords, '{\"\"}')) AS k"
+        "                    WHERE strpos(s.scan, k) > 0))",
         [[row["text"] for row in CORPUS]],
     ).fetchall()
     assert rows == []
@@ -92,24 +94,26 @@ def test_fuzz_random_and_mutated_text_gets_the_same_verdicts(app):
 
 
 @pytest.mark.parametrize(
-    ("pattern", "keywords"),
+    ("pattern", "keywords", "also"),
     [
-        (r"\msudo\M", ["sudo"]),
-        (r"\m(ignore|forget)( all)? (previous|prior) rules\M", ["forget", "ignore"]),
-        (r"-----begin ([a-z0-9]+ )*private key", ["-----begin "]),
-        (r"\uE000signal:encoded_text\uE000", ["\ue000signal:encoded_text\ue000"]),
-        (r"(ab|cd)x?", ["ab", "cd"]),
-        (r"(?<![0-9])[0-9]{4}-x", ["-x"]),
+        (r"\msudo\M", ["sudo"], ["s"]),
+        (r"\m(ignore|forget)( all)? (previous|prior) rules\M", ["forget", "ignore"], ["previous", "prior"]),
+        (r"-----begin ([a-z0-9]+ )*private key", ["-----begin "], ["private key"]),
+        (r"\uE000signal:encoded_text\uE000", ["\ue000signal:encoded_text\ue000"], ["\ue000"]),
+        (r"(?<![0-9])[0-9]{4}-x", ["-x"], ["-"]),
         # Nothing necessary, or syntax beyond the analysis: NULL (the rule always runs).
-        (r"a?b*", None),
-        (r".+", None),
-        (r"[[:alpha:]]{3}", None),
-        (r"x|.*", None),
-        (r"\d{3}", None),
+        (r"a?b*", None, None),
+        (r".+", None, None),
+        (r"[[:alpha:]]{3}", None, None),
+        (r"x|.*", None, None),
+        (r"\d{3}", None, None),
     ],
 )
-def test_keywords_are_derived_from_the_pattern(owner, pattern, keywords):
-    assert owner.execute("SELECT farmops._guard_keywords(%s)", [pattern]).fetchone()[0] == keywords
+def test_keywords_are_derived_from_the_pattern(owner, pattern, keywords, also):
+    got = owner.execute(
+        "SELECT farmops._guard_keywords(%s), farmops._guard_keywords(%s, true)", [pattern, pattern]
+    )
+    assert got.fetchone() == (keywords, also)
 
 
 def test_keywords_are_always_the_patterns_never_the_writers(owner):

@@ -48,8 +48,33 @@ $fn$;
 COMMENT ON FUNCTION farmops._guard_re_product(text[], text[]) IS
 'Private (guard prefilter): the concatenations of two finite string sets (NULL when unknown or over 64).';
 
+CREATE OR REPLACE FUNCTION farmops._guard_re_top2(
+    p_best text[], p_second text[], p_new text[], OUT best text[], OUT second text[]
+)
+LANGUAGE plpgsql
+IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    -- The two most selective of several necessary sets (each must hold, so both together do).
+    best := p_best;
+    second := p_second;
+    IF p_new IS NULL OR '' = ANY (p_new) OR p_new = best OR p_new = second THEN
+        RETURN;
+    ELSIF best IS NULL OR farmops._guard_re_best(best, p_new) = p_new THEN
+        second := best;
+        best := p_new;
+    ELSIF second IS NULL OR farmops._guard_re_best(second, p_new) = p_new THEN
+        second := p_new;
+    END IF;
+END
+$fn$;
+COMMENT ON FUNCTION farmops._guard_re_top2(text[], text[], text[]) IS
+'Private (guard prefilter): the best two of a pair of necessary keyword sets and a new one.';
+
 CREATE OR REPLACE FUNCTION farmops._guard_re_parse(
-    p_re text, p_pos integer, p_depth integer, OUT exact text[], OUT need text[], OUT pos integer
+    p_re text, p_pos integer, p_depth integer,
+    OUT exact text[], OUT need text[], OUT need2 text[], OUT pos integer
 )
 LANGUAGE plpgsql
 IMMUTABLE
@@ -63,13 +88,17 @@ DECLARE
     v_run text[];          -- exact strings of the run of exact atoms ending here
     v_seq_exact text[];    -- exact strings of the whole branch so far (NULL: not finite)
     v_seq_need text[];     -- best necessary set of the branch so far
+    v_seq_need2 text[];    -- the second best (both hold: every match has one of each)
+    v_top record;
     v_first boolean;
     -- the alternation of branches
     v_alt_exact text[] := '{}';
     v_alt_need text[] := '{}';
+    v_alt_need2 text[] := '{}';
     -- one atom
     a_exact text[];
     a_need text[];
+    a_need2 text[];
     v_sub record;
     v_min integer;
     v_max integer;
@@ -87,6 +116,7 @@ BEGIN
         v_run := '{""}';
         v_seq_exact := '{""}';
         v_seq_need := NULL;
+        v_seq_need2 := NULL;
         v_first := true;
         LOOP  -- one atom (with its quantifier) per iteration
             EXIT WHEN pos > v_len;
@@ -95,6 +125,7 @@ BEGIN
             pos := pos + 1;
             a_exact := NULL;
             a_need := NULL;
+            a_need2 := NULL;
             IF v_c = '(' THEN
                 IF substr(p_re, pos, 1) = '?' THEN
                     v_next := substr(p_re, pos + 1, 1);
@@ -103,6 +134,7 @@ BEGIN
                         v_sub := farmops._guard_re_parse(p_re, pos, p_depth + 1);
                         a_exact := v_sub.exact;
                         a_need := v_sub.need;
+                        a_need2 := v_sub.need2;
                     ELSIF v_next IN ('=', '!') OR substr(p_re, pos + 1, 2) IN ('<=', '<!') THEN
                         pos := pos + CASE WHEN v_next = '<' THEN 3 ELSE 2 END;
                         v_sub := farmops._guard_re_parse(p_re, pos, p_depth + 1);
@@ -114,6 +146,7 @@ BEGIN
                     v_sub := farmops._guard_re_parse(p_re, pos, p_depth + 1);
                     a_exact := v_sub.exact;
                     a_need := v_sub.need;
+                    a_need2 := v_sub.need2;
                 END IF;
                 pos := v_sub.pos;
                 IF substr(p_re, pos, 1) <> ')' THEN
@@ -219,6 +252,7 @@ BEGIN
             END IF;
             IF v_min = 0 THEN
                 a_need := NULL;
+                a_need2 := NULL;
                 a_exact := CASE WHEN v_max = 1 AND a_exact IS NOT NULL THEN a_exact || ''::text END;
             ELSIF NOT (v_min = 1 AND v_max = 1) THEN
                 a_exact := NULL;  -- repeated: a_need still holds (the first repetition has it)
@@ -229,34 +263,53 @@ BEGIN
             IF a_exact IS NOT NULL AND farmops._guard_re_product(v_run, a_exact) IS NOT NULL THEN
                 v_run := farmops._guard_re_product(v_run, a_exact);
             ELSE
-                v_seq_need := farmops._guard_re_best(v_seq_need, v_run);
+                v_top := farmops._guard_re_top2(v_seq_need, v_seq_need2, v_run);
+                v_seq_need := v_top.best;
+                v_seq_need2 := v_top.second;
                 v_run := coalesce(a_exact, '{""}');
             END IF;
-            v_seq_need := farmops._guard_re_best(v_seq_need, a_need);
+            v_top := farmops._guard_re_top2(v_seq_need, v_seq_need2, a_need);
+            v_top := farmops._guard_re_top2(v_top.best, v_top.second, a_need2);
+            v_seq_need := v_top.best;
+            v_seq_need2 := v_top.second;
         END LOOP;
-        v_seq_need := farmops._guard_re_best(v_seq_need, v_run);
+        v_top := farmops._guard_re_top2(v_seq_need, v_seq_need2, v_run);
+        v_seq_need := v_top.best;
+        v_seq_need2 := v_top.second;
         -- Into the alternation: a branch with no necessary set leaves the whole one unknown.
         v_alt_exact := CASE
             WHEN v_alt_exact IS NULL OR v_seq_exact IS NULL THEN NULL
             WHEN cardinality(v_alt_exact) + cardinality(v_seq_exact) > 64 THEN NULL
             ELSE ARRAY(SELECT DISTINCT s FROM unnest(v_alt_exact || v_seq_exact) AS s ORDER BY 1)
         END;
+        -- (A1 and A2) or (B1 and B2) implies (A1 or B1) and (A2 or B2).
         v_alt_need := CASE WHEN v_alt_need IS NULL OR v_seq_need IS NULL THEN NULL ELSE v_alt_need || v_seq_need END;
+        v_alt_need2 := CASE WHEN v_alt_need2 IS NULL OR v_seq_need2 IS NULL THEN NULL ELSE v_alt_need2 || v_seq_need2 END;
         EXIT WHEN pos > v_len OR substr(p_re, pos, 1) = ')';
         pos := pos + 1;  -- the '|'
     END LOOP;
     exact := v_alt_exact;
-    need := v_alt_need;
-    IF exact IS NOT NULL AND NOT '' = ANY (exact) THEN
-        need := farmops._guard_re_best(exact, need);
+    -- A string that contains another of the set adds nothing: keep the minimal ones.
+    need := ARRAY(
+        SELECT DISTINCT s FROM unnest(v_alt_need) AS s
+        WHERE NOT EXISTS (SELECT FROM unnest(v_alt_need) AS t WHERE t <> s AND strpos(s, t) > 0)
+        ORDER BY 1
+    );
+    need2 := ARRAY(
+        SELECT DISTINCT s FROM unnest(v_alt_need2) AS s
+        WHERE NOT EXISTS (SELECT FROM unnest(v_alt_need2) AS t WHERE t <> s AND strpos(s, t) > 0)
+        ORDER BY 1
+    );
+    IF v_alt_need IS NULL THEN
+        need := NULL;
     END IF;
-    IF need IS NOT NULL THEN
-        -- A string that contains another of the set adds nothing: keep the minimal ones.
-        need := ARRAY(
-            SELECT DISTINCT s FROM unnest(need) AS s
-            WHERE NOT EXISTS (SELECT FROM unnest(need) AS t WHERE t <> s AND strpos(s, t) > 0)
-            ORDER BY 1
-        );
+    IF v_alt_need2 IS NULL OR need IS NULL OR need2 = need THEN
+        need2 := NULL;
+    END IF;
+    IF exact IS NOT NULL AND NOT '' = ANY (exact) THEN
+        v_top := farmops._guard_re_top2(need, need2, exact);
+        need := v_top.best;
+        need2 := v_top.second;
     END IF;
 END
 $fn$;
@@ -265,7 +318,7 @@ COMMENT ON FUNCTION farmops._guard_re_parse(text, integer, integer) IS
 'finite (exact), strings one of which each match holds (need, NULL unknown), where it stopped. 2201B for syntax '
 'the prefilter does not follow.';
 
-CREATE OR REPLACE FUNCTION farmops._guard_keywords(p_pattern text)
+CREATE OR REPLACE FUNCTION farmops._guard_keywords(p_pattern text, p_second boolean DEFAULT false)
 RETURNS text[]
 LANGUAGE plpgsql
 IMMUTABLE
@@ -281,15 +334,19 @@ BEGIN
     IF v.pos <= char_length(p_pattern) OR v.need IS NULL OR cardinality(v.need) = 0 OR '' = ANY (v.need) THEN
         RETURN NULL;  -- an unbalanced ')' or nothing necessary: always run the rule
     END IF;
+    IF p_second THEN
+        RETURN CASE WHEN cardinality(v.need2) > 0 AND NOT '' = ANY (v.need2) THEN v.need2 END;
+    END IF;
     RETURN v.need;
 EXCEPTION WHEN invalid_regular_expression THEN
     RETURN NULL;
 END
 $fn$;
-COMMENT ON FUNCTION farmops._guard_keywords(text) IS
+COMMENT ON FUNCTION farmops._guard_keywords(text, boolean) IS
 'Private: the keywords of a guard pattern: strings of which every match (over normalised, lower-case text) holds '
 'at least one, so text with none of them cannot match. NULL when the pattern''s syntax is beyond this analysis: '
-'the rule then always runs.';
+'the rule then always runs. p_second: a second such set from another part of the pattern (every match holds one '
+'of each), or NULL.';
 
 -- Trigger: a rule row's keywords, from its pattern, on every write (never taken from the writer).
 CREATE OR REPLACE FUNCTION farmops._guard_set_keywords()
@@ -299,10 +356,12 @@ SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
     IF tg_op = 'UPDATE' AND new.pattern IS NOT DISTINCT FROM old.pattern
-        AND new.keywords IS NOT DISTINCT FROM old.keywords AND old.keywords IS NOT NULL THEN
+        AND new.keywords IS NOT DISTINCT FROM old.keywords AND old.keywords IS NOT NULL
+        AND new.also_keywords IS NOT DISTINCT FROM old.also_keywords THEN
         RETURN new;  -- pattern and keywords unchanged: already derived
     END IF;
     new.keywords := farmops._guard_keywords(new.pattern);
+    new.also_keywords := farmops._guard_keywords(new.pattern, true);
     RETURN new;
 END
 $fn$;
