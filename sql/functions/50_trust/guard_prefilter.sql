@@ -380,4 +380,5 @@ ALTER TABLE farmops.farm_guard_rules ENABLE ALWAYS TRIGGER farm_guard_rules_keyw
 -- Rules stored before the keywords existed (migration 0155) get theirs now; a farm's own
 -- rules keep NULL (always run) until they are next written: re-writing them here would
 -- record a change in the farm's audit chain that nobody made.
-UPDATE farmops.guard_rules AS g SET keywords = farmops._guard_keywords(g.pattern) WHERE g.keywords IS NULL;
+UPDATE farmops.guard_rules AS g SET keywords = farmops._guard_keywords(g.pattern)
+WHERE g.keywords IS NULL;
