@@ -3,12 +3,12 @@
     .venv/bin/python bench/bench_run_profile.py [--runs 40]   # bench/results/run_profile.txt
 
 ``t.ask()`` with FakeBedrock and the lexical embedder (a text answer, the bench's shape: a fixed
-input bound, one document retrieved), on a warm client, durable and with synchronous_commit=off
-side by side. For each database step (one ``Db`` effect = one round trip) the client's wall time
-around it, and inside the server the time of the functions it called (pg_stat_user_functions with
-track_functions = all, per run). The rest of the run's "db ms" is the client's own Python: the
-run's rules, building the requests, the RunRecorder and its (no-op) OpenTelemetry spans, psycopg
-(adaptation, pipeline), the pool; cProfile names the top of it. Nothing is asserted.
+input bound, one document retrieved), on a warm client, durable and with synchronous_commit=off,
+against two databases on one server side by side: one installed from the SQL of ``--before`` (a
+git revision, main by default) and one from this tree; the client is this tree's for both. For each
+database step (one ``Db`` effect = one round trip) the client's wall time around it, and inside the
+server the time of the functions it called (pg_stat_user_functions with track_functions = all, per
+run). The side-by-side part alternates batches in child processes. Nothing is asserted.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import time
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -34,8 +35,10 @@ import common
 from common import APP_LOGIN
 
 import farmops_client
+from farmops_client import migrate as migrations
 from farmops_client.assistant import core, run
 from farmops_client.embeddings import LexicalEmbedder
+from farmops_client.tenancy import create_app_login
 from farmops_client.testing import FakeBedrock, fake_bedrock_client
 
 #: The top-level functions of a text answer's steps (their total time includes what they call).
@@ -44,10 +47,10 @@ STEP_FUNCTIONS = (
     "finish_run",
 )  # fmt: skip
 PROMPT = "When do I vaccinate broilers?"
-#: The client before the fused calls (5 round trips for a text answer), for the side-by-side part.
-BEFORE = "2fe46bd"
-#: One batch of asks in a child process, for either client (``sys.path`` picks which): the db ms of
-#: each run after 3 warm-up runs, as JSON on the last line.
+#: The server SQL to compare with: main before the server-cuts branch (a git revision).
+BEFORE = "4f964e6"
+#: One batch of asks in a child process against one database: the db ms of each run after 3 warm-up
+#: runs, as JSON on the last line.
 CHILD = """
 import json, sys, time
 import farmops_client
@@ -204,44 +207,91 @@ def profile(host: str, port: int, dbname: str, runs: int, mode: str) -> dict:
         "own": own,
         "profile": text.getvalue(),
         "runs": runs,
+        "raw": {"wall": walls, "db": dbs, "steps": steps},
     }
 
 
-def side_by_side(host: str, port: int, dbname: str, rounds: int, runs: int, before: str) -> dict:
-    """db ms per run of the client before (``before``, its tree from git) and this one, each in a child
-    process, batches alternating (``rounds`` x ``runs`` asks each), on one farm, durable and without
-    the flush wait: {(client, mode): [ms, ...]}."""
-    old = common.REPO / ".tmp" / f"bench-client-{before}"
+def merge(parts: list[dict]) -> dict:
+    """One profile of several batches: medians over all their runs, server ms averaged per run."""
+    runs = sum(p["runs"] for p in parts)
+    steps: dict[str, list[float]] = {}
+    for p in parts:
+        for name, ms in p["raw"]["steps"].items():
+            steps.setdefault(name, []).extend(ms)
+
+    def mean(key: str, name: str, i: int | None = None) -> float:
+        vals = [(p[key].get(name, (0, 0)) if i is not None else p[key].get(name, 0)) for p in parts]
+        return (
+            sum((v[i] if i is not None else v) * p["runs"] for v, p in zip(vals, parts, strict=True)) / runs
+        )
+
+    names_server = {n for p in parts for n in p["server"]}
+    names_own = {n for p in parts for n in p["own"]}
+    return {
+        "wall": statistics.median([x for p in parts for x in p["raw"]["wall"]]),
+        "db": statistics.median([x for p in parts for x in p["raw"]["db"]]),
+        "steps": {name: statistics.median(ms) for name, ms in steps.items()},
+        "server": {n: mean("server", n) for n in names_server},
+        "own": {n: (mean("own", n, 0), mean("own", n, 1)) for n in names_own},
+        "profile": parts[-1]["profile"],
+        "runs": runs,
+    }
+
+
+def database_at(host: str, port: int, rev: str) -> str:
+    """A fresh database installed from the SQL tree of git revision ``rev`` (this tree's client and
+    application login), like ``common.fresh_database``."""
+    tree = common.REPO / ".tmp" / f"bench-sql-{rev}"
     subprocess.run(
-        f"rm -rf {old} && mkdir -p {old} && git archive {before} farmops_client | tar -x -C {old}",
+        f"rm -rf {tree} && mkdir -p {tree} && git archive {rev} sql | tar -x -C {tree}",
         shell=True, check=True, cwd=common.REPO,
     )  # fmt: skip
-    with farmops_client.connect(common.dsn(host, port, APP_LOGIN, dbname), embedder=LexicalEmbedder()) as c:
-        farm = c.create_farm("side by side", "alice")
-        with c.tenant(farm, "alice") as t:
-            t.grant_credits(10_000_000, "bench")
-            t.ingest_document("Vaccination", "Vaccinate broilers against Newcastle disease on day 7 and 21.")
+    dbname = f"farmops_profile_{rev}_{uuid.uuid4().hex[:6]}"
+    with psycopg.connect(common.dsn(host, port, "postgres", "postgres"), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{dbname}"')
+    with psycopg.connect(common.dsn(host, port, "postgres", dbname), autocommit=True) as conn:
+        migrations.migrate(conn, root=tree / "sql")
+        create_app_login(conn, APP_LOGIN)
+        conn.execute("SELECT farmops.set_model_price('*', 1000, 4000, p_source => 'bench default')")
+    return dbname
+
+
+def side_by_side(host: str, port: int, databases: dict[str, str], rounds: int, runs: int) -> dict:
+    """db ms per run against each database ({tree: dbname}), each batch in a child process, batches
+    alternating (``rounds`` x ``runs`` asks each), durable and without the flush wait:
+    {(tree, mode): [ms, ...]}."""
+    farms = {}
+    for tree, dbname in databases.items():
+        with farmops_client.connect(
+            common.dsn(host, port, APP_LOGIN, dbname), embedder=LexicalEmbedder()
+        ) as c:
+            farms[tree] = c.create_farm("side by side", "alice")
+            with c.tenant(farms[tree], "alice") as t:
+                t.grant_credits(10_000_000, "bench")
+                t.ingest_document(
+                    "Vaccination", "Vaccinate broilers against Newcastle disease on day 7 and 21."
+                )
     out: dict[tuple[str, str], list[float]] = {}
+    env = {**os.environ, "PYTHONPATH": str(common.REPO)}
     for _ in range(rounds):
         for mode in ("durable", "async commit"):
-            dsn = common.dsn(host, port, APP_LOGIN, dbname)
-            if mode == "async commit":
-                dsn += "&options=-c%20synchronous_commit%3Doff"
-            for client, path in ((before, old), ("this tree", common.REPO)):
-                env = {**os.environ, "PYTHONPATH": str(path)}
+            for tree, dbname in databases.items():
+                dsn = common.dsn(host, port, APP_LOGIN, dbname)
+                if mode == "async commit":
+                    dsn += "&options=-c%20synchronous_commit%3Doff"
                 done = subprocess.run(
-                    [sys.executable, "-c", CHILD, dsn, str(farm), str(runs)],
-                    env=env, check=True, capture_output=True, text=True, cwd=path,
+                    [sys.executable, "-c", CHILD, dsn, str(farms[tree]), str(runs)],
+                    env=env, check=True, capture_output=True, text=True, cwd=common.REPO,
                 )  # fmt: skip
-                out.setdefault((client, mode), []).extend(json.loads(done.stdout.splitlines()[-1]))
+                out.setdefault((tree, mode), []).extend(json.loads(done.stdout.splitlines()[-1]))
     return out
 
 
 def render_side_by_side(ab: dict, before: str) -> list[str]:
-    """p50 / p95 db ms per client and mode, and the ratio of the p50s."""
+    """p50 / p95 db ms per server tree and mode, and the ratio of the p50s."""
     lines = [
-        f"Side by side: db ms of t.ask() (text answer), the client before the fused calls ({before}: 5 round",
-        "trips) and this tree (3), alternating batches in child processes on one farm:",
+        f"Side by side: db ms of t.ask() (text answer, 3 round trips), the server SQL of {before} (main",
+        "before server-cuts) and of this tree, one client, alternating batches in child processes:",
     ]
     rows = []
     for mode in ("durable", "async commit"):
@@ -254,40 +304,51 @@ def render_side_by_side(ab: dict, before: str) -> list[str]:
     return lines
 
 
-def render(results: dict[str, dict]) -> list[str]:
-    """The table: per step, client ms (median) durable and without the flush wait; server ms."""
+def render(results: dict[tuple[str, str], dict], before: str) -> list[str]:
+    """Per step client ms and server function ms, before and after (durable and async commit);
+    the functions with the most own time before and after (durable); cProfile of the client."""
+    keys = list(results)
+    head = [f"{'before' if tree == before else 'after'}, {mode}" for tree, mode in keys]
     lines = [
         "Where a governed run's database ms go: t.ask() text answer (fixed input bound, 1 passage),",
-        "FakeBedrock + lexical embedder, warm client, one process; medians per run",
+        f"FakeBedrock + lexical embedder, warm client, one process; medians per run; before = {before}",
         "",
     ]
-    modes = list(results)
-    rows = []
-    names = list(results[modes[0]]["steps"])
-    for name in names:
-        rows.append([name, *(f"{results[m]['steps'].get(name, 0):.2f}" for m in modes)])
-    total = {m: sum(results[m]["steps"].values()) for m in modes}
-    rows.append(["all steps (round trips, client side)", *(f"{total[m]:.2f}" for m in modes)])
-    rows.append(["db ms of the run (wall - model - embedder)", *(f"{results[m]['db']:.2f}" for m in modes)])
-    rows.append(
-        [
-            "  of which outside the steps (client Python)",
-            *(f"{results[m]['db'] - total[m]:.2f}" for m in modes),
-        ]
-    )
-    lines += common.table(["step (one round trip each)", *[f"client ms, {m}" for m in modes]], rows)
-    lines += ["", "Inside the server, per run (pg_stat_user_functions, total time incl. callees):"]
-    srows = [[name, *(f"{results[m]['server'].get(name, 0):.2f}" for m in modes)] for name in STEP_FUNCTIONS]
-    srows.append(["sum", *(f"{sum(results[m]['server'].values()):.2f}" for m in modes)])
-    lines += common.table(["function", *[f"server ms, {m}" for m in modes]], srows)
-    first = results[modes[0]]["own"]
-    top = sorted(first, key=lambda name: -first[name][1])[:14]
-    lines += ["", f"The functions with the most own time inside the server ({modes[0]}), per run:"]
+    names = list(results[keys[0]]["steps"])
+    rows = [[name, *(f"{results[k]['steps'].get(name, 0):.2f}" for k in keys)] for name in names]
+    total = {k: sum(results[k]["steps"].values()) for k in keys}
+    rows.append(["all steps (round trips, client side)", *(f"{total[k]:.2f}" for k in keys)])
+    rows.append(["db ms of the run (wall - model - embedder)", *(f"{results[k]['db']:.2f}" for k in keys)])
+    lines += common.table(["step (one round trip each), client ms", *head], rows)
+    lines += ["", "Inside the server, per run (pg_stat_user_functions, total time incl. callees), server ms:"]
+    srows = [[name, *(f"{results[k]['server'].get(name, 0):.2f}" for k in keys)] for name in STEP_FUNCTIONS]
+    srows.append(["sum", *(f"{sum(results[k]['server'].values()):.2f}" for k in keys)])
+    lines += common.table(["function", *head], srows)
+    durable = [k for k in keys if k[1] == "durable"]
+    was, now = results[durable[0]]["own"], results[durable[1]]["own"]
+    top = sorted(set(was) | set(now), key=lambda n: -max(was.get(n, (0, 0))[1], now.get(n, (0, 0))[1]))[:18]
+    lines += [
+        "",
+        "The functions with the most own time inside the server (durable), per run, before and after:",
+    ]
     lines += common.table(
-        ["function", "calls", "own ms"], [[n, f"{first[n][0]:.1f}", f"{first[n][1]:.2f}"] for n in top]
+        ["function", "calls before", "own ms before", "calls after", "own ms after"],
+        [
+            [
+                n,
+                f"{was.get(n, (0, 0))[0]:.1f}",
+                f"{was.get(n, (0, 0))[1]:.2f}",
+                f"{now.get(n, (0, 0))[0]:.1f}",
+                f"{now.get(n, (0, 0))[1]:.2f}",
+            ]
+            for n in top
+        ],
     )
-    lines += ["", f"cProfile of the client ({modes[0]}, {results[modes[0]]['runs']} runs), by own time:"]
-    lines += [line for line in results[modes[0]]["profile"].splitlines() if line.strip()][:24]
+    lines += [
+        "",
+        f"cProfile of the client (after, durable, {results[durable[1]]['runs']} runs), by own time:",
+    ]
+    lines += [line for line in results[durable[1]]["profile"].splitlines() if line.strip()][:24]
     return lines
 
 
@@ -296,19 +357,29 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=40, help="measured runs per mode (after 3 warm-up)")
     parser.add_argument("--data-dir", type=Path, default=common.DATA_DIR, help="embedded server data")
-    parser.add_argument("--before", default=BEFORE, help=f"the client to compare with (default {BEFORE})")
-    parser.add_argument("--rounds", type=int, default=4, help="alternating batches per client and mode")
+    parser.add_argument("--before", default=BEFORE, help=f"the server SQL to compare with (default {BEFORE})")
+    parser.add_argument("--rounds", type=int, default=4, help="alternating batches per tree and mode")
     args = parser.parse_args(argv)
     host, port = common.serve(args.data_dir)
-    dbname = common.fresh_database(host, port, "farmops_profile")
+    databases = {args.before: database_at(host, port, args.before)}
     try:
-        with psycopg.connect(common.dsn(host, port, "postgres", dbname), autocommit=True) as conn:
-            conn.execute(f"ALTER DATABASE \"{dbname}\" SET track_functions = 'all'")
-        results = {mode: profile(host, port, dbname, args.runs, mode) for mode in ("durable", "async commit")}
-        ab = side_by_side(host, port, dbname, args.rounds, max(5, args.runs // args.rounds), args.before)
+        databases["this tree"] = common.fresh_database(host, port, "farmops_profile")
+        for dbname in databases.values():
+            with psycopg.connect(common.dsn(host, port, "postgres", dbname), autocommit=True) as conn:
+                conn.execute(f"ALTER DATABASE \"{dbname}\" SET track_functions = 'all'")
+        results = {}
+        for _ in range(2):  # alternating, so that load drifts hit both alike
+            for mode in ("durable", "async commit"):
+                for tree, dbname in databases.items():
+                    got = profile(host, port, dbname, args.runs // 2, mode)
+                    results.setdefault((tree, mode), []).append(got)
+        merged = {key: merge(parts) for key, parts in results.items()}
+        ab = side_by_side(host, port, databases, args.rounds, max(5, args.runs // args.rounds))
     finally:
-        common.drop_database(host, port, dbname)
-    lines = [*common.machine(host, port), "", *render_side_by_side(ab, args.before), "", *render(results)]
+        for dbname in databases.values():
+            common.drop_database(host, port, dbname)
+    lines = [*common.machine(host, port), "", *render_side_by_side(ab, args.before), ""]
+    lines += render(merged, args.before)
     text = "\n".join(lines)
     print(text)
     common.write_result("run_profile.txt", text)

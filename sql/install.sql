@@ -272,6 +272,12 @@ SELECT farmops.migration_is_pending('0145_trust_audit_seal_set_based.sql', '0007
 INSERT INTO farmops.schema_migrations (filename, sha256)
 VALUES ('0145_trust_audit_seal_set_based.sql', '0007a48690423ec56f8fadd66d4fc1dbdbd51b6b9ea81049c8c88d511003ea9e');
 \endif
+SELECT farmops.migration_is_pending('0155_trust_guard_rule_keywords.sql', '45dff260b4dc98b85dfb408d944ee780a4002b0f301a66833f471ed7309e4821') AS pending \gset
+\if :pending
+\ir schema/0155_trust_guard_rule_keywords.sql
+INSERT INTO farmops.schema_migrations (filename, sha256)
+VALUES ('0155_trust_guard_rule_keywords.sql', '45dff260b4dc98b85dfb408d944ee780a4002b0f301a66833f471ed7309e4821');
+\endif
 \ir functions/00_core/arguments.sql
 \ir functions/00_core/errors.sql
 \ir functions/00_core/guards.sql
@@ -315,6 +321,7 @@ VALUES ('0145_trust_audit_seal_set_based.sql', '0007a48690423ec56f8fadd66d4fc1db
 \ir functions/50_trust/audit_3_verify.sql
 \ir functions/50_trust/erasure.sql
 \ir functions/50_trust/guard_management.sql
+\ir functions/50_trust/guard_prefilter.sql
 \ir functions/50_trust/guard_rules_shipped_1_injection.sql
 \ir functions/50_trust/guard_rules_shipped_2_other.sql
 \ir functions/50_trust/guards.sql

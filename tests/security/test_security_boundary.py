@@ -239,3 +239,41 @@ def test_lineage_of_an_expired_run_is_refused_for_every_role(app, admin, farms):
             )[0]
             == "OF205"
         )
+
+
+def test_the_context_is_verified_on_every_use_never_cached(app, admin, farms):
+    """No verified-context cache (issue 11 mend): a session can write every place one could be kept
+    (settings), so each use re-checks the signature. After many verified uses in one transaction, a
+    setting rewritten mid-transaction, or mid-statement, is caught at its next use."""
+    a, b, _ = farms
+    admin.execute(
+        "INSERT INTO farmops.farm_members (farm_id, user_id, role) VALUES (%s, 'vera', 'viewer')", [a.id]
+    )
+    with app.transaction():
+        app.execute("SELECT farmops.begin_tenant(%s, 'vera')", [a.id])
+        for _ in range(25):  # warm: the same verified context, used over and over
+            assert app.execute(
+                "SELECT farmops.current_farm_id(), count(*) FROM farmops.farms"
+            ).fetchone() == (
+                a.id,
+                1,
+            )
+        for name, forged in (("farm_id", str(b.id)), ("member_role", "owner"), ("user_id", "alice")):
+            with app.transaction():  # a savepoint: the forged setting goes with it
+                app.execute("SELECT set_config(%s, %s, true)", [f"farmops.{name}", forged])
+                assert app.execute(
+                    "SELECT farmops.current_farm_id(), farmops.current_member_role(), count(*)"
+                    " FROM farmops.farms"
+                ).fetchone() == (None, None, 0)
+                with raises_sqlstate("OF001"), app.transaction():
+                    app.execute("SELECT farmops.require_capability('manage_trust')")
+                raise psycopg.Rollback()
+        # Mid-statement: the role rewritten between two uses of the context in one SELECT.
+        got = app.execute(
+            "SELECT farmops.current_member_role() AS before,"
+            " set_config('farmops.member_role', 'owner', true) AS forged,"
+            " farmops.current_member_role() AS after"
+        ).fetchone()
+        assert (got[0], got[2]) == ("viewer", None)
+        with raises_sqlstate("OF001"), app.transaction():
+            app.execute("SELECT farmops.require_capability('read')")

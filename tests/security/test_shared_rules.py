@@ -140,6 +140,8 @@ def test_every_farmops_trigger_fires_always(admin):
         ("embeddings", "embeddings_embeds_no_pii"),
         ("global_embeddings", "global_embeddings_embeds_no_pii"),
         ("memories", "memories_embeds_no_pii"),
+        ("farm_guard_rules", "farm_guard_rules_keywords_follow_the_pattern"),
+        ("guard_rules", "guard_rules_keywords_follow_the_pattern"),
         ("guard_events", "guard_events_is_append_only"),
         ("guard_events", "guard_events_is_never_truncated"),
         ("pii_findings", "pii_findings_is_append_only"),

@@ -4,6 +4,7 @@ try_extend_reservation. Bad input, other farms, wrong members, races; nothing ha
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
@@ -66,6 +67,41 @@ def test_an_allowed_prompt_is_redacted_and_reserved_in_one_call(app, admin, fund
     assert stored == ("Mail [EMAIL] about 40 bags",)
     # no context is left behind: the next statement of the session has none
     assert app.execute("SELECT farmops.current_farm_id()").fetchone() == (None,)
+
+
+def test_raw_pii_through_the_fused_calls_and_the_steps_is_stored_redacted(app, admin, funded):
+    """Every text of the fused path, sent raw, is stored redacted: the prompt (screen, then the run
+    row's trigger), the answer (screen, then the summary's trigger) and the steps' summaries."""
+    raw = "Mail musa@example.com or ring 0803 123 4567 about AKIAIOSFODNNQEXAMPLE"
+    clean = "Mail [EMAIL] or ring [PHONE] about [SECRET]"
+    got = reserve_screened(app, funded.id, prompt=raw)
+    assert got["redacted"] == clean
+    step = {"step_no": 1, "kind": "model", "turn": 1, "model": "test-model", "input_summary": raw}
+    with tenant(app, funded.id, "bot"):
+        app.execute(
+            "SELECT farmops.record_run_steps(%s, %s::jsonb)",
+            [got["id"], json.dumps([{**step, "output_summary": raw}])],
+        )
+    # (A key in the answer would be refused by the output guard: the answer has the rest.)
+    answer = "Sure: mail musa@example.com or ring 0803 123 4567"
+    done = finish(app, funded.id, got["id"], answer=answer)
+    assert done["answer"] == "Sure: mail [EMAIL] or ring [PHONE]"
+    stored = admin.execute(
+        "SELECT input_summary, output_summary FROM farmops.ai_runs WHERE id = %s", [got["id"]]
+    ).fetchone()
+    assert stored == (clean, "Sure: mail [EMAIL] or ring [PHONE]")
+    steps = admin.execute(
+        "SELECT input_summary, output_summary FROM farmops.ai_run_steps"
+        " WHERE ai_run_id = %s AND kind = 'model'",
+        [got["id"]],
+    ).fetchall()
+    assert steps and all(s == (clean, clean) for s in steps)
+    dump = str(
+        admin.execute(
+            "SELECT array_agg(t::text) FROM farmops.ai_runs AS t WHERE id = %s", [got["id"]]
+        ).fetchone()
+    )
+    assert "musa@" not in dump and "4567" not in dump and "AKIA" not in dump
 
 
 def test_a_blocked_prompt_is_recorded_and_reserves_nothing(app, admin, funded):

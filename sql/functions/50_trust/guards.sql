@@ -178,6 +178,30 @@ BEGIN
     categories := '{}';
     rule_names := '{}';
     v_scan := farmops.normalize_untrusted_text(p_text);
+    -- The keyword prefilter (guard_prefilter.sql): every match of a rule holds one of its
+    -- keywords (and one of its also_keywords, when it has them), so text that holds them for
+    -- none of the stage's rules matches none of them and is allowed here without a regex. A
+    -- rule without keywords (NULL) always runs. Setting farmops.guard_prefilter to 'off'
+    -- skips this step (the reference path the tests compare).
+    IF coalesce(current_setting('farmops.guard_prefilter', true), '') <> 'off' AND NOT EXISTS (
+        SELECT
+        FROM (
+            SELECT g.keywords, g.also_keywords
+            FROM farmops.guard_rules AS g
+            WHERE g.enabled AND p_stage = ANY (g.stages)
+            UNION ALL
+            SELECT f.keywords, f.also_keywords
+            FROM farmops.farm_guard_rules AS f
+            WHERE f.farm_id = v_farm AND f.enabled AND p_stage = ANY (f.stages)
+        ) AS r
+        WHERE
+            r.keywords IS NULL
+            OR EXISTS (SELECT FROM unnest(r.keywords) AS k WHERE strpos(v_scan, k) > 0)
+            AND (r.also_keywords IS NULL OR EXISTS (SELECT FROM unnest(r.also_keywords) AS k WHERE strpos(v_scan, k) > 0))
+    ) THEN
+        verdict := 'allow';
+        RETURN;
+    END IF;
     -- First ALL the stage's rules as one alternation: most text matches none, and then this is
     -- the only guard regex the call runs (the per-category ones below run on a match only).
     -- PostgreSQL keeps 32 compiled regexes per backend: one alternation per stage and category

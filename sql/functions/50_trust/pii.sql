@@ -132,8 +132,20 @@ IMMUTABLE
 STRICT
 PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
+-- The query below is one plan for every text: a custom plan per call (the plan cache's choice,
+-- as the generic one looks no cheaper to it) re-planned its ten branches every time, ~1 ms.
+SET plan_cache_mode = force_generic_plan
 AS $fn$
 #variable_conflict use_column
+DECLARE
+    -- Which passes can find anything (each pass below needs one of these in the text): a
+    -- digit (every number-based kind, bearer and key=value values), ':' (IPv6), '@' (email)
+    -- or a secret's literal prefix. Text without any of them has no candidate, and a pass
+    -- gated off by a false one is not run at all (a one-time filter in its plan).
+    v_digit boolean := p_text COLLATE "C" ~ '[0-9]';
+    v_colon boolean := strpos(p_text, ':') > 0;
+    v_prefix boolean := p_text COLLATE "C"
+        ~ '(AKIA|ASIA|ABIA|ACCA)[A-Z0-9]|eyJ|k_(live|test)_|gh[pousr]_|github_pat_|xox|AIza|FLWSECK|-----BEGIN';
 BEGIN
     RETURN QUERY
     -- secret (1): AWS access key ids, JWTs, well-known vendor token formats, private-key PEM
@@ -147,6 +159,7 @@ BEGIN
         '|xox[abposr]-[A-Za-z0-9-]{10,}|AIza[A-Za-z0-9_-]{35}|FLWSECK(?:_TEST)?-[A-Za-z0-9]{32}-X)(?![A-Za-z0-9_-])'
         '|-----BEGIN [A-Z0-9 ]{0,20}PRIVATE KEY-----(?:[^-]*(?:-{1,4}[^-]+)*-----END [A-Z0-9 ]{0,20}PRIVATE KEY-----'
         '|(?:[[:space:]]+[A-Za-z0-9+/=]{16,})+)', '') AS m
+    WHERE v_prefix
     UNION ALL
     -- secret (1): the token after "Bearer" (the word stays readable).
     SELECT 'secret', m.start + char_length(p.prefix), char_length(m.hit) - char_length(p.prefix),
@@ -154,7 +167,7 @@ BEGIN
     FROM farmops._pii_matches(p_text,
         '\m[Bb][Ee][Aa][Rr][Ee][Rr][ \t]+[A-Za-z0-9._~+/-]{11,}[A-Za-z0-9_~+/-]=*', '') AS m
     CROSS JOIN LATERAL (SELECT substring(m.hit COLLATE "C" FROM '^[A-Za-z]+[ \t]+') AS prefix) AS p
-    WHERE (strpos(p_text, 'earer') > 0 OR strpos(p_text, 'EARER') > 0) -- skip the regex pass (cheap test)
+    WHERE v_digit AND (strpos(p_text, 'earer') > 0 OR strpos(p_text, 'EARER') > 0) -- skip the regex pass (cheap test)
         AND m.hit COLLATE "C" ~ '[0-9]'
     UNION ALL
     -- secret (1): the value of "api_key=...", "password: ...", "client_secret": "..." and the like.
@@ -170,7 +183,7 @@ BEGIN
     CROSS JOIN LATERAL (
         SELECT substring(m.hit COLLATE "C" FROM '^[^:=]*[:=][ \t]*["'']?') AS prefix
     ) AS p
-    WHERE substr(m.hit, char_length(p.prefix) + 1) COLLATE "C" ~ '[0-9]'
+    WHERE v_digit AND substr(m.hit, char_length(p.prefix) + 1) COLLATE "C" ~ '[0-9]'
         AND substr(m.hit, char_length(p.prefix) + 1) COLLATE "C" ~ '[A-Za-z]'
     UNION ALL
     -- national_id (2): Nigerian NIN / BVN (11 digits) only after a context word; US SSN in its
@@ -180,10 +193,12 @@ BEGIN
     FROM farmops._pii_matches(p_text,
         '\m(?:nin|bvn|nimc|national identi(?:fication|ty)|bank verification number)\M'
         '[^0-9\n]{0,25}[0-9]{11}(?![0-9])', 'i') AS m
+    WHERE v_digit
     UNION ALL
     SELECT 'national_id', m.start, 11, m.byte_start, 11, 2
     FROM farmops._pii_matches(p_text,
         '(?<![0-9A-Za-z-])(?!000|666|9[0-9][0-9])[0-9]{3}-(?!00)[0-9]{2}-(?!0000)[0-9]{4}(?![0-9]|-[0-9])', '') AS m
+    WHERE v_digit
     UNION ALL
     -- iban (3): compact or printed in groups of four; a following capitalised word may have been
     -- taken as a last group, so up to two trailing groups are dropped until the check passes.
@@ -199,6 +214,7 @@ BEGIN
         ORDER BY n.n DESC
         LIMIT 1
     ) AS v
+    WHERE v_digit
     UNION ALL
     -- phone (4): Nigerian mobile numbers (0 + 70x/80x/81x/90x/91x + 7 digits, or after 234 / +234),
     -- and E.164 (+country code, 8-15 digits) with spaces, dots, dashes or a parenthesised group.
@@ -207,7 +223,7 @@ BEGIN
         '(?<![0-9A-Za-z+_/.-])(?:0[789][01][0-9](?:[ -]?[0-9]){7}'
         '|[+]?234[ -]?(?:[(]0[)][ -]?)?[789][01][0-9](?:[ -]?[0-9]){7}'
         '|[+](?!234)[1-9](?:[ .-]?(?:[(][0-9]{1,4}[)]|[0-9])){7,14})(?![0-9]|[-.][0-9])', '') AS m
-    WHERE char_length(regexp_replace(m.hit, '[^0-9]', '', 'g')) BETWEEN 8 AND 15
+    WHERE v_digit AND char_length(regexp_replace(m.hit, '[^0-9]', '', 'g')) BETWEEN 8 AND 15
     UNION ALL
     -- payment_card (5): 13-19 digits from an issuer range (2-6: Mastercard, Amex, Diners, JCB,
     -- Visa, Verve, Discover, UnionPay), contiguous or in the printed groupings 4-4-4-4(-3),
@@ -224,6 +240,7 @@ BEGIN
         ORDER BY c.pref
         LIMIT 1
     ) AS v
+    WHERE v_digit
     UNION ALL
     -- email (6): local@domain.tld; letters with accents allowed, a dot-less host is not an address.
     SELECT 'email', m.start, char_length(m.hit), m.byte_start, octet_length(convert_to(m.hit, 'UTF8')), 6
@@ -239,6 +256,7 @@ BEGIN
     FROM farmops._pii_matches(p_text,
         '(?<![0-9A-Za-z.:_-])(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])[.]){3}'
         '(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])(?![0-9A-Za-z_]|[.][0-9])', '') AS m
+    WHERE v_digit
     UNION ALL
     SELECT 'ip_address', m.start, char_length(v.ip), m.byte_start, char_length(v.ip), 7
     FROM farmops._pii_matches(p_text,
@@ -250,7 +268,8 @@ BEGIN
         WHERE farmops._ipv6_valid(c.ip) AND (c.pref = 1 OR m.hit COLLATE "C" ~ '[^:]:$')
         ORDER BY c.pref
         LIMIT 1
-    ) AS v;
+    ) AS v
+    WHERE v_colon;
 END
 $fn$;
 COMMENT ON FUNCTION farmops._pii_candidates(text) IS
