@@ -46,6 +46,7 @@ from .arguments import int_arg, text_arg, uuid_arg
 from .assistant import core, streaming
 from .assistant.core import AskResult, Finished, TextDelta, Tool, ToolOutcome
 from .assistant.guarding import Guardrail
+from .assistant.options import AskOptions, make_plan
 from .audit import AUDIT_LOG_QUERY, parse_trusted_head
 from .client import RESET_SESSION
 from .embeddings import Embedder, embedder_named
@@ -688,25 +689,7 @@ class AsyncTenantSession:
         guardrail: Guardrail | None = None,
     ) -> AskResult:
         """:func:`farmops_client.assistant.ask`, awaited (the same options and outcomes)."""
-        plan = core.make_plan(
-            self,
-            prompt,
-            feature=feature,
-            max_tokens=max_tokens,
-            model=model,
-            max_input_tokens=max_input_tokens,
-            k=k,
-            max_tool_turns=max_tool_turns,
-            request_id=request_id,
-            ttl=ttl,
-            system=system,
-            temperature=temperature,
-            tools=tools,
-            inference_config=inference_config,
-            additional_model_request_fields=additional_model_request_fields,
-            history=history,
-            guardrail=guardrail,
-        )
+        plan = make_plan(self, prompt, AskOptions.of(locals()))  # the keyword arguments, checked once
         effects = _Effects(self)
         run = core.governed_run(plan, self.cache)
         value: Any = None
@@ -744,27 +727,9 @@ class AsyncTenantSession:
     ) -> AsyncIterator[TextDelta | ToolOutcome | Finished]:
         """:func:`farmops_client.assistant.ask_stream`, as an async generator (text released in
         screened segments, :mod:`farmops_client.assistant.streaming`)."""
-        guard = streaming.StreamGuard(int_arg(segment_chars, "segment_chars", 1, 1_000_000))
-        plan = core.make_plan(
-            self,
-            prompt,
-            stream=True,
-            feature=feature,
-            max_tokens=max_tokens,
-            model=model,
-            max_input_tokens=max_input_tokens,
-            k=k,
-            max_tool_turns=max_tool_turns,
-            request_id=request_id,
-            ttl=ttl,
-            system=system,
-            temperature=temperature,
-            tools=tools,
-            inference_config=inference_config,
-            additional_model_request_fields=additional_model_request_fields,
-            history=history,
-            guardrail=guardrail,
-        )
+        options = AskOptions.of(locals())  # the keyword arguments, checked once
+        guard = streaming.StreamGuard(options.segment_chars)
+        plan = make_plan(self, prompt, options, stream=True)
         effects = _Effects(self)
         run = core.governed_run(plan, self.cache)
         value: Any = None

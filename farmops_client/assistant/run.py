@@ -37,7 +37,6 @@ from typing import Any
 import psycopg
 
 from .. import db, knowledge
-from ..arguments import int_arg
 from ..errors import SessionBusy
 from ..session import Session
 from . import core, streaming
@@ -59,6 +58,7 @@ from .core import (
     ToolOutcome,
 )
 from .guarding import Guardrail
+from .options import AskOptions, make_plan
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -95,41 +95,23 @@ def ask(
 ) -> AskResult:
     """One governed assistant run for the session's user and farm (see the module docstring).
 
-    Options: ``feature``, ``max_tokens`` (512), ``model``, ``max_input_tokens`` (a fixed
-    input bound per call instead of a count or estimate), ``k`` (passages retrieved, 4),
-    ``max_tool_turns`` (4), ``request_id``, ``ttl``, ``system`` (a string or list of strings instead
-    of the farm assistant's prompt), ``temperature``, ``tools`` (``None``: every record type plus
-    remember and search; else a list of record type names, ``"remember_fact"``,
-    ``"search_knowledge"`` and :class:`Tool` objects of your own; ``[]``: none),
-    ``inference_config``, ``additional_model_request_fields``, ``history`` (Converse messages to
-    continue, e.g. a previous result's ``messages``), ``guardrail`` (a Bedrock :class:`Guardrail`; default
-    the client's ``guardrail``). A message the input guards block is refused before anything is
-    reserved (status ``blocked``, no run; see :mod:`.guarding`).
+    Options (checked once, into one :class:`AskOptions`, whose docstring bounds each): ``feature``,
+    ``max_tokens`` (512), ``model``, ``max_input_tokens`` (a fixed input bound per call instead of a
+    count or estimate), ``k`` (passages retrieved, 4), ``max_tool_turns`` (4), ``request_id``,
+    ``ttl``, ``system`` (a string or list of strings instead of the farm assistant's prompt),
+    ``temperature``, ``tools`` (``None``: every record type plus remember and search; else a list of
+    record type names, ``"remember_fact"``, ``"search_knowledge"`` and :class:`Tool` objects of your
+    own; ``[]``: none), ``inference_config``, ``additional_model_request_fields``, ``history``
+    (Converse messages to continue, e.g. a previous result's ``messages``), ``guardrail`` (a Bedrock
+    :class:`Guardrail`; default the client's ``guardrail``). A message the input guards block is
+    refused before anything is reserved (status ``blocked``, no run; see :mod:`.guarding`).
 
     Raises :class:`InsufficientCredits` before any model call when the farm cannot pay the first
     call's bound, and :class:`ModelCallFailed` (after settling the run as failed, which refunds the
     unused hold) when Bedrock refuses or fails a call.
     """
     _not_busy(t)
-    plan = core.make_plan(
-        t,
-        prompt,
-        feature=feature,
-        max_tokens=max_tokens,
-        model=model,
-        max_input_tokens=max_input_tokens,
-        k=k,
-        max_tool_turns=max_tool_turns,
-        request_id=request_id,
-        ttl=ttl,
-        system=system,
-        temperature=temperature,
-        tools=tools,
-        inference_config=inference_config,
-        additional_model_request_fields=additional_model_request_fields,
-        history=history,
-        guardrail=guardrail,
-    )
+    plan = make_plan(t, prompt, AskOptions.of(locals()))  # the keyword arguments, checked once
     return drive(core.governed_run(plan, t.cache), _Effects(t))
 
 
@@ -168,27 +150,9 @@ def ask_stream(
     with the usage the stream reported, or the interrupted call's held bound when it never did.
     """
     _not_busy(t)
-    guard = streaming.StreamGuard(int_arg(segment_chars, "segment_chars", 1, 1_000_000))
-    plan = core.make_plan(
-        t,
-        prompt,
-        stream=True,
-        feature=feature,
-        max_tokens=max_tokens,
-        model=model,
-        max_input_tokens=max_input_tokens,
-        k=k,
-        max_tool_turns=max_tool_turns,
-        request_id=request_id,
-        ttl=ttl,
-        system=system,
-        temperature=temperature,
-        tools=tools,
-        inference_config=inference_config,
-        additional_model_request_fields=additional_model_request_fields,
-        history=history,
-        guardrail=guardrail,
-    )
+    options = AskOptions.of(locals())  # the keyword arguments, checked once
+    guard = streaming.StreamGuard(options.segment_chars)
+    plan = make_plan(t, prompt, options, stream=True)
     return _stream(core.governed_run(plan, t.cache), _Effects(t), guard)
 
 
