@@ -689,6 +689,87 @@ def _try_extend(run_id: UUID, need: sizing.RunBound) -> Call:
     )
 
 
+#: The run's first retrieval with the hold grown for the context block its passages make, in the
+#: same statement (no round trip of its own before the first model call): ``farmops.search_for_run``,
+#: then ``farmops.try_extend_reservation`` to the reserved input bound plus the conservative byte
+#: rule of :mod:`.sizing` applied to :func:`context_block`: per passage returned, its content's and
+#: source's bytes as JSON text (``to_json`` escapes as ``json.dumps`` does) and
+#: :data:`PASSAGE_BYTES` of framing, plus :data:`CONTEXT_BLOCK_BYTES` once. Nothing is added when no
+#: passage was found (the line saying so is the cover check's to add, as before).
+#:
+#: A refusal (``grown_refused``) writes nothing and is no error: the cover check before the call
+#: then grows the hold to the provider's count as always, or stops the run. The byte rule holds more
+#: than that count asks (about 4x for the passages' part) until the run settles; what is held beyond
+#: the first bound is what this step saves a round trip with. The commit waits for its WAL flush when
+#: the hold grew (money moved), whatever the step's ``durable`` said. One row per passage in rank
+#: order, or one row of NULL passage columns when none was found.
+SEARCH_AND_GROW = """
+WITH hits AS MATERIALIZED (
+    SELECT h.id, h.source, h.content, h.score, h.source_type, h.source_id, h.chunk_index, h.is_global,
+        h.ordinality AS passage
+    FROM farmops.search_for_run(
+        p_run_id => %(run_id)s, p_query => %(query)s::vector, p_model => %(model)s, p_k => %(k)s
+    ) WITH ORDINALITY AS h
+),
+cover AS MATERIALIZED (
+    SELECT LEAST(
+        %(cover_input_tokens)s::bigint + CASE WHEN pg_catalog.count(*) = 0 THEN 0 ELSE
+            %(block_bytes)s + pg_catalog.sum(
+                pg_catalog.octet_length(pg_catalog.to_json(h.content)::text)
+                + pg_catalog.octet_length(pg_catalog.to_json(h.source)::text) + %(passage_bytes)s
+            )
+        END,
+        2147483647
+    )::integer AS input_tokens
+    FROM hits AS h
+),
+grown AS MATERIALIZED (
+    SELECT g.held, g.refused, c.input_tokens,
+        CASE WHEN g.extended THEN pg_catalog.set_config('synchronous_commit', 'on', true) END AS durable
+    FROM cover AS c
+    CROSS JOIN LATERAL farmops.try_extend_reservation(
+        p_run_id => %(run_id)s, p_cover_input_tokens => c.input_tokens,
+        p_cover_output_tokens => %(cover_output_tokens)s
+    ) AS g
+)
+SELECT g.held AS grown_held, g.refused AS grown_refused, g.input_tokens AS grown_input_tokens,
+    g.durable AS grown_durable, h.id, h.source, h.content, h.score, h.source_type, h.source_id,
+    h.chunk_index, h.is_global
+FROM grown AS g LEFT JOIN hits AS h ON true
+ORDER BY h.passage"""
+#: A passage's line in :func:`context_block` besides its content and source: ``[i] (``, ``, score
+#: 0.00) `` and the line break, with room for a rank of two digits and a score of any sign.
+PASSAGE_BYTES = 32
+#: The context block's own bytes: its heading (or the line saying none matched) and its JSON (or a
+#: guardrail's guardContent) framing as a system block.
+CONTEXT_BLOCK_BYTES = 128
+#: The columns of :data:`SEARCH_AND_GROW` that are the grow's, not a passage's.
+GROWN_COLUMNS = ("grown_held", "grown_refused", "grown_input_tokens", "grown_durable")
+
+
+def _search_and_grow(run_id: UUID, vector: Any, plan: Plan, covered: sizing.RunBound) -> Statement:
+    return Statement(
+        SEARCH_AND_GROW,
+        {
+            "run_id": run_id,
+            "query": vector,
+            "model": plan.embedder_model,
+            "k": plan.k,
+            "cover_input_tokens": covered.input_tokens,
+            "cover_output_tokens": covered.output_tokens,
+            "block_bytes": CONTEXT_BLOCK_BYTES,
+            "passage_bytes": PASSAGE_BYTES,
+        },
+    )
+
+
+def _grown_hits(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """:data:`SEARCH_AND_GROW`'s rows as the passages (as ``search_for_run`` returns them) and the grow."""
+    grown = {k: rows[0][k] for k in GROWN_COLUMNS}
+    hits = [{k: v for k, v in row.items() if k not in GROWN_COLUMNS} for row in rows if row["id"] is not None]
+    return hits, grown
+
+
 def governed_run(plan: Plan, cache: dict[str, Any]) -> Generator[Effect, Any, AskResult]:
     """One governed run (see the module docstring of :mod:`farmops_client.assistant.run`)."""
     tools = yield from tool_specs(plan, cache)
@@ -781,9 +862,19 @@ def governed_run(plan: Plan, cache: dict[str, Any]) -> Generator[Effect, Any, As
             vector, tokens = yield Embed(prompt)
             rec.end(span)
             span = rec.start("farmops.retrieve", {MODEL: plan.embedder_model})
-            search = _search_for_run(result.run_id, vector, plan.embedder_model, plan.k)
             metered = _meter(plan, tokens, result.run_id)  # money: then the commit waits for its flush
+            if plan.max_input_tokens is None:  # the passages add to the first call's bound: grow it here
+                search: Call | Statement = _search_and_grow(result.run_id, vector, plan, covered)
+            else:  # a fixed bound per call: the passages change nothing of it
+                search = _search_for_run(result.run_id, vector, plan.embedder_model, plan.k)
             hits = (yield Db((*steps_of_start, search, *metered), durable=not metered))[len(steps_of_start)]
+            if isinstance(search, Statement):
+                hits, grown = _grown_hits(hits)
+                if grown["grown_refused"] is None:  # else the cover check below grows it, or stops
+                    result.credits_reserved = grown["grown_held"]
+                    covered = sizing.RunBound(
+                        max(covered.input_tokens, grown["grown_input_tokens"]), covered.output_tokens
+                    )
             rec.end(span, {PASSAGES: len(hits)})
         else:  # no retrieval asked for: no embedding, no context block
             span = rec.start("farmops.retrieve")

@@ -13,6 +13,9 @@ is held during a network call):
    Not enough credits -> :class:`InsufficientCredits`, nothing else happens.
 2. the prompt is embedded, then ``farmops.start_run`` + ``farmops.search_for_run`` (pipelined):
    retrieved passages are recorded as the run's retrievals and given to the model as context.
+   Without a fixed input bound, the same statement grows the hold for the context block they make
+   (``farmops.try_extend_reservation``, by the byte rule of :mod:`.sizing`: ``core.SEARCH_AND_GROW``),
+   so the first model call usually needs no ``extend_reservation`` of its own.
 3. Bedrock Converse (or ConverseStream, whose text reaches the consumer only in segments screened
    by ``farmops.screen_stream_text``: :mod:`.streaming`), looping over ``tool_use`` up to
    ``max_tool_turns`` times.

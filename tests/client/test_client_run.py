@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -411,6 +412,125 @@ def test_a_refused_extension_ends_the_loop_cleanly_and_settles(client, fake, adm
     assert result.model_calls == 1 and len(result.records) + len(result.drafts) == 1
     assert fake.seen("Converse") and len(fake.seen("Converse")) == 1
     assert result.credits_actual == 4 and balance == 1  # 20 in + 900 out, the rest refunded
+    assert healthy(admin)
+
+
+#: A passage of a real chunk's size (about 1,000 characters): its context block is more than the
+#: first hold's margin, so the hold must grow before the first model call.
+VACCINATION = " ".join(
+    [
+        "Vaccinate broilers against Newcastle disease on day 7 and 21.",
+        "Give the vaccine in the drinking water in the early morning, after two hours without water,",
+        "so that every bird drinks within two hours; add skimmed milk powder to the water first to",
+        "protect the live virus from chlorine. Clean the drinkers without disinfectant the day before.",
+    ]
+    * 3
+)
+PHONE = "0803 123 4567"
+
+
+def answer_reporting_the_count(admin, farm, held):
+    """A Converse answer that reports the request's input tokens as the fake's CountTokens counts
+    them (one per four bytes of its JSON) after noting the running run's hold and that count's
+    price at the moment the model is called."""
+
+    def answer(body):
+        sent = {k: body[k] for k in ("messages", "system", "toolConfig") if k in body}
+        count = -(-len(json.dumps(sent, ensure_ascii=False, separators=(",", ":")).encode()) // 4)
+        held.append(
+            admin.execute(
+                "SELECT r.credits_reserved, farmops.estimate_credits(r.model, %s, %s) "
+                "FROM farmops.ai_runs AS r WHERE r.farm_id = %s AND r.status = 'running'",
+                [count, body["inferenceConfig"]["maxTokens"], farm],
+            ).fetchone()
+        )
+        return F.text("On day 7 and 21.", input_tokens=count, output_tokens=5)
+
+    return answer
+
+
+def test_the_hold_grows_for_the_passages_in_the_retrieval_step_before_the_model_is_called(
+    client, farm, fake, admin, owner
+):
+    owner.execute("SELECT farmops.set_model_rate('per-token', 1000, 1000)")  # a credit a token
+    with client.tenant(farm, "alice") as t:
+        t.grant_credits(100_000, "for a credit a token")
+        t.ingest_document("Vaccination", VACCINATION)
+    held: list = []
+    fake.default = answer_reporting_the_count(admin, farm, held)
+    with client.tenant(farm, "alice") as t:
+        result = t.ask(f"When do I vaccinate broilers? Call me on {PHONE}", model="per-token")
+    assert result.status == "succeeded" and [p["content"] for p in result.retrievals] == [VACCINATION]
+    ((hold, price),) = held
+    assert hold >= price  # the request the model was sent, passages and all, was paid for first
+    assert result.credits_shortfall == 0 and result.credits_actual <= result.credits_reserved == hold
+    # the one extension was written in the retrieval's transaction (no round trip of its own)
+    assert legs(admin, result.run_id)[:2] == ["reserve", "extend"]
+    extended_at = admin.execute(
+        "SELECT created_at FROM farmops.credit_ledger WHERE ai_run_id = %s AND kind = 'extend'",
+        [result.run_id],
+    ).fetchall()
+    retrieved_at = admin.execute(
+        "SELECT DISTINCT retrieved_at FROM farmops.ai_run_retrievals WHERE ai_run_id = %s", [result.run_id]
+    ).fetchall()
+    assert extended_at == retrieved_at and len(extended_at) == 1
+    for request in fake.seen():  # no unredacted text went to Bedrock (CountTokens, Converse, embeddings)
+        assert PHONE not in json.dumps(request.body)
+    assert VACCINATION in json.dumps(fake.seen("Converse")[0].body["system"])
+    assert healthy(admin)
+
+
+def counted_need(fake, admin, max_tokens=512):
+    """The price of the hold the client's cover check asks for from the provider's count of the
+    last request counted (its CountTokens, plus the client's 10% and 64 tokens of margin)."""
+    body = fake.seen("CountTokens")[-1].body["input"]
+    count = -(-len(json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()) // 4)
+    return admin.execute(
+        "SELECT farmops.estimate_credits('per-token', %s, %s)", [count + count // 10 + 64, max_tokens]
+    ).fetchone()[0]
+
+
+@pytest.mark.parametrize("short", [0, 1], ids=["pays-the-counted-hold", "one-credit-short"])
+def test_a_grow_refused_in_the_retrieval_step_leaves_the_cover_check_as_before(
+    client, fake, admin, owner, short
+):
+    """The grow ahead asks for the byte bound of the passages, more than the provider's count: a farm
+    that cannot pay it still gets its answer when it pays the counted hold (one more round trip), and
+    one that cannot pay that either is refused before any model call, as without the grow."""
+    owner.execute("SELECT farmops.set_model_rate('per-token', 1000, 1000)")  # a credit a token
+    farm = client.create_farm("Tight", "alice")
+    with client.tenant(farm, "alice") as t:
+        t.grant_credits(100_000, "to learn the holds")
+        t.ingest_document("Vaccination", VACCINATION)
+    fake.push(F.text("On day 7 and 21."))
+    with client.tenant(farm, "alice") as t:
+        learned = t.ask("When do I vaccinate broilers?", model="per-token")
+    first_hold = -admin.execute(
+        "SELECT delta FROM farmops.credit_ledger WHERE ai_run_id = %s AND kind = 'reserve'", [learned.run_id]
+    ).fetchone()[0]
+    counted = counted_need(fake, admin)
+    assert first_hold < counted < learned.credits_reserved  # grown ahead by more than the count asks
+    with client.tenant(farm, "alice") as t:
+        t.adjust_credits(counted - short - t.balance(), "just the counted hold, or one credit less")
+    fake.push(F.text("On day 7 and 21."))
+    with client.tenant(farm, "alice") as t:
+        if short:
+            with pytest.raises(InsufficientCredits):
+                t.ask("When do I vaccinate broilers?", model="per-token")
+        else:
+            result = t.ask("When do I vaccinate broilers?", model="per-token")
+        balance = t.balance()
+    if short:
+        assert len(fake.seen("Converse")) == 1  # only the first ask's
+        assert balance == counted - short  # the refused run's first hold refunded, nothing charged
+        run = admin.execute(
+            "SELECT status, credits_extended FROM farmops.ai_runs WHERE farm_id = %s AND id <> %s",
+            [farm, learned.run_id],
+        ).fetchall()
+        assert run == [("failed", 0)]
+    else:
+        assert result.status == "succeeded" and len(fake.seen("Converse")) == 2
+        assert result.credits_reserved == counted and not result.credits_exhausted
     assert healthy(admin)
 
 
