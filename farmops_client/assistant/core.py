@@ -630,14 +630,18 @@ def _skeleton_key(plan: Plan, system: list[str], tools: list[dict[str, Any]]) ->
 
 def _first_bound(
     plan: Plan, system: list[str], tools: list[dict[str, Any]], cache: dict[str, Any]
-) -> Generator[Effect, Any, sizing.CallBound]:
+) -> Generator[Effect, Any, tuple[sizing.CallBound, float]]:
     """The first call's bound for the reservation, before the prompt is screened, so without any of
     the user's text leaving: the caller's ``max_input_tokens``; else the skeleton's bound (the system
     prompt and the tools, no history, no prompt: :func:`_skeleton`; the provider's count, cached per
     client for :data:`SKELETON_TTL`, or the estimate for a model that cannot count) plus the
-    conservative estimate of the history and the prompt, computed here (no I/O)."""
+    conservative estimate of the history and the prompt, computed here (no I/O).
+
+    Also the input tokens a byte of text is to be held at ahead of a count (:data:`SEARCH_AND_GROW`):
+    the skeleton's count per byte of it with the count's 10% margin, at most 1 (the byte rule of
+    :mod:`.sizing`, which is what a model that cannot count is held at)."""
     if plan.max_input_tokens is not None:
-        return sizing.CallBound(plan.max_input_tokens, plan.max_tokens)
+        return sizing.CallBound(plan.max_input_tokens, plan.max_tokens), 1.0
     user = sizing.estimate_input_tokens(
         {"messages": [*plan.history, {"role": "user", "content": [{"text": plan.prompt}]}]}
     )
@@ -645,15 +649,17 @@ def _first_bound(
     key = _skeleton_key(plan, system, tools)
     known = cache.get("skeletons", {}).get(key)
     if known is not None and known[0] > time.monotonic():
-        return sizing.CallBound(known[1] + user, plan.max_tokens)
+        return sizing.CallBound(known[1] + user, plan.max_tokens), known[2]
     counted = yield CountTokens(request)
     bound = _call_bound(plan, request, counted)
+    per_byte = 1.0
     if counted is not None:  # a count is kept (an estimate costs nothing to make again)
+        per_byte = min(1.0, 1.1 * counted / max(1, sizing.request_bytes(request)))
         skeletons = cache.setdefault("skeletons", {})
         if len(skeletons) >= 64:
             skeletons.clear()
-        skeletons[key] = (time.monotonic() + SKELETON_TTL, bound.input_tokens)
-    return sizing.CallBound(bound.input_tokens + user, plan.max_tokens)
+        skeletons[key] = (time.monotonic() + SKELETON_TTL, bound.input_tokens, per_byte)
+    return sizing.CallBound(bound.input_tokens + user, plan.max_tokens), per_byte
 
 
 #: What one tool result may add to the next request, in bytes, for growing its hold ahead: the
@@ -691,18 +697,19 @@ def _try_extend(run_id: UUID, need: sizing.RunBound) -> Call:
 
 #: The run's first retrieval with the hold grown for the context block its passages make, in the
 #: same statement (no round trip of its own before the first model call): ``farmops.search_for_run``,
-#: then ``farmops.try_extend_reservation`` to the reserved input bound plus the conservative byte
-#: rule of :mod:`.sizing` applied to :func:`context_block`: per passage returned, its content's and
-#: source's bytes as JSON text (``to_json`` escapes as ``json.dumps`` does) and
-#: :data:`PASSAGE_BYTES` of framing, plus :data:`CONTEXT_BLOCK_BYTES` once. Nothing is added when no
-#: passage was found (the line saying so is the cover check's to add, as before).
+#: then ``farmops.try_extend_reservation`` to the reserved input bound plus the block's bytes held at
+#: ``per_byte`` tokens each (:func:`_first_bound`: the provider's count per byte of the system prompt
+#: and tools with a 10% margin, or 1, the byte rule of :mod:`.sizing`, for a model that cannot
+#: count). The block's bytes: per passage returned, its content's and source's bytes as JSON text
+#: (``to_json`` escapes as ``json.dumps`` does) and :data:`PASSAGE_BYTES` of framing, plus
+#: :data:`CONTEXT_BLOCK_BYTES` once. Nothing is added when no passage was found (the line saying so
+#: is the cover check's to add, as before).
 #:
-#: A refusal (``grown_refused``) writes nothing and is no error: the cover check before the call
-#: then grows the hold to the provider's count as always, or stops the run. The byte rule holds more
-#: than that count asks (about 4x for the passages' part) until the run settles; what is held beyond
-#: the first bound is what this step saves a round trip with. The commit waits for its WAL flush when
-#: the hold grew (money moved), whatever the step's ``durable`` said. One row per passage in rank
-#: order, or one row of NULL passage columns when none was found.
+#: This grow is a guess ahead, never the guarantee: the cover check before the call still grows the
+#: hold to the provider's count of the real request (or stops the run) when the guess fell short or
+#: was refused. A refusal (``grown_refused``) writes nothing and is no error. The commit waits for
+#: its WAL flush when the hold grew (money moved), whatever the step's ``durable`` said. One row per
+#: passage in rank order, or one row of NULL passage columns when none was found.
 SEARCH_AND_GROW = """
 WITH hits AS MATERIALIZED (
     SELECT h.id, h.source, h.content, h.score, h.source_type, h.source_id, h.chunk_index, h.is_global,
@@ -714,10 +721,10 @@ WITH hits AS MATERIALIZED (
 cover AS MATERIALIZED (
     SELECT LEAST(
         %(cover_input_tokens)s::bigint + CASE WHEN pg_catalog.count(*) = 0 THEN 0 ELSE
-            %(block_bytes)s + pg_catalog.sum(
+            pg_catalog.ceil(%(per_byte)s::float8 * (%(block_bytes)s + pg_catalog.sum(
                 pg_catalog.octet_length(pg_catalog.to_json(h.content)::text)
                 + pg_catalog.octet_length(pg_catalog.to_json(h.source)::text) + %(passage_bytes)s
-            )
+            )))::bigint
         END,
         2147483647
     )::integer AS input_tokens
@@ -738,16 +745,19 @@ SELECT g.held AS grown_held, g.refused AS grown_refused, g.input_tokens AS grown
 FROM grown AS g LEFT JOIN hits AS h ON true
 ORDER BY h.passage"""
 #: A passage's line in :func:`context_block` besides its content and source: ``[i] (``, ``, score
-#: 0.00) `` and the line break, with room for a rank of two digits and a score of any sign.
-PASSAGE_BYTES = 32
-#: The context block's own bytes: its heading (or the line saying none matched) and its JSON (or a
-#: guardrail's guardContent) framing as a system block.
-CONTEXT_BLOCK_BYTES = 128
+#: 0.00) `` and the escaped line break, 23 bytes with a rank of two digits and a negative score (the
+#: four quotes ``to_json`` adds to content and source are counted too, and not sent).
+PASSAGE_BYTES = 24
+#: The context block's own bytes: its heading (47) and its framing as a system block (12, or 38 as a
+#: guardrail's guardContent).
+CONTEXT_BLOCK_BYTES = 96
 #: The columns of :data:`SEARCH_AND_GROW` that are the grow's, not a passage's.
 GROWN_COLUMNS = ("grown_held", "grown_refused", "grown_input_tokens", "grown_durable")
 
 
-def _search_and_grow(run_id: UUID, vector: Any, plan: Plan, covered: sizing.RunBound) -> Statement:
+def _search_and_grow(
+    run_id: UUID, vector: Any, plan: Plan, covered: sizing.RunBound, per_byte: float
+) -> Statement:
     return Statement(
         SEARCH_AND_GROW,
         {
@@ -759,6 +769,7 @@ def _search_and_grow(run_id: UUID, vector: Any, plan: Plan, covered: sizing.RunB
             "cover_output_tokens": covered.output_tokens,
             "block_bytes": CONTEXT_BLOCK_BYTES,
             "passage_bytes": PASSAGE_BYTES,
+            "per_byte": per_byte,
         },
     )
 
@@ -779,7 +790,7 @@ def governed_run(plan: Plan, cache: dict[str, Any]) -> Generator[Effect, Any, As
     # screened yet, so no user text goes to Bedrock for that bound (:func:`_first_bound`: CountTokens
     # of the system prompt and tools only, once per client and TTL); the cover check before each
     # model call grows the hold to the real count, with the context passages.
-    bound = yield from _first_bound(plan, system, tools, cache)
+    bound, per_byte = yield from _first_bound(plan, system, tools, cache)
     covered = sizing.RunBound(bound.input_tokens, bound.output_tokens)
     reserve = Statement(
         RESERVE_SCREENED_RUN,
@@ -864,7 +875,7 @@ def governed_run(plan: Plan, cache: dict[str, Any]) -> Generator[Effect, Any, As
             span = rec.start("farmops.retrieve", {MODEL: plan.embedder_model})
             metered = _meter(plan, tokens, result.run_id)  # money: then the commit waits for its flush
             if plan.max_input_tokens is None:  # the passages add to the first call's bound: grow it here
-                search: Call | Statement = _search_and_grow(result.run_id, vector, plan, covered)
+                search: Call | Statement = _search_and_grow(result.run_id, vector, plan, covered, per_byte)
             else:  # a fixed bound per call: the passages change nothing of it
                 search = _search_for_run(result.run_id, vector, plan.embedder_model, plan.k)
             hits = (yield Db((*steps_of_start, search, *metered), durable=not metered))[len(steps_of_start)]

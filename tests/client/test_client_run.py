@@ -490,13 +490,21 @@ def counted_need(fake, admin, max_tokens=512):
     ).fetchone()[0]
 
 
-@pytest.mark.parametrize("short", [0, 1], ids=["pays-the-counted-hold", "one-credit-short"])
-def test_a_grow_refused_in_the_retrieval_step_leaves_the_cover_check_as_before(
-    client, fake, admin, owner, short
-):
-    """The grow ahead asks for the byte bound of the passages, more than the provider's count: a farm
-    that cannot pay it still gets its answer when it pays the counted hold (one more round trip), and
-    one that cannot pay that either is refused before any model call, as without the grow."""
+#: Request fields the provider counts but the byte rule of a request's text does not see: the
+#: skeleton's count per byte of text is then higher than a plain one's, so the grow ahead asks
+#: for more than the provider's count of the real request will.
+DENSE = {"additional_model_request_fields": {"note": "x" * 4_000}}
+
+
+@pytest.mark.parametrize(
+    ("fields", "short"),
+    [({}, 0), ({}, 1), (DENSE, 0), (DENSE, 1)],
+    ids=["pays-the-counted-hold", "one-credit-short", "grow-ahead-refused", "dense-one-credit-short"],
+)
+def test_the_cover_check_after_the_grow_ahead_refuses_as_before(client, fake, admin, owner, fields, short):
+    """A farm that pays the hold the provider's count asks for gets its answer, whether the grow in
+    the retrieval step covered it, fell short, or was refused (``DENSE``: it asked for more); one
+    credit less and the run is refused before any model call, with nothing charged, as without it."""
     owner.execute("SELECT farmops.set_model_rate('per-token', 1000, 1000)")  # a credit a token
     farm = client.create_farm("Tight", "alice")
     with client.tenant(farm, "alice") as t:
@@ -504,21 +512,23 @@ def test_a_grow_refused_in_the_retrieval_step_leaves_the_cover_check_as_before(
         t.ingest_document("Vaccination", VACCINATION)
     fake.push(F.text("On day 7 and 21."))
     with client.tenant(farm, "alice") as t:
-        learned = t.ask("When do I vaccinate broilers?", model="per-token")
+        learned = t.ask("When do I vaccinate broilers?", model="per-token", **fields)
     first_hold = -admin.execute(
         "SELECT delta FROM farmops.credit_ledger WHERE ai_run_id = %s AND kind = 'reserve'", [learned.run_id]
     ).fetchone()[0]
     counted = counted_need(fake, admin)
-    assert first_hold < counted < learned.credits_reserved  # grown ahead by more than the count asks
+    assert first_hold < counted <= learned.credits_reserved  # the passages needed a bigger hold
+    if fields:
+        assert counted < learned.credits_reserved  # the grow ahead asked for more than the count
     with client.tenant(farm, "alice") as t:
         t.adjust_credits(counted - short - t.balance(), "just the counted hold, or one credit less")
     fake.push(F.text("On day 7 and 21."))
     with client.tenant(farm, "alice") as t:
         if short:
             with pytest.raises(InsufficientCredits):
-                t.ask("When do I vaccinate broilers?", model="per-token")
+                t.ask("When do I vaccinate broilers?", model="per-token", **fields)
         else:
-            result = t.ask("When do I vaccinate broilers?", model="per-token")
+            result = t.ask("When do I vaccinate broilers?", model="per-token", **fields)
         balance = t.balance()
     if short:
         assert len(fake.seen("Converse")) == 1  # only the first ask's
