@@ -57,7 +57,8 @@ class AskOptions:
     - ``tools``: ``None`` (every record type plus remember and search), or record type names,
       ``"remember_fact"``, ``"search_knowledge"`` and :class:`~.core.Tool` objects;
     - ``inference_config``, ``additional_model_request_fields``: dicts passed to Converse;
-    - ``history``: Converse messages to continue (``{"role": "user"|"assistant", ...}``);
+    - ``history``: Converse messages to continue (``{"role": "user"|"assistant", ...}``; kept as a
+      tuple, ``()`` when ``None``);
     - ``guardrail``: a Bedrock :class:`~.guarding.Guardrail` (``None``: the client's);
     - ``segment_chars``: ``ask_stream`` only, characters between two screens (1 to 1,000,000).
 
@@ -78,7 +79,7 @@ class AskOptions:
     tools: tuple[str | Tool, ...] | None = None
     inference_config: dict[str, Any] | None = None
     additional_model_request_fields: dict[str, Any] | None = None
-    history: tuple[dict[str, Any], ...] = ()
+    history: tuple[dict[str, Any], ...] | None = None  # kept as a tuple, () for none
     guardrail: Guardrail | None = None
     segment_chars: int = SEGMENT_CHARS
 
@@ -218,7 +219,7 @@ def make_plan(t: Any, prompt: str, options: AskOptions, *, stream: bool = False)
         inference_config=config,
         additional_model_request_fields=options.additional_model_request_fields,
         tools=options.tools,
-        history=options.history,
+        history=options.history or (),
         stream=stream,
         embedder_model=t.embedder.model,
         guardrail=None if guardrail is None else guardrail.config(),

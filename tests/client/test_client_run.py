@@ -773,6 +773,13 @@ def test_history_continues_a_conversation(client, farm, fake):
         lambda t: t.ask("nul \x00 byte"),
         lambda t: t.ask("hi", inference_config=["maxTokens", 5]),
         lambda t: t.ask("hi", tools=[42]),
+        lambda t: t.ask("hi", temperature=float("nan")),
+        lambda t: t.ask("hi", system=42),
+        lambda t: t.ask("hi", guardrail="gr-1"),
+        lambda t: t.ask("hi", feature="f" * 101),
+        lambda t: t.ask("hi", k=None),
+        lambda t: t.ask("hi", max_input_tokens=0),
+        lambda t: t.ask("hi", ttl=None),
     ],
 )
 def test_bad_ids_and_numbers_are_typed_errors_before_any_sql(client, farm, fake, admin, action):
