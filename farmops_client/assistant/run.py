@@ -194,9 +194,7 @@ def _stream(
         try:
             if isinstance(effect, Emit):
                 if not closed:
-                    if isinstance(effect.event, Finished) and (rest := guard.finish(effect.event.result)):
-                        yield TextDelta(rest)  # the held-back tail, screened before the settle
-                    yield effect.event
+                    yield from guard.emitted(effect.event)  # Finished: the screened tail first
             elif isinstance(effect, ModelCall) and effect.stream:
                 value = yield from effects.stream(effect, guard, lambda: closed)  # noqa: B023 - read while this effect runs
             else:
@@ -206,6 +204,31 @@ def _stream(
             error = exc
 
 
+#: The effects that call the model provider (blocking botocore): :func:`provider_effect`'s.
+PROVIDER_EFFECTS = (Embed, CountTokens, ModelCall)
+
+
+def provider_effect(effect: Embed | CountTokens | ModelCall, bedrock: Any, embedder: Any, cache: dict) -> Any:
+    """One effect that calls the provider, blocking: the sync driver runs it in place, the asyncio
+    driver (:mod:`farmops_client.aio`) in its worker threads (both with the session's Bedrock client
+    and embedder, which ``make_plan`` made sure of). An embedding's ``(vector, tokens)``; a
+    token count (``None`` when the model cannot count: remembered in ``cache``); a Converse response
+    (a streamed call is each driver's own: its text is released in screened segments)."""
+    if isinstance(effect, Embed):
+        (vector,), tokens = knowledge.embed_metered(embedder, [effect.text])
+        return vector, tokens
+    if isinstance(effect, CountTokens):
+        args = core.count_tokens_args(effect.request, cache, bedrock)
+        if args is None:
+            return None
+        try:
+            response = bedrock.count_tokens(**args)
+        except Exception as exc:
+            return core.counted(None, exc, effect.request, cache)
+        return core.counted(response, None, effect.request, cache)
+    return bedrock.converse(**effect.request)
+
+
 class _Effects:
     """The sync executor of a run's effects, for one session."""
 
@@ -213,23 +236,10 @@ class _Effects:
         self.t = t
 
     def __call__(self, effect: Any) -> Any:
-        t = self.t
         if isinstance(effect, Db):
             return self.db(effect)
-        if isinstance(effect, Embed):
-            (vector,), tokens = knowledge.embed_metered(knowledge.embedder_of(t), [effect.text])
-            return vector, tokens
-        if isinstance(effect, CountTokens):
-            args = core.count_tokens_args(effect.request, t.cache, t.bedrock)
-            if args is None:
-                return None
-            try:
-                response = t.bedrock.count_tokens(**args)
-            except Exception as exc:
-                return core.counted(None, exc, effect.request, t.cache)
-            return core.counted(response, None, effect.request, t.cache)
-        if isinstance(effect, ModelCall):
-            return t.bedrock.converse(**effect.request)
+        if isinstance(effect, PROVIDER_EFFECTS):
+            return provider_effect(effect, self.t.bedrock, self.t.embedder, self.t.cache)
         if isinstance(effect, RunServiceTool):
             return effect.tool.handler(effect.payload)
         if isinstance(effect, Emit):
@@ -264,8 +274,7 @@ class _Effects:
         guard.start(effect)
         try:
             for event in core.stream_events(events):
-                delta = effect.assembler.feed(event)
-                if not delta or closed() or (screen := guard.feed(delta)) is None:
+                if (screen := guard.take(event, closed())) is None:
                     continue
                 if piece := guard.screened(self.db(Db((screen,)))[0][0]):
                     yield TextDelta(piece)

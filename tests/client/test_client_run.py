@@ -757,6 +757,18 @@ def test_history_continues_a_conversation(client, farm, fake):
     assert second.text == "You said your name is Musa." and len(second.messages) == 4
 
 
+def test_ingest_and_remember_redact_before_they_embed_in_both_clients(client, farm, fake, admin):
+    with client.tenant(farm, "alice") as t:
+        t.ingest_document("Contacts", f"The vet is Dr Ade, {PHONE}. Vaccinate on day 14.")
+        memory = t.remember(f"Musa the buyer: {PHONE}")
+    embedded = json.dumps([r.body for r in fake.seen("InvokeModel")])
+    assert PHONE not in embedded and embedded.count("[PHONE]") == 2  # the chunk and the memory
+    chunks = admin.execute("SELECT content FROM farmops.embeddings WHERE farm_id = %s", [farm]).fetchall()
+    assert len(chunks) == 2 and all(PHONE not in c for (c,) in chunks)
+    stored = admin.execute("SELECT content FROM farmops.memories WHERE id = %s", [memory]).fetchone()[0]
+    assert stored == "Musa the buyer: [PHONE]"
+
+
 # -- typed arguments (§5) -----------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "action",
