@@ -15,7 +15,7 @@ Layers, each importing only those before it: ``errors`` -> ``db`` -> ``session``
 ``client`` -> ``aio``, ``cli``.
 """
 
-from .assistant import AskResult, Finished, Outcome, TextDelta, Tool, ToolCall, ToolOutcome
+from .assistant import AskOptions, AskResult, Finished, Outcome, TextDelta, Tool, ToolCall, ToolOutcome
 from .client import Client, TenantSession, connect
 from .errors import (
     AppendOnly,
@@ -78,6 +78,7 @@ from .errors import (
 
 __all__ = [
     "AppendOnly",
+    "AskOptions",
     "AskResult",
     "BalanceWouldGoNegative",
     "BudgetExceeded",

@@ -46,6 +46,8 @@ from .arguments import int_arg, text_arg, uuid_arg
 from .assistant import core, streaming
 from .assistant.core import AskResult, Finished, TextDelta, Tool, ToolOutcome
 from .assistant.guarding import Guardrail
+from .assistant.options import AskOptions, make_plan
+from .assistant.run import PROVIDER_EFFECTS, provider_effect
 from .audit import AUDIT_LOG_QUERY, parse_trusted_head
 from .client import RESET_SESSION
 from .embeddings import Embedder, embedder_named
@@ -370,6 +372,7 @@ class AsyncTenantSession:
     async def remember(self, content: str, *, run_id: UUID | str | None = None) -> UUID:
         """Store a durable farm fact and make it retrievable (embedded first, no connection held)."""
         run_id = None if run_id is None else uuid_arg(run_id, "run id")
+        content = await self._redacted_for_embedding(content)
         (vector,), tokens = await self._embed_metered([content])
         await self._meter(tokens, "remember", run_id)
         args = {"content": content, "run_id": run_id, "embedding": vector, "model": self.embedder.model}
@@ -648,11 +651,19 @@ class AsyncTenantSession:
             source_types=source_types,
         )
 
+    async def _redacted_for_embedding(self, text: str) -> str:
+        """:func:`farmops_client.knowledge.redacted_for_embedding`: ``text`` with the PII the farm
+        does not keep redacted, before it is embedded (a vector cannot be redacted afterwards)."""
+        return (await self.call("redact_pii_for_farm", text=text))[0]["redacted"]
+
     async def ingest_document(self, title: str, content: str, *, max_chars: int = 1200) -> UUID:
-        """Chunk, embed (no connection held meanwhile) and ``farmops.ingest_document``."""
+        """Redact, chunk, embed (no connection held meanwhile) and ``farmops.ingest_document``, as
+        :func:`farmops_client.knowledge.ingest_document`: the chunks are cut from the redacted text;
+        the document goes as given and the database redacts it with the farm's policy."""
         from .knowledge import chunk_text
 
-        chunks = chunk_text(content, max_chars) or [content]
+        clean = await self._redacted_for_embedding(content)
+        chunks = chunk_text(clean, max_chars) or [clean]
         vectors, tokens = await self._embed_metered(chunks)
         await self._meter(tokens, "ingest")
         rows = await self.call(
@@ -688,25 +699,7 @@ class AsyncTenantSession:
         guardrail: Guardrail | None = None,
     ) -> AskResult:
         """:func:`farmops_client.assistant.ask`, awaited (the same options and outcomes)."""
-        plan = core.make_plan(
-            self,
-            prompt,
-            feature=feature,
-            max_tokens=max_tokens,
-            model=model,
-            max_input_tokens=max_input_tokens,
-            k=k,
-            max_tool_turns=max_tool_turns,
-            request_id=request_id,
-            ttl=ttl,
-            system=system,
-            temperature=temperature,
-            tools=tools,
-            inference_config=inference_config,
-            additional_model_request_fields=additional_model_request_fields,
-            history=history,
-            guardrail=guardrail,
-        )
+        plan = make_plan(self, prompt, AskOptions.of(locals()))  # the keyword arguments, checked once
         effects = _Effects(self)
         run = core.governed_run(plan, self.cache)
         value: Any = None
@@ -744,27 +737,9 @@ class AsyncTenantSession:
     ) -> AsyncIterator[TextDelta | ToolOutcome | Finished]:
         """:func:`farmops_client.assistant.ask_stream`, as an async generator (text released in
         screened segments, :mod:`farmops_client.assistant.streaming`)."""
-        guard = streaming.StreamGuard(int_arg(segment_chars, "segment_chars", 1, 1_000_000))
-        plan = core.make_plan(
-            self,
-            prompt,
-            stream=True,
-            feature=feature,
-            max_tokens=max_tokens,
-            model=model,
-            max_input_tokens=max_input_tokens,
-            k=k,
-            max_tool_turns=max_tool_turns,
-            request_id=request_id,
-            ttl=ttl,
-            system=system,
-            temperature=temperature,
-            tools=tools,
-            inference_config=inference_config,
-            additional_model_request_fields=additional_model_request_fields,
-            history=history,
-            guardrail=guardrail,
-        )
+        options = AskOptions.of(locals())  # the keyword arguments, checked once
+        guard = streaming.StreamGuard(options.segment_chars)
+        plan = make_plan(self, prompt, options, stream=True)
         effects = _Effects(self)
         run = core.governed_run(plan, self.cache)
         value: Any = None
@@ -779,9 +754,8 @@ class AsyncTenantSession:
             try:
                 if isinstance(effect, core.Emit):
                     if not closed:
-                        if isinstance(effect.event, Finished) and (rest := guard.finish(effect.event.result)):
-                            yield TextDelta(rest)  # the held-back tail, screened before the settle
-                        yield effect.event
+                        for event in guard.emitted(effect.event):  # Finished: the screened tail first
+                            yield event
                 elif isinstance(effect, core.ModelCall) and effect.stream:
                     response = await self.client.offload(self.bedrock.converse_stream, **effect.request)
                     events = response["stream"]
@@ -789,8 +763,7 @@ class AsyncTenantSession:
                     guard.start(effect)
                     try:
                         while (event := await self.client.offload(next, iterator, None)) is not None:
-                            delta = effect.assembler.feed(event)
-                            if not delta or closed or (screen := guard.feed(delta)) is None:
+                            if (screen := guard.take(event, closed)) is None:
                                 continue
                             if piece := guard.screened((await effects.db(core.Db((screen,))))[0][0]):
                                 yield TextDelta(piece)
@@ -818,20 +791,8 @@ class _Effects:
                 # settling survives a second cancellation: the run settles exactly once either way
                 return await asyncio.shield(self.db(effect))
             return await self.db(effect)
-        if isinstance(effect, core.Embed):
-            (vector,), tokens = await t._embed_metered([effect.text])
-            return vector, tokens
-        if isinstance(effect, core.CountTokens):
-            args = core.count_tokens_args(effect.request, t.cache, t.bedrock)
-            if args is None:
-                return None
-            try:
-                response = await t.client.offload(t.bedrock.count_tokens, **args)
-            except Exception as exc:
-                return core.counted(None, exc, effect.request, t.cache)
-            return core.counted(response, None, effect.request, t.cache)
-        if isinstance(effect, core.ModelCall):
-            return await t.client.offload(t.bedrock.converse, **effect.request)
+        if isinstance(effect, PROVIDER_EFFECTS):  # blocking botocore: in the client's threads
+            return await t.client.offload(provider_effect, effect, t.bedrock, t.embedder, t.cache)
         if isinstance(effect, core.RunServiceTool):
             handler: Callable[[dict[str, Any]], Any] = effect.tool.handler
             if inspect.iscoroutinefunction(handler):

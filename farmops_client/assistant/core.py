@@ -630,14 +630,18 @@ def _skeleton_key(plan: Plan, system: list[str], tools: list[dict[str, Any]]) ->
 
 def _first_bound(
     plan: Plan, system: list[str], tools: list[dict[str, Any]], cache: dict[str, Any]
-) -> Generator[Effect, Any, sizing.CallBound]:
+) -> Generator[Effect, Any, tuple[sizing.CallBound, float]]:
     """The first call's bound for the reservation, before the prompt is screened, so without any of
     the user's text leaving: the caller's ``max_input_tokens``; else the skeleton's bound (the system
     prompt and the tools, no history, no prompt: :func:`_skeleton`; the provider's count, cached per
     client for :data:`SKELETON_TTL`, or the estimate for a model that cannot count) plus the
-    conservative estimate of the history and the prompt, computed here (no I/O)."""
+    conservative estimate of the history and the prompt, computed here (no I/O).
+
+    Also the input tokens a byte of text is to be held at ahead of a count (:data:`SEARCH_AND_GROW`):
+    the skeleton's count per byte of it with the count's 10% margin, at most 1 (the byte rule of
+    :mod:`.sizing`, which is what a model that cannot count is held at)."""
     if plan.max_input_tokens is not None:
-        return sizing.CallBound(plan.max_input_tokens, plan.max_tokens)
+        return sizing.CallBound(plan.max_input_tokens, plan.max_tokens), 1.0
     user = sizing.estimate_input_tokens(
         {"messages": [*plan.history, {"role": "user", "content": [{"text": plan.prompt}]}]}
     )
@@ -645,15 +649,17 @@ def _first_bound(
     key = _skeleton_key(plan, system, tools)
     known = cache.get("skeletons", {}).get(key)
     if known is not None and known[0] > time.monotonic():
-        return sizing.CallBound(known[1] + user, plan.max_tokens)
+        return sizing.CallBound(known[1] + user, plan.max_tokens), known[2]
     counted = yield CountTokens(request)
     bound = _call_bound(plan, request, counted)
+    per_byte = 1.0
     if counted is not None:  # a count is kept (an estimate costs nothing to make again)
+        per_byte = min(1.0, 1.1 * counted / max(1, sizing.request_bytes(request)))
         skeletons = cache.setdefault("skeletons", {})
         if len(skeletons) >= 64:
             skeletons.clear()
-        skeletons[key] = (time.monotonic() + SKELETON_TTL, bound.input_tokens)
-    return sizing.CallBound(bound.input_tokens + user, plan.max_tokens)
+        skeletons[key] = (time.monotonic() + SKELETON_TTL, bound.input_tokens, per_byte)
+    return sizing.CallBound(bound.input_tokens + user, plan.max_tokens), per_byte
 
 
 #: What one tool result may add to the next request, in bytes, for growing its hold ahead: the
@@ -689,6 +695,92 @@ def _try_extend(run_id: UUID, need: sizing.RunBound) -> Call:
     )
 
 
+#: The run's first retrieval with the hold grown for the context block its passages make, in the
+#: same statement (no round trip of its own before the first model call): ``farmops.search_for_run``,
+#: then ``farmops.try_extend_reservation`` to the reserved input bound plus the block's bytes held at
+#: ``per_byte`` tokens each (:func:`_first_bound`: the provider's count per byte of the system prompt
+#: and tools with a 10% margin, or 1, the byte rule of :mod:`.sizing`, for a model that cannot
+#: count). The block's bytes: per passage returned, its content's and source's bytes as JSON text
+#: (``to_json`` escapes as ``json.dumps`` does) and :data:`PASSAGE_BYTES` of framing, plus
+#: :data:`CONTEXT_BLOCK_BYTES` once. Nothing is added when no passage was found (the line saying so
+#: is the cover check's to add, as before).
+#:
+#: This grow is a guess ahead, never the guarantee: the cover check before the call still grows the
+#: hold to the provider's count of the real request (or stops the run) when the guess fell short or
+#: was refused. A refusal (``grown_refused``) writes nothing and is no error. The commit waits for
+#: its WAL flush when the hold grew (money moved), whatever the step's ``durable`` said. One row per
+#: passage in rank order, or one row of NULL passage columns when none was found.
+SEARCH_AND_GROW = """
+WITH hits AS MATERIALIZED (
+    SELECT h.id, h.source, h.content, h.score, h.source_type, h.source_id, h.chunk_index, h.is_global,
+        h.ordinality AS passage
+    FROM farmops.search_for_run(
+        p_run_id => %(run_id)s, p_query => %(query)s::vector, p_model => %(model)s, p_k => %(k)s
+    ) WITH ORDINALITY AS h
+),
+cover AS MATERIALIZED (
+    SELECT LEAST(
+        %(cover_input_tokens)s::bigint + CASE WHEN pg_catalog.count(*) = 0 THEN 0 ELSE
+            pg_catalog.ceil(%(per_byte)s::float8 * (%(block_bytes)s + pg_catalog.sum(
+                pg_catalog.octet_length(pg_catalog.to_json(h.content)::text)
+                + pg_catalog.octet_length(pg_catalog.to_json(h.source)::text) + %(passage_bytes)s
+            )))::bigint
+        END,
+        2147483647
+    )::integer AS input_tokens
+    FROM hits AS h
+),
+grown AS MATERIALIZED (
+    SELECT g.held, g.refused, c.input_tokens,
+        CASE WHEN g.extended THEN pg_catalog.set_config('synchronous_commit', 'on', true) END AS durable
+    FROM cover AS c
+    CROSS JOIN LATERAL farmops.try_extend_reservation(
+        p_run_id => %(run_id)s, p_cover_input_tokens => c.input_tokens,
+        p_cover_output_tokens => %(cover_output_tokens)s
+    ) AS g
+)
+SELECT g.held AS grown_held, g.refused AS grown_refused, g.input_tokens AS grown_input_tokens,
+    g.durable AS grown_durable, h.id, h.source, h.content, h.score, h.source_type, h.source_id,
+    h.chunk_index, h.is_global
+FROM grown AS g LEFT JOIN hits AS h ON true
+ORDER BY h.passage"""
+#: A passage's line in :func:`context_block` besides its content and source: ``[i] (``, ``, score
+#: 0.00) `` and the escaped line break, 23 bytes with a rank of two digits and a negative score (the
+#: four quotes ``to_json`` adds to content and source are counted too, and not sent).
+PASSAGE_BYTES = 24
+#: The context block's own bytes: its heading (47) and its framing as a system block (12, or 38 as a
+#: guardrail's guardContent).
+CONTEXT_BLOCK_BYTES = 96
+#: The columns of :data:`SEARCH_AND_GROW` that are the grow's, not a passage's.
+GROWN_COLUMNS = ("grown_held", "grown_refused", "grown_input_tokens", "grown_durable")
+
+
+def _search_and_grow(
+    run_id: UUID, vector: Any, plan: Plan, covered: sizing.RunBound, per_byte: float
+) -> Statement:
+    return Statement(
+        SEARCH_AND_GROW,
+        {
+            "run_id": run_id,
+            "query": vector,
+            "model": plan.embedder_model,
+            "k": plan.k,
+            "cover_input_tokens": covered.input_tokens,
+            "cover_output_tokens": covered.output_tokens,
+            "block_bytes": CONTEXT_BLOCK_BYTES,
+            "passage_bytes": PASSAGE_BYTES,
+            "per_byte": per_byte,
+        },
+    )
+
+
+def _grown_hits(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """:data:`SEARCH_AND_GROW`'s rows as the passages (as ``search_for_run`` returns them) and the grow."""
+    grown = {k: rows[0][k] for k in GROWN_COLUMNS}
+    hits = [{k: v for k, v in row.items() if k not in GROWN_COLUMNS} for row in rows if row["id"] is not None]
+    return hits, grown
+
+
 def governed_run(plan: Plan, cache: dict[str, Any]) -> Generator[Effect, Any, AskResult]:
     """One governed run (see the module docstring of :mod:`farmops_client.assistant.run`)."""
     tools = yield from tool_specs(plan, cache)
@@ -698,7 +790,7 @@ def governed_run(plan: Plan, cache: dict[str, Any]) -> Generator[Effect, Any, As
     # screened yet, so no user text goes to Bedrock for that bound (:func:`_first_bound`: CountTokens
     # of the system prompt and tools only, once per client and TTL); the cover check before each
     # model call grows the hold to the real count, with the context passages.
-    bound = yield from _first_bound(plan, system, tools, cache)
+    bound, per_byte = yield from _first_bound(plan, system, tools, cache)
     covered = sizing.RunBound(bound.input_tokens, bound.output_tokens)
     reserve = Statement(
         RESERVE_SCREENED_RUN,
@@ -781,9 +873,19 @@ def governed_run(plan: Plan, cache: dict[str, Any]) -> Generator[Effect, Any, As
             vector, tokens = yield Embed(prompt)
             rec.end(span)
             span = rec.start("farmops.retrieve", {MODEL: plan.embedder_model})
-            search = _search_for_run(result.run_id, vector, plan.embedder_model, plan.k)
             metered = _meter(plan, tokens, result.run_id)  # money: then the commit waits for its flush
+            if plan.max_input_tokens is None:  # the passages add to the first call's bound: grow it here
+                search: Call | Statement = _search_and_grow(result.run_id, vector, plan, covered, per_byte)
+            else:  # a fixed bound per call: the passages change nothing of it
+                search = _search_for_run(result.run_id, vector, plan.embedder_model, plan.k)
             hits = (yield Db((*steps_of_start, search, *metered), durable=not metered))[len(steps_of_start)]
+            if isinstance(search, Statement):
+                hits, grown = _grown_hits(hits)
+                if grown["grown_refused"] is None:  # else the cover check below grows it, or stops
+                    result.credits_reserved = grown["grown_held"]
+                    covered = sizing.RunBound(
+                        max(covered.input_tokens, grown["grown_input_tokens"]), covered.output_tokens
+                    )
             rec.end(span, {PASSAGES: len(hits)})
         else:  # no retrieval asked for: no embedding, no context block
             span = rec.start("farmops.retrieve")
@@ -972,88 +1074,6 @@ def _screened_output(
 
 
 # -- what the drivers share besides the run -----------------------------------------------------------
-def make_plan(
-    t: Any,
-    prompt: str,
-    *,
-    feature: str = "assistant",
-    max_tokens: int = 512,
-    model: str | None = None,
-    max_input_tokens: int | None = None,
-    k: int = 4,
-    max_tool_turns: int = 4,
-    request_id: str | None = None,
-    ttl: str = "15 minutes",
-    system: str | list[str] | tuple[str, ...] | None = None,
-    temperature: float | None = None,
-    tools: list[str | Tool] | tuple[str | Tool, ...] | None = None,
-    inference_config: dict[str, Any] | None = None,
-    additional_model_request_fields: dict[str, Any] | None = None,
-    history: list[dict[str, Any]] | tuple[dict[str, Any], ...] | None = None,
-    stream: bool = False,
-    guardrail: guarding.Guardrail | None = None,
-) -> Plan:
-    """Check ``ask``'s arguments for the session ``t`` (sync or asyncio) before anything runs."""
-    from ..arguments import int_arg, text_arg
-    from ..errors import InvalidArgument, NotConfigured
-
-    if t.bedrock is None:
-        raise NotConfigured("no Bedrock client configured: pass bedrock= to farmops_client.connect()")
-    if t.embedder is None:  # refuse before reserving, not after
-        raise NotConfigured("no embedder configured: pass embedder= to farmops_client.connect()")
-    prompt = text_arg(prompt, "prompt", 1_000_000)
-    for name, value in (
-        ("inference_config", inference_config),
-        ("additional_model_request_fields", additional_model_request_fields),
-    ):
-        if value is not None and not isinstance(value, dict):
-            raise InvalidArgument(f"{name} must be a dict, not {type(value).__name__}")
-    config = dict(inference_config or {})
-    if temperature is not None:
-        config["temperature"] = temperature
-    if "maxTokens" in config:
-        max_tokens = config.pop("maxTokens")
-    if isinstance(system, str):
-        system = (system,)
-    for name in ("history", "tools"):
-        value = locals()[name]
-        if value is not None and not isinstance(value, (list, tuple)):
-            raise InvalidArgument(f"{name} must be a list, not {type(value).__name__}")
-    for message in history or ():
-        if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
-            raise InvalidArgument(
-                "history must be Converse messages ({'role': 'user'|'assistant', 'content': [...]})"
-            )
-    for tool in tools or ():
-        if not isinstance(tool, (str, Tool)):
-            raise InvalidArgument(
-                f"a tool is a record type name or a farmops Tool, not {type(tool).__name__}"
-            )
-    return Plan(
-        farm_id=t.farm_id,
-        user_id=t.user_id,
-        prompt=prompt,
-        feature=text_arg(feature, "feature", 100),
-        model=text_arg(model or t.model or DEFAULT_MODEL, "model", 200),
-        max_tokens=int_arg(max_tokens, "max_tokens", 1, 1_000_000),
-        max_input_tokens=None
-        if max_input_tokens is None
-        else int_arg(max_input_tokens, "max_input_tokens", 1),
-        k=int_arg(k, "k", 0, 50),
-        max_tool_turns=int_arg(max_tool_turns, "max_tool_turns", 0, 100),
-        request_id=None if request_id is None else text_arg(request_id, "request id", 200),
-        ttl=text_arg(ttl, "ttl", 100),
-        system=(SYSTEM_PROMPT,) if system is None else tuple(text_arg(s, "system", 200_000) for s in system),
-        inference_config=config,
-        additional_model_request_fields=additional_model_request_fields,
-        tools=None if tools is None else tuple(tools),
-        history=tuple(history or ()),
-        stream=stream,
-        embedder_model=t.embedder.model,
-        guardrail=(g.config() if (g := guardrail or getattr(t, "guardrail", None)) else None),
-    )
-
-
 #: Bedrock error codes meaning "this model cannot count tokens": the client stops asking for it.
 COUNT_UNSUPPORTED = ("ValidationException", "AccessDeniedException", "ResourceNotFoundException")
 

@@ -13,6 +13,9 @@ is held during a network call):
    Not enough credits -> :class:`InsufficientCredits`, nothing else happens.
 2. the prompt is embedded, then ``farmops.start_run`` + ``farmops.search_for_run`` (pipelined):
    retrieved passages are recorded as the run's retrievals and given to the model as context.
+   Without a fixed input bound, the same statement grows the hold for the context block they make
+   (``farmops.try_extend_reservation``, by the byte rule of :mod:`.sizing`: ``core.SEARCH_AND_GROW``),
+   so the first model call usually needs no ``extend_reservation`` of its own.
 3. Bedrock Converse (or ConverseStream, whose text reaches the consumer only in segments screened
    by ``farmops.screen_stream_text``: :mod:`.streaming`), looping over ``tool_use`` up to
    ``max_tool_turns`` times.
@@ -37,7 +40,6 @@ from typing import Any
 import psycopg
 
 from .. import db, knowledge
-from ..arguments import int_arg
 from ..errors import SessionBusy
 from ..session import Session
 from . import core, streaming
@@ -59,6 +61,7 @@ from .core import (
     ToolOutcome,
 )
 from .guarding import Guardrail
+from .options import AskOptions, make_plan
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -95,41 +98,23 @@ def ask(
 ) -> AskResult:
     """One governed assistant run for the session's user and farm (see the module docstring).
 
-    Options: ``feature``, ``max_tokens`` (512), ``model``, ``max_input_tokens`` (a fixed
-    input bound per call instead of a count or estimate), ``k`` (passages retrieved, 4),
-    ``max_tool_turns`` (4), ``request_id``, ``ttl``, ``system`` (a string or list of strings instead
-    of the farm assistant's prompt), ``temperature``, ``tools`` (``None``: every record type plus
-    remember and search; else a list of record type names, ``"remember_fact"``,
-    ``"search_knowledge"`` and :class:`Tool` objects of your own; ``[]``: none),
-    ``inference_config``, ``additional_model_request_fields``, ``history`` (Converse messages to
-    continue, e.g. a previous result's ``messages``), ``guardrail`` (a Bedrock :class:`Guardrail`; default
-    the client's ``guardrail``). A message the input guards block is refused before anything is
-    reserved (status ``blocked``, no run; see :mod:`.guarding`).
+    Options (checked once, into one :class:`AskOptions`, whose docstring bounds each): ``feature``,
+    ``max_tokens`` (512), ``model``, ``max_input_tokens`` (a fixed input bound per call instead of a
+    count or estimate), ``k`` (passages retrieved, 4), ``max_tool_turns`` (4), ``request_id``,
+    ``ttl``, ``system`` (a string or list of strings instead of the farm assistant's prompt),
+    ``temperature``, ``tools`` (``None``: every record type plus remember and search; else a list of
+    record type names, ``"remember_fact"``, ``"search_knowledge"`` and :class:`Tool` objects of your
+    own; ``[]``: none), ``inference_config``, ``additional_model_request_fields``, ``history``
+    (Converse messages to continue, e.g. a previous result's ``messages``), ``guardrail`` (a Bedrock
+    :class:`Guardrail`; default the client's ``guardrail``). A message the input guards block is
+    refused before anything is reserved (status ``blocked``, no run; see :mod:`.guarding`).
 
     Raises :class:`InsufficientCredits` before any model call when the farm cannot pay the first
     call's bound, and :class:`ModelCallFailed` (after settling the run as failed, which refunds the
     unused hold) when Bedrock refuses or fails a call.
     """
     _not_busy(t)
-    plan = core.make_plan(
-        t,
-        prompt,
-        feature=feature,
-        max_tokens=max_tokens,
-        model=model,
-        max_input_tokens=max_input_tokens,
-        k=k,
-        max_tool_turns=max_tool_turns,
-        request_id=request_id,
-        ttl=ttl,
-        system=system,
-        temperature=temperature,
-        tools=tools,
-        inference_config=inference_config,
-        additional_model_request_fields=additional_model_request_fields,
-        history=history,
-        guardrail=guardrail,
-    )
+    plan = make_plan(t, prompt, AskOptions.of(locals()))  # the keyword arguments, checked once
     return drive(core.governed_run(plan, t.cache), _Effects(t))
 
 
@@ -168,27 +153,9 @@ def ask_stream(
     with the usage the stream reported, or the interrupted call's held bound when it never did.
     """
     _not_busy(t)
-    guard = streaming.StreamGuard(int_arg(segment_chars, "segment_chars", 1, 1_000_000))
-    plan = core.make_plan(
-        t,
-        prompt,
-        stream=True,
-        feature=feature,
-        max_tokens=max_tokens,
-        model=model,
-        max_input_tokens=max_input_tokens,
-        k=k,
-        max_tool_turns=max_tool_turns,
-        request_id=request_id,
-        ttl=ttl,
-        system=system,
-        temperature=temperature,
-        tools=tools,
-        inference_config=inference_config,
-        additional_model_request_fields=additional_model_request_fields,
-        history=history,
-        guardrail=guardrail,
-    )
+    options = AskOptions.of(locals())  # the keyword arguments, checked once
+    guard = streaming.StreamGuard(options.segment_chars)
+    plan = make_plan(t, prompt, options, stream=True)
     return _stream(core.governed_run(plan, t.cache), _Effects(t), guard)
 
 
@@ -227,9 +194,7 @@ def _stream(
         try:
             if isinstance(effect, Emit):
                 if not closed:
-                    if isinstance(effect.event, Finished) and (rest := guard.finish(effect.event.result)):
-                        yield TextDelta(rest)  # the held-back tail, screened before the settle
-                    yield effect.event
+                    yield from guard.emitted(effect.event)  # Finished: the screened tail first
             elif isinstance(effect, ModelCall) and effect.stream:
                 value = yield from effects.stream(effect, guard, lambda: closed)  # noqa: B023 - read while this effect runs
             else:
@@ -239,6 +204,31 @@ def _stream(
             error = exc
 
 
+#: The effects that call the model provider (blocking botocore): :func:`provider_effect`'s.
+PROVIDER_EFFECTS = (Embed, CountTokens, ModelCall)
+
+
+def provider_effect(effect: Embed | CountTokens | ModelCall, bedrock: Any, embedder: Any, cache: dict) -> Any:
+    """One effect that calls the provider, blocking: the sync driver runs it in place, the asyncio
+    driver (:mod:`farmops_client.aio`) in its worker threads (both with the session's Bedrock client
+    and embedder, which ``make_plan`` made sure of). An embedding's ``(vector, tokens)``; a
+    token count (``None`` when the model cannot count: remembered in ``cache``); a Converse response
+    (a streamed call is each driver's own: its text is released in screened segments)."""
+    if isinstance(effect, Embed):
+        (vector,), tokens = knowledge.embed_metered(embedder, [effect.text])
+        return vector, tokens
+    if isinstance(effect, CountTokens):
+        args = core.count_tokens_args(effect.request, cache, bedrock)
+        if args is None:
+            return None
+        try:
+            response = bedrock.count_tokens(**args)
+        except Exception as exc:
+            return core.counted(None, exc, effect.request, cache)
+        return core.counted(response, None, effect.request, cache)
+    return bedrock.converse(**effect.request)
+
+
 class _Effects:
     """The sync executor of a run's effects, for one session."""
 
@@ -246,23 +236,10 @@ class _Effects:
         self.t = t
 
     def __call__(self, effect: Any) -> Any:
-        t = self.t
         if isinstance(effect, Db):
             return self.db(effect)
-        if isinstance(effect, Embed):
-            (vector,), tokens = knowledge.embed_metered(knowledge.embedder_of(t), [effect.text])
-            return vector, tokens
-        if isinstance(effect, CountTokens):
-            args = core.count_tokens_args(effect.request, t.cache, t.bedrock)
-            if args is None:
-                return None
-            try:
-                response = t.bedrock.count_tokens(**args)
-            except Exception as exc:
-                return core.counted(None, exc, effect.request, t.cache)
-            return core.counted(response, None, effect.request, t.cache)
-        if isinstance(effect, ModelCall):
-            return t.bedrock.converse(**effect.request)
+        if isinstance(effect, PROVIDER_EFFECTS):
+            return provider_effect(effect, self.t.bedrock, self.t.embedder, self.t.cache)
         if isinstance(effect, RunServiceTool):
             return effect.tool.handler(effect.payload)
         if isinstance(effect, Emit):
@@ -297,8 +274,7 @@ class _Effects:
         guard.start(effect)
         try:
             for event in core.stream_events(events):
-                delta = effect.assembler.feed(event)
-                if not delta or closed() or (screen := guard.feed(delta)) is None:
+                if (screen := guard.take(event, closed())) is None:
                     continue
                 if piece := guard.screened(self.db(Db((screen,)))[0][0]):
                     yield TextDelta(piece)

@@ -47,12 +47,17 @@ class RunBound:
         return other.input_tokens <= self.input_tokens and other.output_tokens <= self.output_tokens
 
 
-def estimate_input_tokens(request: dict[str, Any]) -> int:
-    """A conservative bound of a Converse request's input tokens (see the module docstring)."""
+def request_bytes(request: dict[str, Any]) -> int:
+    """The UTF-8 bytes of a Converse request's system blocks, messages and tool specs as JSON."""
     counted = {key: request.get(key) for key in ("system", "messages", "toolConfig") if request.get(key)}
     # default=repr: a value JSON cannot hold (document or image bytes in a history) counts by its repr,
     # about four characters a byte
-    size = len(json.dumps(counted, ensure_ascii=False, separators=(",", ":"), default=repr).encode("utf-8"))
+    return len(json.dumps(counted, ensure_ascii=False, separators=(",", ":"), default=repr).encode("utf-8"))
+
+
+def estimate_input_tokens(request: dict[str, Any]) -> int:
+    """A conservative bound of a Converse request's input tokens (see the module docstring)."""
+    size = request_bytes(request)
     return size + REQUEST_OVERHEAD_TOKENS + MESSAGE_OVERHEAD_TOKENS * len(request.get("messages") or ())
 
 

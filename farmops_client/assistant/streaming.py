@@ -22,7 +22,7 @@ import logging
 import re
 from typing import Any
 
-from .core import AskResult, Call, ModelCall, StreamAssembler, answer_text
+from .core import AskResult, Call, Finished, ModelCall, StreamAssembler, TextDelta, answer_text
 
 logger = logging.getLogger(__name__)
 
@@ -43,9 +43,10 @@ def _texts(assembler: StreamAssembler | None) -> list[str]:
 class StreamGuard:
     """The screened release of one run's streamed answer (see the module docstring).
 
-    A driver calls :meth:`start` and :meth:`end` around each streamed model call, :meth:`feed` with
-    each text delta (a ``Call`` to run when a segment is due, whose row goes to :meth:`screened`,
-    which returns the text to yield), and :meth:`finish` with the ``Finished`` result (the rest).
+    A driver calls :meth:`start` and :meth:`end` around each streamed model call, :meth:`take` with
+    each of its events (:meth:`feed` with its text delta: a ``Call`` to run when a segment is due,
+    whose row goes to :meth:`screened`, which returns the text to yield), and :meth:`emitted` with
+    each of the run's events (:meth:`finish` with the ``Finished`` result: the rest).
     """
 
     def __init__(self, segment_chars: int = SEGMENT_CHARS):
@@ -71,6 +72,20 @@ class StreamGuard:
     def answer(self) -> str:
         """The answer so far, composed as the run composes its final one."""
         return answer_text([*self.turns, *_texts(self.call.assembler if self.call else None)])
+
+    def take(self, event: dict[str, Any], closed: bool) -> Call | None:
+        """One ConverseStream event of the call in progress: fed to its assembler, and the text delta
+        it carried to :meth:`feed` unless the consumer stopped reading (``closed``)."""
+        assert self.call is not None and self.call.assembler is not None, "take() before start()"
+        delta = self.call.assembler.feed(event)
+        return None if not delta or closed else self.feed(delta)
+
+    def emitted(self, event: Any) -> list[Any]:
+        """What the consumer is given for one of the run's events: before :class:`Finished`, the
+        held-back tail of the screened answer (:meth:`finish`) as a :class:`TextDelta`; then the event."""
+        if isinstance(event, Finished) and (rest := self.finish(event.result)):
+            return [TextDelta(rest), event]
+        return [event]
 
     def feed(self, delta: str) -> Call | None:
         """Take one text delta: the screen to run now, or None while the segment is not complete."""

@@ -53,6 +53,7 @@ LAYERS = {
     "farmops_client.assistant.core": 4,
     "farmops_client.assistant.steps": 4,
     "farmops_client.assistant.streaming": 4,
+    "farmops_client.assistant.options": 4,
     "farmops_client.assistant.run": 4,
     "farmops_client.client": 5,
     "farmops_client.aio": 6,  # the asyncio twin of client (its pool reset)

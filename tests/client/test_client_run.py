@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -414,6 +415,135 @@ def test_a_refused_extension_ends_the_loop_cleanly_and_settles(client, fake, adm
     assert healthy(admin)
 
 
+#: A passage of a real chunk's size (about 1,000 characters): its context block is more than the
+#: first hold's margin, so the hold must grow before the first model call.
+VACCINATION = " ".join(
+    [
+        "Vaccinate broilers against Newcastle disease on day 7 and 21.",
+        "Give the vaccine in the drinking water in the early morning, after two hours without water,",
+        "so that every bird drinks within two hours; add skimmed milk powder to the water first to",
+        "protect the live virus from chlorine. Clean the drinkers without disinfectant the day before.",
+    ]
+    * 3
+)
+PHONE = "0803 123 4567"
+
+
+def answer_reporting_the_count(admin, farm, held):
+    """A Converse answer that reports the request's input tokens as the fake's CountTokens counts
+    them (one per four bytes of its JSON) after noting the running run's hold and that count's
+    price at the moment the model is called."""
+
+    def answer(body):
+        sent = {k: body[k] for k in ("messages", "system", "toolConfig") if k in body}
+        count = -(-len(json.dumps(sent, ensure_ascii=False, separators=(",", ":")).encode()) // 4)
+        held.append(
+            admin.execute(
+                "SELECT r.credits_reserved, farmops.estimate_credits(r.model, %s, %s) "
+                "FROM farmops.ai_runs AS r WHERE r.farm_id = %s AND r.status = 'running'",
+                [count, body["inferenceConfig"]["maxTokens"], farm],
+            ).fetchone()
+        )
+        return F.text("On day 7 and 21.", input_tokens=count, output_tokens=5)
+
+    return answer
+
+
+def test_the_hold_grows_for_the_passages_in_the_retrieval_step_before_the_model_is_called(
+    client, farm, fake, admin, owner
+):
+    owner.execute("SELECT farmops.set_model_rate('per-token', 1000, 1000)")  # a credit a token
+    with client.tenant(farm, "alice") as t:
+        t.grant_credits(100_000, "for a credit a token")
+        t.ingest_document("Vaccination", VACCINATION)
+    held: list = []
+    fake.default = answer_reporting_the_count(admin, farm, held)
+    with client.tenant(farm, "alice") as t:
+        result = t.ask(f"When do I vaccinate broilers? Call me on {PHONE}", model="per-token")
+    assert result.status == "succeeded" and [p["content"] for p in result.retrievals] == [VACCINATION]
+    ((hold, price),) = held
+    assert hold >= price  # the request the model was sent, passages and all, was paid for first
+    assert result.credits_shortfall == 0 and result.credits_actual <= result.credits_reserved == hold
+    # the one extension was written in the retrieval's transaction (no round trip of its own)
+    assert legs(admin, result.run_id)[:2] == ["reserve", "extend"]
+    extended_at = admin.execute(
+        "SELECT created_at FROM farmops.credit_ledger WHERE ai_run_id = %s AND kind = 'extend'",
+        [result.run_id],
+    ).fetchall()
+    retrieved_at = admin.execute(
+        "SELECT DISTINCT retrieved_at FROM farmops.ai_run_retrievals WHERE ai_run_id = %s", [result.run_id]
+    ).fetchall()
+    assert extended_at == retrieved_at and len(extended_at) == 1
+    for request in fake.seen():  # no unredacted text went to Bedrock (CountTokens, Converse, embeddings)
+        assert PHONE not in json.dumps(request.body)
+    assert VACCINATION in json.dumps(fake.seen("Converse")[0].body["system"])
+    assert healthy(admin)
+
+
+def counted_need(fake, admin, max_tokens=512):
+    """The price of the hold the client's cover check asks for from the provider's count of the
+    last request counted (its CountTokens, plus the client's 10% and 64 tokens of margin)."""
+    body = fake.seen("CountTokens")[-1].body["input"]
+    count = -(-len(json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()) // 4)
+    return admin.execute(
+        "SELECT farmops.estimate_credits('per-token', %s, %s)", [count + count // 10 + 64, max_tokens]
+    ).fetchone()[0]
+
+
+#: Request fields the provider counts but the byte rule of a request's text does not see: the
+#: skeleton's count per byte of text is then higher than a plain one's, so the grow ahead asks
+#: for more than the provider's count of the real request will.
+DENSE = {"additional_model_request_fields": {"note": "x" * 4_000}}
+
+
+@pytest.mark.parametrize(
+    ("fields", "short"),
+    [({}, 0), ({}, 1), (DENSE, 0), (DENSE, 1)],
+    ids=["pays-the-counted-hold", "one-credit-short", "grow-ahead-refused", "dense-one-credit-short"],
+)
+def test_the_cover_check_after_the_grow_ahead_refuses_as_before(client, fake, admin, owner, fields, short):
+    """A farm that pays the hold the provider's count asks for gets its answer, whether the grow in
+    the retrieval step covered it, fell short, or was refused (``DENSE``: it asked for more); one
+    credit less and the run is refused before any model call, with nothing charged, as without it."""
+    owner.execute("SELECT farmops.set_model_rate('per-token', 1000, 1000)")  # a credit a token
+    farm = client.create_farm("Tight", "alice")
+    with client.tenant(farm, "alice") as t:
+        t.grant_credits(100_000, "to learn the holds")
+        t.ingest_document("Vaccination", VACCINATION)
+    fake.push(F.text("On day 7 and 21."))
+    with client.tenant(farm, "alice") as t:
+        learned = t.ask("When do I vaccinate broilers?", model="per-token", **fields)
+    first_hold = -admin.execute(
+        "SELECT delta FROM farmops.credit_ledger WHERE ai_run_id = %s AND kind = 'reserve'", [learned.run_id]
+    ).fetchone()[0]
+    counted = counted_need(fake, admin)
+    assert first_hold < counted <= learned.credits_reserved  # the passages needed a bigger hold
+    if fields:
+        assert counted < learned.credits_reserved  # the grow ahead asked for more than the count
+    with client.tenant(farm, "alice") as t:
+        t.adjust_credits(counted - short - t.balance(), "just the counted hold, or one credit less")
+    fake.push(F.text("On day 7 and 21."))
+    with client.tenant(farm, "alice") as t:
+        if short:
+            with pytest.raises(InsufficientCredits):
+                t.ask("When do I vaccinate broilers?", model="per-token", **fields)
+        else:
+            result = t.ask("When do I vaccinate broilers?", model="per-token", **fields)
+        balance = t.balance()
+    if short:
+        assert len(fake.seen("Converse")) == 1  # only the first ask's
+        assert balance == counted - short  # the refused run's first hold refunded, nothing charged
+        run = admin.execute(
+            "SELECT status, credits_extended FROM farmops.ai_runs WHERE farm_id = %s AND id <> %s",
+            [farm, learned.run_id],
+        ).fetchall()
+        assert run == [("failed", 0)]
+    else:
+        assert result.status == "succeeded" and len(fake.seen("Converse")) == 2
+        assert result.credits_reserved == counted and not result.credits_exhausted
+    assert healthy(admin)
+
+
 def test_twenty_concurrent_tool_runs_on_ten_credits_never_overspend(client, fake, admin):
     farm = client.create_farm("Ten credits", "alice")
     with client.tenant(farm, "alice") as t:
@@ -627,6 +757,18 @@ def test_history_continues_a_conversation(client, farm, fake):
     assert second.text == "You said your name is Musa." and len(second.messages) == 4
 
 
+def test_ingest_and_remember_redact_before_they_embed_in_both_clients(client, farm, fake, admin):
+    with client.tenant(farm, "alice") as t:
+        t.ingest_document("Contacts", f"The vet is Dr Ade, {PHONE}. Vaccinate on day 14.")
+        memory = t.remember(f"Musa the buyer: {PHONE}")
+    embedded = json.dumps([r.body for r in fake.seen("InvokeModel")])
+    assert PHONE not in embedded and embedded.count("[PHONE]") == 2  # the chunk and the memory
+    chunks = admin.execute("SELECT content FROM farmops.embeddings WHERE farm_id = %s", [farm]).fetchall()
+    assert len(chunks) == 2 and all(PHONE not in c for (c,) in chunks)
+    stored = admin.execute("SELECT content FROM farmops.memories WHERE id = %s", [memory]).fetchone()[0]
+    assert stored == "Musa the buyer: [PHONE]"
+
+
 # -- typed arguments (§5) -----------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "action",
@@ -643,6 +785,13 @@ def test_history_continues_a_conversation(client, farm, fake):
         lambda t: t.ask("nul \x00 byte"),
         lambda t: t.ask("hi", inference_config=["maxTokens", 5]),
         lambda t: t.ask("hi", tools=[42]),
+        lambda t: t.ask("hi", temperature=float("nan")),
+        lambda t: t.ask("hi", system=42),
+        lambda t: t.ask("hi", guardrail="gr-1"),
+        lambda t: t.ask("hi", feature="f" * 101),
+        lambda t: t.ask("hi", k=None),
+        lambda t: t.ask("hi", max_input_tokens=0),
+        lambda t: t.ask("hi", ttl=None),
     ],
 )
 def test_bad_ids_and_numbers_are_typed_errors_before_any_sql(client, farm, fake, admin, action):

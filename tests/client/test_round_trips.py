@@ -21,6 +21,17 @@ from farmops_client.testing import FakeBedrock, fake_bedrock_client
 F = FakeBedrock
 NOTE = {"title": "water", "body": "Pen 3 drinkers cleaned"}
 SMALL = {"max_input_tokens": 100, "max_tokens": 100}
+#: A passage of a real chunk's size (about 1,000 characters): the context block it makes is more
+#: than the margin of the first hold, which the prompt's conservative estimate leaves.
+DOCUMENT = " ".join(
+    [
+        "Vaccinate broilers against Newcastle disease on day 7 and 21.",
+        "Give the vaccine in the drinking water in the early morning, after two hours without water,",
+        "so that every bird drinks within two hours; add skimmed milk powder to the water first to",
+        "protect the live virus from chlorine. Clean the drinkers without disinfectant the day before.",
+    ]
+    * 3
+)
 
 
 @pytest.fixture
@@ -38,7 +49,7 @@ def farm(db):
         farm_id = setup.create_farm("Round trips", "alice")
         with setup.tenant(farm_id, "alice") as t:
             t.grant_credits(100_000, "test")
-            t.ingest_document("Vaccination", "Vaccinate broilers against Newcastle disease on day 7 and 21.")
+            t.ingest_document("Vaccination", DOCUMENT)
     return farm_id
 
 
@@ -85,14 +96,19 @@ DRIVERS = {"sync": turns_of_sync, "async": turns_of_async}
 
 
 @pytest.mark.parametrize("driver", DRIVERS)
-@pytest.mark.parametrize("ask", [SMALL, {"k": 0}], ids=["fixed-bound", "counted-bound"])
+@pytest.mark.parametrize(
+    "ask", [SMALL, {"k": 0}, {}], ids=["fixed-bound", "counted-bound", "counted-bound-with-passages"]
+)
 def test_a_text_answer_is_three_round_trips(relay, db, farm, driver, ask):
     fake = FakeBedrock()
     text = (F.text("Day 7 and 21."),)
     counted, result = DRIVERS[driver](relay, db, farm, fake, [text, text], **ask)
     assert result.status == "succeeded" and result.screening["output"]["verdict"] == "allow"
-    # reserve_screened_run | start_run + retrieve | finish_run (+ the run's steps)
+    # reserve_screened_run | start_run + retrieve (+ the hold grown for the passages) | finish_run
     assert counted[1] == 3, counted
+    if ask.get("k", 4):  # the passages were found, and the model was sent them
+        assert [p["content"] for p in result.retrievals] == [DOCUMENT]
+        assert DOCUMENT in str(fake.seen("Converse")[-1].body["system"])
 
 
 @pytest.mark.parametrize("driver", DRIVERS)
