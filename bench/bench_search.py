@@ -13,9 +13,10 @@ the embedding dimension chosen here, and generates its data itself (seeded RNG):
 - A global knowledge base of ``--global-rows`` chunks over all topics, merged into every
   farm's search when ``p_include_global`` is true.
 
-Per bucket, three query types: "near" (a fresh point from one of the farm's own topics),
+Per bucket, four query types: "near" (a fresh point from one of the farm's own topics),
 "off-topic" (a point from a topic the farm has no rows in: its k nearest are far away and
-nearly tied, which is what defeats a post-filtered graph walk) and "no-topic" (a point from a
+nearly tied, which is what defeats a post-filtered graph walk), "between" (halfway between one of
+the farm's topics and another: the k nearest split over two clusters) and "no-topic" (a point from a
 topic made like the others that NOBODY has, the global base neither: every row is about equally
 far, the hardest case for the global base's graph). Two scopes: farm-only
 (``p_include_global => false``, truth = the farm's rows) and farm+global (truth = the farm's
@@ -203,14 +204,21 @@ def generate(args: argparse.Namespace, rng: np.random.Generator) -> Data:
     return Data(dim, centres, common, spread, sizes, offsets, farm_topics, vecs, global_vecs)
 
 
-QUERY_KINDS = ("near", "off-topic", "no-topic")
+QUERY_KINDS = ("near", "off-topic", "between", "no-topic")
 
 
 def query(data: Data, rng: np.random.Generator, farm: int, kind: str) -> np.ndarray:
     """A fresh point from one of the farm's topics (near), from a topic it has no rows in
-    (off-topic), or from a new topic made like the others that no row has (no-topic)."""
+    (off-topic), halfway between one of its topics and another (between: the k nearest split
+    over two clusters, which a graph walk entering one of them misses), or from a new topic made
+    like the others that no row has (no-topic)."""
     if kind == "no-topic":
         centre = unit(0.4 * data.shared + 0.92 * unit(rng.standard_normal(data.dim)))
+    elif kind == "between":
+        own = data.farm_topics[farm]
+        a = rng.choice(own)
+        b = rng.choice(np.setdiff1d(np.arange(len(data.centres)), [a]))
+        centre = unit(data.centres[a] + data.centres[b])
     else:
         own = data.farm_topics[farm]
         others = np.setdiff1d(np.arange(len(data.centres)), own)
@@ -500,6 +508,7 @@ def run(host: str, port: int, args: argparse.Namespace) -> SearchResult:
                 }
                 if before:
                     row |= {
+                        "before_recall": cells["before"].recall(),
                         "before_p50": cells["before"].p(0.5),
                         "before_p95": cells["before"].p(0.95),
                         "before_ratio": cells["before"].p(0.95) / exact.p(0.95),
@@ -554,7 +563,7 @@ def render(r: SearchResult) -> list[str]:
         "p95/exact",
     ]
     if r.before:
-        header += ["before ms", "before/exact"]
+        header += ["before recall", "before ms", "before/exact"]
     rows = []
     for x in r.rows:
         row = [
@@ -564,7 +573,11 @@ def render(r: SearchResult) -> list[str]:
             f"{x['exact_p50']:.1f} / {x['exact_p95']:.1f}", f"{x['ratio']:.2f}x",
         ]  # fmt: skip
         if r.before:
-            row += [f"{x['before_p50']:.1f} / {x['before_p95']:.1f}", f"{x['before_ratio']:.2f}x"]
+            row += [
+                f"{x['before_recall']:.3f}",
+                f"{x['before_p50']:.1f} / {x['before_p95']:.1f}",
+                f"{x['before_ratio']:.2f}x",
+            ]
         rows.append(row)
     w = r.worst
     summary = (

@@ -118,6 +118,7 @@ def test_a_farm_never_sees_another_farms_rows_even_with_their_exact_vectors(app,
     [
         "farmops._global_search_candidates('[1,2,3]'::public.vector, 4)",
         "farmops._global_search_candidates('[1,2,3]'::public.vector, -1)",
+        "farmops._global_walk_missed('[1,2,3]'::public.vector, NULL, '{}'::uuid[], 1)",
     ],
 )
 def test_the_candidate_helpers_are_private(app, farm, call):
@@ -264,9 +265,8 @@ def test_a_low_contrast_query_of_the_global_base_is_answered_exactly(app, owner,
             rows = search(app, query, k=10)
             after = _global_scans(app)
         seq_scans, index_scans = after[0] - before[0], after[1] - before[1]
-        assert index_scans == (
-            1 if exact_expected else 2
-        )  # a cheap walk first, the full one if it found near rows
+        # A cheap walk first; if it found near rows, the full walk and the mirrored one.
+        assert index_scans == (1 if exact_expected else 3)
         scans[exact_expected] = seq_scans
         truth = admin.execute(
             "SELECT content FROM farmops.global_embeddings "
@@ -276,3 +276,40 @@ def test_a_low_contrast_query_of_the_global_base_is_answered_exactly(app, owner,
         assert [r["content"] for r in rows] == [t[0] for t in truth]
         assert len(rows) == 10
     assert scans[True] == scans[False] + 1, scans  # one exact scan more for the far query
+
+
+def _walk_missed(admin, query: str, ids: list, kth: float) -> bool:
+    """_global_walk_missed for a first walk that returned ``ids`` (their mean direction computed here)."""
+    return admin.execute(
+        """SELECT farmops._global_walk_missed(%(q)s::public.vector, (
+               SELECT public.avg(public.l2_normalize(g.embedding)) FROM farmops.global_embeddings AS g
+               WHERE g.id = ANY (%(ids)s::uuid[])), %(ids)s::uuid[], %(kth)s)""",
+        {"q": query, "ids": ids, "kth": kth},
+    ).fetchone()[0]
+
+
+def test_a_walk_that_stayed_in_one_of_two_clusters_is_caught(owner, admin):
+    """A query between two clusters: its 10 nearest are split over both. A first walk that returned the 10
+    nearest of one cluster only is caught (the mirrored walk finds the other cluster's nearer rows); the
+    true answer, and the answer for a query inside one cluster, are not."""
+    tilts = {"a": [0.01 * i for i in range(1, 16)], "b": [0.01 * i + 0.005 for i in range(1, 16)]}
+    ingest_global(owner, "A", "a", [f"a{t:.3f}" for t in tilts["a"]], [vec(1.0, t) for t in tilts["a"]])
+    ingest_global(owner, "B", "b", [f"b{t:.3f}" for t in tilts["b"]], [vec(t, 1.0) for t in tilts["b"]])
+
+    def nearest(query: str, where: str = "true") -> list:
+        return admin.execute(
+            "SELECT id, content, public.cosine_distance(embedding, %s::public.vector) AS d "
+            f"FROM farmops.global_embeddings WHERE {where} ORDER BY d, id LIMIT 10",
+            [query],
+        ).fetchall()
+
+    between = vec(1.0, 1.0)
+    truth = nearest(between)
+    one_side = nearest(between, "content LIKE 'a%%'")
+    assert {content[0] for _, content, _ in truth} == {"a", "b"}
+    assert _walk_missed(admin, between, [i for i, _, _ in one_side], one_side[-1][2]) is True
+    assert _walk_missed(admin, between, [i for i, _, _ in truth], truth[-1][2]) is False
+    inside = vec(1.0, 0.05)
+    truth_inside = nearest(inside)
+    assert _walk_missed(admin, inside, [i for i, _, _ in truth_inside], truth_inside[-1][2]) is False
+    assert _walk_missed(admin, between, [], 1.0) is False  # nothing found: nothing to verify

@@ -93,9 +93,10 @@ def test_every_retrieval_table_and_function_has_a_comment(admin):
 def test_search_lends_its_private_helpers_and_pins_its_search_path(admin):
     rows = admin.execute(
         "SELECT proname, prosecdef, proconfig FROM pg_proc WHERE pronamespace = 'farmops'::regnamespace "
-        "AND proname IN ('search', '_farm_search_candidates', '_global_search_candidates') ORDER BY proname"
+        "AND proname IN ('search', '_farm_search_candidates', '_global_search_candidates', "
+        "'_global_walk_missed') ORDER BY proname"
     ).fetchall()
-    assert [r[0] for r in rows] == ["_global_search_candidates", "search"]
+    assert [r[0] for r in rows] == ["_global_search_candidates", "_global_walk_missed", "search"]
     for name, secdef, config in rows:
         # search() is the definer (its helpers are private); the helpers run as their caller.
         assert secdef is (name == "search"), name

@@ -59,6 +59,43 @@
 -- The GUCs are set in the functions' SET clauses, so they (and the SET LOCALs
 -- inside) are restored when the function returns.
 
+-- A query between two topics has its k nearest split over two clusters, and a graph
+-- walk that entered one of them stays there (ADR 0030). A second walk from the query
+-- mirrored away from what the first found (2q - the mean direction of its rows) enters
+-- the other side: if it meets a row nearer to the query than the first walk's k-th, the
+-- first answer depended on where the walk entered.
+CREATE OR REPLACE FUNCTION farmops._global_walk_missed(
+    p_query vector, p_centre vector, p_ids uuid [], p_kth double precision
+)
+RETURNS boolean
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
+AS $fn$
+DECLARE
+    v_mirror farmops.global_embeddings.embedding%TYPE := l2_normalize(p_query) + (l2_normalize(p_query) - p_centre);
+BEGIN
+    IF v_mirror IS NULL OR cardinality(p_ids) IS NULL THEN
+        RETURN false;
+    END IF;
+    RETURN EXISTS (
+        SELECT FROM (
+            SELECT g.id, g.embedding <=> p_query AS d
+            FROM farmops.global_embeddings AS g
+            ORDER BY g.embedding <=> v_mirror
+            LIMIT cardinality(p_ids)
+        ) AS m
+        WHERE m.d < p_kth AND m.id <> ALL (p_ids)
+    );
+END
+$fn$;
+COMMENT ON FUNCTION farmops._global_walk_missed(vector, vector, uuid [], double precision) IS
+'Private to _global_search_candidates(): true if a walk from the query mirrored away from p_centre (the mean '
+'direction of a first walk''s rows p_ids) finds a row not among them nearer to the query than p_kth (that '
+'walk''s k-th distance).';
+ALTER FUNCTION farmops._global_walk_missed(vector, vector, uuid [], double precision) SET search_path FROM CURRENT;
+
 CREATE OR REPLACE FUNCTION farmops._global_search_candidates(p_query vector, p_k integer)
 RETURNS TABLE (embedding_id uuid, distance double precision)
 LANGUAGE plpgsql
@@ -77,6 +114,7 @@ DECLARE
     v_ids uuid[];
     v_distances double precision[];
     v_low_contrast boolean;
+    v_centre farmops.global_embeddings.embedding%TYPE;
 BEGIN
     -- The planner's estimate, scaled to the table's current size as the planner does:
     -- no per-search count. Never analyzed: a count bounded by the threshold.
@@ -115,14 +153,21 @@ BEGIN
         ) AS c;
         IF NOT coalesce(v_low_contrast, false) THEN
             PERFORM set_config('hnsw.ef_search', least(greatest(200, 2 * p_k), 1000)::text, true);
-            SELECT array_agg(c.id ORDER BY c.d, c.id), array_agg(c.d ORDER BY c.d, c.id)
-            INTO v_ids, v_distances
+            SELECT
+                array_agg(c.id ORDER BY c.d, c.id), array_agg(c.d ORDER BY c.d, c.id), avg(l2_normalize(c.embedding))
+            INTO v_ids, v_distances, v_centre
             FROM (
-                SELECT g.id, g.embedding <=> p_query AS d
+                SELECT g.id, g.embedding <=> p_query AS d, g.embedding
                 FROM farmops.global_embeddings AS g
                 ORDER BY g.embedding <=> p_query
                 LIMIT p_k
             ) AS c;
+            IF
+                cardinality(v_ids) >= p_k
+                AND farmops._global_walk_missed(p_query, v_centre, v_ids, v_distances[p_k])
+            THEN
+                v_ids := NULL;  -- the answer depends on where the walk entered: exact below
+            END IF;
         END IF;
         PERFORM set_config('enable_sort', 'on', true);
         IF coalesce(cardinality(v_ids), 0) >= p_k THEN
@@ -144,7 +189,7 @@ COMMENT ON FUNCTION farmops._global_search_candidates(vector, integer) IS
 'Private to farmops.search(): the k nearest global knowledge chunks: an exact scan up to exact_search_max_rows() '
 'rows (estimated), HNSW with ef_search max(200, 2k) above, exact again if the index answers short or the '
 'query has low contrast (the k-th row of a cheap walk farther than 0.6x the median distance to a fixed ~200-row '
-'sample).';
+'sample) or if the walk missed rows (_global_walk_missed).';
 -- Its body names pgvector's operators unqualified: keep the install's search_path (pgvector's schema).
 ALTER FUNCTION farmops._global_search_candidates(vector, integer) SET search_path FROM CURRENT;
 
