@@ -65,7 +65,7 @@
 -- the other side: if it meets a row nearer to the query than the first walk's k-th, the
 -- first answer depended on where the walk entered.
 CREATE OR REPLACE FUNCTION farmops._global_walk_missed(
-    p_query vector, p_centre vector, p_ids uuid [], p_kth double precision
+    p_query vector, p_centre vector, p_ids uuid[], p_kth double precision
 )
 RETURNS boolean
 LANGUAGE plpgsql
@@ -90,11 +90,11 @@ BEGIN
     );
 END
 $fn$;
-COMMENT ON FUNCTION farmops._global_walk_missed(vector, vector, uuid [], double precision) IS
+COMMENT ON FUNCTION farmops._global_walk_missed(vector, vector, uuid[], double precision) IS
 'Private to _global_search_candidates(): true if a walk from the query mirrored away from p_centre (the mean '
 'direction of a first walk''s rows p_ids) finds a row not among them nearer to the query than p_kth (that '
 'walk''s k-th distance).';
-ALTER FUNCTION farmops._global_walk_missed(vector, vector, uuid [], double precision) SET search_path FROM CURRENT;
+ALTER FUNCTION farmops._global_walk_missed(vector, vector, uuid[], double precision) SET search_path FROM CURRENT;
 
 CREATE OR REPLACE FUNCTION farmops._global_search_candidates(p_query vector, p_k integer)
 RETURNS TABLE (embedding_id uuid, distance double precision)
