@@ -27,7 +27,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from support import call, raises_sqlstate, row, tenant, value
-from support.credits import grant, reserve, settle
+from support.credits import add_member, grant, reserve, settle, start
 from support.records import product_table
 from support.write_path import propose, set_autonomy
 
@@ -43,10 +43,13 @@ ODD = {
     "unicode, 200 chars (800 bytes)": "\U0001f414" * 200,
     "unicode, 300 chars": "Za\u00efnab \u5f20\u4f1f " * 30,
     "a pseudonym lookalike": f"erased:{uuid.uuid4()}",
+    "a malformed pseudonym": "erased:" + "-" * 36,
     "a digest lookalike": "digest:" + hashlib.sha256(b"someone else").hexdigest(),
 }
 #: The ones longer than a subject's user_id may be (or empty): keyed by their digest.
 DIGESTED = {name for name, v in ODD.items() if not 1 <= len(v) <= 256}
+#: Spelled like erasure's pseudonyms, 'erased:<subject id>', but no subject's.
+LOOKALIKES = {"a pseudonym lookalike", "a malformed pseudonym"}
 WHO = {"type": "string", "maxLength": 20_000, "description": "Who collected them."}
 
 
@@ -134,7 +137,7 @@ def test_a_product_records_odd_person_value_seals_and_verifies(
     subjects = [
         r[0] for r in admin.execute("SELECT user_id FROM farmops.subjects WHERE farm_id = %s", [eggs.id])
     ]
-    if name == "a pseudonym lookalike":  # read as the subject it names, like every 'erased:<id>'
+    if name in LOOKALIKES:  # in a person column, read as the id it spells, like every 'erased:<id>'
         assert who not in subjects
     else:
         assert key(who) in subjects
@@ -176,7 +179,7 @@ def test_the_per_entry_and_set_based_seals_give_the_same_hashes_for_odd_values(a
 
 
 # -- path 2: the product writes its own rows: created_by is the entry's actor -------------------------------
-@pytest.mark.parametrize("name", sorted(set(ODD) - {"a pseudonym lookalike"}))
+@pytest.mark.parametrize("name", sorted(ODD))
 def test_a_product_row_written_by_the_product_with_an_odd_creator_seals(
     app, admin, maintainer, eggs, product, name
 ):
@@ -190,8 +193,26 @@ def test_a_product_row_written_by_the_product_with_an_odd_creator_seals(
         "AND s.id = l.actor WHERE l.farm_id = %s AND l.object_table = %s",
         [eggs.id, product],
     ).fetchall()
-    assert actor == [(key(who),)]
+    assert actor == [(key(who),)]  # a pseudonym no subject has is a value like any other as an actor
     assert verify(app, eggs.id)["broken_at_seq"] is None
+
+
+def test_a_member_whose_id_looks_like_a_pseudonym_acts_and_the_seal_goes_on(app, admin, maintainer, funded):
+    # add_member takes any line of 1..256 characters: this one spells a pseudonym no subject has.
+    member = f"erased:{uuid.uuid4()}"
+    add_member(app, funded, member, "manager")
+    run = reserve(app, funded, user=member, credits=2)
+    start(app, funded, run["id"], user=member)
+    settle(app, funded, run["id"], user=member, credits_actual=1)
+    assert seal(maintainer, "whole") >= 5
+    assert pending(admin, funded) == 0
+    actors = admin.execute(
+        "SELECT DISTINCT s.user_id FROM farmops.audit_log AS l JOIN farmops.subjects AS s "
+        "ON s.farm_id = l.farm_id AND s.id = l.actor WHERE l.farm_id = %s AND l.object_id = %s",
+        [funded, str(run["id"])],
+    ).fetchall()
+    assert actors == [(member,)]
+    assert verify(app, funded)["broken_at_seq"] is None
 
 
 # -- path 3: a job's session with an odd farmops.user_id (unsigned, no tenant context) ----------------------

@@ -201,19 +201,28 @@ BEGIN
     END LOOP;
 
     -- The people the batch names (actors, person keys, person columns of its objects) get their
-    -- subjects, by key, the missing ones in one statement ('erased:<id>' already names one).
+    -- subjects, by key, the missing ones in one statement ('erased:<id>' already names one). An actor
+    -- spelled like a pseudonym that is no subject of this farm (a product's own row, a member's id: both
+    -- may hold any text) is a value like any other: the entry's actor must be one of the farm's subjects.
     INSERT INTO farmops.subjects AS s (farm_id, user_id)
     SELECT DISTINCT p_farm_id, k.key
     FROM (
-        SELECT e.actor AS value FROM unnest(v_pending) AS e
+        SELECT e.actor AS value, true AS actor FROM unnest(v_pending) AS e
         WHERE NOT (e.object_table = 'ai_runs' AND e.action = 'run.reserved' AND e.id = ANY (v_replays))
         UNION ALL
-        SELECT e.object_id FROM unnest(v_pending) AS e WHERE e.object_table = ANY (v_person_keyed)
+        SELECT e.object_id, false FROM unnest(v_pending) AS e WHERE e.object_table = ANY (v_person_keyed)
         UNION ALL
-        SELECT p.value FROM unnest(v_people) AS p (value)
+        SELECT p.value, false FROM unnest(v_people) AS p (value)
     ) AS v
     CROSS JOIN LATERAL (SELECT farmops._subject_key(v.value) AS key) AS k
-    WHERE v.value IS NOT NULL AND v.value !~ '^erased:[0-9a-f-]{36}$'
+    WHERE v.value IS NOT NULL
+        AND (v.value !~ '^erased:[0-9a-f-]{36}$' OR v.actor AND NOT EXISTS (
+            SELECT FROM farmops.subjects AS y
+            WHERE y.farm_id = p_farm_id AND y.id = CASE
+                WHEN v.value ~ '^erased:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+                    THEN substr(v.value, 8)::uuid
+            END
+        ))
         AND NOT EXISTS (SELECT FROM farmops.subjects AS x WHERE x.farm_id = p_farm_id AND x.user_id = k.key)
     ON CONFLICT (farm_id, user_id) DO NOTHING;
 
@@ -241,14 +250,18 @@ BEGIN
 
     entries AS (
         SELECT k.seq_, k.at, k.action, k.object_table, k.detail,
-            (CASE WHEN k.actor ~ '^erased:[0-9a-f-]{36}$' THEN substr(k.actor, 8)
-                ELSE coalesce(sa.id::text, k.actor) END)::uuid AS actor_,
+            -- 'erased:<id>' of one of the farm's subjects is that subject, any other value its subject
+            coalesce(se.id, sa.id) AS actor_,
             CASE WHEN k.object_table <> ALL (v_person_keyed) THEN k.object_id
                 WHEN k.object_id ~ '^erased:[0-9a-f-]{36}$' THEN substr(k.object_id, 8)
                 ELSE coalesce(so.id::text, k.object_id)
             END AS object_,
             coalesce(h.hash, encode(sha256(convert_to(k.detail::text, 'UTF8')), 'hex')) AS content_hash_
         FROM kept AS k
+        LEFT JOIN farmops.subjects AS se ON se.farm_id = p_farm_id AND se.id = CASE
+            WHEN k.actor ~ '^erased:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+                THEN substr(k.actor, 8)::uuid
+        END
         LEFT JOIN farmops.subjects AS sa ON sa.farm_id = p_farm_id AND sa.user_id = farmops._subject_key(k.actor)
         LEFT JOIN farmops.subjects AS so
             ON k.object_table = ANY (v_person_keyed) AND so.farm_id = p_farm_id
