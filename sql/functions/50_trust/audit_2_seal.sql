@@ -10,7 +10,9 @@
 -- Its statements are planned once per session (force_generic_plan), not on every call: a seal runs
 -- every few seconds, mostly on small batches.
 -- Every person value is looked up and created as a subject by its key (farmops._subject_key, as
--- _subject_of does): a product's person column may hold '' or more than 256 characters.
+-- _subject_of does): a product's person column may hold '' or more than 256 characters. Each distinct
+-- value of the batch is keyed once, and its subject found once: the entries and objects join that
+-- (value, subject) list, not farmops.subjects row by row.
 CREATE OR REPLACE FUNCTION farmops._seal_audit_farm(
     p_farm_id uuid, p_limit integer DEFAULT NULL, p_skip_locked boolean DEFAULT false
 )
@@ -44,6 +46,11 @@ DECLARE
     v_from text;
     v_person_keyed text [] := '{}';
     v_person_columns text [] := farmops._person_columns();
+    -- Every distinct person value the batch names: its key, whether it acts, its subject.
+    v_named text [];
+    v_named_keys text [];
+    v_named_actors boolean [];
+    v_named_ids uuid [];
     v_entries farmops.audit_log [];
     v_tails text [];
     v_hashes text [] := '{}';
@@ -162,8 +169,7 @@ BEGIN
         -- The person columns: a value as `row ->> column` reads it; its subject as _subject_of gives it.
         SELECT coalesce(string_agg(format('(%s)', x.val), ', ' ORDER BY x.attnum), ''),
             coalesce(string_agg(format(
-                ' LEFT JOIN farmops.subjects AS s%s ON s%1$s.farm_id = $1 AND s%1$s.user_id = farmops._subject_key(%s)',
-                x.attnum, x.val
+                ' LEFT JOIN unnest($4, $5) AS s%s (value, id) ON s%1$s.value = %s', x.attnum, x.val
             ), '' ORDER BY x.attnum), ''),
             coalesce(string_agg(format(
                 '%L, to_jsonb(CASE WHEN %s ~ ''^erased:[0-9a-f-]{36}$'' THEN substr(%2$s, 8) '
@@ -200,36 +206,48 @@ BEGIN
         v_content_tables := v_content_tables || v_table.object_table;
     END LOOP;
 
-    -- The people the batch names (actors, person keys, person columns of its objects) get their
-    -- subjects, by key, the missing ones in one statement ('erased:<id>' already names one). An actor
-    -- spelled like a pseudonym that is no subject of this farm (a product's own row, a member's id: both
-    -- may hold any text) is a value like any other: the entry's actor must be one of the farm's subjects.
-    INSERT INTO farmops.subjects AS s (farm_id, user_id)
-    SELECT DISTINCT p_farm_id, k.key
+    -- The people the batch names (actors, person keys, person columns of its objects), each value
+    -- once, with its key.
+    SELECT coalesce(array_agg(v.value), '{}'), coalesce(array_agg(farmops._subject_key(v.value)), '{}'),
+        coalesce(array_agg(v.actor), '{}')
+    INTO v_named, v_named_keys, v_named_actors
     FROM (
-        SELECT e.actor AS value, true AS actor FROM unnest(v_pending) AS e
-        WHERE NOT (e.object_table = 'ai_runs' AND e.action = 'run.reserved' AND e.id = ANY (v_replays))
-        UNION ALL
-        SELECT e.object_id, false FROM unnest(v_pending) AS e WHERE e.object_table = ANY (v_person_keyed)
-        UNION ALL
-        SELECT p.value, false FROM unnest(v_people) AS p (value)
-    ) AS v
-    CROSS JOIN LATERAL (SELECT farmops._subject_key(v.value) AS key) AS k
-    WHERE v.value IS NOT NULL
-        AND (v.value !~ '^erased:[0-9a-f-]{36}$' OR v.actor AND NOT EXISTS (
-            SELECT FROM farmops.subjects AS y
-            WHERE y.farm_id = p_farm_id AND y.id = CASE
-                WHEN v.value ~ '^erased:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
-                    THEN substr(v.value, 8)::uuid
-            END
-        ))
-        AND NOT EXISTS (SELECT FROM farmops.subjects AS x WHERE x.farm_id = p_farm_id AND x.user_id = k.key)
+        SELECT u.value, bool_or(u.actor) AS actor
+        FROM (
+            SELECT e.actor AS value, true AS actor FROM unnest(v_pending) AS e
+            WHERE NOT (e.object_table = 'ai_runs' AND e.action = 'run.reserved' AND e.id = ANY (v_replays))
+            UNION ALL
+            SELECT e.object_id, false FROM unnest(v_pending) AS e WHERE e.object_table = ANY (v_person_keyed)
+            UNION ALL
+            SELECT p.value, false FROM unnest(v_people) AS p (value)
+        ) AS u
+        WHERE u.value IS NOT NULL
+        GROUP BY u.value
+    ) AS v;
+    -- They get their subjects, the missing ones in one statement ('erased:<id>' already names one). An
+    -- actor spelled like a pseudonym that is no subject of this farm (a product's own row, a member's
+    -- id: both may hold any text) is a value like any other: an entry's actor must be a subject.
+    INSERT INTO farmops.subjects AS s (farm_id, user_id)
+    SELECT DISTINCT p_farm_id, v.key
+    FROM unnest(v_named, v_named_keys, v_named_actors) AS v (value, key, actor)
+    WHERE (v.value !~ '^erased:[0-9a-f-]{36}$' OR v.actor AND NOT EXISTS (
+        SELECT FROM farmops.subjects AS y
+        WHERE y.farm_id = p_farm_id AND y.id = CASE
+            WHEN v.value ~ '^erased:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+                THEN substr(v.value, 8)::uuid
+        END
+    ))
+        AND NOT EXISTS (SELECT FROM farmops.subjects AS x WHERE x.farm_id = p_farm_id AND x.user_id = v.key)
     ON CONFLICT (farm_id, user_id) DO NOTHING;
+    -- Each value's subject, found once.
+    SELECT coalesce(array_agg(v.value), '{}'), coalesce(array_agg(s.id), '{}') INTO v_named, v_named_ids
+    FROM unnest(v_named, v_named_keys) AS v (value, key)
+    JOIN farmops.subjects AS s ON s.farm_id = p_farm_id AND s.user_id = v.key;
 
     -- Every other immutable object's content_hash, by its table's query above.
     FOR v_i IN 1 .. cardinality(v_content_sql) LOOP
         EXECUTE v_content_sql[v_i] INTO v_found_ids, v_found_hashes
-        USING p_farm_id, v_pending, v_content_tables[v_i];
+        USING p_farm_id, v_pending, v_content_tables[v_i], v_named, v_named_ids;
         v_content_ids := v_content_ids || v_found_ids;
         v_content_hashes := v_content_hashes || v_found_hashes;
     END LOOP;
@@ -262,10 +280,9 @@ BEGIN
             WHEN k.actor ~ '^erased:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
                 THEN substr(k.actor, 8)::uuid
         END
-        LEFT JOIN farmops.subjects AS sa ON sa.farm_id = p_farm_id AND sa.user_id = farmops._subject_key(k.actor)
-        LEFT JOIN farmops.subjects AS so
-            ON k.object_table = ANY (v_person_keyed) AND so.farm_id = p_farm_id
-            AND so.user_id = farmops._subject_key(k.object_id)
+        LEFT JOIN unnest(v_named, v_named_ids) AS sa (value, id) ON sa.value = k.actor
+        LEFT JOIN unnest(v_named, v_named_ids) AS so (value, id)
+            ON k.object_table = ANY (v_person_keyed) AND so.value = k.object_id
         LEFT JOIN unnest(v_content_ids, v_content_hashes) AS h (id, hash) ON h.id = k.id
     )
 
