@@ -26,7 +26,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from support import call, raises_sqlstate, row, tenant, value
+from support import call, create_farm, raises_sqlstate, row, tenant, value
 from support.credits import add_member, grant, reserve, settle, start
 from support.records import product_table
 from support.write_path import propose, set_autonomy
@@ -361,3 +361,23 @@ def test_erase_farm_erases_long_identifiers_once_and_the_chain_verifies(
     assert call(owner, "check_invariants", farm_id=eggs.id) == []
     [checked] = call(owner, "verify_audit", farm_id=eggs.id)
     assert checked["broken_at_seq"] is None, checked
+
+
+@pytest.mark.parametrize("form", ["whole", "bounded"])
+def test_sealing_many_farms_keeps_the_sealers_subtransactions_cached(app, admin, connect, form):
+    # seal_audit() seals every farm in ONE transaction. A subtransaction per farm that writes would keep
+    # its xid until that transaction ends, and past 64 (PGPROC_MAX_CACHED_SUBXIDS) every snapshot taken
+    # in the cluster meanwhile overflows to pg_subtrans: only a failing farm costs one per farm.
+    farms = [create_farm(app, f"Farm {i}", f"owner{i}") for i in range(70)]
+    value(admin, "seal_audit")  # (a farm's first bounded seal creates its seal lock row in a subtransaction)
+    for i, farm in enumerate(farms):
+        add_member(app, farm, "wes", "worker", owner=f"owner{i}")
+    sealer = connect("maintainer", autocommit=False)
+    assert seal(sealer, form) == len(farms)  # one member.added each
+    count, overflowed = admin.execute(
+        "SELECT s.subxact_count, s.subxact_overflowed FROM pg_stat_get_backend_idset() AS b (id) "
+        "CROSS JOIN LATERAL pg_stat_get_backend_subxact(b.id) AS s WHERE pg_stat_get_backend_pid(b.id) = %s",
+        [sealer.info.backend_pid],
+    ).fetchone()
+    sealer.commit()
+    assert (count, overflowed) == (1, False)

@@ -35,6 +35,10 @@ COMMENT ON FUNCTION farmops._audit_pending_farms() IS
 -- WARNING in the job's log, and the next call tries the farm again. An error that concerns the whole
 -- transaction, not the farm (class 40: serialization failure, deadlock; 53: resources; 57: cancel,
 -- shutdown; 58, XX) is raised as before. (audit_head and verify_audit, asked about one farm, raise.)
+-- seal_audit() first seals every farm in ONE subtransaction, and falls back to this, farm by farm,
+-- only when that fails: a subtransaction that writes keeps its xid until the transaction ends, and
+-- past 64 of them (PGPROC_MAX_CACHED_SUBXIDS) every snapshot taken in the cluster while the seal
+-- runs is marked overflowed and reads pg_subtrans, the writers' included.
 CREATE OR REPLACE FUNCTION farmops._seal_audit_farm_or_warn(p_farm_id uuid, p_limit integer, p_skip_locked boolean)
 RETURNS integer
 LANGUAGE plpgsql
@@ -74,8 +78,17 @@ DECLARE
     v_count integer := 0;
 BEGIN
     PERFORM farmops._assert_login_allowed();
-    -- Farms in id order: concurrent sealers queue on each farm's seal lock in the same order. A farm
-    -- whose seal fails is skipped with a WARNING.
+    -- Farms in id order: concurrent sealers queue on each farm's seal lock in the same order. All in
+    -- one subtransaction; if a farm's seal fails, all undone and done again farm by farm, that one
+    -- skipped with a WARNING (_seal_audit_farm_or_warn).
+    BEGIN
+        FOR v_farm IN SELECT f.farm_id FROM farmops._audit_pending_farms() AS f ORDER BY 1 LOOP
+            v_count := v_count + farmops._seal_audit_farm(v_farm);
+        END LOOP;
+        RETURN v_count;
+    EXCEPTION WHEN OTHERS THEN
+        v_count := 0;
+    END;
     FOR v_farm IN SELECT f.farm_id FROM farmops._audit_pending_farms() AS f ORDER BY 1 LOOP
         v_count := v_count + farmops._seal_audit_farm_or_warn(v_farm, NULL, false);
     END LOOP;
@@ -101,7 +114,17 @@ BEGIN
     PERFORM farmops._assert_login_allowed();
     PERFORM farmops._assert_in_range(p_max_entries, 'max entries', 1, 2147483647);
     -- The farm waiting longest first; a farm another sealer holds is skipped, not waited for, and
-    -- one whose seal fails is skipped with a WARNING.
+    -- one whose seal fails is skipped with a WARNING (as in seal_audit(): one subtransaction, farm by
+    -- farm only after a failure).
+    BEGIN
+        FOR v_farm IN SELECT f.farm_id FROM farmops._audit_pending_farms() AS f ORDER BY f.oldest, f.farm_id LOOP
+            EXIT WHEN v_count >= p_max_entries;
+            v_count := v_count + farmops._seal_audit_farm(v_farm, p_max_entries - v_count, true);
+        END LOOP;
+        RETURN v_count;
+    EXCEPTION WHEN OTHERS THEN
+        v_count := 0;
+    END;
     FOR v_farm IN SELECT f.farm_id FROM farmops._audit_pending_farms() AS f ORDER BY f.oldest, f.farm_id LOOP
         EXIT WHEN v_count >= p_max_entries;
         v_count := v_count + farmops._seal_audit_farm_or_warn(v_farm, p_max_entries - v_count, true);
