@@ -12,6 +12,11 @@ The paths that carry such values into the seal (each with a test below):
 - the unsigned ``farmops.user_id`` setting of a session without a tenant context (a job's), read as
   the actor of the changes it makes (``farmops._audit_actor``): a reservation expired by the maintainer.
 
+An actor spelled like a pseudonym ('erased:<uuid>') that is no subject of the farm (a product's own row,
+or a member: add_member takes any line) made the seal fail too, on audit_log's foreign key to subjects;
+it is now a value like any other. And a farm whose seal fails all the same (here: a broken pending row
+the superuser wrote) is skipped by seal_audit() with a WARNING, the others sealed.
+
 farmops' own person columns (ai_runs.user_id, credit_ledger.actor, every created_by, ...) are bounded
 1..256 by their CHECKs, which the seal relies on for reservations (checked below too).
 
