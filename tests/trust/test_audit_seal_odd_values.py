@@ -385,4 +385,4 @@ def test_sealing_many_farms_keeps_the_sealers_subtransactions_cached(app, admin,
         [sealer.info.backend_pid],
     ).fetchone()
     sealer.commit()
-    assert (count, overflowed) == (1, False)
+    assert count <= 1 and not overflowed, (count, overflowed)
