@@ -318,8 +318,10 @@ VALUES ('0155_trust_guard_rule_keywords.sql', '45dff260b4dc98b85dfb408d944ee780a
 \ir functions/50_trust/audit_1_write.sql
 \ir functions/50_trust/audit_2_content.sql
 \ir functions/50_trust/audit_2_seal.sql
+\ir functions/50_trust/audit_2_seal_every_farm.sql
 \ir functions/50_trust/audit_3_verify.sql
 \ir functions/50_trust/erasure.sql
+\ir functions/50_trust/erasure_farm.sql
 \ir functions/50_trust/guard_management.sql
 \ir functions/50_trust/guard_prefilter.sql
 \ir functions/50_trust/guard_rules_shipped_1_injection.sql

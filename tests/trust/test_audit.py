@@ -8,7 +8,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 from psycopg.types.json import Jsonb
-from support import as_maintainer, call, concurrently, raises_sqlstate, row, tenant, value
+from support import as_maintainer, call, concurrently, raises_sqlstate, records, row, tenant, value
 from support.credits import add_member, grant, reserve, settle, start
 from support.write_path import VALID, propose, set_autonomy
 
@@ -272,33 +272,10 @@ def test_editing_a_record_is_caught(app, admin, wfarm):
 
 
 # -- a product's own record table, outside schema farmops --------------------------------------------------
-EGGS = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["crates"],
-    "properties": {"crates": {"type": "integer", "minimum": 1, "maximum": 10000, "description": "Crates."}},
-}
-
-
 @pytest.fixture
 def product_table(admin, owner):
     """acme.egg_collections: a product's own record table in its own schema, registered as egg_collection."""
-    admin.execute("CREATE SCHEMA acme AUTHORIZATION farmops_owner")
-    admin.execute("GRANT USAGE ON SCHEMA acme TO farmops_app")
-    owner.execute(
-        """CREATE TABLE acme.egg_collections (
-               farm_id uuid NOT NULL REFERENCES farmops.farms (id),
-               id uuid NOT NULL DEFAULT gen_random_uuid(),
-               draft_id uuid, created_by text NOT NULL, crates integer NOT NULL,
-               PRIMARY KEY (farm_id, id), UNIQUE (farm_id, draft_id),
-               FOREIGN KEY (farm_id, draft_id) REFERENCES farmops.assistant_drafts (farm_id, id))"""
-    )
-    owner.execute("GRANT SELECT ON acme.egg_collections TO farmops_app")
-    call(
-        owner, "register_record_type", name="egg_collection", **{"class": "routine"}, description="Eggs",
-        target_schema="acme", target_table="egg_collections", input_schema=Jsonb(EGGS),
-    )  # fmt: skip
-    return "acme.egg_collections"
+    return records.product_table(admin, owner)
 
 
 def test_a_products_own_record_table_is_audited_and_verified(app, admin, wfarm, product_table):
@@ -344,7 +321,7 @@ def test_registering_a_product_table_attaches_its_audit_trigger_once(owner, prod
     # Re-registering (or a re-install, which attaches every registered table again) keeps one trigger.
     call(
         owner, "register_record_type", name="egg_collection", **{"class": "routine"}, description="Eggs",
-        target_schema="acme", target_table="egg_collections", input_schema=Jsonb(EGGS),
+        target_schema="acme", target_table="egg_collections", input_schema=Jsonb(records.EGGS),
     )  # fmt: skip
     assert owner.execute(
         "SELECT count(*) FROM pg_trigger "

@@ -2,6 +2,29 @@
 -- whole picture. verify_audit re-hashes with these; the seal (audit_2_seal.sql) computes the same
 -- hashes for a whole batch at once (tests/trust/test_audit_seal.py holds the two to each other).
 
+-- A person value as farmops.subjects keys it (user_id: 1 to 256 characters). farmops' own person
+-- columns are bounded so by their CHECKs, but a product's record table (register_record_type) may
+-- hold any text in its person columns, and so may the actor a product's own row or a job's session
+-- names: '' or a longer value is keyed by its digest, so that it seals like any other (before, it
+-- made the seal raise, and with it farmops.seal_audit() for every farm). A value of 1 to 256
+-- characters keeps the key it always had (itself), so chains sealed before still verify. (A value
+-- that spells 'digest:<sha256 hex>' of another one names the same subject: a sha256 preimage.)
+CREATE OR REPLACE FUNCTION farmops._subject_key(p_value text)
+RETURNS text
+LANGUAGE sql
+IMMUTABLE
+PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT CASE
+        WHEN char_length(p_value) BETWEEN 1 AND 256 THEN p_value
+        ELSE 'digest:' || encode(sha256(convert_to(p_value, 'UTF8')), 'hex')
+    END
+$fn$;
+COMMENT ON FUNCTION farmops._subject_key(text) IS
+'Private: the key (farmops.subjects.user_id) of a person value: the value itself when 1 to 256 characters, else '
+'''digest:'' and its sha256 (hex); NULL for NULL.';
+
 CREATE OR REPLACE FUNCTION farmops._subject_of(p_farm_id uuid, p_value text, p_create boolean DEFAULT true)
 RETURNS text
 LANGUAGE plpgsql
@@ -10,6 +33,7 @@ SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
     v_id uuid;
+    v_key text;
 BEGIN
     IF p_value IS NULL THEN
         RETURN NULL;
@@ -17,13 +41,14 @@ BEGIN
     IF p_value ~ '^erased:[0-9a-f-]{36}$' THEN
         RETURN substr(p_value, 8);
     END IF;
-    SELECT s.id INTO v_id FROM farmops.subjects AS s WHERE s.farm_id = p_farm_id AND s.user_id = p_value;
+    v_key := farmops._subject_key(p_value);
+    SELECT s.id INTO v_id FROM farmops.subjects AS s WHERE s.farm_id = p_farm_id AND s.user_id = v_key;
     IF v_id IS NULL AND p_create THEN
-        INSERT INTO farmops.subjects AS s (farm_id, user_id) VALUES (p_farm_id, p_value)
+        INSERT INTO farmops.subjects AS s (farm_id, user_id) VALUES (p_farm_id, v_key)
         ON CONFLICT (farm_id, user_id) DO NOTHING
         RETURNING s.id INTO v_id;
         IF v_id IS NULL THEN  -- a concurrent first use
-            SELECT s.id INTO v_id FROM farmops.subjects AS s WHERE s.farm_id = p_farm_id AND s.user_id = p_value;
+            SELECT s.id INTO v_id FROM farmops.subjects AS s WHERE s.farm_id = p_farm_id AND s.user_id = v_key;
         END IF;
     END IF;
     -- Unknown and not created (verify): the raw value, which then hashes differently.
@@ -31,8 +56,8 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION farmops._subject_of(uuid, text, boolean) IS
-'Private: the subject id (text) of a person value in a farm (''erased:<id>'' is that id); creates the subject '
-'when p_create.';
+'Private: the subject id (text) of a person value in a farm, found by its key (farmops._subject_key; '
+'''erased:<id>'' is that id); creates the subject when p_create.';
 
 CREATE OR REPLACE FUNCTION farmops._audit_canonical(p_farm_id uuid, p_row jsonb, p_create boolean)
 RETURNS jsonb

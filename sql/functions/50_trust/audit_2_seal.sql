@@ -9,6 +9,10 @@
 -- give the same hashes, and that a chain sealed half by the per-entry seal and half by this one verifies.
 -- Its statements are planned once per session (force_generic_plan), not on every call: a seal runs
 -- every few seconds, mostly on small batches.
+-- Every person value is looked up and created as a subject by its key (farmops._subject_key, as
+-- _subject_of does): a product's person column may hold '' or more than 256 characters. Each distinct
+-- value of the batch is keyed once, and its subject found once: the entries and objects join that
+-- (value, subject) list, not farmops.subjects row by row.
 CREATE OR REPLACE FUNCTION farmops._seal_audit_farm(
     p_farm_id uuid, p_limit integer DEFAULT NULL, p_skip_locked boolean DEFAULT false
 )
@@ -42,6 +46,11 @@ DECLARE
     v_from text;
     v_person_keyed text [] := '{}';
     v_person_columns text [] := farmops._person_columns();
+    -- Every distinct person value the batch names: its key, whether it acts, its subject.
+    v_named text [];
+    v_named_keys text [];
+    v_named_actors boolean [];
+    v_named_ids uuid [];
     v_entries farmops.audit_log [];
     v_tails text [];
     v_hashes text [] := '{}';
@@ -101,6 +110,8 @@ BEGIN
     -- (farmops._audit_content_hash of _audit_content) of each run's columns that never change with its
     -- reserve leg, person columns as subject ids (credit_ledger's one person column is actor; the
     -- run's, user_id). No leg: hashed by the detail alone, as _audit_content gives NULL.
+    -- Both are joined to their subjects as they are: their CHECKs hold them to 1..256 characters, so
+    -- each is its own key (farmops._subject_key; tests/trust/test_audit_seal_odd_values.py checks them).
     FOR v_i IN 1 .. 2 LOOP
         SELECT coalesce(array_agg(e.id) FILTER (WHERE r.id IS NULL), '{}'),
             coalesce(array_agg(e.id) FILTER (WHERE l.seq IS NOT NULL), '{}'),
@@ -158,7 +169,7 @@ BEGIN
         -- The person columns: a value as `row ->> column` reads it; its subject as _subject_of gives it.
         SELECT coalesce(string_agg(format('(%s)', x.val), ', ' ORDER BY x.attnum), ''),
             coalesce(string_agg(format(
-                ' LEFT JOIN farmops.subjects AS s%s ON s%1$s.farm_id = $1 AND s%1$s.user_id = %s', x.attnum, x.val
+                ' LEFT JOIN unnest($4, $5) AS s%s (value, id) ON s%1$s.value = %s', x.attnum, x.val
             ), '' ORDER BY x.attnum), ''),
             coalesce(string_agg(format(
                 '%L, to_jsonb(CASE WHEN %s ~ ''^erased:[0-9a-f-]{36}$'' THEN substr(%2$s, 8) '
@@ -195,26 +206,48 @@ BEGIN
         v_content_tables := v_content_tables || v_table.object_table;
     END LOOP;
 
-    -- The people the batch names (actors, person keys, person columns of its objects) get their
-    -- subjects, the missing ones in one statement ('erased:<id>' already names one).
-    INSERT INTO farmops.subjects AS s (farm_id, user_id)
-    SELECT DISTINCT p_farm_id, v.value
+    -- The people the batch names (actors, person keys, person columns of its objects), each value
+    -- once, with its key.
+    SELECT coalesce(array_agg(v.value), '{}'), coalesce(array_agg(farmops._subject_key(v.value)), '{}'),
+        coalesce(array_agg(v.actor), '{}')
+    INTO v_named, v_named_keys, v_named_actors
     FROM (
-        SELECT e.actor AS value FROM unnest(v_pending) AS e
-        WHERE NOT (e.object_table = 'ai_runs' AND e.action = 'run.reserved' AND e.id = ANY (v_replays))
-        UNION ALL
-        SELECT e.object_id FROM unnest(v_pending) AS e WHERE e.object_table = ANY (v_person_keyed)
-        UNION ALL
-        SELECT p.value FROM unnest(v_people) AS p (value)
-    ) AS v
-    WHERE v.value IS NOT NULL AND v.value !~ '^erased:[0-9a-f-]{36}$'
-        AND NOT EXISTS (SELECT FROM farmops.subjects AS x WHERE x.farm_id = p_farm_id AND x.user_id = v.value)
+        SELECT u.value, bool_or(u.actor) AS actor
+        FROM (
+            SELECT e.actor AS value, true AS actor FROM unnest(v_pending) AS e
+            WHERE NOT (e.object_table = 'ai_runs' AND e.action = 'run.reserved' AND e.id = ANY (v_replays))
+            UNION ALL
+            SELECT e.object_id, false FROM unnest(v_pending) AS e WHERE e.object_table = ANY (v_person_keyed)
+            UNION ALL
+            SELECT p.value, false FROM unnest(v_people) AS p (value)
+        ) AS u
+        WHERE u.value IS NOT NULL
+        GROUP BY u.value
+    ) AS v;
+    -- They get their subjects, the missing ones in one statement ('erased:<id>' already names one). An
+    -- actor spelled like a pseudonym that is no subject of this farm (a product's own row, a member's
+    -- id: both may hold any text) is a value like any other: an entry's actor must be a subject.
+    INSERT INTO farmops.subjects AS s (farm_id, user_id)
+    SELECT DISTINCT p_farm_id, v.key
+    FROM unnest(v_named, v_named_keys, v_named_actors) AS v (value, key, actor)
+    WHERE (v.value !~ '^erased:[0-9a-f-]{36}$' OR v.actor AND NOT EXISTS (
+        SELECT FROM farmops.subjects AS y
+        WHERE y.farm_id = p_farm_id AND y.id = CASE
+            WHEN v.value ~ '^erased:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+                THEN substr(v.value, 8)::uuid
+        END
+    ))
+        AND NOT EXISTS (SELECT FROM farmops.subjects AS x WHERE x.farm_id = p_farm_id AND x.user_id = v.key)
     ON CONFLICT (farm_id, user_id) DO NOTHING;
+    -- Each value's subject, found once.
+    SELECT coalesce(array_agg(v.value), '{}'), coalesce(array_agg(s.id), '{}') INTO v_named, v_named_ids
+    FROM unnest(v_named, v_named_keys) AS v (value, key)
+    JOIN farmops.subjects AS s ON s.farm_id = p_farm_id AND s.user_id = v.key;
 
     -- Every other immutable object's content_hash, by its table's query above.
     FOR v_i IN 1 .. cardinality(v_content_sql) LOOP
         EXECUTE v_content_sql[v_i] INTO v_found_ids, v_found_hashes
-        USING p_farm_id, v_pending, v_content_tables[v_i];
+        USING p_farm_id, v_pending, v_content_tables[v_i], v_named, v_named_ids;
         v_content_ids := v_content_ids || v_found_ids;
         v_content_hashes := v_content_hashes || v_found_hashes;
     END LOOP;
@@ -235,17 +268,21 @@ BEGIN
 
     entries AS (
         SELECT k.seq_, k.at, k.action, k.object_table, k.detail,
-            (CASE WHEN k.actor ~ '^erased:[0-9a-f-]{36}$' THEN substr(k.actor, 8)
-                ELSE coalesce(sa.id::text, k.actor) END)::uuid AS actor_,
+            -- 'erased:<id>' of one of the farm's subjects is that subject, any other value its subject
+            coalesce(se.id, sa.id) AS actor_,
             CASE WHEN k.object_table <> ALL (v_person_keyed) THEN k.object_id
                 WHEN k.object_id ~ '^erased:[0-9a-f-]{36}$' THEN substr(k.object_id, 8)
                 ELSE coalesce(so.id::text, k.object_id)
             END AS object_,
             coalesce(h.hash, encode(sha256(convert_to(k.detail::text, 'UTF8')), 'hex')) AS content_hash_
         FROM kept AS k
-        LEFT JOIN farmops.subjects AS sa ON sa.farm_id = p_farm_id AND sa.user_id = k.actor
-        LEFT JOIN farmops.subjects AS so
-            ON k.object_table = ANY (v_person_keyed) AND so.farm_id = p_farm_id AND so.user_id = k.object_id
+        LEFT JOIN farmops.subjects AS se ON se.farm_id = p_farm_id AND se.id = CASE
+            WHEN k.actor ~ '^erased:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+                THEN substr(k.actor, 8)::uuid
+        END
+        LEFT JOIN unnest(v_named, v_named_ids) AS sa (value, id) ON sa.value = k.actor
+        LEFT JOIN unnest(v_named, v_named_ids) AS so (value, id)
+            ON k.object_table = ANY (v_person_keyed) AND so.value = k.object_id
         LEFT JOIN unnest(v_content_ids, v_content_hashes) AS h (id, hash) ON h.id = k.id
     )
 
@@ -288,79 +325,3 @@ COMMENT ON FUNCTION farmops._seal_audit_farm(uuid, integer, boolean) IS
 'Private: links one farm''s pending audit entries whose transactions ended (the oldest p_limit of them; NULL: '
 'all) into the chain (seq, content_hash, prev_hash, hash) under the farm''s audit_seal lock, set-based; with '
 'p_skip_locked, a farm another sealer holds is skipped (0). Returns how many entries it linked.';
-
--- The farms with pending entries, each found by one probe of _audit_pending's key (farm_id, id)
--- instead of a scan of every pending row.
-CREATE OR REPLACE FUNCTION farmops._audit_pending_farms()
-RETURNS TABLE (farm_id uuid, oldest bigint)
-LANGUAGE sql
-STABLE
-SET search_path = pg_catalog, pg_temp
-AS $fn$
-    WITH RECURSIVE farms AS (
-        SELECT (SELECT p.farm_id FROM farmops._audit_pending AS p ORDER BY p.farm_id LIMIT 1) AS farm_id
-        UNION ALL
-        SELECT (
-            SELECT p.farm_id FROM farmops._audit_pending AS p WHERE p.farm_id > f.farm_id
-            ORDER BY p.farm_id LIMIT 1
-        )
-        FROM farms AS f
-        WHERE f.farm_id IS NOT NULL
-    )
-
-    SELECT f.farm_id, (SELECT min(p.id) FROM farmops._audit_pending AS p WHERE p.farm_id = f.farm_id)
-    FROM farms AS f
-    WHERE f.farm_id IS NOT NULL
-$fn$;
-COMMENT ON FUNCTION farmops._audit_pending_farms() IS
-'Private: each farm with pending audit entries and the insert order of its oldest one, found by probing '
-'_audit_pending''s key once per farm (a loose index scan).';
-
-CREATE OR REPLACE FUNCTION farmops.seal_audit()
-RETURNS integer
-LANGUAGE plpgsql
-VOLATILE
-SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $fn$
-DECLARE
-    v_farm uuid;
-    v_count integer := 0;
-BEGIN
-    PERFORM farmops._assert_login_allowed();
-    -- Farms in id order: concurrent sealers queue on each farm's seal lock in the same order.
-    FOR v_farm IN SELECT f.farm_id FROM farmops._audit_pending_farms() AS f ORDER BY 1 LOOP
-        v_count := v_count + farmops._seal_audit_farm(v_farm);
-    END LOOP;
-    RETURN v_count;
-END
-$fn$;
-COMMENT ON FUNCTION farmops.seal_audit() IS
-'Maintenance (farmops_maintainer): links every farm''s pending audit entries whose transactions have ended into '
-'its chain; returns how many. Safe to run concurrently and while the farms write.';
-
-CREATE OR REPLACE FUNCTION farmops.seal_audit(p_max_entries integer)
-RETURNS integer
-LANGUAGE plpgsql
-VOLATILE
-SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $fn$
-DECLARE
-    v_farm uuid;
-    v_count integer := 0;
-BEGIN
-    PERFORM farmops._assert_login_allowed();
-    PERFORM farmops._assert_in_range(p_max_entries, 'max entries', 1, 2147483647);
-    -- The farm waiting longest first; a farm another sealer holds is skipped, not waited for.
-    FOR v_farm IN SELECT f.farm_id FROM farmops._audit_pending_farms() AS f ORDER BY f.oldest, f.farm_id LOOP
-        EXIT WHEN v_count >= p_max_entries;
-        v_count := v_count + farmops._seal_audit_farm(v_farm, p_max_entries - v_count, true);
-    END LOOP;
-    RETURN v_count;
-END
-$fn$;
-COMMENT ON FUNCTION farmops.seal_audit(integer) IS
-'Maintenance (farmops_maintainer): seal_audit() in a bounded transaction: links at most p_max_entries finished '
-'audit entries, oldest farm first, skipping a farm another sealer is sealing; returns how many. Call it again '
-'while it returns p_max_entries. OF006 unless p_max_entries is 1 or more.';

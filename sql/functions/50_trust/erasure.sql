@@ -143,7 +143,9 @@ COMMENT ON FUNCTION farmops._pseudonymise_product_column(regclass, text, boolean
 
 -- Everyone a farm's rows name: members, subjects, and the values of every person column
 -- (farmops' tables and the product's record tables), but pseudonyms and service logins
--- (login:<name>), which are not people. The product's grants are checked first.
+-- (login:<name>), which are not people. The product's grants are checked first. One value per
+-- subject key (farmops._subject_key): a value longer than 256 characters rather than the digest
+-- its subject holds, so that erase_farm erases it, and its subject, once.
 CREATE OR REPLACE FUNCTION farmops._people_of_farm(p_farm_id uuid)
 RETURNS SETOF text
 LANGUAGE plpgsql
@@ -157,9 +159,11 @@ BEGIN
     INTO v_columns
     FROM farmops._erasure_columns() AS e;
     RETURN QUERY EXECUTE format(
-        'SELECT p.v FROM (SELECT m.user_id FROM farmops.farm_members AS m WHERE m.farm_id = $1 UNION '
+        'SELECT DISTINCT ON (farmops._subject_key(p.v)) p.v '
+        'FROM (SELECT m.user_id FROM farmops.farm_members AS m WHERE m.farm_id = $1 UNION '
         'SELECT s.user_id FROM farmops.subjects AS s WHERE s.farm_id = $1 UNION %s) AS p (v) '
-        'WHERE p.v IS NOT NULL AND p.v !~ ''^erased:[0-9a-f-]{36}$'' AND p.v !~ ''^login:''',
+        'WHERE p.v IS NOT NULL AND p.v !~ ''^erased:[0-9a-f-]{36}$'' AND p.v !~ ''^login:'' '
+        'ORDER BY farmops._subject_key(p.v), p.v = farmops._subject_key(p.v)',
         v_columns
     ) USING p_farm_id;
 END
@@ -167,7 +171,7 @@ $fn$;
 COMMENT ON FUNCTION farmops._people_of_farm(uuid) IS
 'Private: every person identifier a farm''s rows hold (members, subjects, every person column of farmops'' '
 'tables, pending audit entries included, and of registered product record tables), pseudonyms and service '
-'logins excluded.';
+'logins excluded; one per subject key (a long value, not its digest).';
 
 CREATE OR REPLACE FUNCTION farmops._erase_person(p_farm_id uuid, p_user_id text, p_reason text)
 RETURNS jsonb
@@ -264,9 +268,23 @@ SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
     v_farm uuid := farmops.require_capability('erase_members');
-    v_user text := farmops._text_argument(p_user_id, 'user id', 256);
+    v_user text;
     v_role text;
 BEGIN
+    BEGIN
+        v_user := farmops._text_argument(p_user_id, 'user id', 256);
+    EXCEPTION WHEN SQLSTATE 'OF006' THEN
+        -- Not a user id as add_member takes it, but a product record's person column may hold any text
+        -- (ADR 0019): a value this farm's rows name as it is, longer than 256 characters say, is erased.
+        IF p_user_id IS NULL OR p_user_id ~ '^erased:[0-9a-f-]{36}$' OR p_user_id ~ '^login:' THEN
+            RAISE;
+        END IF;
+        PERFORM farmops._assert_erasable_product_tables();
+        IF NOT EXISTS (SELECT FROM farmops._people_of_farm(v_farm) AS p (user_id) WHERE p.user_id = p_user_id) THEN
+            RAISE;
+        END IF;
+        v_user := p_user_id;
+    END;
     -- Serialise with membership changes and reservations of the farm (both lock its row).
     PERFORM FROM farmops.farms AS f WHERE f.id = v_farm FOR UPDATE;
     PERFORM farmops._assert_erasable_product_tables();
@@ -295,58 +313,7 @@ COMMENT ON FUNCTION farmops.erase_member_data(text) IS
 'Farm owner (erase_members): erases a member (or former member) of the current farm: no row keeps their '
 'identifier (every one, in farmops'' tables and registered product record tables, becomes erased:<subject id>, a '
 'pseudonym nothing maps back) or their personal text (run summaries, errors and steps'' texts, feedback comments, '
-'decision reasons, memories); the books and verify_audit still hold; audited. Returns '
+'decision reasons, memories); the books and verify_audit still hold; audited. p_user_id as add_member takes it, '
+'or any value this farm''s rows name verbatim (a product record''s person column may hold longer text). Returns '
 'counts. OF002 not a member of this farm, OF005 last owner, OF310 the user has runs in progress, OF311 a product '
 'record table farmops may not rewrite (nothing erased), OF001, OF003, OF006.';
-
-CREATE OR REPLACE FUNCTION farmops.erase_farm(p_farm_id uuid)
-RETURNS jsonb
-LANGUAGE plpgsql
-VOLATILE
-SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $fn$
-DECLARE
-    v_person text;
-    v_erased integer := 0;
-    v_rows bigint;
-    v_counts jsonb := '{}';
-BEGIN
-    PERFORM farmops._assert_given(p_farm_id, 'farm id');
-    PERFORM FROM farmops.farms AS f WHERE f.id = p_farm_id FOR UPDATE;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'no farm %', p_farm_id USING ERRCODE = 'OF002';
-    END IF;
-    IF EXISTS (
-        SELECT FROM farmops.ai_runs AS r WHERE r.farm_id = p_farm_id AND r.status IN ('reserved', 'running')
-    ) THEN
-        RAISE EXCEPTION 'farm % has runs in progress: erase it once those settle or expire', p_farm_id
-            USING ERRCODE = 'OF310';
-    END IF;
-    PERFORM farmops._assert_erasable_product_tables();
-    FOR v_person IN SELECT p.user_id FROM farmops._people_of_farm(p_farm_id) AS p (user_id) ORDER BY 1 LOOP
-        PERFORM farmops._erase_person(p_farm_id, v_person, 'farm_member');
-        v_erased := v_erased + 1;
-    END LOOP;
-    -- The farm's own text: its knowledge and every run's summaries and steps' texts.
-    UPDATE farmops.ai_runs AS r SET input_summary = NULL, output_summary = NULL, error = NULL
-    WHERE r.farm_id = p_farm_id
-        AND (r.input_summary IS NOT NULL OR r.output_summary IS NOT NULL OR r.error IS NOT NULL);
-    UPDATE farmops.ai_run_steps AS s SET input_summary = NULL, output_summary = NULL, tool_input = NULL
-    WHERE s.farm_id = p_farm_id
-        AND (s.input_summary IS NOT NULL OR s.output_summary IS NOT NULL OR s.tool_input IS NOT NULL);
-    DELETE FROM farmops.embeddings AS e WHERE e.farm_id = p_farm_id;
-    DELETE FROM farmops.documents AS d WHERE d.farm_id = p_farm_id;
-    GET DIAGNOSTICS v_rows = ROW_COUNT;
-    v_counts := jsonb_build_object('people', v_erased, 'documents_deleted', v_rows);
-    UPDATE farmops.farms AS f SET name = 'erased farm' WHERE f.id = p_farm_id;
-    INSERT INTO farmops._audit_pending (farm_id, actor, action, object_table, object_id, detail)
-    VALUES (p_farm_id, farmops._audit_actor(), 'erasure.farm', 'farms', p_farm_id::text, v_counts);
-    RETURN v_counts;
-END
-$fn$;
-COMMENT ON FUNCTION farmops.erase_farm(uuid) IS
-'Package owner: erases every person of a farm (as erase_member_data, the last owner included), deletes its '
-'documents and vectors, clears every run''s summaries and renames it ''erased farm''; the ledger, the records '
-'and the audit chain stay and still verify; audited. OF002 no such farm, OF310 runs in progress, OF311 a '
-'product record table farmops may not rewrite (nothing erased), OF006.';

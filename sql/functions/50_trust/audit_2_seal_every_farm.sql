@@ -1,0 +1,139 @@
+-- The audit chain's sealing job (ADR 0018): farmops.seal_audit() seals every farm with pending
+-- entries by farmops._seal_audit_farm (audit_2_seal.sql), one farm's failure isolated from the others.
+
+-- The farms with pending entries, each found by one probe of _audit_pending's key (farm_id, id)
+-- instead of a scan of every pending row.
+CREATE OR REPLACE FUNCTION farmops._audit_pending_farms()
+RETURNS TABLE (farm_id uuid, oldest bigint)
+LANGUAGE sql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    WITH RECURSIVE farms AS (
+        SELECT (SELECT p.farm_id FROM farmops._audit_pending AS p ORDER BY p.farm_id LIMIT 1) AS farm_id
+        UNION ALL
+        SELECT (
+            SELECT p.farm_id FROM farmops._audit_pending AS p WHERE p.farm_id > f.farm_id
+            ORDER BY p.farm_id LIMIT 1
+        )
+        FROM farms AS f
+        WHERE f.farm_id IS NOT NULL
+    )
+
+    SELECT f.farm_id, (SELECT min(p.id) FROM farmops._audit_pending AS p WHERE p.farm_id = f.farm_id)
+    FROM farms AS f
+    WHERE f.farm_id IS NOT NULL
+$fn$;
+COMMENT ON FUNCTION farmops._audit_pending_farms() IS
+'Private: each farm with pending audit entries and the insert order of its oldest one, found by probing '
+'_audit_pending''s key once per farm (a loose index scan).';
+
+-- One farm's seal inside seal_audit(): isolated, so that a farm whose seal fails (an entry it cannot
+-- read: a broken row, a value no check foresaw) stops neither the other farms nor every later call,
+-- all of which run in one transaction. The subtransaction undoes everything the farm's seal did (its
+-- entries stay pending, none of its chain is written, its lock is released), the error becomes a
+-- WARNING in the job's log, and the next call tries the farm again. An error that concerns the whole
+-- transaction, not the farm (class 40: serialization failure, deadlock; 53: resources; 57: cancel,
+-- shutdown; 58, XX) is raised as before. (audit_head and verify_audit, asked about one farm, raise.)
+-- seal_audit() first seals every farm in ONE subtransaction, and falls back to this, farm by farm,
+-- only when that fails: a subtransaction that writes keeps its xid until the transaction ends, and
+-- past 64 of them (PGPROC_MAX_CACHED_SUBXIDS) every snapshot taken in the cluster while the seal
+-- runs is marked overflowed and reads pg_subtrans, the writers' included.
+CREATE OR REPLACE FUNCTION farmops._seal_audit_farm_or_warn(p_farm_id uuid, p_limit integer, p_skip_locked boolean)
+RETURNS integer
+LANGUAGE plpgsql
+VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_state text;
+    v_message text;
+BEGIN
+    RETURN farmops._seal_audit_farm(p_farm_id, p_limit, p_skip_locked);
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_message = MESSAGE_TEXT;
+    IF left(v_state, 2) IN ('40', '53', '57', '58', 'XX') THEN
+        RAISE;
+    END IF;
+    -- (the message of a data error may quote the value: cut short, as a 10k-character value would be)
+    RAISE WARNING 'audit seal of farm % failed (SQLSTATE %: %): its entries stay pending', p_farm_id, v_state,
+        left(v_message, 300);
+    RETURN 0;
+END
+$fn$;
+COMMENT ON FUNCTION farmops._seal_audit_farm_or_warn(uuid, integer, boolean) IS
+'Private: farmops._seal_audit_farm for seal_audit(), in a subtransaction: when the farm''s seal fails, a WARNING '
+'names the farm, the SQLSTATE and the message, nothing of it stays (its entries stay pending) and it returns 0; '
+'errors of the whole transaction (classes 40, 53, 57, 58, XX) are raised.';
+
+CREATE OR REPLACE FUNCTION farmops.seal_audit()
+RETURNS integer
+LANGUAGE plpgsql
+VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_farm uuid;
+    v_count integer := 0;
+BEGIN
+    PERFORM farmops._assert_login_allowed();
+    -- Farms in id order: concurrent sealers queue on each farm's seal lock in the same order. All in
+    -- one subtransaction; if a farm's seal fails, all undone and done again farm by farm, that one
+    -- skipped with a WARNING (_seal_audit_farm_or_warn).
+    BEGIN
+        FOR v_farm IN SELECT f.farm_id FROM farmops._audit_pending_farms() AS f ORDER BY 1 LOOP
+            v_count := v_count + farmops._seal_audit_farm(v_farm);
+        END LOOP;
+        RETURN v_count;
+    EXCEPTION WHEN OTHERS THEN
+        v_count := 0;
+    END;
+    FOR v_farm IN SELECT f.farm_id FROM farmops._audit_pending_farms() AS f ORDER BY 1 LOOP
+        v_count := v_count + farmops._seal_audit_farm_or_warn(v_farm, NULL, false);
+    END LOOP;
+    RETURN v_count;
+END
+$fn$;
+COMMENT ON FUNCTION farmops.seal_audit() IS
+'Maintenance (farmops_maintainer): links every farm''s pending audit entries whose transactions have ended into '
+'its chain; returns how many. Safe to run concurrently and while the farms write. A farm whose seal fails is '
+'skipped with a WARNING (its entries stay pending); the others are sealed.';
+
+CREATE OR REPLACE FUNCTION farmops.seal_audit(p_max_entries integer)
+RETURNS integer
+LANGUAGE plpgsql
+VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_farm uuid;
+    v_count integer := 0;
+BEGIN
+    PERFORM farmops._assert_login_allowed();
+    PERFORM farmops._assert_in_range(p_max_entries, 'max entries', 1, 2147483647);
+    -- The farm waiting longest first; a farm another sealer holds is skipped, not waited for, and
+    -- one whose seal fails is skipped with a WARNING (as in seal_audit(): one subtransaction, farm by
+    -- farm only after a failure).
+    BEGIN
+        FOR v_farm IN SELECT f.farm_id FROM farmops._audit_pending_farms() AS f ORDER BY f.oldest, f.farm_id LOOP
+            EXIT WHEN v_count >= p_max_entries;
+            v_count := v_count + farmops._seal_audit_farm(v_farm, p_max_entries - v_count, true);
+        END LOOP;
+        RETURN v_count;
+    EXCEPTION WHEN OTHERS THEN
+        v_count := 0;
+    END;
+    FOR v_farm IN SELECT f.farm_id FROM farmops._audit_pending_farms() AS f ORDER BY f.oldest, f.farm_id LOOP
+        EXIT WHEN v_count >= p_max_entries;
+        v_count := v_count + farmops._seal_audit_farm_or_warn(v_farm, p_max_entries - v_count, true);
+    END LOOP;
+    RETURN v_count;
+END
+$fn$;
+COMMENT ON FUNCTION farmops.seal_audit(integer) IS
+'Maintenance (farmops_maintainer): seal_audit() in a bounded transaction: links at most p_max_entries finished '
+'audit entries, oldest farm first, skipping a farm another sealer is sealing; returns how many. Call it again '
+'while it returns p_max_entries. A farm whose seal fails is skipped with a WARNING. OF006 unless p_max_entries '
+'is 1 or more.';
