@@ -15,7 +15,9 @@ Then the CPU: backend CPU per reservation (``/proc/<pid>/schedstat``, scheduling
 alternating blocks of single autocommit ``reserve_run`` calls, OFF and ON, and the sealing step's
 CPU per entry, measured in the sealer's own backend, for both seals in alternating blocks: in large
 batches (``--cpu-block`` reservations per seal) and in small ones (``--small-block``, as beside the
-writers). After the last cell every ON farm's chain must verify, with exactly one entry per ledger leg.
+writers); and a backlog (``--backlog`` entries appended while no sealer ran, after statistics that saw
+an empty ``_audit_pending``) sealed in one call by each. After the last cell every ON farm's chain must
+verify, with exactly one entry per ledger leg.
 
 ``--farm-key`` re-creates the foreign key from ``audit_log.farm_id`` to ``farms`` that migration 0135
 dropped (every sealed entry share-locked the hot farm row until the seal committed), to measure what
@@ -152,6 +154,29 @@ def cpu_per_reservation(host, port, dbname, admin, rounds: int, block: int, smal
     return result
 
 
+def backlog_cpu(host, port, dbname, admin, entries: int) -> dict[str, float]:
+    """Sealing CPU per entry of a backlog: ``_audit_pending``'s statistics taken while it was empty (as
+    autovacuum takes them after a seal), the sealer's plans made then (a seal of nothing), then
+    ``entries`` reservations appended (a sealer that was down) and sealed in one call; for each seal."""
+    result = {}
+    with (
+        psycopg.connect(host=host, port=port, user=br.APP_LOGIN, dbname=dbname, autocommit=True) as conn,
+        psycopg.connect(host=host, port=port, user="postgres", dbname=dbname, autocommit=True) as sealer,
+    ):
+        pid = sealer.execute("SELECT pg_backend_pid()").fetchone()[0]
+        set_audit(admin, True)
+        for variant, seal in SEAL.items():
+            sealer.execute(f"SELECT {seal}")
+            admin.execute("ANALYZE farmops._audit_pending")
+            sealer.execute(f"SELECT {seal}")
+            for _ in range(entries):
+                conn.execute(CPU_CALL, {"farm": FARM["on"]}, prepare=True)
+            before = backend_cpu_ns(pid)
+            sealed = sealer.execute(f"SELECT {seal}").fetchone()[0]
+            result[variant] = (backend_cpu_ns(pid) - before) / max(sealed, 1) / 1000
+    return result
+
+
 class Sealer:
     """A seal (``farmops.seal_audit()``, or the per-entry one) in a loop on its own connection while a slice
     runs (its CPU measured)."""
@@ -213,6 +238,9 @@ def main(argv: list[str] | None = None) -> int:
         "--small-block", type=int, default=30, help="reservations per seal in the small batches (default 30)"
     )
     parser.add_argument(
+        "--backlog", type=int, default=5000, help="entries in the backlog sealed in one call (default 5000)"
+    )
+    parser.add_argument(
         "--farm-key", action="store_true", help="re-create audit_log's farm key (before 0135)"
     )
     parser.add_argument("--output", type=Path, default=RESULTS, help="where the table is written")
@@ -269,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
             cpu = cpu_per_reservation(
                 host, port, dbname, admin, args.cpu_rounds, args.cpu_block, args.small_block
             )
+            backlog = backlog_cpu(host, port, dbname, admin, args.backlog)
             load.append(os.getloadavg()[0])
             print(
                 f"backend CPU per reservation: off {cpu['off']:.0f} us, on {cpu['on']:.0f} us; sealing "
@@ -309,6 +338,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{cpu['seal-small-before']:.0f} us in batches of {args.small_block} (alternating, total / total); "
         f"OFF/(ON + sealing) {cpu['off'] / (cpu['on'] + cpu['seal']):.2f} after, "
         f"{cpu['off'] / (cpu['on'] + cpu['seal-before']):.2f} before"
+    )
+    lines.append(
+        f"a backlog of {args.backlog:,} entries sealed in one call, _audit_pending's statistics taken while "
+        f"it was empty: {backlog['on+seal']:.0f} us CPU per entry, "
+        f"the per-entry seal {backlog['on+seal-before']:.0f}"
     )
     for variant in SEAL:
         lines.append(

@@ -272,3 +272,45 @@ def test_the_pending_farms_are_found_each_with_its_oldest_entry(app, admin, two_
     assert admin.execute("SELECT farm_id FROM farmops._audit_pending_farms()").fetchall() == [(b,)]
     set_based_seal(admin, b)
     assert admin.execute("SELECT count(*) FROM farmops._audit_pending_farms()").fetchone()[0] == 0
+
+
+def backlog(admin, farm, entries: int) -> None:
+    """``entries`` pending status entries in ``farm``, as the triggers append them (no object to read)."""
+    admin.execute(
+        "INSERT INTO farmops._audit_pending (farm_id, actor, action, object_table, object_id, detail) "
+        "SELECT %s, 'alice', 'run.started', 'ai_runs', gen_random_uuid()::text, jsonb_build_object('n', n) "
+        "FROM generate_series(1, %s) AS n",
+        [farm, entries],
+    )
+
+
+def pending_rows_read(conn) -> int:
+    """The _audit_pending rows the current transaction has fetched (heap and index), from its own counters."""
+    return one(
+        conn,
+        "SELECT coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0) FROM pg_stat_xact_all_tables "
+        "WHERE relid = 'farmops._audit_pending'::regclass",
+    )
+
+
+@pytest.mark.parametrize("bound", [None, 1500])
+def test_a_backlog_is_sealed_reading_each_pending_row_a_few_times(app, admin, connect, funded, bound):
+    """The statistics of _audit_pending are taken while it is nearly empty (it is after every seal) and a
+    sealer keeps its plans: a backlog must still be sealed in time linear in its size. Counted, not timed:
+    the rows the seal's transaction fetched from _audit_pending (a semi-join rescanning the pending rows
+    per pending row fetched about 2,000,000 here)."""
+    sealer = connect("admin")
+    assert one(sealer, "SELECT farmops.seal_audit()") == 2  # pages with dead rows, nothing live
+    admin.execute("ANALYZE farmops._audit_pending")
+    assert one(sealer, "SELECT farmops.seal_audit()") == 0  # planned on the statistics of an empty table
+    backlog(admin, funded, 2000)
+    with sealer.transaction():
+        if bound is None:
+            assert one(sealer, "SELECT farmops.seal_audit()") == 2000
+        else:
+            assert one(sealer, "SELECT farmops._seal_audit_farm(%s, %s, true)", [funded, bound]) == bound
+        assert pending_rows_read(sealer) <= 5 * 2000
+    assert pending(admin, funded) == 2000 - (bound or 2000)
+    head = one(admin, "SELECT max(seq) FROM farmops.audit_log WHERE farm_id = %s", [funded])
+    assert head == 2 + (bound or 2000)
+    assert verify(app, funded)["broken_at_seq"] is None

@@ -2,11 +2,14 @@
 -- entries by farmops._seal_audit_farm (audit_2_seal.sql), one farm's failure isolated from the others.
 
 -- The farms with pending entries, each found by one probe of _audit_pending's key (farm_id, id)
--- instead of a scan of every pending row.
+-- instead of a scan of every pending row. The probes stay probes when the statistics say the table
+-- is empty (as they do after a seal) and a backlog has built up since: three scans of it per farm
+-- otherwise (enable_seqscan off).
 CREATE OR REPLACE FUNCTION farmops._audit_pending_farms()
 RETURNS TABLE (farm_id uuid, oldest bigint)
 LANGUAGE sql
 STABLE
+SET enable_seqscan = off
 SET search_path = pg_catalog, pg_temp
 AS $fn$
     WITH RECURSIVE farms AS (
