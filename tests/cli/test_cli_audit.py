@@ -7,7 +7,7 @@ import json
 import psycopg
 import pytest
 from click.testing import CliRunner
-from support import create_farm
+from support import create_farm, row, tenant
 
 from farmops_client import maintenance
 from farmops_client.cli import main
@@ -87,3 +87,8 @@ def test_the_seal_job_commits_without_the_flush_wait_and_leaves_the_session_as_i
         assert conn.execute("SHOW synchronous_commit").fetchone() == ("on",)
     sealed = admin.execute("SELECT count(*) FROM farmops.audit_log WHERE farm_id = %s", [farm]).fetchone()
     assert sealed[0] >= 1
+    # The head audit_head gives is durable whatever the sealer did: it takes the farm's seal lock (a
+    # write), so its own commit, synchronous, flushes every commit before it.
+    with tenant(app, farm, "alice"):
+        assert row(app, "audit_head", farm_id=farm)["seq"] >= 1
+        assert app.execute("SELECT pg_current_xact_id_if_assigned()").fetchone()[0] is not None
