@@ -179,11 +179,13 @@ def backlog_cpu(host, port, dbname, admin, entries: int) -> dict[str, float]:
 
 class Sealer:
     """A seal (``farmops.seal_audit()``, or the per-entry one) in a loop on its own connection while a slice
-    runs (its CPU measured)."""
+    runs (its CPU measured), committing as the production job does (no flush wait)."""
 
     def __init__(self, host: str, port: int, dbname: str, seal: str = SEAL["on+seal"]):
         self.seal = seal
         self.conn = psycopg.connect(host=host, port=port, user="postgres", dbname=dbname, autocommit=True)
+        # As farmops_client.maintenance.seal_audit (farmops audit seal) commits: without the flush wait.
+        self.conn.execute("SET synchronous_commit = off")
         self.pid = self.conn.execute("SELECT pg_backend_pid()").fetchone()[0]
         self.stop = threading.Event()
         self.sealed = 0

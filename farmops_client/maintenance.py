@@ -54,7 +54,14 @@ def expire(conn: psycopg.Connection, max_runs: int = 10000) -> dict[str, int]:
 
 def seal_audit(conn: psycopg.Connection) -> int:
     """``farmops.seal_audit``: link every farm's audit entries whose transactions ended into its chain;
-    how many. Run it beside the expiry jobs (its own transaction)."""
+    how many. Run it beside the expiry jobs (its own transaction).
+
+    The transaction commits without waiting for the WAL flush (``synchronous_commit`` off for it
+    alone): on a busy server the sealer's flushes otherwise queue with the writers' (ADR 0018). Nothing
+    is at risk: the seal only moves entries already durable in ``_audit_pending``, so a seal lost in a
+    crash leaves them pending for the next one, and ``audit_head`` / ``verify_audit`` seal the farm
+    first in the caller's own transaction, whose flushed commit covers every seal before it."""
     with db.translated(), conn.transaction():
         _as_maintainer(conn)
+        conn.execute("SET LOCAL synchronous_commit = off")
         return db.value(conn, "seal_audit")

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 
+import psycopg
 import pytest
 from click.testing import CliRunner
+from support import create_farm, row, tenant
 
+from farmops_client import maintenance
 from farmops_client.cli import main
 
 
@@ -70,3 +73,22 @@ def test_seal_and_erase(cli, admin):
     assert json.loads(cli("erase", "farm", farm).output)["people"] == 1  # alice
     refused = cli("erase", "member", "nobody", *who, ok=False)  # alice was erased: no longer a member
     assert refused.exit_code == 1 and "OF002" in refused.output
+
+
+def test_the_seal_job_commits_without_the_flush_wait_and_leaves_the_session_as_it_was(db, admin, app):
+    """maintenance.seal_audit's transaction alone runs with synchronous_commit off (ADR 0018): inside an
+    outer transaction the setting shows, after it the session's own is back."""
+    farm = create_farm(app, "A", "alice")
+    with psycopg.connect(db.dsn(), autocommit=True) as conn:
+        assert conn.execute("SHOW synchronous_commit").fetchone() == ("on",)
+        with conn.transaction():
+            assert maintenance.seal_audit(conn) >= 1
+            assert conn.execute("SHOW synchronous_commit").fetchone() == ("off",)
+        assert conn.execute("SHOW synchronous_commit").fetchone() == ("on",)
+    sealed = admin.execute("SELECT count(*) FROM farmops.audit_log WHERE farm_id = %s", [farm]).fetchone()
+    assert sealed[0] >= 1
+    # The head audit_head gives is durable whatever the sealer did: it takes the farm's seal lock (a
+    # write), so its own commit, synchronous, flushes every commit before it.
+    with tenant(app, farm, "alice"):
+        assert row(app, "audit_head", farm_id=farm)["seq"] >= 1
+        assert app.execute("SELECT pg_current_xact_id_if_assigned()").fetchone()[0] is not None

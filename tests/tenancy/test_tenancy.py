@@ -45,6 +45,8 @@ def test_create_farm_makes_the_owner(app, admin):
         ("Farm", "u" * 257),
         ("Farm", "tab\there"),
         ("Farm", "new\nline"),
+        ("Farm", "erased:6f1c2b0e-1d2a-4c3b-9e8f-0a1b2c3d4e5f"),
+        ("Farm", "ERASED:anything"),
     ],
 )
 def test_create_farm_bad_input(app, admin, name, owner_id):
@@ -124,7 +126,8 @@ def test_add_member_roles_and_updates(app, admin, farm):
 @pytest.mark.parametrize(
     ("user_id", "role"),
     [(None, "worker"), ("", "worker"), ("u" * 257, "worker"), ("u" * 1_000_000, "worker"),
-     ("bad\x01", "worker"), ("bob", None), ("bob", "admin"), ("bob", "OWNER"), ("bob", "")],
+     ("bad\x01", "worker"), ("erased:6f1c2b0e-1d2a-4c3b-9e8f-0a1b2c3d4e5f", "worker"), ("erased:", "viewer"),
+     ("bob", None), ("bob", "admin"), ("bob", "OWNER"), ("bob", "")],
 )  # fmt: skip
 def test_add_member_bad_input(app, admin, farm, user_id, role):
     with raises_sqlstate("OF006"), tenant(app, farm, "alice"):

@@ -1,6 +1,29 @@
 -- Creating farms and managing their members. Writes to farms and farm_members
 -- happen only here. The valid roles are the roles of farmops.role_capabilities.
 
+-- A member's user id as it is stored: a printable line of 1 to 256 characters that does not spell an
+-- erased person's pseudonym ('erased:<subject id>', written by erase_member_data): a member named so
+-- would be taken for that pseudonym by the audit chain and could never be erased.
+CREATE OR REPLACE FUNCTION farmops._member_id_argument(p_user_id text)
+RETURNS text
+LANGUAGE plpgsql
+IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_user text := farmops._text_argument(p_user_id, 'user id', 256);
+BEGIN
+    IF v_user ILIKE 'erased:%' THEN
+        RAISE EXCEPTION 'user id must not start with ''erased:'' (an erased person''s pseudonym)'
+            USING ERRCODE = 'OF006';
+    END IF;
+    RETURN v_user;
+END
+$fn$;
+COMMENT ON FUNCTION farmops._member_id_argument(text) IS
+'Private: a member''s user id to store (farmops._text_argument, at most 256 characters), or OF006 when it '
+'starts with ''erased:'', the prefix of an erased person''s pseudonym.';
+
 CREATE OR REPLACE FUNCTION farmops.create_farm(p_name text, p_owner_user_id text)
 RETURNS uuid
 LANGUAGE plpgsql
@@ -16,7 +39,7 @@ BEGIN
     -- OF004 before anything else: a login of another installation creates nothing here.
     PERFORM farmops._assert_login_allowed();
     v_name := farmops._text_argument(p_name, 'farm name', 200);
-    v_owner := farmops._text_argument(p_owner_user_id, 'user id', 256);
+    v_owner := farmops._member_id_argument(p_owner_user_id);
     INSERT INTO farmops.farms (name) VALUES (v_name) RETURNING id INTO v_farm_id;
     -- The creator is the first owner (the one role every farm starts with).
     INSERT INTO farmops.farm_members (farm_id, user_id, role) VALUES (v_farm_id, v_owner, 'owner');
@@ -66,7 +89,7 @@ SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
     v_farm uuid := farmops._require_capability_in(p_farm_id, 'manage_members');
-    v_user text := farmops._text_argument(p_user_id, 'user id', 256);
+    v_user text := farmops._member_id_argument(p_user_id);
     v_old_role text;
 BEGIN
     IF p_role IS NULL OR NOT EXISTS (SELECT FROM farmops.role_capabilities AS c WHERE c.role = p_role) THEN
