@@ -13,9 +13,9 @@ The paths that carry such values into the seal (each with a test below):
   the actor of the changes it makes (``farmops._audit_actor``): a reservation expired by the maintainer.
 
 An actor spelled like a pseudonym ('erased:<uuid>') that is no subject of the farm (a product's own row,
-or a member added before add_member refused such ids) made the seal fail too, on audit_log's foreign key to subjects;
-it is now a value like any other. And a farm whose seal fails all the same (here: a broken pending row
-the superuser wrote) is skipped by seal_audit() with a WARNING, the others sealed.
+or a member added before add_member refused such ids) made the seal fail too, on audit_log's foreign key
+to subjects; it is now a value like any other. And a farm whose seal fails all the same (here: a broken
+pending row the superuser wrote) is skipped by seal_audit() with a WARNING, the others sealed.
 
 farmops' own person columns (ai_runs.user_id, credit_ledger.actor, every created_by, ...) are bounded
 1..256 by their CHECKs, which the seal relies on for reservations (checked below too).
@@ -207,7 +207,8 @@ def test_a_member_whose_id_looks_like_a_pseudonym_acts_and_the_seal_goes_on(app,
     # tests/tenancy/test_tenancy.py), but an installation upgraded from before may hold one.
     member = f"erased:{uuid.uuid4()}"
     admin.execute(
-        "INSERT INTO farmops.farm_members (farm_id, user_id, role) VALUES (%s, %s, 'manager')", [funded, member]
+        "INSERT INTO farmops.farm_members (farm_id, user_id, role) VALUES (%s, %s, 'manager')",
+        [funded, member],
     )
     run = reserve(app, funded, user=member, credits=2)
     start(app, funded, run["id"], user=member)
