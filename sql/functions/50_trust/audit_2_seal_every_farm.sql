@@ -69,6 +69,52 @@ COMMENT ON FUNCTION farmops._seal_audit_farm_or_warn(uuid, integer, boolean) IS
 'names the farm, the SQLSTATE and the message, nothing of it stays (its entries stay pending) and it returns 0; '
 'errors of the whole transaction (classes 40, 53, 57, 58, XX) are raised.';
 
+-- Both seal_audit() forms: every farm with pending entries, all in one subtransaction; if a farm's
+-- seal fails, all undone and done again farm by farm, that one skipped with a WARNING
+-- (_seal_audit_farm_or_warn). Unbounded (p_max_entries NULL): farms in id order, so that concurrent
+-- sealers queue on each farm's seal lock in the same order. Bounded: the farm waiting longest first,
+-- a farm another sealer holds skipped, not waited for, and at most p_max_entries entries.
+CREATE OR REPLACE FUNCTION farmops._seal_every_farm(p_max_entries integer)
+RETURNS integer
+LANGUAGE plpgsql
+VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_bounded boolean := p_max_entries IS NOT NULL;
+    v_farm uuid;
+    v_count integer := 0;
+    v_isolated boolean := false;
+BEGIN
+    LOOP
+        BEGIN
+            FOR v_farm IN
+                SELECT f.farm_id FROM farmops._audit_pending_farms() AS f
+                ORDER BY CASE WHEN v_bounded THEN f.oldest END, f.farm_id
+            LOOP
+                EXIT WHEN v_count >= p_max_entries;
+                IF v_isolated THEN
+                    v_count := v_count + farmops._seal_audit_farm_or_warn(v_farm, p_max_entries - v_count, v_bounded);
+                ELSE
+                    v_count := v_count + farmops._seal_audit_farm(v_farm, p_max_entries - v_count, v_bounded);
+                END IF;
+            END LOOP;
+            RETURN v_count;
+        EXCEPTION WHEN OTHERS THEN
+            IF v_isolated THEN
+                RAISE;  -- an error of the whole transaction, which _seal_audit_farm_or_warn raised
+            END IF;
+        END;
+        v_count := 0;
+        v_isolated := true;
+    END LOOP;
+END
+$fn$;
+COMMENT ON FUNCTION farmops._seal_every_farm(integer) IS
+'Private: the body of both farmops.seal_audit() forms: seals every farm with pending entries (p_max_entries NULL: '
+'all, in farm id order, waiting for each farm''s seal lock; else at most that many, oldest farm first, farms '
+'another sealer holds skipped), a farm whose seal fails skipped with a WARNING; returns how many entries.';
+
 CREATE OR REPLACE FUNCTION farmops.seal_audit()
 RETURNS integer
 LANGUAGE plpgsql
@@ -76,26 +122,9 @@ VOLATILE
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
-DECLARE
-    v_farm uuid;
-    v_count integer := 0;
 BEGIN
     PERFORM farmops._assert_login_allowed();
-    -- Farms in id order: concurrent sealers queue on each farm's seal lock in the same order. All in
-    -- one subtransaction; if a farm's seal fails, all undone and done again farm by farm, that one
-    -- skipped with a WARNING (_seal_audit_farm_or_warn).
-    BEGIN
-        FOR v_farm IN SELECT f.farm_id FROM farmops._audit_pending_farms() AS f ORDER BY 1 LOOP
-            v_count := v_count + farmops._seal_audit_farm(v_farm);
-        END LOOP;
-        RETURN v_count;
-    EXCEPTION WHEN OTHERS THEN
-        v_count := 0;
-    END;
-    FOR v_farm IN SELECT f.farm_id FROM farmops._audit_pending_farms() AS f ORDER BY 1 LOOP
-        v_count := v_count + farmops._seal_audit_farm_or_warn(v_farm, NULL, false);
-    END LOOP;
-    RETURN v_count;
+    RETURN farmops._seal_every_farm(NULL);
 END
 $fn$;
 COMMENT ON FUNCTION farmops.seal_audit() IS
@@ -110,29 +139,10 @@ VOLATILE
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
-DECLARE
-    v_farm uuid;
-    v_count integer := 0;
 BEGIN
     PERFORM farmops._assert_login_allowed();
     PERFORM farmops._assert_in_range(p_max_entries, 'max entries', 1, 2147483647);
-    -- The farm waiting longest first; a farm another sealer holds is skipped, not waited for, and
-    -- one whose seal fails is skipped with a WARNING (as in seal_audit(): one subtransaction, farm by
-    -- farm only after a failure).
-    BEGIN
-        FOR v_farm IN SELECT f.farm_id FROM farmops._audit_pending_farms() AS f ORDER BY f.oldest, f.farm_id LOOP
-            EXIT WHEN v_count >= p_max_entries;
-            v_count := v_count + farmops._seal_audit_farm(v_farm, p_max_entries - v_count, true);
-        END LOOP;
-        RETURN v_count;
-    EXCEPTION WHEN OTHERS THEN
-        v_count := 0;
-    END;
-    FOR v_farm IN SELECT f.farm_id FROM farmops._audit_pending_farms() AS f ORDER BY f.oldest, f.farm_id LOOP
-        EXIT WHEN v_count >= p_max_entries;
-        v_count := v_count + farmops._seal_audit_farm_or_warn(v_farm, p_max_entries - v_count, true);
-    END LOOP;
-    RETURN v_count;
+    RETURN farmops._seal_every_farm(p_max_entries);
 END
 $fn$;
 COMMENT ON FUNCTION farmops.seal_audit(integer) IS
