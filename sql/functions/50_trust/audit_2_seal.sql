@@ -149,10 +149,23 @@ BEGIN
             ), '{}')
         INTO v_replays, v_content_ids, v_content_hashes, v_found_people
         FROM unnest(v_pending) AS e
-        LEFT JOIN farmops.ai_runs AS r ON r.farm_id = p_farm_id AND r.id = e.object_id::uuid
-        LEFT JOIN farmops.credit_ledger AS l ON l.farm_id = p_farm_id AND l.ai_run_id = r.id AND l.kind = 'reserve'
-        LEFT JOIN farmops.subjects AS su ON su.farm_id = p_farm_id AND su.user_id = r.user_id
-        LEFT JOIN farmops.subjects AS sa ON sa.farm_id = p_farm_id AND sa.user_id = l.actor
+        -- Each a probe of its unique key per entry (LATERAL ... LIMIT 1 is never flattened into a
+        -- join the planner may reorder): planned on statistics from when the farm had few legs, a plain
+        -- join scanned every reserve leg of the farm per run, quadratic in the batch and the farm.
+        LEFT JOIN LATERAL (
+            SELECT r.* FROM farmops.ai_runs AS r WHERE r.farm_id = p_farm_id AND r.id = e.object_id::uuid LIMIT 1
+        ) AS r ON true
+        LEFT JOIN LATERAL (
+            SELECT l.* FROM farmops.credit_ledger AS l
+            WHERE l.farm_id = p_farm_id AND l.ai_run_id = r.id AND l.kind = 'reserve'
+            LIMIT 1
+        ) AS l ON true
+        LEFT JOIN LATERAL (
+            SELECT su.id FROM farmops.subjects AS su WHERE su.farm_id = p_farm_id AND su.user_id = r.user_id LIMIT 1
+        ) AS su ON true
+        LEFT JOIN LATERAL (
+            SELECT sa.id FROM farmops.subjects AS sa WHERE sa.farm_id = p_farm_id AND sa.user_id = l.actor LIMIT 1
+        ) AS sa ON true
         WHERE e.object_table = 'ai_runs' AND e.action = 'run.reserved';
         -- A person the reservations name without a subject yet (their first): created, then hashed again.
         EXIT WHEN v_i = 2 OR cardinality(v_found_people) = 0;
@@ -194,7 +207,9 @@ BEGIN
                 AND a.attname = ANY (v_person_columns)
         ) AS x;
         v_from := format(
-            ' FROM unnest($2) AS e JOIN %s AS t ON t.farm_id = $1 AND t.%I = CAST(e.object_id AS %s)',
+            -- one key probe per entry, as for the reservations above
+            ' FROM unnest($2) AS e CROSS JOIN LATERAL ('
+            'SELECT t.* FROM %s AS t WHERE t.farm_id = $1 AND t.%I = CAST(e.object_id AS %s) LIMIT 1) AS t',
             v_table.rel, v_table.id_column, (
                 SELECT format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_attribute AS a
                 WHERE a.attrelid = v_table.rel AND a.attname = v_table.id_column
@@ -240,19 +255,23 @@ BEGIN
     INSERT INTO farmops.subjects AS s (farm_id, user_id)
     SELECT DISTINCT p_farm_id, v.key
     FROM unnest(v_named, v_named_keys, v_named_actors) AS v (value, key, actor)
-    WHERE (v.value !~ '^erased:[0-9a-f-]{36}$' OR v.actor AND NOT EXISTS (
+    LEFT JOIN LATERAL (
+        SELECT x.id FROM farmops.subjects AS x WHERE x.farm_id = p_farm_id AND x.user_id = v.key LIMIT 1
+    ) AS x ON true
+    WHERE x.id IS NULL AND (v.value !~ '^erased:[0-9a-f-]{36}$' OR v.actor AND NOT EXISTS (
         SELECT FROM farmops.subjects AS y
         WHERE y.farm_id = p_farm_id AND y.id = CASE
             WHEN v.value ~ '^erased:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
                 THEN substr(v.value, 8)::uuid
         END
     ))
-        AND NOT EXISTS (SELECT FROM farmops.subjects AS x WHERE x.farm_id = p_farm_id AND x.user_id = v.key)
     ON CONFLICT (farm_id, user_id) DO NOTHING;
-    -- Each value's subject, found once.
+    -- Each value's subject, found once (a probe per value: a farm may have many people).
     SELECT coalesce(array_agg(v.value), '{}'), coalesce(array_agg(s.id), '{}') INTO v_named, v_named_ids
     FROM unnest(v_named, v_named_keys) AS v (value, key)
-    JOIN farmops.subjects AS s ON s.farm_id = p_farm_id AND s.user_id = v.key;
+    CROSS JOIN LATERAL (
+        SELECT s.id FROM farmops.subjects AS s WHERE s.farm_id = p_farm_id AND s.user_id = v.key LIMIT 1
+    ) AS s;
 
     -- Every other immutable object's content_hash, by its table's query above.
     FOR v_i IN 1 .. cardinality(v_content_sql) LOOP
@@ -286,10 +305,14 @@ BEGIN
             END AS object_,
             coalesce(h.hash, encode(sha256(convert_to(k.detail::text, 'UTF8')), 'hex')) AS content_hash_
         FROM kept AS k
-        LEFT JOIN farmops.subjects AS se ON se.farm_id = p_farm_id AND se.id = CASE
-            WHEN k.actor ~ '^erased:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
-                THEN substr(k.actor, 8)::uuid
-        END
+        LEFT JOIN LATERAL (
+            SELECT se.id FROM farmops.subjects AS se
+            WHERE se.farm_id = p_farm_id AND se.id = CASE
+                WHEN k.actor ~ '^erased:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+                    THEN substr(k.actor, 8)::uuid
+            END
+            LIMIT 1
+        ) AS se ON true
         LEFT JOIN unnest(v_named, v_named_ids) AS sa (value, id) ON sa.value = k.actor
         LEFT JOIN unnest(v_named, v_named_ids) AS so (value, id)
             ON k.object_table = ANY (v_person_keyed) AND so.value = k.object_id
