@@ -1,15 +1,16 @@
 """What auditing costs the hot-farm reservation: ``reserve_run`` with the audit triggers ON vs OFF.
 
 Reuses ``bench_reserve.py``'s embedded server, fresh database and pgbench runner: variant (d)
-``farmops.reserve_run(...)`` in autocommit as the application role, on ONE hot farm, at 1, 8 and 32
-clients, with the WAL flush (synchronous_commit=on) and without it. Three variants, each on its own
-hot farm so that each farm's data grows alike: OFF = the reservation's audit triggers disabled by the
-superuser (``ALTER TABLE ... DISABLE TRIGGER``); ON = enabled, the pending entries sealed between
-slices; ON+seal = enabled with ``farmops.seal_audit()`` in a loop beside the writers (every 50 ms, as
-a maintenance job in production would run it); ON+seal-before = the same with the per-entry seal of main
-4f964e6 (``tests/trust/fixtures/seal_per_entry_4f964e6.sql``, loaded beside the set-based one of
-migration 0145), so that before and after are measured side by side. The four alternate slice by slice
-(``--reps`` rounds, rotating order, median each) in one process, so load from elsewhere hits them alike.
+``farmops.reserve_run(...)`` in autocommit as the application role, on ONE hot farm, at 1, 8 and 32 clients,
+with the WAL flush (synchronous_commit=on) and without it. Three variants, each on its own hot farm so that
+each farm's data grows alike: OFF = the reservation's audit triggers disabled by the superuser (``ALTER
+TABLE ... DISABLE TRIGGER``); ON = enabled, the pending entries sealed between slices; ON+seal = enabled
+with ``farmops.seal_audit()`` in a loop beside the writers (every 50 ms, as a maintenance job in production
+would run it, and the audit queue vacuumed once a second as ``farmops audit seal`` does after each seal:
+``--no-vacuum`` leaves it to autovacuum); ON+seal-before = the same with the per-entry seal of main 4f964e6
+(``tests/trust/fixtures/seal_per_entry_4f964e6.sql``, loaded beside the set-based one of migration 0145), so
+that before and after are measured side by side. The four alternate slice by slice (``--reps`` rounds,
+rotating order, median each) in one process, so load from elsewhere hits them alike.
 
 Then the CPU: backend CPU per reservation (``/proc/<pid>/schedstat``, scheduling delays excluded) in
 alternating blocks of single autocommit ``reserve_run`` calls, OFF and ON, and the sealing step's
@@ -36,12 +37,15 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_reserve as br
+
+from farmops_client import maintenance
 
 RESULTS = br.REPO / "bench" / "results" / "audit.txt"
 VARIANTS = ("off", "on", "on+seal", "on+seal-before")
@@ -181,8 +185,9 @@ class Sealer:
     """A seal (``farmops.seal_audit()``, or the per-entry one) in a loop on its own connection while a slice
     runs (its CPU measured), committing as the production job does (no flush wait)."""
 
-    def __init__(self, host: str, port: int, dbname: str, seal: str = SEAL["on+seal"]):
+    def __init__(self, host: str, port: int, dbname: str, seal: str = SEAL["on+seal"], vacuum: bool = True):
         self.seal = seal
+        self.vacuum = vacuum
         self.conn = psycopg.connect(host=host, port=port, user="postgres", dbname=dbname, autocommit=True)
         # As farmops_client.maintenance.seal_audit (farmops audit seal) commits: without the flush wait.
         self.conn.execute("SET synchronous_commit = off")
@@ -194,8 +199,14 @@ class Sealer:
 
     def _run(self) -> None:
         before = backend_cpu_ns(self.pid)
+        vacuumed = time.monotonic()
         while not self.stop.is_set():
             self.sealed += self.conn.execute(f"SELECT {self.seal}").fetchone()[0]
+            # As `farmops audit seal` run every second would: the queue's dead rows vacuumed once a
+            # second (maintenance.vacuum_audit_queue, PostgreSQL 17+), not once a minute by autovacuum.
+            if self.vacuum and time.monotonic() - vacuumed >= 1:
+                maintenance.vacuum_audit_queue(self.conn)
+                vacuumed = time.monotonic()
             self.stop.wait(0.05)
         self.cpu_ns = backend_cpu_ns(self.pid) - before
 
@@ -245,6 +256,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--farm-key", action="store_true", help="re-create audit_log's farm key (before 0135)"
     )
+    parser.add_argument(
+        "--no-vacuum", dest="vacuum", action="store_false",
+        help="leave the audit queue to autovacuum (the seal job vacuums it once a second by default)",
+    )  # fmt: skip
     parser.add_argument("--output", type=Path, default=RESULTS, help="where the table is written")
     args = parser.parse_args(argv)
 
@@ -269,6 +284,8 @@ def main(argv: list[str] | None = None) -> int:
                     for variant in order:
                         set_audit(admin, variant != "off")
                         admin.execute("SELECT farmops.seal_audit()")
+                        if args.vacuum:
+                            maintenance.vacuum_audit_queue(admin)
                         run = (
                             host,
                             port,
@@ -280,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
                             mode == MODES[0],
                         )
                         if variant in SEAL:
-                            with Sealer(host, port, dbname, SEAL[variant]) as sealer:
+                            with Sealer(host, port, dbname, SEAL[variant], args.vacuum) as sealer:
                                 tps = pgbench(*run)
                             seal_cpu_ns[variant] += sealer.cpu_ns
                             sealed[variant] += sealer.sealed
@@ -316,6 +333,7 @@ def main(argv: list[str] | None = None) -> int:
         f"# audit ON vs OFF, reserve_run on one hot farm per variant ({datetime.date.today()}, "
         f"{args.seconds:g} s x {args.reps} alternating reps, median"
         + (", audit_log's farm key re-created as before 0135" if args.farm_key else "")
+        + ("" if args.vacuum else ", the audit queue left to autovacuum")
         + f"; load average {min(load):.1f}-{max(load):.1f})",
         "ON+seal = the set-based seal (0145) beside the writers; ON+seal-before = the per-entry seal "
         "(4f964e6)",

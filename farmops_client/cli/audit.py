@@ -101,10 +101,15 @@ def audit_log(limit, as_json, farm_id, user_id, dsn, data_dir) -> None:
 @dsn_option
 @data_dir_option
 def audit_seal(dsn, data_dir) -> None:
-    """Link every farm's finished audit entries into its chain, as farmops_maintainer (run it from cron
-    beside `farmops maintenance expire`; audit head and verify seal the farm they read anyway)."""
+    """Link every farm's finished audit entries into its chain, as farmops_maintainer, then vacuum the
+    audit queue (PostgreSQL 17+; run it from cron beside `farmops maintenance expire`; audit head and
+    verify seal the farm they read anyway)."""
     with fdb.connect(resolve_dsn(dsn, data_dir), autocommit=True) as conn:
         click.echo(f"sealed {maintenance.seal_audit(conn)} entries")
+        if maintenance.vacuum_audit_queue(conn):
+            click.echo("vacuumed the audit queue")
+        else:
+            click.echo("the audit queue is left to autovacuum (PostgreSQL 16, or no MAINTAIN on it)")
 
 
 @main.group(cls=FarmopsGroup)

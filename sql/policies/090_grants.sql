@@ -95,6 +95,19 @@ farmops.seal_audit(),
 farmops.seal_audit(integer)
 TO farmops_maintainer;
 
+-- The sealing step deletes the rows the writers append to farmops._audit_pending, so the
+-- queue's dead rows pile up between autovacuum visits (a minute apart by default), and each
+-- writer's insert pays for them (ADR 0018). The seal job vacuums the queue itself: on
+-- PostgreSQL 17 and later, MAINTAIN on that one private table (VACUUM, ANALYZE; nothing that
+-- reads or changes a row). Earlier releases have no such privilege: autovacuum alone.
+DO $grant$
+BEGIN
+    IF current_setting('server_version_num')::integer >= 170000 THEN
+        EXECUTE 'GRANT MAINTAIN ON TABLE farmops._audit_pending TO farmops_maintainer';
+    END IF;
+END
+$grant$;
+
 -- CONNECT follows the allowed logins (re-applied: a login listed by hand, or a
 -- grant revoked by hand, is brought back in line).
 SELECT farmops._sync_login_connect();

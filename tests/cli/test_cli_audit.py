@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import time
 
 import psycopg
 import pytest
 from click.testing import CliRunner
-from support import create_farm, row, tenant
+from support import create_farm, raises_sqlstate, row, tenant
 
 from farmops_client import maintenance
 from farmops_client.cli import main
@@ -65,7 +66,10 @@ def test_seal_and_erase(cli, admin):
     farm = cli("farm", "create", "A", "--owner", "alice").output.strip()
     who = ["--farm", farm, "--user", "alice"]
     cli("member", "add", "musa", "worker", *who)
-    assert cli("audit", "seal").output.startswith("sealed ")
+    sealed = cli("audit", "seal").output
+    newer = admin.info.server_version >= 170000  # the superuser's DSN: MAINTAIN on PostgreSQL 17+
+    assert sealed.startswith("sealed ") and ("vacuumed the audit queue" in sealed) is newer
+    assert ("left to autovacuum" in sealed) is not newer
     counts = json.loads(cli("erase", "member", "musa", "--json", *who).output)
     assert "subject" in counts
     members = admin.execute("SELECT count(*) FROM farmops.farm_members WHERE user_id = 'musa'").fetchone()
@@ -92,3 +96,39 @@ def test_the_seal_job_commits_without_the_flush_wait_and_leaves_the_session_as_i
     with tenant(app, farm, "alice"):
         assert row(app, "audit_head", farm_id=farm)["seq"] >= 1
         assert app.execute("SELECT pg_current_xact_id_if_assigned()").fetchone()[0] is not None
+
+
+def vacuums_of_the_queue(admin) -> int:
+    """How many times _audit_pending has been vacuumed by hand (cumulative statistics)."""
+    admin.execute("SELECT pg_stat_clear_snapshot()")
+    return admin.execute(
+        "SELECT vacuum_count FROM pg_stat_all_tables WHERE relid = 'farmops._audit_pending'::regclass"
+    ).fetchone()[0]
+
+
+def test_the_maintainer_vacuums_the_audit_queue_and_nothing_else(connect, admin, app):
+    """The seal job's login vacuums the queue with its own (inherited) privilege on PostgreSQL 17+; on
+    an older server, in a transaction, or for the application login it does nothing and says so."""
+    create_farm(app, "A", "alice")  # entries to seal
+    maintainer = connect("maintainer")
+    assert maintenance.seal_audit(maintainer) >= 1
+    newer = maintainer.info.server_version >= 170000
+    before = vacuums_of_the_queue(admin)
+    assert maintenance.vacuum_audit_queue(maintainer) is newer
+    assert maintainer.execute("SELECT current_user").fetchone() == ("farmops_test_maintainer",)
+    if newer:
+        # The backend reports its statistics when idle (at most a second later).
+        deadline = time.monotonic() + 10
+        while vacuums_of_the_queue(admin) == before and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert vacuums_of_the_queue(admin) == before + 1
+        # MAINTAIN on the queue only: no other farmops table, and no reading of the queue.
+        with raises_sqlstate("42501"), maintainer.transaction():
+            maintainer.execute("LOCK TABLE farmops.audit_log IN ACCESS EXCLUSIVE MODE")
+        with raises_sqlstate("42501"):
+            maintainer.execute("SELECT count(*) FROM farmops._audit_pending")
+    # Inside a transaction VACUUM cannot run: nothing is tried.
+    with maintainer.transaction():
+        assert maintenance.vacuum_audit_queue(maintainer) is False
+    # The application login has no such privilege.
+    assert maintenance.vacuum_audit_queue(connect("app")) is False
