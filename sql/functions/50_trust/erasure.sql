@@ -320,7 +320,8 @@ COMMENT ON FUNCTION farmops.erase_member_data(text) IS
 'Farm owner (erase_members): erases a member (or former member) of the current farm: no row keeps their '
 'identifier (every one, in farmops'' tables and registered product record tables, becomes erased:<subject id>, a '
 'pseudonym nothing maps back) or their personal text (run summaries, errors and steps'' texts, what their runs'' '
-'evals matched or quoted, feedback comments, decision reasons, memories); the books and verify_audit still hold; audited. p_user_id as add_member takes it, '
-'or any value this farm''s rows name verbatim (a product record''s person column may hold longer text). Returns '
-'counts. OF002 not a member of this farm, OF005 last owner, OF310 the user has runs in progress, OF311 a product '
-'record table farmops may not rewrite (nothing erased), OF001, OF003, OF006.';
+'evals matched or quoted, feedback comments, decision reasons, memories); the books and verify_audit still hold; '
+'audited. p_user_id as add_member takes it, or any value this farm''s rows name verbatim (a product record''s '
+'person column may hold longer text). Returns counts. OF002 not a member of this farm, OF005 last owner, OF310 the '
+'user has runs in progress, OF311 a product record table farmops may not rewrite (nothing erased), OF001, OF003, '
+'OF006.';
