@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg.types.json import Jsonb
 
-from .calls import row
+from .calls import call, row
 from .credits import add_member, expire, grant, reserve, settle, start
 from .server import create_farm, tenant
 
@@ -138,3 +138,19 @@ def set_autonomy(
             record_autonomy=None if overrides is None else Jsonb(overrides),
         )
     return tuple(found.values())
+
+
+def register_wide_rule(owner: psycopg.Connection, name: str = "every_sentence") -> None:
+    """As the package owner, register a regex_present rule whose pattern matches every sentence of an
+    output, so that ``evaluate_run`` stores whole sentences (up to 5, 200 characters each) in details."""
+    owner.execute(
+        "SELECT farmops.register_eval_rule(p_name => %s, p_kind => 'regex_present',"
+        " p_description => 'Quotes every sentence', p_pattern => '[^.!?]+', p_severity => 'info')",
+        [name],
+    )
+
+
+def evaluate(app: psycopg.Connection, farm_id, user: str, run_id, output_text: str) -> dict[str, dict]:
+    """Call evaluate_run as ``user``; returns its rows (as dicts) by rule name."""
+    with tenant(app, farm_id, user):
+        return {r["rule_name"]: r for r in call(app, "evaluate_run", run_id=run_id, output_text=output_text)}

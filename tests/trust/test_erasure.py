@@ -5,11 +5,17 @@ role, except the package owner's erase_farm and the superuser's scan of every ro
 from __future__ import annotations
 
 import pytest
+from psycopg.types.json import Jsonb
 from support import call, raises_sqlstate, row, sqlstates, tenant, value
 from support.concurrency import concurrently
 from support.credits import add_member, grant, reserve, settle, start
+from support.records import product_table
+from support.write_path import evaluate, propose, register_wide_rule
 
 PERSON = "dave@example.org"
+#: What the person's run answered: under a wide regex rule, each sentence lands in ai_evals.details.
+SENTENCE = "Dave keeps the spare key under the blue water tank"
+OTHER_SENTENCE = "Wes feeds the goats before sunrise"
 
 
 def erase(app, farm, user, by="alice") -> dict:
@@ -217,3 +223,173 @@ def test_the_guards_let_only_a_pseudonymisation_through(app, admin, funded):
         with raises_sqlstate(None, sql) as caught:
             admin.execute(sql, [funded])
         assert caught.value.sqlstate in ("OF107", "OF103"), sql
+
+
+def a_settled_run(app, farm, user, *, draft: dict | None = None) -> object:
+    """A run of ``user`` in ``farm``, settled; with ``draft``, a note it proposed while running."""
+    run = reserve(app, farm, user=user, credits=2)["id"]
+    start(app, farm, run, user=user)
+    if draft is not None:
+        propose(app, farm, user, run, "note", draft)
+    settle(app, farm, run, user=user, credits_actual=1)
+    return run
+
+
+def evals_of(admin, run) -> dict[str, tuple]:
+    """The run's evals by rule name: (passed, severity, details), as the superuser."""
+    return {
+        r[0]: r[1:]
+        for r in admin.execute(
+            "SELECT rule_name, passed, severity, details FROM farmops.ai_evals WHERE ai_run_id = %s", [run]
+        )
+    }
+
+
+def test_erasure_scrubs_what_the_persons_evals_quoted_and_keeps_the_verdicts(app, admin, owner, funded):
+    farm = funded
+    register_wide_rule(owner)
+    add_member(app, farm, PERSON, "worker")
+    add_member(app, farm, "wes", "worker")
+    mine = a_settled_run(app, farm, PERSON)
+    theirs = a_settled_run(app, farm, "wes")
+    evaluate(app, farm, PERSON, mine, f"{SENTENCE}. Ring him after six.")
+    evaluate(app, farm, "wes", theirs, f"{OTHER_SENTENCE}.")
+    before = evals_of(admin, mine)
+    assert SENTENCE in before["every_sentence"][2]["matches"]
+    assert rows_naming(admin, SENTENCE) == ["ai_evals: 1"]  # (can fail: the sentence is there)
+    others = evals_of(admin, theirs)
+    head = verified(app, farm)
+
+    subject = erase(app, farm, PERSON)["subject"]
+    assert rows_naming(admin, SENTENCE) == [] and rows_naming(admin, "Ring him after six") == []
+    after = evals_of(admin, mine)
+    assert after["every_sentence"] == (True, "info", {"matches": ["[erased]", "[erased]"]})
+    # The verdicts and counts stay: what was not personal text is untouched.
+    for rule, (passed, severity, _details) in before.items():
+        assert after[rule][:2] == (passed, severity), rule
+    assert after["schema_conformance"] == before["schema_conformance"]  # no drafts: nothing quoted
+    # Another member's evals in the same farm are theirs, and untouched.
+    assert evals_of(admin, theirs) == others
+    assert rows_naming(admin, OTHER_SENTENCE) == ["ai_evals: 1"]
+    assert call(owner, "check_invariants", farm_id=farm) == []
+    checked = verified(app, farm)
+    assert checked["broken_at_seq"] is None and checked["head_seq"] > head["head_seq"]
+
+    # The whole farm: every eval is scrubbed, also one that no person's erasure reaches any more (as an
+    # erasure by an earlier release left them: on a run of the erased person, evaluated by them).
+    admin.execute(
+        "INSERT INTO farmops.ai_evals (farm_id, ai_run_id, rule_name, passed, severity, details, "
+        "evaluated_by) VALUES (%s, %s, 'every_sentence', true, 'info', %s, %s)",
+        [farm, mine, Jsonb({"matches": ["left behind by an earlier erasure"]}), f"erased:{subject}"],
+    )
+    value(owner, "erase_farm", farm_id=farm)
+    assert rows_naming(admin, OTHER_SENTENCE) == []
+    assert rows_naming(admin, "left behind by an earlier erasure") == []
+    assert evals_of(admin, theirs)["every_sentence"] == (True, "info", {"matches": ["[erased]"]})
+    assert admin.execute(
+        "SELECT count(*) FROM farmops.ai_evals WHERE ai_run_id = %s AND details = %s",
+        [mine, Jsonb({"matches": ["[erased]", "[erased]"]})],
+    ).fetchone() == (1,)
+    assert call(owner, "check_invariants", farm_id=farm) == []
+    [checked] = call(owner, "verify_audit", farm_id=farm)
+    assert checked["broken_at_seq"] is None
+
+
+def test_erasure_scrubs_a_payload_failures_message_of_the_persons_run(app, admin, owner, funded):
+    farm = funded
+    add_member(app, farm, PERSON, "worker")
+    run = a_settled_run(app, farm, PERSON, draft={"body": "Dave's left knee is worse, he limps at milking."})
+    # The product tightens the note type afterwards: the person's draft no longer conforms.
+    owner.execute(
+        """SELECT farmops.register_record_type(p_name => 'note', p_class => 'routine',
+           p_description => 'Note', p_target_schema => 'farmops', p_target_table => 'note_records',
+           p_input_schema =>
+           '{"type":"object","additionalProperties":false,"required":["body"],
+             "properties":{"body":{"type":"string","maxLength":20}}}')"""
+    )
+    conformance = evaluate(app, farm, PERSON, run, "Noted.")["schema_conformance"]
+    assert conformance["passed"] is False
+    [failure] = conformance["details"]["failures"]
+    assert "longer than 20 characters" in failure["message"]
+    assert rows_naming(admin, "longer than 20 characters") == ["ai_evals: 1"]
+
+    erase(app, farm, PERSON)
+    assert rows_naming(admin, "longer than 20 characters") == []
+    passed, severity, details = evals_of(admin, run)["schema_conformance"]
+    assert (passed, severity) == (False, conformance["severity"])
+    assert details == {
+        "drafts_checked": 1,
+        "failures": [{"draft_id": failure["draft_id"], "sqlstate": "OF202", "message": "[erased]"}],
+    }
+    assert call(owner, "check_invariants", farm_id=farm) == []
+    assert verified(app, farm)["broken_at_seq"] is None
+
+
+def test_the_guard_lets_only_the_exact_eval_scrub_through(app, admin, owner, funded):
+    farm = funded
+    register_wide_rule(owner)
+    run = a_settled_run(app, farm, "alice")
+    evaluate(app, farm, "alice", run, f"{SENTENCE}. Ring him after six.")
+    where = "WHERE ai_run_id = %s AND rule_name = 'every_sentence'"
+    # Anything but exactly the scrubbed form is refused, even as the superuser.
+    for change in (
+        "details = '{}'",
+        "details = jsonb_set(details, '{matches,0}', '\"someone else\"')",
+        "details = jsonb_build_object('matches', jsonb_build_array('[erased]'))",  # one match fewer
+        "details = farmops._eval_details_erased(details) || '{\"note\": 1}'",
+        "details = farmops._eval_details_erased(details), passed = NOT passed",
+        "details = farmops._eval_details_erased(details), severity = 'block'",
+    ):
+        with raises_sqlstate("OF107", change):
+            admin.execute(f"UPDATE farmops.ai_evals SET {change} {where}", [run])
+    assert SENTENCE in evals_of(admin, run)["every_sentence"][2]["matches"]
+    admin.execute(
+        f"UPDATE farmops.ai_evals SET details = farmops._eval_details_erased(details) {where}", [run]
+    )
+    assert evals_of(admin, run)["every_sentence"][2] == {"matches": ["[erased]", "[erased]"]}
+    with raises_sqlstate("OF107"):  # and it stays append-only
+        admin.execute(f"DELETE FROM farmops.ai_evals {where}", [run])
+
+    # A record table's own details (hashed into the chain) are not an eval's, whatever its other columns.
+    table = product_table(admin, owner, columns="rule_name text, evaluated_by text, details jsonb")
+    owner.execute(f"SELECT farmops._attach_append_only('{table}')")
+    admin.execute(
+        f"INSERT INTO {table} (farm_id, created_by, crates, rule_name, evaluated_by, details) "
+        "VALUES (%s, 'alice', 3, 'every_sentence', 'alice', %s)",
+        [farm, Jsonb({"matches": [SENTENCE]})],
+    )
+    with raises_sqlstate("OF107"):
+        admin.execute(f"UPDATE {table} SET details = farmops._eval_details_erased(details)")
+
+
+@pytest.mark.parametrize(
+    ("details", "scrubbed"),
+    [
+        ({"matches": []}, {"matches": []}),
+        ({"matches": ["a", "b", "c"]}, {"matches": ["[erased]"] * 3}),
+        (
+            {
+                "drafts_checked": 2,
+                "failures": [{"draft_id": "d", "sqlstate": "OF202", "message": "m"}, "odd"],
+            },
+            {
+                "drafts_checked": 2,
+                "failures": [{"draft_id": "d", "sqlstate": "OF202", "message": "[erased]"}, "odd"],
+            },
+        ),
+        ({"drafts_checked": 0, "failures": []}, {"drafts_checked": 0, "failures": []}),
+        (
+            {"matches": "not an array", "failures": {"message": "m"}},
+            {"matches": "not an array", "failures": {"message": "m"}},
+        ),
+        ({}, {}),
+        ([1, 2], [1, 2]),
+        ("text", "text"),
+        (None, None),
+    ],
+)
+def test_eval_details_erased_keeps_every_shape_and_never_raises(admin, details, scrubbed):
+    got = admin.execute(
+        "SELECT farmops._eval_details_erased(%s::jsonb)", [None if details is None else Jsonb(details)]
+    ).fetchone()[0]
+    assert got == scrubbed

@@ -20,9 +20,67 @@ COMMENT ON FUNCTION farmops._person_columns() IS
 'Private: the column names that hold a person''s identifier in any farmops table or product record table '
 '(hashed as subject ids, pseudonymised by erasure).';
 
+-- An eval's details (farmops.evaluate_run) with the person's text gone: each regex match
+-- (a substring of the run's output, a whole sentence under a wide pattern) and each payload
+-- failure's message (it may quote payload values) becomes '[erased]'; the number of
+-- matches, the drafts checked, the failing drafts' ids and SQLSTATEs stay. Any other shape
+-- (not an object, matches not an array, a failure not an object) is left as it is.
+CREATE OR REPLACE FUNCTION farmops._eval_details_erased(p_details jsonb)
+RETURNS jsonb
+LANGUAGE sql
+IMMUTABLE
+PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT CASE
+        WHEN jsonb_typeof(p_details) IS DISTINCT FROM 'object' THEN p_details
+        ELSE p_details
+            || CASE WHEN jsonb_typeof(p_details -> 'matches') = 'array' THEN jsonb_build_object(
+                'matches', (
+                    SELECT coalesce(jsonb_agg(to_jsonb('[erased]'::text)), '[]'::jsonb)
+                    FROM jsonb_array_elements(p_details -> 'matches')
+                )
+            ) ELSE '{}'::jsonb END
+            || CASE WHEN jsonb_typeof(p_details -> 'failures') = 'array' THEN jsonb_build_object(
+                'failures', (
+                    SELECT coalesce(jsonb_agg(
+                        CASE WHEN jsonb_typeof(f.v) = 'object' AND f.v ? 'message'
+                            THEN f.v || jsonb_build_object('message', '[erased]') ELSE f.v END
+                        ORDER BY f.n
+                    ), '[]'::jsonb)
+                    FROM jsonb_array_elements(p_details -> 'failures') WITH ORDINALITY AS f (v, n)
+                )
+            ) ELSE '{}'::jsonb END
+    END
+$fn$;
+COMMENT ON FUNCTION farmops._eval_details_erased(jsonb) IS
+'Private: an ai_evals.details object with its personal text erased: every element of matches and every '
+'failures[].message becomes ''[erased]'' (array lengths, drafts_checked, draft ids and SQLSTATEs stay); other '
+'shapes are returned unchanged. Erasure writes it; farmops._is_pseudonymisation accepts exactly it.';
+
+-- The columns of a row of farmops.ai_evals, the one table whose details erasure may scrub
+-- (a product record table may have a details column of its own: it is hashed into the chain).
+CREATE OR REPLACE FUNCTION farmops._is_eval_row(p_row jsonb)
+RETURNS boolean
+LANGUAGE sql
+IMMUTABLE
+PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT coalesce(jsonb_typeof(p_row) = 'object'
+        AND p_row ?& ARRAY[
+            'farm_id', 'id', 'ai_run_id', 'rule_name', 'passed', 'severity', 'details', 'evaluated_by', 'created_at'
+        ]::text []
+        AND (SELECT count(*) FROM jsonb_object_keys(p_row)) = 9, false)
+$fn$;
+COMMENT ON FUNCTION farmops._is_eval_row(jsonb) IS
+'Private: true if a row (jsonb) has exactly the columns of farmops.ai_evals, the only rows whose details '
+'farmops._is_pseudonymisation lets erasure scrub.';
+
 -- Erasure (sql/functions/50_trust/erasure.sql) is the one change history allows: a
 -- person's identifier replaced by a pseudonym ('erased:<subject id>') and personal
--- text cleared, every other column untouched. Both guards let exactly that through.
+-- text cleared (an eval's details scrubbed, farmops._eval_details_erased), every other
+-- column untouched. Both guards let exactly that through.
 CREATE OR REPLACE FUNCTION farmops._is_pseudonymisation(p_old jsonb, p_new jsonb)
 RETURNS boolean
 LANGUAGE sql
@@ -40,11 +98,19 @@ AS $fn$
                 n.k IN ('input_summary', 'output_summary', 'error', 'comment', 'tool_input', 'decision_reason')
                 AND n.v = 'null'::jsonb
             )
+            AND NOT (
+                n.k = 'details'
+                AND n.v = farmops._eval_details_erased(p_old -> 'details')
+                AND farmops._is_eval_row(p_old)
+                AND farmops._is_eval_row(p_new)
+            )
     )
 $fn$;
 COMMENT ON FUNCTION farmops._is_pseudonymisation(jsonb, jsonb) IS
 'Private: true if a row change only replaces person identifiers with ''erased:<subject id>'' and clears personal '
-'text (what erasure does); the append-only and forward-only guards let only that through.';
+'text (what erasure does: summaries, errors, comments, tool inputs and decision reasons set to NULL, and an '
+'ai_evals row''s details scrubbed to exactly farmops._eval_details_erased of the old ones); the append-only and '
+'forward-only guards let only that through.';
 
 CREATE OR REPLACE FUNCTION farmops._guard_append_only()
 RETURNS trigger

@@ -7,7 +7,8 @@
 -- subject ids by the same rule, so they are unchanged by the rewrite; the append-only
 -- and forward-only guards let exactly this change through (farmops._is_pseudonymisation).
 -- Personal text goes: the person's runs' summaries, errors and steps' summaries and
--- tool inputs, their feedback comments, the reasons they gave for decisions, the
+-- tool inputs, what their runs' evals quoted of the output (matches, payload failure
+-- messages: farmops._eval_details_erased), their feedback comments, the reasons they gave for decisions, the
 -- memories they stored (with their vectors). The erasure itself is an audited event.
 
 -- The ledger is append-only for its owner too; erasure alone may rewrite its actor
@@ -204,6 +205,11 @@ BEGIN
     FROM farmops.ai_runs AS r
     WHERE s.farm_id = p_farm_id AND r.farm_id = p_farm_id AND r.id = s.ai_run_id AND r.user_id = p_user_id
         AND (s.input_summary IS NOT NULL OR s.output_summary IS NOT NULL OR s.tool_input IS NOT NULL);
+    -- The evals of their runs: what a rule matched in the output, a payload failure's message.
+    UPDATE farmops.ai_evals AS e SET details = farmops._eval_details_erased(e.details)
+    FROM farmops.ai_runs AS r
+    WHERE e.farm_id = p_farm_id AND r.farm_id = p_farm_id AND r.id = e.ai_run_id AND r.user_id = p_user_id
+        AND e.details IS DISTINCT FROM farmops._eval_details_erased(e.details);
     UPDATE farmops.ai_feedback AS f SET comment = NULL
     WHERE f.farm_id = p_farm_id AND f.user_id = p_user_id AND f.comment IS NOT NULL;
     -- The reasons they gave when deciding drafts and recommendations.
@@ -254,7 +260,8 @@ END
 $fn$;
 COMMENT ON FUNCTION farmops._erase_person(uuid, text, text) IS
 'Private: pseudonymises one person in one farm: clears their personal text (run summaries, errors, run steps'' '
-'summaries and tool inputs, feedback comments, decision reasons), deletes their memories and membership, sets '
+'summaries and tool inputs, their runs'' eval details'' matches and failure messages, feedback comments, decision '
+'reasons), deletes their memories and membership, sets '
 'every person column naming them, in farmops'' tables and registered product record tables, to '
 'erased:<subject id>, erases the subject; audited as erasure.<p_reason>. OF311 (nothing erased) when a product '
 'table cannot be rewritten. Returns what changed.';
@@ -312,8 +319,9 @@ $fn$;
 COMMENT ON FUNCTION farmops.erase_member_data(text) IS
 'Farm owner (erase_members): erases a member (or former member) of the current farm: no row keeps their '
 'identifier (every one, in farmops'' tables and registered product record tables, becomes erased:<subject id>, a '
-'pseudonym nothing maps back) or their personal text (run summaries, errors and steps'' texts, feedback comments, '
-'decision reasons, memories); the books and verify_audit still hold; audited. p_user_id as add_member takes it, '
-'or any value this farm''s rows name verbatim (a product record''s person column may hold longer text). Returns '
-'counts. OF002 not a member of this farm, OF005 last owner, OF310 the user has runs in progress, OF311 a product '
-'record table farmops may not rewrite (nothing erased), OF001, OF003, OF006.';
+'pseudonym nothing maps back) or their personal text (run summaries, errors and steps'' texts, what their runs'' '
+'evals matched or quoted, feedback comments, decision reasons, memories); the books and verify_audit still hold; '
+'audited. p_user_id as add_member takes it, or any value this farm''s rows name verbatim (a product record''s '
+'person column may hold longer text). Returns counts. OF002 not a member of this farm, OF005 last owner, OF310 the '
+'user has runs in progress, OF311 a product record table farmops may not rewrite (nothing erased), OF001, OF003, '
+'OF006.';

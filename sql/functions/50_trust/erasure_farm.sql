@@ -30,13 +30,16 @@ BEGIN
         PERFORM farmops._erase_person(p_farm_id, v_person, 'farm_member');
         v_erased := v_erased + 1;
     END LOOP;
-    -- The farm's own text: its knowledge and every run's summaries and steps' texts.
+    -- The farm's own text: its knowledge, every run's summaries and steps' texts, every eval's
+    -- matches and failure messages.
     UPDATE farmops.ai_runs AS r SET input_summary = NULL, output_summary = NULL, error = NULL
     WHERE r.farm_id = p_farm_id
         AND (r.input_summary IS NOT NULL OR r.output_summary IS NOT NULL OR r.error IS NOT NULL);
     UPDATE farmops.ai_run_steps AS s SET input_summary = NULL, output_summary = NULL, tool_input = NULL
     WHERE s.farm_id = p_farm_id
         AND (s.input_summary IS NOT NULL OR s.output_summary IS NOT NULL OR s.tool_input IS NOT NULL);
+    UPDATE farmops.ai_evals AS e SET details = farmops._eval_details_erased(e.details)
+    WHERE e.farm_id = p_farm_id AND e.details IS DISTINCT FROM farmops._eval_details_erased(e.details);
     DELETE FROM farmops.embeddings AS e WHERE e.farm_id = p_farm_id;
     DELETE FROM farmops.documents AS d WHERE d.farm_id = p_farm_id;
     GET DIAGNOSTICS v_rows = ROW_COUNT;
@@ -49,6 +52,7 @@ END
 $fn$;
 COMMENT ON FUNCTION farmops.erase_farm(uuid) IS
 'Package owner: erases every person of a farm (as erase_member_data, the last owner included), deletes its '
-'documents and vectors, clears every run''s summaries and renames it ''erased farm''; the ledger, the records '
+'documents and vectors, clears every run''s summaries and steps'' texts and every eval''s matches and failure '
+'messages, and renames it ''erased farm''; the ledger, the records '
 'and the audit chain stay and still verify; audited. OF002 no such farm, OF310 runs in progress, OF311 a '
 'product record table farmops may not rewrite (nothing erased), OF006.';
