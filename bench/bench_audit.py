@@ -240,6 +240,31 @@ def verify(admin: psycopg.Connection, farm: str) -> tuple:
     return (*verified, legs_unaudited)
 
 
+def paired_ratios(raw: dict[tuple[str, int], dict[str, list[float]]]) -> list[str]:
+    """Each variant against OFF rep by rep (the slices of one rep ran back to back, so drift in the load
+    hits both): per cell the median ratio and its quartiles, then every cell's reps pooled. A cell's
+    median alone moves by 0.05-0.15 between runs on a shared machine; the quartiles show how far."""
+
+    def spread(ratios: list[float]) -> str:
+        if len(ratios) < 2:
+            return f"{ratios[0]:.2f}"
+        q1, q2, q3 = statistics.quantiles(ratios, n=4, method="inclusive")
+        return f"{q2:.2f} [{q1:.2f}-{q3:.2f}]"
+
+    lines = ["paired ratios, rep by rep: median [quartiles]"]
+    pooled: dict[str, list[float]] = {v: [] for v in VARIANTS[1:]}
+    for (mode, clients), samples in raw.items():
+        parts = []
+        for variant in VARIANTS[1:]:
+            ratios = [x / off for x, off in zip(samples[variant], samples["off"], strict=True)]
+            pooled[variant] += ratios
+            parts.append(f"{variant}/off {spread(ratios)}")
+        lines.append(f"  {mode:<24} {clients:>2} clients: " + "  ".join(parts))
+    every = "  ".join(f"{v}/off {spread(r)}" for v, r in pooled.items())
+    lines.append(f"  every cell's reps pooled: {every}")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the ON/OFF matrix and the CPU blocks, verify the ON farms' chains, print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -266,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     host, port = br.embedded.serve(br.REPO / ".tmp" / "bench-pg", stop_at_exit=True)
     dbname = br.fresh_database(host, port)
     results: dict[tuple[str, int], dict[str, float]] = {}
+    raw: dict[tuple[str, int], dict[str, list[float]]] = {}
     seal_cpu_ns = {v: 0 for v in SEAL}
     sealed = {v: 0 for v in SEAL}
     load = [os.getloadavg()[0]]
@@ -305,6 +331,7 @@ def main(argv: list[str] | None = None) -> int:
                             tps = pgbench(*run)
                         samples[variant].append(tps)
                 results[(mode, clients)] = {v: statistics.median(s) for v, s in samples.items()}
+                raw[(mode, clients)] = samples
                 load.append(os.getloadavg()[0])
                 cell = results[(mode, clients)]
                 print(
@@ -346,6 +373,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{cell['on+seal-before']:>14,.0f}  {cell['on'] / cell['off']:>6.2f}  "
             f"{cell['on+seal'] / cell['off']:>11.2f}  {cell['on+seal-before'] / cell['off']:>18.2f}"
         )
+    lines.extend(paired_ratios(raw))
     lines.append(
         f"backend CPU per reservation (median of {args.cpu_rounds} alternating blocks of {args.cpu_block} "
         f"autocommit reserve_run, one session, /proc schedstat): OFF {cpu['off']:.0f} us, "
