@@ -13,6 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from support import concurrently, raises_sqlstate, row, tenant, value
+from support.audit import queue_the_legs_as_4f964e6, waiting
 from support.credits import add_member, grant, reserve, settle, start
 from support.write_path import VALID, propose, set_autonomy
 
@@ -36,6 +37,8 @@ def one(conn, sql: str, params=()) -> object:
 
 
 def per_entry_seal(admin, farm) -> int:
+    """4f964e6's seal of ``farm``, its legs queued first as that commit's triggers queued them."""
+    queue_the_legs_as_4f964e6(admin, farm)
     return one(admin, "SELECT audit_seal_per_entry.seal_farm(%s)", [farm])
 
 
@@ -44,9 +47,8 @@ def set_based_seal(admin, farm) -> int:
 
 
 def pending(admin, farm) -> int:
-    return admin.execute("SELECT count(*) FROM farmops._audit_pending WHERE farm_id = %s", [farm]).fetchone()[
-        0
-    ]
+    """Entries waiting for the seal: queued, and ledger legs past the farm's mark."""
+    return waiting(admin, farm)
 
 
 def chain(admin, farm) -> list[tuple]:
@@ -264,7 +266,13 @@ def test_bounded_and_whole_sealers_beside_writers_leave_no_gap_and_no_duplicate(
 def test_the_pending_farms_are_found_each_with_its_oldest_entry(app, admin, two_farms):
     a, b = two_farms
     grant(app, b, 5, user="bob")
-    oldest = dict(admin.execute("SELECT farm_id, min(id) FROM farmops._audit_pending GROUP BY 1").fetchall())
+    waiting_since = (
+        "SELECT farm_id, min(at) FROM (SELECT farm_id, at FROM farmops._audit_pending UNION ALL "
+        "SELECT l.farm_id, l.created_at FROM farmops.credit_ledger AS l "
+        "LEFT JOIN farmops._audit_ledger_marks AS m ON m.farm_id = l.farm_id "
+        "WHERE l.seq > coalesce(m.sealed_seq, 0)) AS w GROUP BY 1"
+    )
+    oldest = dict(admin.execute(waiting_since).fetchall())
     assert len(oldest) == 2
     found = dict(admin.execute("SELECT farm_id, oldest FROM farmops._audit_pending_farms()").fetchall())
     assert found == oldest
@@ -272,6 +280,10 @@ def test_the_pending_farms_are_found_each_with_its_oldest_entry(app, admin, two_
     assert admin.execute("SELECT farm_id FROM farmops._audit_pending_farms()").fetchall() == [(b,)]
     set_based_seal(admin, b)
     assert admin.execute("SELECT count(*) FROM farmops._audit_pending_farms()").fetchone()[0] == 0
+    grant(app, a, 5)  # a leg, nothing queued: found by the farm's ledger_seq past its mark
+    assert admin.execute("SELECT count(*) FROM farmops._audit_pending").fetchone()[0] == 0
+    found = admin.execute("SELECT farm_id, oldest FROM farmops._audit_pending_farms()").fetchall()
+    assert found == list(admin.execute(waiting_since).fetchall()) and [f[0] for f in found] == [a]
 
 
 def backlog(admin, farm, entries: int) -> None:
