@@ -10,8 +10,10 @@
 -- each farm's mark starts at its last leg; the seal links those queue rows as before.
 LOCK TABLE farmops.ai_runs, farmops.credit_ledger IN EXCLUSIVE MODE;
 
+-- No foreign key to farms: its check would share-lock the hot farm row until the seal commits (the
+-- rule of migration 0135). Only the seal writes a mark, for a farm whose legs it has just read.
 CREATE TABLE farmops._audit_ledger_marks (
-    farm_id uuid PRIMARY KEY REFERENCES farmops.farms (id),
+    farm_id uuid PRIMARY KEY,
     -- Every leg of the farm up to this seq is in the chain (or, before the cut-over, queued for it).
     sealed_seq bigint NOT NULL,
     CONSTRAINT ledger_mark_is_a_seq CHECK (sealed_seq >= 0)
