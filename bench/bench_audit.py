@@ -58,7 +58,6 @@ SCRIPT = """SELECT farmops.reserve_run(p_farm_id => :farm::uuid, p_user_id => 'o
 # Each variant writes its own hot farm, and every farm grows by about as many runs and ledger legs as the
 # other. The CPU blocks write a third.
 FARM = {"off": br.farm_uuid("fused", 2), "on+seal": br.farm_uuid("fused", 3), "cpu": br.farm_uuid("fused", 1)}
-IDLE_FARM = "0000000i-0000-0000-0000-{n:012d}"
 
 
 def add_idle_farms(admin: psycopg.Connection, count: int) -> None:
@@ -66,7 +65,7 @@ def add_idle_farms(admin: psycopg.Connection, count: int) -> None:
     hot one (superuser, set-based: the bench is about the seal, not about creating farms)."""
     admin.execute(
         "INSERT INTO farmops.farms (id, name, credit_balance, ledger_seq) "
-        "SELECT format('0000000i-0000-0000-0000-%%s', lpad(n::text, 12, '0'))::uuid, 'idle ' || n, 100, 1 "
+        "SELECT format('0000000f-0000-0000-0000-%%s', lpad(n::text, 12, '0'))::uuid, 'idle ' || n, 100, 1 "
         "FROM generate_series(1, %s) AS n",
         [count],
     )

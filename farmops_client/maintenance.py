@@ -58,9 +58,10 @@ def seal_audit(conn: psycopg.Connection) -> int:
 
     The transaction commits without waiting for the WAL flush (``synchronous_commit`` off for it
     alone): on a busy server the sealer's flushes otherwise queue with the writers' (ADR 0018). Nothing
-    is at risk: the seal only links entries already durable (in ``_audit_pending``, or ledger legs), so
-    a seal lost in a crash leaves them pending for the next one, and ``audit_head`` / ``verify_audit`` seal the farm
-    first in the caller's own transaction, whose flushed commit covers every seal before it."""
+    is at risk: the seal only links entries already durable (queued in ``_audit_pending``, or ledger
+    legs), so a seal lost in a crash leaves them pending for the next one, and ``audit_head`` /
+    ``verify_audit`` seal the farm first in the caller's own transaction, whose flushed commit covers
+    every seal before it."""
     with db.translated(), conn.transaction():
         _as_maintainer(conn)
         conn.execute("SET LOCAL synchronous_commit = off")
