@@ -45,7 +45,11 @@ import bench_reserve as br
 from farmops_client import maintenance
 
 RESULTS = br.REPO / "bench" / "results" / "audit.txt"
-VARIANTS = ("off", "on+seal")
+VARIANTS = ("off", "on+seal", "on+seal-1s")
+#: How often each ON variant's sealer calls farmops.seal_audit(): a loop as tight as a job would ever
+#: run (each call pays a fixed cost: the farms with legs past their mark are found by reading every
+#: farm's ledger_seq), and once a second.
+SEAL_EVERY = {"on+seal": 0.05, "on+seal-1s": 1.0}
 # As the server has it (fsync, synchronous_commit=on: this shared disk's WAL flush dominates), and
 # without the flush wait (synchronous_commit=off: what the audit costs the CPU and the farm row).
 MODES = ("synchronous_commit=on", "synchronous_commit=off")
@@ -57,7 +61,12 @@ SCRIPT = """SELECT farmops.reserve_run(p_farm_id => :farm::uuid, p_user_id => 'o
 """
 # Each variant writes its own hot farm, and every farm grows by about as many runs and ledger legs as the
 # other. The CPU blocks write a third.
-FARM = {"off": br.farm_uuid("fused", 2), "on+seal": br.farm_uuid("fused", 3), "cpu": br.farm_uuid("fused", 1)}
+FARM = {
+    "off": br.farm_uuid("fused", 2),
+    "on+seal": br.farm_uuid("fused", 3),
+    "on+seal-1s": br.farm_uuid("fused", 4),
+    "cpu": br.farm_uuid("fused", 1),
+}
 
 
 def add_idle_farms(admin: psycopg.Connection, count: int) -> None:
@@ -158,7 +167,8 @@ class Sealer:
     """``farmops.seal_audit()`` in a loop on its own connection while a slice runs (its CPU measured),
     committing as the production job does (no flush wait), the audit queue vacuumed once a second."""
 
-    def __init__(self, host: str, port: int, dbname: str):
+    def __init__(self, host: str, port: int, dbname: str, every: float):
+        self.every = every
         self.conn = psycopg.connect(host=host, port=port, user="postgres", dbname=dbname, autocommit=True)
         # As farmops_client.maintenance.seal_audit (farmops audit seal) commits: without the flush wait.
         self.conn.execute("SET synchronous_commit = off")
@@ -178,7 +188,7 @@ class Sealer:
             if time.monotonic() - vacuumed >= 1:
                 maintenance.vacuum_audit_queue(self.conn)
                 vacuumed = time.monotonic()
-            self.stop.wait(0.05)
+            self.stop.wait(self.every)
         self.cpu_ns = backend_cpu_ns(self.pid) - before
 
     def __enter__(self):
@@ -265,8 +275,8 @@ def main(argv: list[str] | None = None) -> int:
     dbname = br.fresh_database(host, port)
     results: dict[tuple[str, int], dict[str, float]] = {}
     raw: dict[tuple[str, int], dict[str, list[float]]] = {}
-    seal_cpu_ns = 0
-    sealed = 0
+    seal_cpu_ns = dict.fromkeys(SEAL_EVERY, 0)
+    sealed = dict.fromkeys(SEAL_EVERY, 0)
     load = [os.getloadavg()[0]]
     try:
         with (
@@ -283,11 +293,11 @@ def main(argv: list[str] | None = None) -> int:
                         admin.execute("SELECT farmops.seal_audit()")
                         maintenance.vacuum_audit_queue(admin)
                         run = (host, port, dbname, FARM[variant], clients, args.seconds, Path(tmp))
-                        if variant == "on+seal":
-                            with Sealer(host, port, dbname) as sealer:
+                        if variant in SEAL_EVERY:
+                            with Sealer(host, port, dbname, SEAL_EVERY[variant]) as sealer:
                                 tps = pgbench(*run, mode == MODES[0])
-                            seal_cpu_ns += sealer.cpu_ns
-                            sealed += sealer.sealed
+                            seal_cpu_ns[variant] += sealer.cpu_ns
+                            sealed[variant] += sealer.sealed
                         else:
                             tps = pgbench(*run, mode == MODES[0])
                         samples[variant].append(tps)
@@ -321,13 +331,14 @@ def main(argv: list[str] | None = None) -> int:
         f"{farms:,} farms; "
         f"load average {min(load):.1f}-{max(load):.1f})",
         "OFF = the writers alone (since 0160 the reservation writes nothing for the audit); ON+seal = "
-        "farmops.seal_audit() every 50 ms beside them",
-        "commit                   clients  OFF tps  ON+seal tps  ON+seal/OFF",
+        "farmops.seal_audit() every 50 ms beside them; ON+seal-1s = every second",
+        "commit                   clients  OFF tps  ON+seal  ON+seal-1s  ON+seal/OFF  ON+seal-1s/OFF",
     ]
     for (mode, clients), cell in results.items():
         lines.append(
-            f"{mode:<24} {clients:>7}  {cell['off']:>7,.0f}  {cell['on+seal']:>11,.0f}  "
-            f"{cell['on+seal'] / cell['off']:>11.2f}"
+            f"{mode:<24} {clients:>7}  {cell['off']:>7,.0f}  {cell['on+seal']:>7,.0f}  "
+            f"{cell['on+seal-1s']:>10,.0f}  "
+            f"{cell['on+seal'] / cell['off']:>11.2f}  {cell['on+seal-1s'] / cell['off']:>14.2f}"
         )
     lines.extend(paired_ratios(raw))
     lines.append(
@@ -336,18 +347,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     lines.append(
         f"sealing CPU per entry, its own backend: {cpu['seal']:.0f} us in batches of {args.cpu_block} "
-        "(median), "
-        f"{cpu['seal-small']:.0f} us in batches of {args.small_block} (total / total), "
+        f"(median), {cpu['seal-small']:.0f} us in batches of {args.small_block} (total / total), "
         f"{cpu['seal-backlog']:.0f} us for a backlog of {args.backlog:,} sealed in one call (plans made "
-        "while "
-        f"nothing waited); reservation / (reservation + sealing) "
+        f"while nothing waited); reservation / (reservation + sealing) "
         f"{cpu['reserve'] / (cpu['reserve'] + cpu['seal']):.2f} in batches of {args.cpu_block}, "
         f"{cpu['reserve'] / (cpu['reserve'] + cpu['seal-small']):.2f} in batches of {args.small_block}"
     )
-    lines.append(
-        f"sealer beside the writers (on+seal slices): {sealed:,} entries sealed, "
-        f"{seal_cpu_ns / max(sealed, 1) / 1000:.0f} us CPU per entry"
-    )
+    for variant in SEAL_EVERY:
+        lines.append(
+            f"sealer beside the writers ({variant} slices): {sealed[variant]:,} entries sealed, "
+            f"{seal_cpu_ns[variant] / max(sealed[variant], 1) / 1000:.0f} us CPU per entry"
+        )
     for variant, (entries, head_seq, broken, problem, unaudited) in verified.items():
         lines.append(
             f"{variant} farm after the run: {entries} entries, head {head_seq}, broken_at_seq {broken} "

@@ -200,6 +200,53 @@ def test_only_the_maintainer_seals_in_bounded_transactions(app, admin, funded):
     assert pending(admin, funded) == 2
 
 
+def mark(admin, farm) -> int:
+    """The farm's ledger mark: its last leg linked into the chain (0: none)."""
+    found = admin.execute(
+        "SELECT sealed_seq FROM farmops._audit_ledger_marks WHERE farm_id = %s", [farm]
+    ).fetchone()
+    return found[0] if found else 0
+
+
+def test_a_bounded_seal_shares_its_bound_between_the_queue_and_the_ledger(app, admin, maintainer, funded):
+    """Neither source starves the other: each takes at least half the bound, and what one leaves the
+    other may take; each advances as a prefix (queue ids, ledger seqs) and the chain verifies."""
+    set_based_seal(admin, funded)
+    legs_before = mark(admin, funded)
+    backlog(admin, funded, 10)
+    with tenant(app, funded, "alice"):
+        app.execute("SELECT farmops.reserve_credits('chat', 'test-model', 1) FROM generate_series(1, 10)")
+    queued = "SELECT count(*) FROM farmops._audit_pending WHERE farm_id = %s"
+    assert value(maintainer, "seal_audit", max_entries=8) == 8
+    assert (one(admin, queued, [funded]), mark(admin, funded) - legs_before) == (6, 4)
+    assert value(maintainer, "seal_audit", max_entries=5) == 5  # 6 queued and 6 legs left: 3 legs, 2 queued
+    assert (one(admin, queued, [funded]), mark(admin, funded) - legs_before) == (4, 7)
+    assert value(maintainer, "seal_audit", max_entries=9) == 7  # all that is left
+    assert (one(admin, queued, [funded]), mark(admin, funded) - legs_before) == (0, 10)
+    assert value(maintainer, "seal_audit", max_entries=9) == 0
+    assert verify(app, funded)["broken_at_seq"] is None
+
+
+def test_an_uncommitted_leg_holds_the_mark_and_no_later_leg_passes_it(app, admin, connect, funded):
+    """A leg is numbered under its farm's row lock: while one is uncommitted, no later leg of the farm
+    can commit, and the seal links nothing past the mark; once it commits, it is linked."""
+    set_based_seal(admin, funded)
+    before = mark(admin, funded)
+    open_leg = connect("app", autocommit=False)
+    open_leg.execute("SELECT farmops.begin_tenant(%s, 'alice')", [funded])
+    open_leg.execute("SELECT farmops.reserve_credits(p_feature => 'chat', p_model => 'm', p_credits => 1)")
+    other = connect("app", autocommit=False)
+    other.execute("SELECT farmops.begin_tenant(%s, 'alice')", [funded])
+    other.execute("SET lock_timeout = '200ms'")
+    with raises_sqlstate("55P03"):  # the next leg waits for the farm row
+        other.execute("SELECT farmops.grant_credits(%s, 5, 'x')", [funded])
+    other.rollback()
+    assert set_based_seal(admin, funded) == 0 and mark(admin, funded) == before
+    open_leg.commit()
+    assert set_based_seal(admin, funded) == 1 and mark(admin, funded) == before + 1
+    assert verify(app, funded)["broken_at_seq"] is None
+
+
 def test_a_bounded_seal_skips_a_farm_another_sealer_holds(app, admin, connect, two_farms):
     a, b = two_farms
     grant(app, a, 5)
