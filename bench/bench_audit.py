@@ -1,29 +1,26 @@
-"""What auditing costs the hot-farm reservation: ``reserve_run`` with the audit triggers ON vs OFF.
+"""What auditing costs the hot-farm reservation: ``reserve_run`` with a sealer beside the writers vs without.
 
-Reuses ``bench_reserve.py``'s embedded server, fresh database and pgbench runner: variant (d)
-``farmops.reserve_run(...)`` in autocommit as the application role, on ONE hot farm, at 1, 8 and 32 clients,
-with the WAL flush (synchronous_commit=on) and without it. Three variants, each on its own hot farm so that
-each farm's data grows alike: OFF = the reservation's audit triggers disabled by the superuser (``ALTER
-TABLE ... DISABLE TRIGGER``); ON = enabled, the pending entries sealed between slices; ON+seal = enabled
-with ``farmops.seal_audit()`` in a loop beside the writers (every 50 ms, as a maintenance job in production
-would run it, and the audit queue vacuumed once a second as ``farmops audit seal`` does after each seal:
-``--no-vacuum`` leaves it to autovacuum); ON+seal-before = the same with the per-entry seal of main 4f964e6
-(``tests/trust/fixtures/seal_per_entry_4f964e6.sql``, loaded beside the set-based one of migration 0145), so
-that before and after are measured side by side. The four alternate slice by slice (``--reps`` rounds,
-rotating order, median each) in one process, so load from elsewhere hits them alike.
+Since migration 0160 the reservation path writes nothing for the audit (no trigger: the seal reads each
+leg from ``credit_ledger``, past the farm's mark), so the whole cost is the sealing step's, on the same
+cores as the writers. Reuses ``bench_reserve.py``'s embedded server, fresh database and pgbench runner:
+variant (d) ``farmops.reserve_run(...)`` in autocommit as the application role, on ONE hot farm, at 1, 8
+and 32 clients, with the WAL flush (synchronous_commit=on) and without it. Two variants, each on its own
+hot farm so that each farm's data grows alike: OFF = the writers alone (their legs sealed between slices);
+ON+seal = ``farmops.seal_audit()`` in a loop beside the writers (every 50 ms, as a maintenance job would
+run it, the audit queue vacuumed once a second as ``farmops audit seal`` does). They alternate slice by
+slice (``--reps`` rounds, rotating order, median each, and the ratio rep by rep) in one process, so load
+from elsewhere hits them alike. The database also holds ``--idle-farms`` farms with a sealed leg each
+(default 10,000): every seal looks for the farms whose ledger grew past their mark among all of them.
 
-Then the CPU: backend CPU per reservation (``/proc/<pid>/schedstat``, scheduling delays excluded) in
-alternating blocks of single autocommit ``reserve_run`` calls, OFF and ON, and the sealing step's
-CPU per entry, measured in the sealer's own backend, for both seals in alternating blocks: in large
-batches (``--cpu-block`` reservations per seal) and in small ones (``--small-block``, as beside the
-writers); and a backlog (``--backlog`` entries appended while no sealer ran, after statistics that saw
-an empty ``_audit_pending``) sealed in one call by each. After the last cell every ON farm's chain must
+Then the CPU: backend CPU per reservation (``/proc/<pid>/schedstat``, scheduling delays excluded) in blocks
+of single autocommit ``reserve_run`` calls, and the sealing step's CPU per entry, measured in the sealer's
+own backend: in large batches (``--cpu-block`` reservations per seal), in small ones (``--small-block``,
+as beside the writers), and a backlog (``--backlog`` reservations written while no sealer ran, after
+statistics taken when nothing waited) sealed in one call. After the last cell each farm's chain must
 verify, with exactly one entry per ledger leg.
 
-``--farm-key`` re-creates the foreign key from ``audit_log.farm_id`` to ``farms`` that migration 0135
-dropped (every sealed entry share-locked the hot farm row until the seal committed), to measure what
-it cost. Prints the table and writes it to ``bench/results/audit.txt``. Nothing about time is
-asserted; the exit code is 1 only if a chain does not verify.
+Prints the table and writes it to ``bench/results/audit.txt``. Nothing about time is asserted; the exit
+code is 1 only if a chain does not verify.
 """
 
 from __future__ import annotations
@@ -48,10 +45,11 @@ import bench_reserve as br
 from farmops_client import maintenance
 
 RESULTS = br.REPO / "bench" / "results" / "audit.txt"
-VARIANTS = ("off", "on", "on+seal", "on+seal-before")
-#: The per-entry seal that migration 0145 replaced, loaded under its own schema (never installed).
-PER_ENTRY_SEAL = br.REPO / "tests" / "trust" / "fixtures" / "seal_per_entry_4f964e6.sql"
-SEAL = {"on+seal": "farmops.seal_audit()", "on+seal-before": "audit_seal_per_entry.seal_audit()"}
+VARIANTS = ("off", "on+seal", "on+seal-1s")
+#: How often each ON variant's sealer calls farmops.seal_audit(): a loop as tight as a job would ever
+#: run (each call pays a fixed cost: the farms with legs past their mark are found by reading every
+#: farm's ledger_seq), and once a second.
+SEAL_EVERY = {"on+seal": 0.05, "on+seal-1s": 1.0}
 # As the server has it (fsync, synchronous_commit=on: this shared disk's WAL flush dominates), and
 # without the flush wait (synchronous_commit=off: what the audit costs the CPU and the farm row).
 MODES = ("synchronous_commit=on", "synchronous_commit=off")
@@ -61,25 +59,32 @@ SCRIPT = """SELECT farmops.reserve_run(p_farm_id => :farm::uuid, p_user_id => 'o
     p_model => 'bench-model', p_max_input_tokens => 0, p_max_output_tokens => 0,
     p_request_id => gen_random_uuid()::text);
 """
-# Each variant writes its own hot farm: the ON farms' chains stay complete and verifiable, and every farm
-# grows by about as many runs and ledger legs as the others.
+# Each variant writes its own hot farm, and every farm grows by about as many runs and ledger legs as the
+# other. The CPU blocks write a third.
 FARM = {
     "off": br.farm_uuid("fused", 2),
-    "on": br.farm_uuid("fused", 1),
     "on+seal": br.farm_uuid("fused", 3),
-    "on+seal-before": br.farm_uuid("fused", 4),
+    "on+seal-1s": br.farm_uuid("fused", 4),
+    "cpu": br.farm_uuid("fused", 1),
 }
-FARM_KEY = (
-    "ALTER TABLE farmops.audit_log ADD CONSTRAINT audit_log_farm_id_fkey "
-    "FOREIGN KEY (farm_id) REFERENCES farmops.farms (id)"
-)
 
 
-def set_audit(conn: psycopg.Connection, on: bool) -> None:
-    """Enable or disable the audit trigger of the reservation path (superuser)."""
-    verb = "ENABLE ALWAYS" if on else "DISABLE"
-    conn.execute(f"ALTER TABLE farmops.ai_runs {verb} TRIGGER ai_runs_reservations_are_audited")
-    conn.execute(f"ALTER TABLE farmops.credit_ledger {verb} TRIGGER credit_ledger_legs_are_audited")
+def add_idle_farms(admin: psycopg.Connection, count: int) -> None:
+    """``count`` farms with one granted leg each, sealed: the tenants a real installation has besides its
+    hot one (superuser, set-based: the bench is about the seal, not about creating farms)."""
+    admin.execute(
+        "INSERT INTO farmops.farms (id, name, credit_balance, ledger_seq) "
+        "SELECT format('0000000f-0000-0000-0000-%%s', lpad(n::text, 12, '0'))::uuid, 'idle ' || n, 100, 1 "
+        "FROM generate_series(1, %s) AS n",
+        [count],
+    )
+    admin.execute(
+        "INSERT INTO farmops.credit_ledger (farm_id, seq, kind, delta, balance_after, reason, actor) "
+        "SELECT f.id, 1, 'grant', 100, 100, 'bench', 'owner' FROM farmops.farms AS f "
+        "WHERE f.name LIKE 'idle %%'"
+    )
+    admin.execute("SELECT farmops.seal_audit()")
+    admin.execute("VACUUM ANALYZE")
 
 
 def pgbench(host, port, dbname, farm: str, clients: int, seconds: float, workdir: Path, flush: bool) -> float:
@@ -110,84 +115,69 @@ def backend_cpu_ns(pid: int) -> int:
     return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
 
 
-def cpu_per_reservation(host, port, dbname, admin, rounds: int, block: int, small: int) -> dict[str, float]:
-    """Backend CPU microseconds per reservation, audit OFF and ON, in alternating blocks of ``block``
-    single autocommit calls (one transaction each, as the application makes them; one session), and the
-    sealing step's CPU per entry, each ON block's entries sealed by another session: ``seal`` by
-    ``farmops.seal_audit()``, ``seal-before`` by the per-entry seal, alternately. Then both seals in
-    small batches (``small`` reservations per seal, alternating, 2 x ``rounds`` x 4 of them):
-    ``seal-small`` and ``seal-small-before``, total CPU over total entries."""
-    samples: dict[str, list[float]] = {"off": [], "on": [], "seal": [], "seal-before": []}
-    totals = {"seal-small": [0, 0], "seal-small-before": [0, 0]}
+def cpu_per_entry(
+    host, port, dbname, admin, rounds: int, block: int, small: int, backlog: int
+) -> dict[str, float]:
+    """Backend CPU microseconds per reservation (median of ``rounds`` blocks of ``block`` single autocommit
+    calls, one transaction each, as the application makes them; one session) and the sealing step's CPU
+    per entry in another session: ``seal`` after each such block (median), ``seal-small`` after every
+    ``small`` reservations (``rounds`` x 8 seals, total / total), and ``seal-backlog``: ``backlog``
+    reservations sealed in one call after statistics taken, and plans made, while nothing waited."""
+    samples: dict[str, list[float]] = {"reserve": [], "seal": []}
     with (
         psycopg.connect(host=host, port=port, user=br.APP_LOGIN, dbname=dbname, autocommit=True) as conn,
         psycopg.connect(host=host, port=port, user="postgres", dbname=dbname, autocommit=True) as sealer,
     ):
         pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
         seal_pid = sealer.execute("SELECT pg_backend_pid()").fetchone()[0]
-        sealer.execute("SELECT farmops.seal_audit()")
-        blocks = ("off", "seal", "seal-before")
-        for i in range(rounds):
-            for kind in blocks[i % 3 :] + blocks[: i % 3]:
-                variant = "off" if kind == "off" else "on"
-                set_audit(admin, variant == "on")
-                conn.execute(CPU_CALL, {"farm": FARM[variant]}, prepare=True)  # replan after the ALTER
-                before = backend_cpu_ns(pid)
-                for _ in range(block):
-                    conn.execute(CPU_CALL, {"farm": FARM[variant]}, prepare=True)
-                samples[variant].append((backend_cpu_ns(pid) - before) / block / 1000)
-                if variant == "on":
-                    before = backend_cpu_ns(seal_pid)
-                    sealed = sealer.execute(
-                        f"SELECT {SEAL['on+seal' if kind == 'seal' else 'on+seal-before']}"
-                    )
-                    samples[kind].append(
-                        (backend_cpu_ns(seal_pid) - before) / max(sealed.fetchone()[0], 1) / 1000
-                    )
-        set_audit(admin, True)
-        for i in range(rounds * 8):
-            kind = ("seal-small", "seal-small-before")[i % 2]
-            for _ in range(small):
-                conn.execute(CPU_CALL, {"farm": FARM["on"]}, prepare=True)
+
+        def reserve(n: int) -> None:
+            for _ in range(n):
+                conn.execute(CPU_CALL, {"farm": FARM["cpu"]}, prepare=True)
+
+        def seal() -> tuple[int, int]:
             before = backend_cpu_ns(seal_pid)
-            sealed = sealer.execute(f"SELECT {SEAL['on+seal' if kind == 'seal-small' else 'on+seal-before']}")
-            totals[kind][0] += sealed.fetchone()[0]
-            totals[kind][1] += backend_cpu_ns(seal_pid) - before
-    result = {v: statistics.median(s) for v, s in samples.items()}
-    result.update({k: ns / max(n, 1) / 1000 for k, (n, ns) in totals.items()})
-    return result
+            sealed = sealer.execute("SELECT farmops.seal_audit()").fetchone()[0]
+            return sealed, backend_cpu_ns(seal_pid) - before
 
-
-def backlog_cpu(host, port, dbname, admin, entries: int) -> dict[str, float]:
-    """Sealing CPU per entry of a backlog: ``_audit_pending``'s statistics taken while it was empty (as
-    autovacuum takes them after a seal), the sealer's plans made then (a seal of nothing), then
-    ``entries`` reservations appended (a sealer that was down) and sealed in one call; for each seal."""
-    result = {}
-    with (
-        psycopg.connect(host=host, port=port, user=br.APP_LOGIN, dbname=dbname, autocommit=True) as conn,
-        psycopg.connect(host=host, port=port, user="postgres", dbname=dbname, autocommit=True) as sealer,
-    ):
-        pid = sealer.execute("SELECT pg_backend_pid()").fetchone()[0]
-        set_audit(admin, True)
-        for variant, seal in SEAL.items():
-            sealer.execute(f"SELECT {seal}")
-            admin.execute("ANALYZE farmops._audit_pending")
-            sealer.execute(f"SELECT {seal}")
-            for _ in range(entries):
-                conn.execute(CPU_CALL, {"farm": FARM["on"]}, prepare=True)
+        seal()
+        for _ in range(rounds):
             before = backend_cpu_ns(pid)
-            sealed = sealer.execute(f"SELECT {seal}").fetchone()[0]
-            result[variant] = (backend_cpu_ns(pid) - before) / max(sealed, 1) / 1000
+            reserve(block)
+            samples["reserve"].append((backend_cpu_ns(pid) - before) / block / 1000)
+            sealed, ns = seal()
+            samples["seal"].append(ns / max(sealed, 1) / 1000)
+        small_total = [0, 0]
+        for _ in range(rounds * 8):
+            reserve(small)
+            sealed, ns = seal()
+            small_total[0] += sealed
+            small_total[1] += ns
+        admin.execute("ANALYZE farmops.credit_ledger, farmops.ai_runs, farmops.audit_log, farmops.subjects")
+        seal()  # plans made on statistics of nothing waiting
+        reserve(backlog)
+        sealed, ns = seal()
+    result = {k: statistics.median(v) for k, v in samples.items()}
+    result["seal-small"] = small_total[1] / max(small_total[0], 1) / 1000
+    result["seal-backlog"] = ns / max(sealed, 1) / 1000
     return result
+
+
+def finder_ms(admin: psycopg.Connection, calls: int = 20) -> float:
+    """Milliseconds a seal call spends finding the farms it has entries for
+    (``farmops._audit_pending_farms()``: every farm's ledger_seq against its mark), mean of ``calls``."""
+    started = time.perf_counter()
+    for _ in range(calls):
+        admin.execute("SELECT count(*) FROM farmops._audit_pending_farms()").fetchone()
+    return (time.perf_counter() - started) / calls * 1000
 
 
 class Sealer:
-    """A seal (``farmops.seal_audit()``, or the per-entry one) in a loop on its own connection while a slice
-    runs (its CPU measured), committing as the production job does (no flush wait)."""
+    """``farmops.seal_audit()`` in a loop on its own connection while a slice runs (its CPU measured),
+    committing as the production job does (no flush wait), the audit queue vacuumed once a second."""
 
-    def __init__(self, host: str, port: int, dbname: str, seal: str = SEAL["on+seal"], vacuum: bool = True):
-        self.seal = seal
-        self.vacuum = vacuum
+    def __init__(self, host: str, port: int, dbname: str, every: float):
+        self.every = every
         self.conn = psycopg.connect(host=host, port=port, user="postgres", dbname=dbname, autocommit=True)
         # As farmops_client.maintenance.seal_audit (farmops audit seal) commits: without the flush wait.
         self.conn.execute("SET synchronous_commit = off")
@@ -201,13 +191,13 @@ class Sealer:
         before = backend_cpu_ns(self.pid)
         vacuumed = time.monotonic()
         while not self.stop.is_set():
-            self.sealed += self.conn.execute(f"SELECT {self.seal}").fetchone()[0]
-            # As `farmops audit seal` run every second would: the queue's dead rows vacuumed once a
-            # second (maintenance.vacuum_audit_queue, PostgreSQL 17+), not once a minute by autovacuum.
-            if self.vacuum and time.monotonic() - vacuumed >= 1:
+            self.sealed += self.conn.execute("SELECT farmops.seal_audit()").fetchone()[0]
+            # As `farmops audit seal` run every second would (maintenance.vacuum_audit_queue, PostgreSQL
+            # 17+). The reservations queue nothing since 0160: an empty queue's vacuum, for the job's cost.
+            if time.monotonic() - vacuumed >= 1:
                 maintenance.vacuum_audit_queue(self.conn)
                 vacuumed = time.monotonic()
-            self.stop.wait(0.05)
+            self.stop.wait(self.every)
         self.cpu_ns = backend_cpu_ns(self.pid) - before
 
     def __enter__(self):
@@ -241,7 +231,7 @@ def verify(admin: psycopg.Connection, farm: str) -> tuple:
 
 
 def paired_ratios(raw: dict[tuple[str, int], dict[str, list[float]]]) -> list[str]:
-    """Each variant against OFF rep by rep (the slices of one rep ran back to back, so drift in the load
+    """ON+seal against OFF rep by rep (the slices of one rep ran back to back, so drift in the load
     hits both): per cell the median ratio and its quartiles, then every cell's reps pooled. A cell's
     median alone moves by 0.05-0.15 between runs on a shared machine; the quartiles show how far."""
 
@@ -266,25 +256,27 @@ def paired_ratios(raw: dict[tuple[str, int], dict[str, list[float]]]) -> list[st
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the ON/OFF matrix and the CPU blocks, verify the ON farms' chains, print the table."""
+    """Run the OFF / ON+seal matrix and the CPU blocks, verify the farms' chains, print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=2.0, help="length of each pgbench run (default 2)")
     parser.add_argument("--reps", type=int, default=4, help="alternating runs per cell (median; default 4)")
-    parser.add_argument("--cpu-rounds", type=int, default=8, help="alternating CPU blocks (default 8)")
+    parser.add_argument("--cpu-rounds", type=int, default=8, help="CPU blocks (default 8)")
     parser.add_argument("--cpu-block", type=int, default=500, help="reservations per CPU block (default 500)")
     parser.add_argument(
         "--small-block", type=int, default=30, help="reservations per seal in the small batches (default 30)"
     )
     parser.add_argument(
-        "--backlog", type=int, default=5000, help="entries in the backlog sealed in one call (default 5000)"
+        "--backlog",
+        type=int,
+        default=5000,
+        help="reservations in the backlog sealed in one call (default 5000)",
     )
     parser.add_argument(
-        "--farm-key", action="store_true", help="re-create audit_log's farm key (before 0135)"
+        "--idle-farms",
+        type=int,
+        default=10_000,
+        help="farms besides the hot ones, a sealed leg each (10,000)",
     )
-    parser.add_argument(
-        "--no-vacuum", dest="vacuum", action="store_false",
-        help="leave the audit queue to autovacuum (the seal job vacuums it once a second by default)",
-    )  # fmt: skip
     parser.add_argument("--output", type=Path, default=RESULTS, help="where the table is written")
     args = parser.parse_args(argv)
 
@@ -292,43 +284,31 @@ def main(argv: list[str] | None = None) -> int:
     dbname = br.fresh_database(host, port)
     results: dict[tuple[str, int], dict[str, float]] = {}
     raw: dict[tuple[str, int], dict[str, list[float]]] = {}
-    seal_cpu_ns = {v: 0 for v in SEAL}
-    sealed = {v: 0 for v in SEAL}
+    seal_cpu_ns = dict.fromkeys(SEAL_EVERY, 0)
+    sealed = dict.fromkeys(SEAL_EVERY, 0)
     load = [os.getloadavg()[0]]
     try:
         with (
             tempfile.TemporaryDirectory() as tmp,
             psycopg.connect(host=host, port=port, user="postgres", dbname=dbname, autocommit=True) as admin,
         ):
-            admin.execute(PER_ENTRY_SEAL.read_text())
-            if args.farm_key:
-                admin.execute(FARM_KEY)
+            add_idle_farms(admin, args.idle_farms)
+            farms = admin.execute("SELECT count(*) FROM farmops.farms").fetchone()[0]
             for mode, clients in [(m, c) for m in MODES for c in br.CLIENTS]:
                 samples: dict[str, list[float]] = {v: [] for v in VARIANTS}
                 for rep in range(args.reps):
                     order = VARIANTS[rep % len(VARIANTS) :] + VARIANTS[: rep % len(VARIANTS)]
                     for variant in order:
-                        set_audit(admin, variant != "off")
                         admin.execute("SELECT farmops.seal_audit()")
-                        if args.vacuum:
-                            maintenance.vacuum_audit_queue(admin)
-                        run = (
-                            host,
-                            port,
-                            dbname,
-                            FARM[variant],
-                            clients,
-                            args.seconds,
-                            Path(tmp),
-                            mode == MODES[0],
-                        )
-                        if variant in SEAL:
-                            with Sealer(host, port, dbname, SEAL[variant], args.vacuum) as sealer:
-                                tps = pgbench(*run)
+                        maintenance.vacuum_audit_queue(admin)
+                        run = (host, port, dbname, FARM[variant], clients, args.seconds, Path(tmp))
+                        if variant in SEAL_EVERY:
+                            with Sealer(host, port, dbname, SEAL_EVERY[variant]) as sealer:
+                                tps = pgbench(*run, mode == MODES[0])
                             seal_cpu_ns[variant] += sealer.cpu_ns
                             sealed[variant] += sealer.sealed
                         else:
-                            tps = pgbench(*run)
+                            tps = pgbench(*run, mode == MODES[0])
                         samples[variant].append(tps)
                 results[(mode, clients)] = {v: statistics.median(s) for v, s in samples.items()}
                 raw[(mode, clients)] = samples
@@ -340,59 +320,54 @@ def main(argv: list[str] | None = None) -> int:
                     + f"  load {load[-1]:.1f}",
                     flush=True,
                 )
-            cpu = cpu_per_reservation(
-                host, port, dbname, admin, args.cpu_rounds, args.cpu_block, args.small_block
+            cpu = cpu_per_entry(
+                host, port, dbname, admin, args.cpu_rounds, args.cpu_block, args.small_block, args.backlog
             )
-            backlog = backlog_cpu(host, port, dbname, admin, args.backlog)
             load.append(os.getloadavg()[0])
             print(
-                f"backend CPU per reservation: off {cpu['off']:.0f} us, on {cpu['on']:.0f} us; sealing "
-                f"{cpu['seal']:.0f} us per entry (before {cpu['seal-before']:.0f}); small batches "
-                f"{cpu['seal-small']:.0f} (before {cpu['seal-small-before']:.0f})",
+                f"CPU per reservation {cpu['reserve']:.0f} us; sealing {cpu['seal']:.0f} us an entry, "
+                f"small batches {cpu['seal-small']:.0f}, a backlog {cpu['seal-backlog']:.0f}",
                 flush=True,
             )
-            set_audit(admin, True)
-            verified = {v: verify(admin, FARM[v]) for v in ("on", *SEAL)}
+            admin.execute("SELECT farmops.seal_audit()")
+            finder = finder_ms(admin)
+            verified = {v: verify(admin, FARM[v]) for v in FARM}
     finally:
         br.drop_database(host, port, dbname)
 
     lines = [
-        f"# audit ON vs OFF, reserve_run on one hot farm per variant ({datetime.date.today()}, "
-        f"{args.seconds:g} s x {args.reps} alternating reps, median"
-        + (", audit_log's farm key re-created as before 0135" if args.farm_key else "")
-        + ("" if args.vacuum else ", the audit queue left to autovacuum")
-        + f"; load average {min(load):.1f}-{max(load):.1f})",
-        "ON+seal = the set-based seal (0145) beside the writers; ON+seal-before = the per-entry seal "
-        "(4f964e6)",
-        "commit                   clients  OFF tps  ON tps  ON+seal  ON+seal-before  ON/OFF  ON+seal/OFF  "
-        "ON+seal-before/OFF",
+        f"# audit: reserve_run on one hot farm per variant, without and with a sealer beside the writers "
+        f"({datetime.date.today()}, {args.seconds:g} s x {args.reps} alternating reps, median; "
+        f"{farms:,} farms; "
+        f"load average {min(load):.1f}-{max(load):.1f})",
+        "OFF = the writers alone (since 0160 the reservation writes nothing for the audit); ON+seal = "
+        "farmops.seal_audit() every 50 ms beside them; ON+seal-1s = every second",
+        "commit                   clients  OFF tps  ON+seal  ON+seal-1s  ON+seal/OFF  ON+seal-1s/OFF",
     ]
     for (mode, clients), cell in results.items():
         lines.append(
-            f"{mode:<24} {clients:>7}  {cell['off']:>7,.0f}  {cell['on']:>6,.0f}  {cell['on+seal']:>7,.0f}  "
-            f"{cell['on+seal-before']:>14,.0f}  {cell['on'] / cell['off']:>6.2f}  "
-            f"{cell['on+seal'] / cell['off']:>11.2f}  {cell['on+seal-before'] / cell['off']:>18.2f}"
+            f"{mode:<24} {clients:>7}  {cell['off']:>7,.0f}  {cell['on+seal']:>7,.0f}  "
+            f"{cell['on+seal-1s']:>10,.0f}  "
+            f"{cell['on+seal'] / cell['off']:>11.2f}  {cell['on+seal-1s'] / cell['off']:>14.2f}"
         )
     lines.extend(paired_ratios(raw))
     lines.append(
-        f"backend CPU per reservation (median of {args.cpu_rounds} alternating blocks of {args.cpu_block} "
-        f"autocommit reserve_run, one session, /proc schedstat): OFF {cpu['off']:.0f} us, "
-        f"ON {cpu['on']:.0f} us, OFF/ON {cpu['off'] / cpu['on']:.2f}"
+        f"backend CPU per reservation (median of {args.cpu_rounds} blocks of {args.cpu_block} autocommit "
+        f"reserve_run, one session, /proc schedstat): {cpu['reserve']:.0f} us"
     )
     lines.append(
-        f"sealing CPU per entry, its own backend, after / before: {cpu['seal']:.0f} / "
-        f"{cpu['seal-before']:.0f} us in batches of {args.cpu_block} (median of alternating blocks), "
-        f"{cpu['seal-small']:.0f} / "
-        f"{cpu['seal-small-before']:.0f} us in batches of {args.small_block} (alternating, total / total); "
-        f"OFF/(ON + sealing) {cpu['off'] / (cpu['on'] + cpu['seal']):.2f} after, "
-        f"{cpu['off'] / (cpu['on'] + cpu['seal-before']):.2f} before"
+        f"sealing CPU per entry, its own backend: {cpu['seal']:.0f} us in batches of {args.cpu_block} "
+        f"(median), {cpu['seal-small']:.0f} us in batches of {args.small_block} (total / total), "
+        f"{cpu['seal-backlog']:.0f} us for a backlog of {args.backlog:,} sealed in one call (plans made "
+        f"while nothing waited); reservation / (reservation + sealing) "
+        f"{cpu['reserve'] / (cpu['reserve'] + cpu['seal']):.2f} in batches of {args.cpu_block}, "
+        f"{cpu['reserve'] / (cpu['reserve'] + cpu['seal-small']):.2f} in batches of {args.small_block}"
     )
     lines.append(
-        f"a backlog of {args.backlog:,} entries sealed in one call, _audit_pending's statistics taken while "
-        f"it was empty: {backlog['on+seal']:.0f} us CPU per entry, "
-        f"the per-entry seal {backlog['on+seal-before']:.0f}"
+        f"finding the farms to seal (every farm's ledger_seq against its mark), after the run: "
+        f"{finder:.1f} ms per seal call among {farms:,} farms"
     )
-    for variant in SEAL:
+    for variant in SEAL_EVERY:
         lines.append(
             f"sealer beside the writers ({variant} slices): {sealed[variant]:,} entries sealed, "
             f"{seal_cpu_ns[variant] / max(sealed[variant], 1) / 1000:.0f} us CPU per entry"

@@ -58,9 +58,10 @@ def seal_audit(conn: psycopg.Connection) -> int:
 
     The transaction commits without waiting for the WAL flush (``synchronous_commit`` off for it
     alone): on a busy server the sealer's flushes otherwise queue with the writers' (ADR 0018). Nothing
-    is at risk: the seal only moves entries already durable in ``_audit_pending``, so a seal lost in a
-    crash leaves them pending for the next one, and ``audit_head`` / ``verify_audit`` seal the farm
-    first in the caller's own transaction, whose flushed commit covers every seal before it."""
+    is at risk: the seal only links entries already durable (queued in ``_audit_pending``, or ledger
+    legs), so a seal lost in a crash leaves them pending for the next one, and ``audit_head`` /
+    ``verify_audit`` seal the farm first in the caller's own transaction, whose flushed commit covers
+    every seal before it."""
     with db.translated(), conn.transaction():
         _as_maintainer(conn)
         conn.execute("SET LOCAL synchronous_commit = off")
@@ -74,9 +75,10 @@ AUDIT_QUEUE = "farmops._audit_pending"
 def vacuum_audit_queue(conn: psycopg.Connection) -> bool:
     """``VACUUM`` the audit queue ``farmops._audit_pending``; whether it ran.
 
-    The seal deletes what the writers append, so between autovacuum visits (a minute apart by
+    The seal deletes what the audit triggers append, so between autovacuum visits (a minute apart by
     default) dead rows pile up in the queue and every audited write pays for them (ADR 0018: +13%
-    backend CPU per reservation after half a million, +4% right after a vacuum). Run it after
+    backend CPU per reservation after half a million, +4% right after a vacuum, while reservations
+    were queued: since migration 0160 the ledger's legs are not). Run it after
     :func:`seal_audit`, as ``farmops audit seal`` does. It runs on PostgreSQL 17 and later, where the
     install grants ``farmops_maintainer`` ``MAINTAIN`` on that one table, with the login's own
     privileges (a maintainer login inherits them; no ``SET ROLE``, which would outlive the statement

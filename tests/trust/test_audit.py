@@ -150,19 +150,59 @@ def test_editing_a_reserve_leg_is_caught_at_its_reservation(app, admin, busy):
     assert result["broken_at_seq"] == seq_of(admin, farm, "run.reserved", busy["run"])
 
 
-def test_a_ledger_leg_written_without_its_trigger_is_caught(app, admin, busy):
+def test_a_ledger_leg_skipped_by_moving_the_mark_is_caught(app, admin, busy):
+    """Legs reach the chain from the ledger itself, past the farm's mark (migration 0160): a superuser
+    who moves the mark over a new leg, so that no seal ever links it, is caught at that leg."""
     farm = busy["farm"]
     h = head(app, farm)
-    admin.execute("ALTER TABLE farmops.credit_ledger DISABLE TRIGGER credit_ledger_legs_are_audited")
-    try:
-        grant(app, farm, 5)
-    finally:
-        admin.execute(
-            "ALTER TABLE farmops.credit_ledger ENABLE ALWAYS TRIGGER credit_ledger_legs_are_audited"
-        )
+    grant(app, farm, 5)
+    leg = admin.execute("SELECT max(seq) FROM farmops.credit_ledger WHERE farm_id = %s", [farm]).fetchone()[0]
+    admin.execute("UPDATE farmops._audit_ledger_marks SET sealed_seq = %s WHERE farm_id = %s", [leg, farm])
     result = verify(app, farm)
+    assert result["entries"] == h["seq"]
     assert result["broken_at_seq"] == h["seq"] + 1
-    assert "has no audit entry" in result["problem"]
+    assert result["problem"] == f"credit_ledger {leg} has no audit entry"
+
+
+def test_a_reservation_queues_nothing_and_its_leg_is_sealed_from_the_ledger(app, admin, busy):
+    """The reservation path writes nothing for the audit (no trigger on ai_runs' insert or the ledger):
+    the seal links run.reserved and each later leg from credit_ledger, once each, and moves the mark."""
+    farm = busy["farm"]
+    head(app, farm)
+    assert admin.execute("SELECT count(*) FROM farmops._audit_pending").fetchone()[0] == 0
+    triggers = admin.execute(
+        "SELECT tgname FROM pg_trigger WHERE tgrelid IN ('farmops.ai_runs'::regclass, "
+        "'farmops.credit_ledger'::regclass) AND NOT tgisinternal AND tgname LIKE '%%audited'"
+    ).fetchall()
+    assert triggers == [("ai_runs_status_is_audited",)]
+    run = reserve(app, farm)
+    grant(app, farm, 7)
+    assert admin.execute("SELECT count(*) FROM farmops._audit_pending").fetchone()[0] == 0
+    h = head(app, farm)
+    tail = admin.execute(
+        "SELECT action, object_table, object_id, detail FROM farmops.audit_log WHERE farm_id = %s "
+        "ORDER BY seq DESC LIMIT 2",
+        [farm],
+    ).fetchall()
+    legs = admin.execute(
+        "SELECT seq, delta FROM farmops.credit_ledger WHERE farm_id = %s ORDER BY seq DESC LIMIT 2", [farm]
+    ).fetchall()
+    balance = admin.execute("SELECT credit_balance FROM farmops.farms WHERE id = %s", [farm]).fetchone()[0]
+    assert tail == [
+        (
+            "ledger.grant",
+            "credit_ledger",
+            str(legs[0][0]),
+            {"run": None, "delta": 7, "balance_after": balance},
+        ),
+        ("run.reserved", "ai_runs", str(run["id"]), {"credits_reserved": -legs[1][1]}),
+    ]
+    mark = admin.execute(
+        "SELECT sealed_seq FROM farmops._audit_ledger_marks WHERE farm_id = %s", [farm]
+    ).fetchone()
+    assert mark == (legs[0][0],)
+    assert head(app, farm) == h  # nothing sealed twice
+    assert verify(app, farm)["broken_at_seq"] is None
 
 
 @pytest.mark.parametrize(
@@ -453,7 +493,7 @@ def test_many_writers_and_sealers_lose_nothing_and_leave_no_gap(app, admin, conn
     assert verify(app, farm)["broken_at_seq"] is None
 
 
-def test_an_open_transaction_holds_back_the_seal_until_it_ends(app, connect, two_farms):
+def test_an_open_transaction_holds_back_queued_entries_not_committed_legs(app, admin, connect, two_farms):
     a, b = two_farms
     grant(app, a, 5)
     grant(app, b, 5, user="bob")
@@ -461,11 +501,15 @@ def test_an_open_transaction_holds_back_the_seal_until_it_ends(app, connect, two
     late = connect("app", autocommit=False)  # a reservation in farm B, not yet committed
     late.execute("SELECT farmops.begin_tenant(%s, 'bob')", [b])
     late.execute("SELECT farmops.reserve_credits(p_feature => 'chat', p_model => 'm', p_credits => 1)")
-    reserve(app, a)  # commits while B's transaction is open
-    # A's new entry was written after the oldest running transaction began: not sealed yet.
-    assert head(app, a)["seq"] == sealed
-    late.commit()
+    add_member(app, a, "dave", "worker")  # a queued entry, committed while B's transaction is open
+    reserve(app, a)  # a ledger leg, committed too
+    # The leg is linked at once: a farm's legs commit in seq order (its farm row lock), so none can
+    # still appear below it. The queued entry was written after the oldest running transaction
+    # began: something older could still be queued, so it waits.
     assert head(app, a)["seq"] == sealed + 1
+    late.commit()
+    assert head(app, a)["seq"] == sealed + 2
+    assert [e[1] for e in entries(admin, a)][-2:] == ["run.reserved", "member.added"]
     assert head(app, b, "bob")["seq"] == 3  # member.added, ledger.grant, run.reserved
     assert verify(app, a)["broken_at_seq"] is None and verify(app, b, "bob")["broken_at_seq"] is None
 

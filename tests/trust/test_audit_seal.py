@@ -13,6 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from support import concurrently, raises_sqlstate, row, tenant, value
+from support.audit import queue_the_legs_as_4f964e6, waiting
 from support.credits import add_member, grant, reserve, settle, start
 from support.write_path import VALID, propose, set_autonomy
 
@@ -36,6 +37,8 @@ def one(conn, sql: str, params=()) -> object:
 
 
 def per_entry_seal(admin, farm) -> int:
+    """4f964e6's seal of ``farm``, its legs queued first as that commit's triggers queued them."""
+    queue_the_legs_as_4f964e6(admin, farm)
     return one(admin, "SELECT audit_seal_per_entry.seal_farm(%s)", [farm])
 
 
@@ -44,9 +47,8 @@ def set_based_seal(admin, farm) -> int:
 
 
 def pending(admin, farm) -> int:
-    return admin.execute("SELECT count(*) FROM farmops._audit_pending WHERE farm_id = %s", [farm]).fetchone()[
-        0
-    ]
+    """Entries waiting for the seal: queued, and ledger legs past the farm's mark."""
+    return waiting(admin, farm)
 
 
 def chain(admin, farm) -> list[tuple]:
@@ -198,6 +200,53 @@ def test_only_the_maintainer_seals_in_bounded_transactions(app, admin, funded):
     assert pending(admin, funded) == 2
 
 
+def mark(admin, farm) -> int:
+    """The farm's ledger mark: its last leg linked into the chain (0: none)."""
+    found = admin.execute(
+        "SELECT sealed_seq FROM farmops._audit_ledger_marks WHERE farm_id = %s", [farm]
+    ).fetchone()
+    return found[0] if found else 0
+
+
+def test_a_bounded_seal_shares_its_bound_between_the_queue_and_the_ledger(app, admin, maintainer, funded):
+    """Neither source starves the other: each takes at least half the bound, and what one leaves the
+    other may take; each advances as a prefix (queue ids, ledger seqs) and the chain verifies."""
+    set_based_seal(admin, funded)
+    legs_before = mark(admin, funded)
+    backlog(admin, funded, 10)
+    with tenant(app, funded, "alice"):
+        app.execute("SELECT farmops.reserve_credits('chat', 'test-model', 1) FROM generate_series(1, 10)")
+    queued = "SELECT count(*) FROM farmops._audit_pending WHERE farm_id = %s"
+    assert value(maintainer, "seal_audit", max_entries=8) == 8
+    assert (one(admin, queued, [funded]), mark(admin, funded) - legs_before) == (6, 4)
+    assert value(maintainer, "seal_audit", max_entries=5) == 5  # 6 queued and 6 legs left: 3 legs, 2 queued
+    assert (one(admin, queued, [funded]), mark(admin, funded) - legs_before) == (4, 7)
+    assert value(maintainer, "seal_audit", max_entries=9) == 7  # all that is left
+    assert (one(admin, queued, [funded]), mark(admin, funded) - legs_before) == (0, 10)
+    assert value(maintainer, "seal_audit", max_entries=9) == 0
+    assert verify(app, funded)["broken_at_seq"] is None
+
+
+def test_an_uncommitted_leg_holds_the_mark_and_no_later_leg_passes_it(app, admin, connect, funded):
+    """A leg is numbered under its farm's row lock: while one is uncommitted, no later leg of the farm
+    can commit, and the seal links nothing past the mark; once it commits, it is linked."""
+    set_based_seal(admin, funded)
+    before = mark(admin, funded)
+    open_leg = connect("app", autocommit=False)
+    open_leg.execute("SELECT farmops.begin_tenant(%s, 'alice')", [funded])
+    open_leg.execute("SELECT farmops.reserve_credits(p_feature => 'chat', p_model => 'm', p_credits => 1)")
+    other = connect("app", autocommit=False)
+    other.execute("SELECT farmops.begin_tenant(%s, 'alice')", [funded])
+    other.execute("SET lock_timeout = '200ms'")
+    with raises_sqlstate("55P03"):  # the next leg waits for the farm row
+        other.execute("SELECT farmops.grant_credits(%s, 5, 'x')", [funded])
+    other.rollback()
+    assert set_based_seal(admin, funded) == 0 and mark(admin, funded) == before
+    open_leg.commit()
+    assert set_based_seal(admin, funded) == 1 and mark(admin, funded) == before + 1
+    assert verify(app, funded)["broken_at_seq"] is None
+
+
 def test_a_bounded_seal_skips_a_farm_another_sealer_holds(app, admin, connect, two_farms):
     a, b = two_farms
     grant(app, a, 5)
@@ -264,7 +313,13 @@ def test_bounded_and_whole_sealers_beside_writers_leave_no_gap_and_no_duplicate(
 def test_the_pending_farms_are_found_each_with_its_oldest_entry(app, admin, two_farms):
     a, b = two_farms
     grant(app, b, 5, user="bob")
-    oldest = dict(admin.execute("SELECT farm_id, min(id) FROM farmops._audit_pending GROUP BY 1").fetchall())
+    waiting_since = (
+        "SELECT farm_id, min(at) FROM (SELECT farm_id, at FROM farmops._audit_pending UNION ALL "
+        "SELECT l.farm_id, l.created_at FROM farmops.credit_ledger AS l "
+        "LEFT JOIN farmops._audit_ledger_marks AS m ON m.farm_id = l.farm_id "
+        "WHERE l.seq > coalesce(m.sealed_seq, 0)) AS w GROUP BY 1"
+    )
+    oldest = dict(admin.execute(waiting_since).fetchall())
     assert len(oldest) == 2
     found = dict(admin.execute("SELECT farm_id, oldest FROM farmops._audit_pending_farms()").fetchall())
     assert found == oldest
@@ -272,6 +327,10 @@ def test_the_pending_farms_are_found_each_with_its_oldest_entry(app, admin, two_
     assert admin.execute("SELECT farm_id FROM farmops._audit_pending_farms()").fetchall() == [(b,)]
     set_based_seal(admin, b)
     assert admin.execute("SELECT count(*) FROM farmops._audit_pending_farms()").fetchone()[0] == 0
+    grant(app, a, 5)  # a leg, nothing queued: found by the farm's ledger_seq past its mark
+    assert admin.execute("SELECT count(*) FROM farmops._audit_pending").fetchone()[0] == 0
+    found = admin.execute("SELECT farm_id, oldest FROM farmops._audit_pending_farms()").fetchall()
+    assert found == list(admin.execute(waiting_since).fetchall()) and [f[0] for f in found] == [a]
 
 
 def backlog(admin, farm, entries: int) -> None:

@@ -32,6 +32,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from support import call, create_farm, raises_sqlstate, row, tenant, value
+from support.audit import queue_the_legs_as_4f964e6, waiting
 from support.credits import add_member, grant, reserve, settle, start
 from support.records import product_table
 from support.write_path import propose, set_autonomy
@@ -69,7 +70,8 @@ def one(conn, sql: str, params=()) -> object:
 
 
 def pending(admin, farm) -> int:
-    return one(admin, "SELECT count(*) FROM farmops._audit_pending WHERE farm_id = %s", [farm])
+    """Entries waiting for the seal: queued, and ledger legs past the farm's mark."""
+    return waiting(admin, farm)
 
 
 def chain(admin, farm) -> list[tuple]:
@@ -165,6 +167,7 @@ def test_the_per_entry_and_set_based_seals_give_the_same_hashes_for_odd_values(a
     known = set(admin.execute(subjects, [eggs.id]).fetchall())
     with admin.transaction():
         with admin.transaction(savepoint_name="per_entry") as tx:
+            queue_the_legs_as_4f964e6(admin, eggs.id)
             assert one(admin, "SELECT audit_seal_per_entry.seal_farm(%s)", [eggs.id]) > len(ODD)
             before = chain(admin, eggs.id)
             made = set(admin.execute(subjects, [eggs.id]).fetchall()) - known

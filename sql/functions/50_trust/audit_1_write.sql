@@ -1,10 +1,11 @@
 -- The audit chain (ADR 0018). Three steps, each off the others' path:
 --   1. write: a trigger on each governed table appends one small row per event to
---      farmops._audit_pending (ids, status, amounts; no lock, no hash, no read);
+--      farmops._audit_pending (ids, status, amounts; no lock, no hash, no read); the
+--      ledger's legs need none: the seal reads them from the ledger itself;
 --   2. seal: farmops._seal_audit_farm() moves a farm's pending rows whose inserting
---      transaction is older than the oldest running one into farmops.audit_log,
---      numbered per farm and hashed into the chain, under the farm's 'audit_seal'
---      lock (never the farm row: reservations do not wait for it);
+--      transaction is older than the oldest running one, and its legs past its mark,
+--      into farmops.audit_log, numbered per farm and hashed into the chain, under the
+--      farm's 'audit_seal' lock (never the farm row: reservations do not wait for it);
 --   3. verify: farmops.verify_audit() re-hashes the chain and every immutable object
 --      (ledger legs, records, autonomy changes) against the content_hash sealed with it.
 -- Every person column is hashed as its farmops.subjects id, so erasure can replace a
@@ -44,7 +45,7 @@ AS $fn$
         WHERE c.oid = farmops._audit_relation(p_table) AND tg.tgname = c.relname || '_is_audited'
     ) AS t
     UNION ALL
-    -- The ledger and the runs have their own triggers: legs are keyed by seq and immutable,
+    -- The ledger is sealed from itself and the runs have their own trigger: legs are keyed by seq and immutable,
     -- runs by id (their reservation is hashed with its leg, farmops._audit_content).
     SELECT 'seq', true, false WHERE p_table = 'credit_ledger'
     UNION ALL
@@ -68,47 +69,11 @@ COMMENT ON FUNCTION farmops._audit_actor() IS
 'Private: who acts in this transaction for the audit log: the tenant context''s user, else login:<session user>.';
 
 -- 1. Write. Nothing on this path reads a row, takes a lock or hashes.
--- A reservation is ONE event, its run row and its ledger leg: written by a BEFORE
--- INSERT trigger of the run, which fires before the reservation statement takes the
--- farm row, so the entry costs the hot farm's critical section nothing. (Its
--- reserve leg is found at seal by the run: one leg per run, a unique index.) An
--- idempotent replay fires it too, for a row ON CONFLICT then skips: the seal drops it.
-CREATE OR REPLACE FUNCTION farmops._audit_reservation()
-RETURNS trigger
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $fn$
-BEGIN
-    INSERT INTO farmops._audit_pending (farm_id, actor, action, object_table, object_id, detail)
-    VALUES (
-        new.farm_id, new.user_id, 'run.reserved', 'ai_runs', new.id::text,
-        jsonb_build_object('credits_reserved', new.credits_reserved)
-    );
-    RETURN new;
-END
-$fn$;
-COMMENT ON FUNCTION farmops._audit_reservation() IS
-'Trigger (row, BEFORE INSERT on ai_runs): the pending audit entry run.reserved of a reservation (its run row '
-'and its reserve ledger leg, hashed together at seal).';
-
--- Every other ledger leg (grant, settle, expire, adjust): one entry per leg.
-CREATE OR REPLACE FUNCTION farmops._audit_ledger_leg()
-RETURNS trigger
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $fn$
-BEGIN
-    INSERT INTO farmops._audit_pending (farm_id, actor, action, object_table, object_id, detail)
-    VALUES (
-        new.farm_id, new.actor, 'ledger.' || new.kind, 'credit_ledger', new.seq::text,
-        jsonb_build_object('run', new.ai_run_id, 'delta', new.delta, 'balance_after', new.balance_after)
-    );
-    RETURN NULL;
-END
-$fn$;
-COMMENT ON FUNCTION farmops._audit_ledger_leg() IS
-'Trigger (row, credit_ledger, every kind but reserve): a pending audit entry ledger.<kind> with run, delta, '
-'balance after.';
+-- The ledger's legs, the reservation's included, need no trigger at all: the seal reads them
+-- straight from farmops.credit_ledger, past the farm's mark in farmops._audit_ledger_marks (a
+-- farm's legs are numbered under its farm row lock, so they become visible in seq order with no
+-- gap; migration 0160). A reservation is ONE event, its run row and its reserve leg
+-- (run.reserved); every other leg one (ledger.<kind>).
 
 -- Runs: a status change is an event.
 CREATE OR REPLACE FUNCTION farmops._audit_run_status()
@@ -227,17 +192,6 @@ COMMENT ON FUNCTION farmops._attach_audit(regclass, text, text, text, text, text
 
 -- Attachments. The chain itself only grows; only the sealing step appends to it.
 SELECT farmops._attach_append_only('farmops.audit_log');
-
-DROP TRIGGER IF EXISTS ai_runs_reservations_are_audited ON farmops.ai_runs;
-CREATE TRIGGER ai_runs_reservations_are_audited BEFORE INSERT ON farmops.ai_runs
-FOR EACH ROW EXECUTE FUNCTION farmops._audit_reservation();
-ALTER TABLE farmops.ai_runs ENABLE ALWAYS TRIGGER ai_runs_reservations_are_audited;
-
-DROP TRIGGER IF EXISTS credit_ledger_legs_are_audited ON farmops.credit_ledger;
-CREATE TRIGGER credit_ledger_legs_are_audited AFTER INSERT ON farmops.credit_ledger
-FOR EACH ROW WHEN (new.kind <> 'reserve')
-EXECUTE FUNCTION farmops._audit_ledger_leg();
-ALTER TABLE farmops.credit_ledger ENABLE ALWAYS TRIGGER credit_ledger_legs_are_audited;
 
 DROP TRIGGER IF EXISTS ai_runs_status_is_audited ON farmops.ai_runs;
 CREATE TRIGGER ai_runs_status_is_audited AFTER UPDATE OF status ON farmops.ai_runs

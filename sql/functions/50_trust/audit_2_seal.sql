@@ -28,7 +28,13 @@ SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
     v_xmin xid8;
+    -- The batch's queue ids and ledger seqs (a prefix of each), and the last of each it takes.
+    v_queued bigint [];
+    v_legs bigint [];
+    v_take_legs integer;
+    v_mark bigint;
     v_last bigint;
+    v_last_seq bigint;
     v_pending farmops._audit_pending [];
     v_head_seq bigint;
     v_prev text;
@@ -95,23 +101,69 @@ BEGIN
     -- Every transaction older than the oldest running one has ended: nothing can
     -- still be appended before the entries taken now (commit order respected).
     v_xmin := pg_snapshot_xmin(pg_current_snapshot());
-    -- The batch: the oldest p_limit finished entries, i.e. every finished one up to the p_limit-th.
-    -- Two range scans of the key, not `id IN (... LIMIT)`: planned on statistics taken while the table
-    -- was nearly empty (as it is after every seal), that semi-join rescanned the pending rows once per
-    -- pending row, quadratic in a backlog (4.3 s for 5,000 entries).
-    SELECT max(q.id) INTO v_last FROM (
+    -- The queue's candidates: the oldest p_limit finished entries. Two range scans of the key, not
+    -- `id IN (... LIMIT)`: planned on statistics taken while the table was nearly empty (as it is after
+    -- every seal), that semi-join rescanned the pending rows once per pending row, quadratic in a
+    -- backlog (4.3 s for 5,000 entries).
+    SELECT coalesce(array_agg(q.id ORDER BY q.id), '{}') INTO v_queued FROM (
         SELECT b.id FROM farmops._audit_pending AS b
         WHERE b.farm_id = p_farm_id AND b.xid < v_xmin
         ORDER BY b.id
         LIMIT p_limit
     ) AS q;
+    -- The ledger's: its legs past the mark. Visible ones only, but no leg can appear below one that
+    -- is: a farm's legs are numbered under its farm row lock, so they commit in seq order.
+    v_mark := coalesce((SELECT m.sealed_seq FROM farmops._audit_ledger_marks AS m WHERE m.farm_id = p_farm_id), 0);
+    SELECT coalesce(array_agg(q.seq ORDER BY q.seq), '{}') INTO v_legs FROM (
+        SELECT l.seq FROM farmops.credit_ledger AS l
+        WHERE l.farm_id = p_farm_id AND l.seq > v_mark
+        ORDER BY l.seq
+        LIMIT p_limit
+    ) AS q;
+    -- A bounded batch shares p_limit: each source takes at least half (what the other leaves, more),
+    -- so that neither starves the other. A prefix of each, in its own order.
+    v_take_legs := cardinality(v_legs);
+    IF p_limit IS NOT NULL AND cardinality(v_queued) + v_take_legs > p_limit THEN
+        v_take_legs := least(v_take_legs, greatest(p_limit - cardinality(v_queued), (p_limit + 1) / 2));
+        v_queued := v_queued[1:p_limit - v_take_legs];
+    END IF;
+    v_last := v_queued[cardinality(v_queued)];
+    v_last_seq := coalesce(v_legs[v_take_legs], v_mark);
     WITH moved AS (
         DELETE FROM farmops._audit_pending AS p
         WHERE p.farm_id = p_farm_id AND p.id <= v_last AND p.xid < v_xmin
         RETURNING p.*
+    ),
+
+    -- Each leg as the entry its trigger used to queue (ADR 0018): a reservation is run.reserved of its
+    -- run (hashed with its leg below), any other leg ledger.<kind>. Keyed -seq: apart from queue ids.
+    legs AS (
+        SELECT ROW(
+            l.farm_id, -l.seq, NULL, l.created_at, l.actor,
+            CASE WHEN l.kind = 'reserve' THEN 'run.reserved' ELSE 'ledger.' || l.kind END,
+            CASE WHEN l.kind = 'reserve' THEN 'ai_runs' ELSE 'credit_ledger' END,
+            CASE WHEN l.kind = 'reserve' THEN l.ai_run_id::text ELSE l.seq::text END,
+            CASE WHEN l.kind = 'reserve' THEN jsonb_build_object('credits_reserved', -l.delta)
+                ELSE jsonb_build_object('run', l.ai_run_id, 'delta', l.delta, 'balance_after', l.balance_after)
+            END
+        )::farmops._audit_pending AS e
+        FROM farmops.credit_ledger AS l
+        WHERE l.farm_id = p_farm_id AND l.seq > v_mark AND l.seq <= v_last_seq
+    ),
+
+    batch AS (
+        SELECT m::farmops._audit_pending AS e FROM moved AS m
+        UNION ALL
+        SELECT g.e FROM legs AS g
     )
 
-    SELECT array_agg(m::farmops._audit_pending ORDER BY m.id) INTO v_pending FROM moved AS m;
+    -- The chain's order within the batch: by when each event's transaction started, a leg before
+    -- a queued entry of the same transaction, each source in its own order.
+    SELECT array_agg(b.e ORDER BY (b.e).at, (b.e).id > 0, abs((b.e).id)) INTO v_pending FROM batch AS b;
+    IF v_last_seq > v_mark THEN
+        INSERT INTO farmops._audit_ledger_marks AS m (farm_id, sealed_seq) VALUES (p_farm_id, v_last_seq)
+        ON CONFLICT (farm_id) DO UPDATE SET sealed_seq = excluded.sealed_seq;
+    END IF;
     IF v_pending IS NULL THEN
         RETURN 0;
     END IF;
@@ -290,8 +342,8 @@ BEGIN
     -- (farmops._audit_entry_hash). A mutable object, or an immutable one that is gone, is hashed by
     -- its detail alone.
     WITH kept AS (
-        SELECT e.*, v_head_seq + row_number() OVER (ORDER BY e.id) AS seq_
-        FROM unnest(v_pending) AS e
+        SELECT e.*, v_head_seq + row_number() OVER (ORDER BY e.ordinality) AS seq_
+        FROM unnest(v_pending) WITH ORDINALITY AS e
         WHERE NOT (e.object_table = 'ai_runs' AND e.action = 'run.reserved' AND e.id = ANY (v_replays))
     ),
 

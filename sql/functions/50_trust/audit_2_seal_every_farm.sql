@@ -1,12 +1,12 @@
 -- The audit chain's sealing job (ADR 0018): farmops.seal_audit() seals every farm with pending
 -- entries by farmops._seal_audit_farm (audit_2_seal.sql), one farm's failure isolated from the others.
 
--- The farms with pending entries, each found by one probe of _audit_pending's key (farm_id, id)
--- instead of a scan of every pending row. The probes stay probes when the statistics say the table
--- is empty (as they do after a seal) and a backlog has built up since: three scans of it per farm
--- otherwise (enable_seqscan off).
-CREATE OR REPLACE FUNCTION farmops._audit_pending_farms()
-RETURNS TABLE (farm_id uuid, oldest bigint)
+-- The farms with queued entries and when the oldest was written, each farm found by one probe of
+-- _audit_pending's key (farm_id, id) instead of a scan of every pending row. The probes stay probes
+-- when the statistics say the table is empty (as they do after a seal) and a backlog has built up
+-- since: three scans of it per farm otherwise (enable_seqscan off).
+CREATE OR REPLACE FUNCTION farmops._audit_queued_farms()
+RETURNS TABLE (farm_id uuid, oldest timestamptz)
 LANGUAGE sql
 STABLE
 SET enable_seqscan = off
@@ -23,13 +23,43 @@ AS $fn$
         WHERE f.farm_id IS NOT NULL
     )
 
-    SELECT f.farm_id, (SELECT min(p.id) FROM farmops._audit_pending AS p WHERE p.farm_id = f.farm_id)
+    SELECT f.farm_id, (
+        SELECT p.at FROM farmops._audit_pending AS p WHERE p.farm_id = f.farm_id ORDER BY p.id LIMIT 1
+    )
     FROM farms AS f
     WHERE f.farm_id IS NOT NULL
 $fn$;
-COMMENT ON FUNCTION farmops._audit_pending_farms() IS
-'Private: each farm with pending audit entries and the insert order of its oldest one, found by probing '
+COMMENT ON FUNCTION farmops._audit_queued_farms() IS
+'Private: each farm with entries queued in _audit_pending and when the oldest was written, found by probing '
 '_audit_pending''s key once per farm (a loose index scan).';
+
+-- Every farm with entries to seal: queued ones, or ledger legs past its mark. The latter compares each
+-- farm's ledger_seq with its mark: one pass over farms and the marks (a hash join where there are
+-- many: about 2.5 ms per 10,000 farms), then a probe of the ledger's key for each farm found.
+CREATE OR REPLACE FUNCTION farmops._audit_pending_farms()
+RETURNS TABLE (farm_id uuid, oldest timestamptz)
+LANGUAGE sql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT w.farm_id, min(w.oldest)
+    FROM (
+        SELECT q.farm_id, q.oldest FROM farmops._audit_queued_farms() AS q
+        UNION ALL
+        SELECT f.id, (
+            SELECT l.created_at FROM farmops.credit_ledger AS l
+            WHERE l.farm_id = f.id AND l.seq > coalesce(m.sealed_seq, 0)
+            ORDER BY l.seq LIMIT 1
+        )
+        FROM farmops.farms AS f
+        LEFT JOIN farmops._audit_ledger_marks AS m ON m.farm_id = f.id
+        WHERE f.ledger_seq > coalesce(m.sealed_seq, 0)
+    ) AS w
+    GROUP BY w.farm_id
+$fn$;
+COMMENT ON FUNCTION farmops._audit_pending_farms() IS
+'Private: each farm with entries to seal (queued in _audit_pending, or ledger legs past its mark) and when its '
+'oldest was written.';
 
 -- One farm's seal inside seal_audit(): isolated, so that a farm whose seal fails (an entry it cannot
 -- read: a broken row, a value no check foresaw) stops neither the other farms nor every later call,

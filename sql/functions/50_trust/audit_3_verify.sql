@@ -134,11 +134,15 @@ BEGIN
             p_trusted_seq, v_seq);
     END IF;
     IF broken_at_seq IS NULL THEN
-        -- Every ledger leg is in the chain (or still pending): a leg written with the
-        -- audit trigger disabled is caught here.
+        -- Every ledger leg up to the farm's mark is in the chain (or, queued before migration 0160,
+        -- still pending); those past it are the next seal's. A leg slipped in below the mark (by a
+        -- superuser: the seq is the farm's key) or a mark moved past unsealed legs is caught here.
         SELECT min(l.seq) INTO v_missing
         FROM farmops.credit_ledger AS l
         WHERE l.farm_id = p_farm_id
+            AND l.seq <= coalesce((
+                SELECT m.sealed_seq FROM farmops._audit_ledger_marks AS m WHERE m.farm_id = p_farm_id
+            ), 0)
             AND NOT EXISTS (
                 SELECT FROM farmops.audit_log AS a
                 WHERE a.farm_id = p_farm_id AND a.object_table = 'credit_ledger' AND a.object_id = l.seq::text
