@@ -278,11 +278,11 @@ SELECT farmops.migration_is_pending('0155_trust_guard_rule_keywords.sql', '45dff
 INSERT INTO farmops.schema_migrations (filename, sha256)
 VALUES ('0155_trust_guard_rule_keywords.sql', '45dff260b4dc98b85dfb408d944ee780a4002b0f301a66833f471ed7309e4821');
 \endif
-SELECT farmops.migration_is_pending('0160_trust_audit_ledger_sealed_from_the_ledger.sql', 'b80d2894e16f3c0633a94b7322a579b1ec0fbe2c9ac6c122ae3f671b70dd8289') AS pending \gset
+SELECT farmops.migration_is_pending('0160_trust_audit_ledger_sealed_from_the_ledger.sql', 'd550d3cfa209429b52487e36a4c622adae7432f5015f74fbfc3470eb58e0c38c') AS pending \gset
 \if :pending
 \ir schema/0160_trust_audit_ledger_sealed_from_the_ledger.sql
 INSERT INTO farmops.schema_migrations (filename, sha256)
-VALUES ('0160_trust_audit_ledger_sealed_from_the_ledger.sql', 'b80d2894e16f3c0633a94b7322a579b1ec0fbe2c9ac6c122ae3f671b70dd8289');
+VALUES ('0160_trust_audit_ledger_sealed_from_the_ledger.sql', 'd550d3cfa209429b52487e36a4c622adae7432f5015f74fbfc3470eb58e0c38c');
 \endif
 \ir functions/00_core/arguments.sql
 \ir functions/00_core/errors.sql

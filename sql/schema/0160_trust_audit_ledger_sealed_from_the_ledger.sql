@@ -4,11 +4,14 @@
 -- them, and moves the mark. The reservation path (and every other leg) then writes nothing for the
 -- audit: no trigger, no queue row to insert, delete and vacuum.
 --
--- The cut-over, in the install's one transaction: no run or leg can be written meanwhile (the lock
--- order of reserve_run: ai_runs, then credit_ledger), every leg written so far already has its queue
--- row in farmops._audit_pending (the triggers dropped here wrote it, or migration 0080 did), so
--- each farm's mark starts at its last leg; the seal links those queue rows as before.
-LOCK TABLE farmops.ai_runs, farmops.credit_ledger IN EXCLUSIVE MODE;
+-- The cut-over, in the install's one transaction: no run or leg can be written meanwhile, every leg
+-- written so far already has its queue row in farmops._audit_pending (the triggers dropped here wrote
+-- it, or migration 0080 did), so each farm's mark starts at its last leg; the seal links those queue
+-- rows as before. Every leg is written after its farm row is updated (ledger_seq), and a reservation
+-- inserts its run (queueing run.reserved) before that: locking ai_runs, then farms (reserve_run's
+-- order) holds every writer off. (Not credit_ledger itself: the owner may not UPDATE, DELETE or
+-- TRUNCATE it, which PostgreSQL 16 requires for this lock.)
+LOCK TABLE farmops.ai_runs, farmops.farms IN EXCLUSIVE MODE;
 
 -- No foreign key to farms: its check would share-lock the hot farm row until the seal commits (the
 -- rule of migration 0135). Only the seal writes a mark, for a farm whose legs it has just read.

@@ -18,6 +18,7 @@ from dataclasses import replace
 
 import pytest
 from support import APP_LOGIN, call, race, raises_sqlstate, row, sqlstates, tenant, value
+from support.credits import reserve, settle, start
 from support.records import product_table
 
 import farmops_client
@@ -349,6 +350,33 @@ def test_erasure_racing_a_seal_leaves_nothing_and_the_chain_verifies(
     # Every pending entry is sealed in the end (verify_audit sealed the farm), none naming the person.
     value(maintainer, "seal_audit")
     assert admin.execute("SELECT count(*) FROM farmops._audit_pending").fetchone() == (0,)
+    erased_and_verified(app, admin, owner, farm)
+
+
+def test_a_seal_starting_during_an_erasure_waits_for_it_and_names_no_one(
+    app, admin, owner, connect, maintainer, active
+):
+    """The seal reads a farm's new ledger legs from the ledger itself (migration 0160), with the snapshot
+    of its own statement: a seal running while an erasure rewrites the person's legs would read their
+    identifier and give it a subject again. The erasure holds the farm's audit_seal lock, so a seal of
+    the farm waits for it and then reads the pseudonyms. (The farm was sealed before: its lock row
+    exists, so nothing else makes the seal wait.)"""
+    farm = active
+    value(maintainer, "seal_audit")
+    run = reserve(app, farm, user=PERSON, credits=2)  # legs naming the person, past the mark
+    start(app, farm, run["id"], user=PERSON)
+    settle(app, farm, run["id"], user=PERSON, credits_actual=1)
+    eraser = connect("app", autocommit=False)
+    call(eraser, "begin_tenant", farm_id=farm, user_id="alice")
+    value(eraser, "erase_member_data", user_id=PERSON)  # not committed yet
+    sealer = connect("maintainer")
+    done = {}
+    thread = threading.Thread(target=lambda: done.setdefault("sealed", value(sealer, "seal_audit")))
+    thread.start()
+    wait_until_waiting_for_a_lock(admin, sealer.info.backend_pid)
+    eraser.commit()
+    thread.join(30)
+    assert done["sealed"] >= 4  # the reservation, its status changes, the refund, the erasure
     erased_and_verified(app, admin, owner, farm)
 
 

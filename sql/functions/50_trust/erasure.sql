@@ -174,6 +174,23 @@ COMMENT ON FUNCTION farmops._people_of_farm(uuid) IS
 'tables, pending audit entries included, and of registered product record tables), pseudonyms and service '
 'logins excluded; one per subject key (a long value, not its digest).';
 
+-- An erasure rewrites the person's ledger legs, and the seal reads a farm's new legs from the ledger
+-- with its own statement's snapshot (ADR 0018): a seal running beside the erasure would read the
+-- identifier and give it a subject again. So an erasure takes the farm's audit_seal lock, the one every
+-- seal of the farm holds: a seal in progress finishes first, a later one waits and then reads the
+-- pseudonyms. Taken before the farm row (the seal may share-lock that row, never the other way round).
+CREATE OR REPLACE FUNCTION farmops._hold_the_seal_for_erasure(p_farm_id uuid)
+RETURNS void
+LANGUAGE sql
+VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT farmops._lock_in_farm(p_farm_id, 'audit_seal')
+$fn$;
+COMMENT ON FUNCTION farmops._hold_the_seal_for_erasure(uuid) IS
+'Private: an erasure''s first lock: the farm''s audit_seal lock until the transaction ends, so that no seal of '
+'the farm reads the person''s rows while the erasure rewrites them.';
+
 CREATE OR REPLACE FUNCTION farmops._erase_person(p_farm_id uuid, p_user_id text, p_reason text)
 RETURNS jsonb
 LANGUAGE plpgsql
@@ -292,7 +309,9 @@ BEGIN
         END IF;
         v_user := p_user_id;
     END;
-    -- Serialise with membership changes and reservations of the farm (both lock its row).
+    -- Serialise with the farm's seal first (farmops._hold_the_seal_for_erasure), then with membership
+    -- changes and reservations (both lock its row).
+    PERFORM farmops._hold_the_seal_for_erasure(v_farm);
     PERFORM FROM farmops.farms AS f WHERE f.id = v_farm FOR UPDATE;
     PERFORM farmops._assert_erasable_product_tables();
     SELECT m.role INTO v_role FROM farmops.farm_members AS m WHERE m.farm_id = v_farm AND m.user_id = v_user;

@@ -15,6 +15,10 @@ DECLARE
     v_counts jsonb := '{}';
 BEGIN
     PERFORM farmops._assert_given(p_farm_id, 'farm id');
+    IF NOT EXISTS (SELECT FROM farmops.farms AS f WHERE f.id = p_farm_id) THEN
+        RAISE EXCEPTION 'no farm %', p_farm_id USING ERRCODE = 'OF002';
+    END IF;
+    PERFORM farmops._hold_the_seal_for_erasure(p_farm_id);  -- before the farm row, as erase_member_data
     PERFORM FROM farmops.farms AS f WHERE f.id = p_farm_id FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'no farm %', p_farm_id USING ERRCODE = 'OF002';
