@@ -1,6 +1,8 @@
 """Migration 0160: an installation whose legs were queued by the audit triggers moves to the ledger-sourced
-seal without losing or doubling an entry. The tree before it is this one without 0160 and with the audit
-files of main 293c352 (``fixtures/sql_before_0160``: the triggers that queued every leg)."""
+seal without losing or doubling an entry. The tree before it is this one without 0160, with the seal of
+main 293c352 (``fixtures/sql_before_0160``: ``audit_2_seal*.sql`` verbatim) and the two triggers that
+queued every leg there (``audit_1_write_ledger_triggers.sql``, installed after this tree's
+``audit_1_write.sql``)."""
 
 from __future__ import annotations
 
